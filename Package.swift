@@ -1,0 +1,57 @@
+// swift-tools-version:6.1
+// Eddy: a durable, stateful stream processor. See README.md and ../shared/DESIGN.md.
+import PackageDescription
+
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+
+let package = Package(
+    name: "eddy",
+    products: [
+        .executable(name: "eddy", targets: ["eddy"]),
+        // Libraries are products so that Benchmarks/ (its own package) can depend on them by path.
+        .library(name: "EddySQL", targets: ["EddySQL"]),
+        .library(name: "EddyKafka", targets: ["EddyKafka"]),
+        .library(name: "EddyRedis", targets: ["EddyRedis"]),
+        .library(name: "EddyState", targets: ["EddyState"]),
+        .library(name: "EddyEngine", targets: ["EddyEngine"]),
+        .library(name: "EddyTestSupport", targets: ["EddyTestSupport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C libraries: modulemap and shim header only. Only the matching wrapper module imports each.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+
+        // Pure Swift: lexer, parser, AST, binder, catalog, errors with line:column.
+        .target(name: "EddySQL"),
+        // librdkafka: consumer, producer, dev broker (mock cluster), configuration.
+        .target(name: "EddyKafka", dependencies: ["CRdKafka", logging]),
+        // hiredis: connections from redis:// URLs, pipelined and fenced epoch writes.
+        .target(name: "EddyRedis", dependencies: ["CHiredis", logging]),
+        // LMDB: state, offsets, epochs, format version, pipeline fingerprint.
+        .target(name: "EddyState", dependencies: ["CLMDB", logging]),
+        // Row decoding, aggregation, epochs, sink coordination, the pipeline runner.
+        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging]),
+        // Helpers that start real servers (redis-server, the Kafka mock cluster) for tests and benchmarks.
+        .target(name: "EddyTestSupport", dependencies: ["EddyKafka", "EddyRedis", logging]),
+
+        .executableTarget(
+            name: "eddy",
+            dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", argumentParser, logging]
+        ),
+
+        .testTarget(name: "EddySQLTests", dependencies: ["EddySQL"]),
+        .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyTestSupport"]),
+        .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyTestSupport"]),
+        .testTarget(name: "EddyStateTests", dependencies: ["EddyState"]),
+        .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyTestSupport"]),
+        // Runs the built `eddy` binary as a user would.
+        .testTarget(name: "EddyCLITests", dependencies: ["EddyTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

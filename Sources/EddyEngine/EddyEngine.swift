@@ -1,0 +1,1 @@
+// EddyEngine: see Package.swift for this module's concern.

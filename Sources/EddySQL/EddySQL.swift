@@ -1,0 +1,1 @@
+// EddySQL: see Package.swift for this module's concern.

@@ -1,0 +1,1 @@
+// EddyTestSupport: see Package.swift for this module's concern.

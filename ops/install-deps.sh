@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Eddy builds, runs and tests with. Idempotent: when every package
+# is already installed it changes nothing and asks no registry. Swift packages come through SwiftPM.
+set -euo pipefail
+
+packages=(
+    pkg-config
+    librdkafka-dev   # Kafka client (and its mock cluster, used by `eddy dev-broker` and the tests)
+    libhiredis-dev   # Redis client
+    liblmdb-dev      # checkpoint store
+    lmdb-utils       # mdb_stat / mdb_dump, for looking into a state directory
+    redis-server     # the sink in the demo and in tests
+    kcat             # reference consumer for benchmarks and acceptance checks
+    libsimdjson-dev  # reference decoder for the hot-path benchmark
+)
+
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$package")
+    fi
+done
+
+if ((${#missing[@]} > 0)); then
+    echo "ops/install-deps.sh: installing ${missing[*]}" >&2
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+        [ -x "$candidate/swift" ] && export PATH="$candidate:$PATH" && break
+    done
+fi
+command -v swift >/dev/null 2>&1 || { echo "ops/install-deps.sh: no Swift toolchain (6.1 or later) on PATH; install one from swift.org" >&2; exit 1; }
