@@ -1,0 +1,49 @@
+// swift-tools-version:6.1
+// Benchmarks live in their own package so the harness (ordo-one/benchmark, simdjson) stays out of the
+// main build and CI. Run from this folder: `swift package benchmark` (hot path, with malloc counts) and
+// `swift run -c release ConsumerBenchmark` (consumer vs kcat). Every speed is reported as a ratio
+// against a reference measured in the same run.
+import Foundation
+import PackageDescription
+
+// SwiftPM names a path dependency after its folder, and a clone's folder name is not fixed.
+let eddy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+
+let package = Package(
+    name: "eddy-benchmarks",
+    platforms: [.macOS(.v13)],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // Consumer alone against kcat on the same topic of the same broker (a separate `eddy dev-broker`).
+        .executableTarget(
+            name: "ConsumerBenchmark",
+            dependencies: [
+                .product(name: "EddyKafka", package: eddy),
+                .product(name: "EddyTestSupport", package: eddy),
+            ],
+            path: "ConsumerBenchmark"
+        ),
+        // Decode + aggregate over generated messages in memory, beside simdjson On-Demand on the same bytes.
+        .executableTarget(
+            name: "HotPath",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "EddyEngine", package: eddy),
+                "SimdjsonReference",
+            ],
+            path: "Benchmarks/HotPath",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // C++ reference decoder: simdjson On-Demand (libsimdjson-dev) behind a C interface.
+        .target(
+            name: "SimdjsonReference",
+            path: "SimdjsonReference",
+            cxxSettings: [.unsafeFlags(["-O3", "-std=c++17"])],
+            linkerSettings: [.linkedLibrary("simdjson")]
+        ),
+    ],
+    cxxLanguageStandard: .cxx17
+)

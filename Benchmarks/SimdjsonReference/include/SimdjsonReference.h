@@ -1,0 +1,3 @@
+#pragma once
+#include <stddef.h>
+// Filled in by the decoder work.
