@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "EddyRedis", targets: ["EddyRedis"]),
         .library(name: "EddyState", targets: ["EddyState"]),
         .library(name: "EddyEngine", targets: ["EddyEngine"]),
+        .library(name: "EddyWorkload", targets: ["EddyWorkload"]),
         .library(name: "EddyTestSupport", targets: ["EddyTestSupport"]),
     ],
     dependencies: [
@@ -35,21 +36,24 @@ let package = Package(
         .target(name: "EddyRedis", dependencies: ["CHiredis", logging]),
         // LMDB: state, offsets, epochs, format version, pipeline fingerprint.
         .target(name: "EddyState", dependencies: ["CLMDB", logging]),
+        // The load generator's fake user-behaviour events (pure Swift): `eddy produce`, tests, benchmarks.
+        .target(name: "EddyWorkload"),
         // Row decoding, aggregation, epochs, sink coordination, the pipeline runner.
         .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging]),
         // Helpers that start real servers (redis-server, the Kafka mock cluster) for tests and benchmarks.
-        .target(name: "EddyTestSupport", dependencies: ["EddyKafka", "EddyRedis", logging]),
+        .target(name: "EddyTestSupport", dependencies: ["EddyKafka", "EddyRedis", "EddyWorkload", logging]),
 
         .executableTarget(
             name: "eddy",
-            dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", argumentParser, logging]
+            dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", argumentParser, logging]
         ),
 
         .testTarget(name: "EddySQLTests", dependencies: ["EddySQL"]),
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyTestSupport"]),
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyTestSupport"]),
+        .testTarget(name: "EddyWorkloadTests", dependencies: ["EddyWorkload"]),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyState"]),
-        .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyTestSupport"]),
+        .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyWorkload", "EddyTestSupport"]),
         // Runs the built `eddy` binary as a user would.
         .testTarget(name: "EddyCLITests", dependencies: ["EddyTestSupport"]),
     ],

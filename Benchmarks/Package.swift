@@ -32,6 +32,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "EddyEngine", package: eddy),
+                .product(name: "EddyWorkload", package: eddy),
                 "SimdjsonReference",
             ],
             path: "Benchmarks/HotPath",
