@@ -1,1 +1,0 @@
-// EddyEngine: see Package.swift for this module's concern.
