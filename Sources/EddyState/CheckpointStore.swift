@@ -361,7 +361,7 @@ public final class CheckpointStore: Sendable {
     @discardableResult
     public func commit(
         epoch: UInt64,
-        offsets: some Collection<(TopicPartition, Int64)>,
+        offsets: [(TopicPartition, Int64)],
         writes: (inout CheckpointWriter) throws -> Void
     ) throws -> CommitSummary {
         try requireWritable("commit epoch \(epoch)")

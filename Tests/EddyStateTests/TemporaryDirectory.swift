@@ -1,0 +1,25 @@
+import Foundation
+
+/// A fresh directory under the system temp dir, removed by `remove()` (tests call it in `defer`).
+struct TemporaryDirectory {
+    let path: String
+
+    init(_ label: String = "eddy-state") throws {
+        var template = Array("\(NSTemporaryDirectory())/\(label)-XXXXXX".utf8CString)
+        let created = template.withUnsafeMutableBufferPointer { buffer -> String? in
+            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
+        }
+        guard let created else { throw CocoaError(.fileWriteUnknown) }
+        path = created
+    }
+
+    /// A path inside the directory (not created).
+    func appending(_ name: String) -> String { path + "/" + name }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Bytes of a string, for readable keys and values in tests.
+func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+func string(_ buffer: UnsafeRawBufferPointer) -> String { String(decoding: buffer, as: UTF8.self) }
