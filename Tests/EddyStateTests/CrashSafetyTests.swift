@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+
+@testable import EddyState
+
+@Suite struct CrashSafetyTests {
+    /// A process killed with SIGKILL in the middle of a commit leaves the previous checkpoint, and no lock.
+    @Test func aWriterKilledMidCommitLeavesThePreviousCheckpoint() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path
+        await #expect(processExitsWith: .signal(SIGKILL)) { [path = path as String] in
+            let store = try CheckpointStore.open(directory: path)
+            let view = try store.validatePipeline(fingerprints: ["v": "def"]).views["v"]!
+            let partition = TopicPartition(topic: "t", partition: 0)
+            try store.commit(epoch: 1, offsets: [(partition, 100)]) { writer in
+                try writer.put(view: view, key: Array("kept".utf8), value: Array("1".utf8))
+            }
+            try store.commit(epoch: 2, offsets: [(partition, 200)]) { writer in
+                for index in 0..<1000 {
+                    try writer.put(view: view, key: Array("lost-\(index)".utf8), value: Array("2".utf8))
+                }
+                kill(getpid(), SIGKILL)
+            }
+        }
+        let store = try CheckpointStore.open(directory: path)
+        let checkpoint = try store.loadCheckpoint()
+        #expect(checkpoint.epoch == 1 && checkpoint.offsets == [TopicPartition(topic: "t", partition: 0): 100])
+        var keys: [String] = []
+        try store.forEachEntry(view: "v") { key, _ in keys.append(string(key)) }
+        #expect(keys == ["kept"])
+        try store.commit(epoch: 2, offsets: []) { _ in }
+    }
+
+    /// Another process opening the store read-only while this one writes sees the last committed checkpoint.
+    @Test func aReadOnlyProcessSeesTheCommittedCheckpoint() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path
+        let writer = try CheckpointStore.open(directory: path)
+        let view = try #require(writer.validatePipeline(fingerprints: ["v": "def"]).views["v"])
+        try writer.commit(epoch: 3, offsets: [(TopicPartition(topic: "t", partition: 1), 42)]) { transaction in
+            try transaction.put(view: view, key: bytes("k"), value: bytes("v"))
+        }
+        await #expect(processExitsWith: .success) { [path = path as String] in
+            let reader = try CheckpointStore.open(directory: path, options: .init(readOnly: true))
+            let checkpoint = try reader.loadCheckpoint()
+            var entries = 0
+            try reader.forEachEntry(view: "v") { _, _ in entries += 1 }
+            let locked = (try? CheckpointStore.open(directory: path)) == nil
+            exit(checkpoint.epoch == 3 && checkpoint.offsets.count == 1 && entries == 1 && locked ? 0 : 1)
+        }
+        withExtendedLifetime(writer) {}
+    }
+}
