@@ -39,16 +39,9 @@ import Testing
         }
         // mdb_dump (lmdb-utils) is an independent reader process on the same environment.
         func dumpView() throws -> String {
-            let dump = Process()
-            dump.executableURL = URL(fileURLWithPath: "/usr/bin/mdb_dump")
-            dump.arguments = ["-p", "-s", "view:v", directory.path]
-            let output = Pipe()
-            dump.standardOutput = output
-            try dump.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            dump.waitUntilExit()
-            #expect(dump.terminationStatus == 0)
-            return String(decoding: data, as: UTF8.self)
+            let dump = try run("/usr/bin/mdb_dump", ["-p", "-s", "view:v", directory.path])
+            #expect(dump.status == 0)
+            return dump.output
         }
         try writer.commit(epoch: 2, offsets: []) { transaction in
             try transaction.put(view: view, key: bytes("uncommitted"), value: bytes("2"))
