@@ -52,4 +52,44 @@ import Testing
         }
         withExtendedLifetime(writer) {}
     }
+
+    /// A reader in another process keeps reading after the writer grew the map past the reader's map size
+    /// (LMDB reports `MDB_MAP_RESIZED`; the reader adopts the new size).
+    @Test func aReadOnlyProcessFollowsTheWriterAcrossMapGrowth() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path
+        let writer = try CheckpointStore.open(directory: path, options: .init(initialMapSize: 1 << 20))
+        let view = try #require(writer.validatePipeline(fingerprints: ["v": "def"]).views["v"])
+        try writer.commit(epoch: 1, offsets: []) { transaction in
+            try transaction.put(view: view, key: bytes("first"), value: bytes("1"))
+        }
+        let ready = directory.appending("reader-ready")
+        let reader = Task {
+            await #expect(processExitsWith: .success) { [path = path as String, ready = ready as String] in
+                let reader = try CheckpointStore.open(
+                    directory: path, options: .init(initialMapSize: 1 << 20, readOnly: true))
+                guard try reader.loadCheckpoint().epoch == 1 else { exit(2) }
+                _ = FileManager.default.createFile(atPath: ready, contents: nil)
+                let deadline = ContinuousClock.now + .seconds(30)
+                while try reader.loadCheckpoint().epoch < 2 {
+                    guard ContinuousClock.now < deadline else { exit(3) }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                var entries = 0
+                try reader.forEachEntry(view: "v") { _, _ in entries += 1 }
+                exit(entries == 4001 ? 0 : 4)
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !FileManager.default.fileExists(atPath: ready) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let large = [UInt8](repeating: 1, count: 1000)
+        let summary = try writer.commit(epoch: 2, offsets: []) { transaction in
+            for index in 0..<4000 { try transaction.put(view: view, key: bytes("big-\(index)"), value: large) }
+        }
+        #expect(summary.mapGrowths >= 2)
+        _ = await reader.value
+    }
 }
