@@ -320,7 +320,7 @@ public final class CheckpointStore: Sendable {
         try core.withSnapshot { snapshot in try snapshot.forEach(view.database, body) }
     }
 
-    /// Sizes and counts for metrics and logs, from one snapshot.
+    /// Sizes and counts for metrics and logs, as of the last checkpoint.
     public func statistics() throws(StateError) -> StateStatistics {
         let checkpoint = try loadCheckpoint()
         var databases: [String: LMDBDatabase] = [:]

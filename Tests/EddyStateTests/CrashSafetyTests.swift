@@ -92,4 +92,42 @@ import Testing
         #expect(summary.mapGrowths >= 2)
         _ = await reader.value
     }
+
+    /// A write error during commit (here the file size limit standing in for a full disk) is a clear error and leaves the previous checkpoint readable, in the same process and after a restart.
+    @Test func aFailedWriteLeavesThePreviousCheckpoint() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path
+        await #expect(processExitsWith: .success) { [path = path as String] in
+            let store = try CheckpointStore.open(directory: path)
+            let view = try store.validatePipeline(fingerprints: ["v": "def"]).views["v"]!
+            try store.commit(epoch: 1, offsets: [(TopicPartition(topic: "t", partition: 0), 1)]) { writer in
+                try writer.put(view: view, key: Array("kept".utf8), value: Array("1".utf8))
+            }
+            var info = stat()
+            guard stat(path + "/data.mdb", &info) == 0 else { exit(2) }
+            signal(SIGXFSZ, SIG_IGN)
+            var limit = rlimit(rlim_cur: rlim_t(info.st_size) + 64 * 1024, rlim_max: rlim_t.max)
+            guard setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit) == 0 else { exit(3) }
+            do {
+                try store.commit(epoch: 2, offsets: [(TopicPartition(topic: "t", partition: 0), 2)]) { writer in
+                    for index in 0..<2000 {
+                        try writer.put(view: view, key: Array("lost-\(index)".utf8), value: [UInt8](repeating: 0, count: 500))
+                    }
+                }
+                exit(4)
+            } catch let error as StateError {
+                // A write cut short by the limit is EIO in LMDB; a write refused outright is EFBIG (disk full).
+                guard [.diskFull, .ioError].contains(error.code), error.reason.contains(path) else { exit(5) }
+            }
+            var keys = 0
+            try store.forEachEntry(view: "v") { _, _ in keys += 1 }
+            exit(try store.loadCheckpoint().epoch == 1 && keys == 1 ? 0 : 6)
+        }
+        let store = try CheckpointStore.open(directory: path)
+        #expect(try store.loadCheckpoint().epoch == 1)
+        var keys: [String] = []
+        try store.forEachEntry(view: "v") { key, _ in keys.append(string(key)) }
+        #expect(keys == ["kept"])
+    }
 }

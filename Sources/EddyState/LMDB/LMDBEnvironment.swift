@@ -130,7 +130,8 @@ final class LMDBEnvironment: @unchecked Sendable {
             return result
         } catch {
             transaction.abortIfOpen()
-            throw error
+            // An LMDB failure the body wrapped or swallowed (e.g. MDB_MAP_FULL) is what the caller must act on.
+            throw transaction.firstFailure ?? error
         }
     }
 

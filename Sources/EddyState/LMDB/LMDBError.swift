@@ -32,9 +32,9 @@ extension StateError {
         case MDB_BAD_VALSIZE:
             code = .invalidArgument
             advice = "; keys must be 1...511 bytes"
-        case ENOSPC, EDQUOT:
+        case ENOSPC, EDQUOT, EFBIG:
             code = .diskFull
-            advice = "; free some space; the last committed checkpoint is intact"
+            advice = "; free some space (or raise the file size limit); the last committed checkpoint is intact"
         case EIO, EROFS:
             code = .ioError
             advice = "; the last committed checkpoint is intact if the disk is"
