@@ -27,7 +27,8 @@ public final class CheckpointStore: Sendable {
         /// Open without writing and without the directory lock (default `false`), e.g. for `eddy query`
         /// while a daemon runs.
         public var readOnly: Bool
-        /// How many views the store can hold (default 1000); each is an LMDB named database.
+        /// How many views the store can hold (default 126); each is an LMDB named database, and LMDB sizes
+        /// every transaction and handle lookup by this number, so it is kept moderate.
         public var maximumViews: Int
         /// Where debug and trace messages go (default label `eddy.state`).
         public var logger: Logger
@@ -36,7 +37,7 @@ public final class CheckpointStore: Sendable {
             initialMapSize: Int = 64 << 20,
             maximumMapSize: Int = 64 << 30,
             readOnly: Bool = false,
-            maximumViews: Int = 1000,
+            maximumViews: Int = 126,
             logger: Logger = Logger(label: "eddy.state")
         ) {
             self.initialMapSize = initialMapSize

@@ -223,4 +223,42 @@ private func contents(of store: CheckpointStore, view: String) throws -> [String
         let store = try CheckpointStore.open(directory: directory.path)
         #expect(try store.loadCheckpoint().acknowledgedEpochs == ["redis_sink": 2, "other": 3])
     }
+
+    @Test func aRejectedKeyFailsTheCommitEvenIfTheClosureSwallowsTheError() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try CheckpointStore.open(directory: directory.path)
+        let view = try #require(store.validatePipeline(fingerprints: ["v": "def"]).views["v"])
+        try store.commit(epoch: 1, offsets: [(clicks, 1)]) { writer in
+            try writer.put(view: view, key: bytes("k"), value: bytes("1"))
+        }
+        let error = try #require(throws: StateError.self) {
+            try store.commit(epoch: 2, offsets: [(clicks, 2)]) { writer in
+                try writer.put(view: view, key: bytes("k"), value: bytes("2"))
+                _ = try? writer.put(view: view, key: [], value: bytes("empty keys are not allowed"))
+                _ = try? writer.put(view: view, key: [UInt8](repeating: 1, count: 600), value: bytes("too long"))
+            }
+        }
+        #expect(error.code == .invalidArgument)
+        #expect(try store.loadCheckpoint().offsets == [clicks: 1])
+        #expect(try contents(of: store, view: "v") == ["k": "1"])
+    }
+
+    @Test func theMapGrowsEvenWhenTheClosureWrapsTheMapFullError() throws {
+        struct Wrapped: Error { var underlying: any Error }
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try CheckpointStore.open(directory: directory.path, options: .init(initialMapSize: 1 << 20))
+        let view = try #require(store.validatePipeline(fingerprints: ["v": "def"]).views["v"])
+        let value = [UInt8](repeating: 3, count: 1000)
+        let summary = try store.commit(epoch: 1, offsets: []) { writer in
+            do {
+                for index in 0..<2000 { try writer.put(view: view, key: bytes("k\(index)"), value: value) }
+            } catch {
+                throw Wrapped(underlying: error)
+            }
+        }
+        #expect(summary.mapGrowths >= 1)
+        #expect(try store.statistics().entriesPerView == ["v": 2000])
+    }
 }

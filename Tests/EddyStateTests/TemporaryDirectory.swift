@@ -5,7 +5,8 @@ struct TemporaryDirectory {
     let path: String
 
     init(_ label: String = "eddy-state") throws {
-        var template = Array("\(NSTemporaryDirectory())/\(label)-XXXXXX".utf8CString)
+        let temporary = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
+        var template = Array("\(temporary)\(label)-XXXXXX".utf8CString)
         let created = template.withUnsafeMutableBufferPointer { buffer -> String? in
             mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
         }
