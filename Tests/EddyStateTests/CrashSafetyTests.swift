@@ -93,7 +93,8 @@ import Testing
         _ = await reader.value
     }
 
-    /// A write error during commit (here the file size limit standing in for a full disk) is a clear error and leaves the previous checkpoint readable, in the same process and after a restart.
+    /// A write error during commit (here the file size limit standing in for a full disk) is a clear error and
+    /// leaves the previous checkpoint readable, in the same process and after a restart.
     @Test func aFailedWriteLeavesThePreviousCheckpoint() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -112,7 +113,8 @@ import Testing
             do {
                 try store.commit(epoch: 2, offsets: [(TopicPartition(topic: "t", partition: 0), 2)]) { writer in
                     for index in 0..<2000 {
-                        try writer.put(view: view, key: Array("lost-\(index)".utf8), value: [UInt8](repeating: 0, count: 500))
+                        let value = [UInt8](repeating: 0, count: 500)
+                        try writer.put(view: view, key: Array("lost-\(index)".utf8), value: value)
                     }
                 }
                 exit(4)

@@ -177,23 +177,33 @@ final class LMDBEnvironment: @unchecked Sendable {
     ///
     /// - Returns: `nil` when the database does not exist.
     func openExistingDatabase(named name: String) throws(StateError) -> LMDBDatabase? {
-        pthread_rwlock_rdlock(remapLock)
-        defer { pthread_rwlock_unlock(remapLock) }
-        var txnPointer: OpaquePointer?
-        var rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txnPointer)
-        guard rc == 0, let txnPointer else { throw .lmdb(rc, "beginning a read transaction", path: path) }
-        var dbi: MDB_dbi = 0
-        rc = mdb_dbi_open(txnPointer, name, 0, &dbi)
-        if rc == MDB_NOTFOUND {
-            mdb_txn_abort(txnPointer)
-            return nil
+        var adoptedNewSize = false
+        while true {
+            pthread_rwlock_rdlock(remapLock)
+            var txnPointer: OpaquePointer?
+            var rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txnPointer)
+            if rc == MDB_MAP_RESIZED && !adoptedNewSize {
+                pthread_rwlock_unlock(remapLock)
+                try setMapSize(0)
+                adoptedNewSize = true
+                continue
+            }
+            defer { pthread_rwlock_unlock(remapLock) }
+            guard rc == 0, let txnPointer else { throw .lmdb(rc, "beginning a read transaction", path: path) }
+            var dbi: MDB_dbi = 0
+            rc = mdb_dbi_open(txnPointer, name, 0, &dbi)
+            if rc == MDB_NOTFOUND {
+                mdb_txn_abort(txnPointer)
+                return nil
+            }
+            guard rc == 0 else {
+                mdb_txn_abort(txnPointer)
+                throw .lmdb(rc, "opening database '\(name)'", path: path)
+            }
+            // Committing (not aborting) keeps the handle open for the environment's lifetime.
+            rc = mdb_txn_commit(txnPointer)
+            guard rc == 0 else { throw .lmdb(rc, "opening database '\(name)'", path: path) }
+            return LMDBDatabase(rawValue: dbi)
         }
-        guard rc == 0 else {
-            mdb_txn_abort(txnPointer)
-            throw .lmdb(rc, "opening database '\(name)'", path: path)
-        }
-        rc = mdb_txn_commit(txnPointer)
-        guard rc == 0 else { throw .lmdb(rc, "opening database '\(name)'", path: path) }
-        return LMDBDatabase(rawValue: dbi)
     }
 }
