@@ -306,6 +306,10 @@ public final class CheckpointStore: Sendable {
     /// Calls `body` with every entry (encoded group key, encoded aggregate) of `view`, in key order, from one
     /// snapshot of the last checkpoint. The buffers are borrowed: valid only during each call.
     ///
+    /// `body` must not write to the store (`commit`, `recordAcknowledged`, `validatePipeline`): a write that
+    /// grows the map waits for every read of the process to end, this one included. Other reads are fine.
+    /// A long iteration holds its snapshot and so keeps LMDB from reusing pages meanwhile.
+    ///
     /// - Throws: `.unknownView` if the store has no state for `view`; whatever `body` throws.
     public func forEachEntry(
         view: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void

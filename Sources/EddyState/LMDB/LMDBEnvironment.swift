@@ -137,15 +137,22 @@ final class LMDBEnvironment: @unchecked Sendable {
 
     /// Allocates a read transaction, left reset; use it through `withSnapshot(_:_:)`.
     func makeReadTransaction() throws(StateError) -> LMDBReadTransaction {
-        var txnPointer: OpaquePointer?
-        var rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txnPointer)
-        if rc == MDB_MAP_RESIZED {
-            try setMapSize(0)
-            rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txnPointer)
+        var adoptedNewSize = false
+        while true {
+            pthread_rwlock_rdlock(remapLock)
+            var txnPointer: OpaquePointer?
+            let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txnPointer)
+            if rc == MDB_MAP_RESIZED && !adoptedNewSize {
+                pthread_rwlock_unlock(remapLock)
+                try setMapSize(0)
+                adoptedNewSize = true
+                continue
+            }
+            defer { pthread_rwlock_unlock(remapLock) }
+            guard rc == 0, let txnPointer else { throw .lmdb(rc, "beginning a read transaction", path: path) }
+            mdb_txn_reset(txnPointer)
+            return LMDBReadTransaction(handle: txnPointer, environment: self)
         }
-        guard rc == 0, let txnPointer else { throw .lmdb(rc, "beginning a read transaction", path: path) }
-        mdb_txn_reset(txnPointer)
-        return LMDBReadTransaction(handle: txnPointer, environment: self)
     }
 
     /// Renews `transaction` on the latest committed state, runs `body`, and resets it again.
