@@ -44,3 +44,21 @@ func run(_ executable: String, _ arguments: [String], input: String? = nil) thro
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
+
+/// Runs blocking `body` on its own thread, off Swift's cooperative pool (which has one thread per core here:
+/// a blocked or busy pool thread would stall the other tests running in parallel).
+func onDedicatedThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes (blocking; for dedicated threads).
+func waitUntil(timeout: Duration = .seconds(20), _ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else { return false }
+        usleep(1000)
+    }
+    return true
+}
