@@ -34,4 +34,18 @@ import Testing
         let error = try #require(throws: StateError.self) { try CheckpointStore.open(directory: path) }
         #expect(error.code == .directoryUnavailable && error.reason.contains(path))
     }
+
+    @Test func aDirectoryOpenReadOnlyInThisProcessIsNotReopenedForWriting() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        do { _ = try CheckpointStore.open(directory: directory.path) }
+        var reader: CheckpointStore? = try CheckpointStore.open(
+            directory: directory.path, options: .init(readOnly: true))
+        let error = try #require(throws: StateError.self) { try CheckpointStore.open(directory: directory.path) }
+        #expect(error.code == .directoryLocked && error.reason.contains("read-only in this process"))
+        #expect(try reader?.loadCheckpoint().epoch == 0)
+        reader = nil
+        let writer = try CheckpointStore.open(directory: directory.path)
+        try writer.commit(epoch: 1, offsets: []) { _ in }
+    }
 }

@@ -69,4 +69,19 @@ import Testing
         #expect(error.code == .readOnly)
         #expect(FileManager.default.fileExists(atPath: directory.appending("absent")) == false)
     }
+
+    @Test func aReadOnlyStoreChecksThePipelineWithoutRecordingIt() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        do {
+            let writer = try CheckpointStore.open(directory: directory.path)
+            try writer.validatePipeline(fingerprints: ["v": "one"])
+        }
+        let reader = try CheckpointStore.open(directory: directory.path, options: .init(readOnly: true))
+        let error = try #require(throws: StateError.self) { try reader.validatePipeline(fingerprints: ["v": "two"]) }
+        #expect(error.code == .pipelineChanged && error.reason.contains("'v'"))
+        let validation = try reader.validatePipeline(fingerprints: ["v": "one", "new": "x"])
+        #expect(validation.addedViews == ["new"] && Set(validation.views.keys) == ["v"])
+        #expect(try reader.loadCheckpoint().viewFingerprints == ["v": "one"])
+    }
 }
