@@ -1,0 +1,61 @@
+/// A view's database in a `CheckpointStore`, resolved once by name (`CheckpointStore.view(named:)` or
+/// `validatePipeline`) so that per-entry writes do no lookup by string.
+public struct ViewHandle: Hashable, Sendable, CustomStringConvertible {
+    /// The view's name, as in the pipeline.
+    public let name: String
+    let database: LMDBDatabase
+    /// Which open environment the handle belongs to: a handle is meaningless in another one.
+    let environmentID: ObjectIdentifier
+
+    public var description: String { name }
+}
+
+/// Puts and deletes view entries inside one checkpoint's write transaction (`CheckpointStore.commit`).
+///
+/// Valid only inside the `writes` closure it is passed to; the closure may be run more than once (after the
+/// map grows), so it must produce the same writes each time. Buffers are copied into the store on each call.
+public struct CheckpointWriter: ~Copyable {
+    private let transaction: LMDBWriteTransaction
+    private let environmentID: ObjectIdentifier
+    /// Entries put and deleted so far, for logs and tests.
+    public private(set) var putCount = 0
+    public private(set) var deleteCount = 0
+
+    init(transaction: LMDBWriteTransaction, environmentID: ObjectIdentifier) {
+        self.transaction = transaction
+        self.environmentID = environmentID
+    }
+
+    /// Stores `value` under `key` in `view`, replacing any previous value. Keys are 1...511 bytes.
+    public mutating func put(view: ViewHandle, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+        throws(StateError)
+    {
+        precondition(view.environmentID == environmentID, "view handle '\(view.name)' belongs to another store")
+        try transaction.put(view.database, key: key, value: value)
+        putCount += 1
+    }
+
+    /// Stores `value` under `key` in `view` (array convenience).
+    public mutating func put(view: ViewHandle, key: [UInt8], value: [UInt8]) throws(StateError) {
+        // withUnsafeBytes rethrows untyped errors: carry ours out as a Result.
+        try key.withUnsafeBytes { keyBytes in
+            value.withUnsafeBytes { valueBytes in
+                Result { () throws(StateError) in try put(view: view, key: keyBytes, value: valueBytes) }
+            }
+        }.get()
+    }
+
+    /// Removes `key` from `view`; a key that is not there is not an error.
+    public mutating func delete(view: ViewHandle, key: UnsafeRawBufferPointer) throws(StateError) {
+        precondition(view.environmentID == environmentID, "view handle '\(view.name)' belongs to another store")
+        try transaction.delete(view.database, key: key)
+        deleteCount += 1
+    }
+
+    /// Removes `key` from `view` (array convenience).
+    public mutating func delete(view: ViewHandle, key: [UInt8]) throws(StateError) {
+        try key.withUnsafeBytes { keyBytes in
+            Result { () throws(StateError) in try delete(view: view, key: keyBytes) }
+        }.get()
+    }
+}

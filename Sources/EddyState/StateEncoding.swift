@@ -1,0 +1,63 @@
+/// How the store lays out its own keys and values. The engine owns the encoding of view keys and aggregates.
+///
+/// - `meta`: `format_version` → UInt64 LE, `epoch` → UInt64 LE, `ack:<sink>` → UInt64 LE,
+///   `fingerprint:<view>` → the view's canonical definition text (UTF-8).
+/// - `offsets`: topic UTF-8, a NUL byte, partition Int32 big-endian → next offset Int64 LE.
+/// - `view:<name>`: engine bytes → engine bytes.
+enum StateEncoding {
+    /// The on-disk format this build writes and reads. Bump on any incompatible layout change.
+    static let formatVersion: UInt64 = 1
+
+    static let metaDatabase = "meta"
+    static let offsetsDatabase = "offsets"
+    static let viewDatabasePrefix = "view:"
+
+    static let formatVersionKey = "format_version"
+    static let epochKey = "epoch"
+    static let acknowledgedPrefix = "ack:"
+    static let fingerprintPrefix = "fingerprint:"
+
+    static func viewDatabaseName(_ view: String) -> String { viewDatabasePrefix + view }
+
+    static func encode(_ value: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: value.littleEndian) { Array($0) }
+    }
+
+    static func encode(_ value: Int64) -> [UInt8] {
+        withUnsafeBytes(of: value.littleEndian) { Array($0) }
+    }
+
+    static func decodeUInt64(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+        guard bytes.count == 8 else { return nil }
+        return UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
+    }
+
+    static func decodeInt64(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        guard bytes.count == 8 else { return nil }
+        return Int64(littleEndian: bytes.loadUnaligned(as: Int64.self))
+    }
+
+    static func offsetKey(_ topicPartition: TopicPartition) -> [UInt8] {
+        var key = Array(topicPartition.topic.utf8)
+        key.append(0)
+        withUnsafeBytes(of: topicPartition.partition.bigEndian) { key.append(contentsOf: $0) }
+        return key
+    }
+
+    static func decodeOffsetKey(_ bytes: UnsafeRawBufferPointer) -> TopicPartition? {
+        guard bytes.count >= 5, bytes[bytes.count - 5] == 0 else { return nil }
+        let topic = String(decoding: bytes[0..<(bytes.count - 5)], as: UTF8.self)
+        let partition = Int32(bigEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 4, as: Int32.self))
+        return TopicPartition(topic: topic, partition: partition)
+    }
+
+    static func string(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
+}
+
+extension String {
+    /// Calls `body` with this string's UTF-8 bytes, without copying when the string is native.
+    func withUTF8Buffer<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        var copy = self
+        return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    }
+}
