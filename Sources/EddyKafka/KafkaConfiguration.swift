@@ -94,6 +94,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("enable.partition.eof", reportsPartitionEOF ? "true" : "false"),
             // librdkafka's default is 100 MB: Eddy applies its own, smaller message size limit.
             ("receive.message.max.bytes", "16777216"),
+            ("fetch.max.bytes", String(16_777_216 - 512)),
         ]
         if let statisticsInterval {
             properties.append(("statistics.interval.ms", String(max(1, statisticsInterval.milliseconds))))

@@ -19,6 +19,8 @@ public final class KafkaConsumer {
     private var pendingError: KafkaError?
     /// Partitions currently assigned, explicitly or by the group.
     public private(set) var assignedPartitions: [Int32] = []
+    /// The librdkafka start offset each assigned partition was given.
+    private var startOffsets: [Int32: Int64] = [:]
 
     private init(
         configuration: KafkaConsumerConfiguration,
@@ -87,6 +89,7 @@ public final class KafkaConsumer {
     }
 
     deinit {
+        close()
         for index in 0..<max(1, configuration.maxBatchSize) {
             if let message = messages[index] { rd_kafka_message_destroy(message) }
         }
@@ -124,6 +127,7 @@ public final class KafkaConsumer {
                 onRevoke(partitions)
                 rd_kafka_assign(self.client.handle, nil)
                 self.assignedPartitions = []
+                self.startOffsets = [:]
             }
         }
         let list = RDKafkaPartitionList(topic: topic, partitions: [-1])
@@ -149,6 +153,7 @@ public final class KafkaConsumer {
             throw KafkaError(code: .partitionControlFailed, rdKafkaCode: code.rawValue, reason: "assign: \(errorString(code))")
         }
         assignedPartitions = partitions
+        self.startOffsets = Dictionary(uniqueKeysWithValues: zip(partitions, offsets))
         logger.debug("assigned", metadata: ["eddy.kafka.partitions": "\(partitions)", "eddy.kafka.offsets": "\(offsets)"])
     }
 
@@ -218,7 +223,30 @@ public final class KafkaConsumer {
         if let error = rd_kafka_seek_partitions(client.handle, list.pointer, timeout.millisecondsInt32) {
             throw consumeError(error, code: .partitionControlFailed, context: "seek \(configuration.topic)[\(partition)] to \(offset)")
         }
+        if list.count == 1, list[0].err == RD_KAFKA_RESP_ERR__STATE {
+            // A partition stopped by an out-of-range error cannot be sought: assign it anew instead.
+            try reassign(partition: partition, at: offset)
+            return
+        }
         if let error = list.firstError(context: "seek") { throw error }
+    }
+
+    /// Assigns the current partitions again, `partition` at `offset` and every other at its current
+    /// position (or its start offset if nothing was read from it yet).
+    private func reassign(partition: Int32, at offset: Int64) throws {
+        let positions = RDKafkaPartitionList(topic: configuration.topic, partitions: assignedPartitions)
+        rd_kafka_position(client.handle, positions.pointer)
+        let offsets = (0..<positions.count).map { index in
+            let entry = positions[index]
+            if entry.partition == partition { return offset }
+            return entry.offset >= 0 ? entry.offset : (startOffsets[entry.partition] ?? Self.offsetEnd)
+        }
+        let list = RDKafkaPartitionList(topic: configuration.topic, partitions: assignedPartitions, offsets: offsets)
+        let code = rd_kafka_assign(client.handle, list.pointer)
+        guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code: .partitionControlFailed, rdKafkaCode: code.rawValue, reason: "re-assign to seek: \(errorString(code))")
+        }
+        for (index, partition) in assignedPartitions.enumerated() { startOffsets[partition] = offsets[index] }
     }
 
     // MARK: Consuming
@@ -277,6 +305,7 @@ public final class KafkaConsumer {
     public func close() {
         guard !isClosed else { return }
         isClosed = true
+        // The last revocation reaches the default handler (unassign), not the caller's closures.
         client.context.rebalanceHandler = nil
         rd_kafka_consumer_close(client.handle)
     }

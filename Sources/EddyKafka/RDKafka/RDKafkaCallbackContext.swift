@@ -113,9 +113,14 @@ func installCallbacks(on conf: OpaquePointer, context: RDKafkaCallbackContext, d
         }
     }
     if rebalance {
-        rd_kafka_conf_set_rebalance_cb(conf) { _, code, partitions, opaque in
-            guard let partitions, let context = RDKafkaCallbackContext.from(opaque) else { return }
-            context.rebalanceHandler?(code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, partitions)
+        rd_kafka_conf_set_rebalance_cb(conf) { client, code, partitions, opaque in
+            let isAssignment = code == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+            if let partitions, let handler = RDKafkaCallbackContext.from(opaque)?.rebalanceHandler {
+                handler(isAssignment, partitions)
+            } else {
+                // No handler (closing): librdkafka still waits for the (un)assignment to complete.
+                rd_kafka_assign(client, isAssignment ? partitions : nil)
+            }
         }
     }
 }
