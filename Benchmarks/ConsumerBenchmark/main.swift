@@ -61,7 +61,7 @@ func runMeasured(_ path: String, _ arguments: [String]) -> Usage {
 
 func selfCPU() -> Double {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
@@ -102,11 +102,11 @@ do {
 } catch { fail("\(error)") }
 
 // 3. Readers, alternated twice so that neither always runs on a warmer broker.
-func runKcat() -> Usage {
+@MainActor func runKcat() -> Usage {
     runMeasured(kcatPath, ["-C", "-b", bootstrap, "-t", "bench", "-o", "beginning", "-e", "-q"])
 }
 
-func runEddyConsumer() throws -> Usage {
+@MainActor func runEddyConsumer() throws -> Usage {
     let cpuBefore = selfCPU()
     let started = now()
     let consumer = try KafkaConsumer.make(configuration: configuration)
@@ -135,7 +135,7 @@ func runEddyConsumer() throws -> Usage {
     return usage
 }
 
-func report(_ name: String, _ usage: Usage) {
+@MainActor func report(_ name: String, _ usage: Usage) {
     let perSecond = Double(messageCount) / usage.wallSeconds
     let cpuPerMillion = usage.cpuSeconds / (Double(messageCount) / 1e6)
     print(String(format: "%-6@ %10.0f msg/s  %6.3f s wall  %6.3f CPU-s per million", name as NSString, perSecond, usage.wallSeconds, cpuPerMillion))
