@@ -30,7 +30,10 @@ struct ProduceCommand: ParsableCommand {
     var count: Int?
 
     @Option(help: "Messages per second; 0 = as fast as possible. Default 0.333: one every 3 seconds, as the original.")
-    var rate: Double = 1.0 / 3.0
+    var rate: Double?
+
+    /// One message every 3 seconds, as the original generator.
+    private var messagesPerSecond: Double { rate ?? 1.0 / 3.0 }
 
     @Option(help: "Seed of the users, pages and events (default: from the clock). The same seed gives the same stream.")
     var seed: UInt64?
@@ -46,7 +49,7 @@ struct ProduceCommand: ParsableCommand {
 
     func validate() throws {
         if let count, count < 0 { throw ValidationError("--count must be 0 or more, not \(count)") }
-        guard rate.isFinite, rate >= 0 else { throw ValidationError("--rate must be a number of messages per second, 0 or more") }
+        guard messagesPerSecond.isFinite, messagesPerSecond >= 0 else { throw ValidationError("--rate must be a number of messages per second, 0 or more") }
         if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, not \(partitions)") }
         guard connectTimeout > 0, connectTimeout <= 600 else { throw ValidationError("--connect-timeout must be in (0, 600] seconds") }
         guard !topic.isEmpty else { throw ValidationError("--topic must not be empty") }
@@ -68,7 +71,7 @@ struct ProduceCommand: ParsableCommand {
 
         let seed = self.seed ?? UInt64(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds ^ UInt64(getpid()))
         var generator = UserEventGenerator(seed: seed)
-        var loop = ProduceLoop(rate: rate, count: count, partitions: Int32(partitions ?? topicPartitions))
+        var loop = ProduceLoop(rate: messagesPerSecond, count: count, partitions: Int32(partitions ?? topicPartitions))
         let started = ContinuousClock.now
         var runError: Error?
         do {

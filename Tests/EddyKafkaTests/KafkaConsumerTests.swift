@@ -197,6 +197,21 @@ private func makeConsumer(
         expectContiguous(after.messages, partitions: [0: 10])
     }
 
+    @Test func messagesDroppedByRetentionAreReportedAsAGap() throws {
+        let broker = try KafkaTestBroker.start(topics: ["retention": 1])
+        // The mock keeps about 5 MB per partition: 8 MB of 200 kB messages pushes the oldest out.
+        let payload = [UInt8](repeating: UInt8(ascii: "x"), count: 200_000)
+        try broker.produce(topic: "retention", messages: (0..<40).map { _ in (0, payload) })
+        let consumer = try makeConsumer(broker, topic: "retention")
+        defer { consumer.close() }
+        let (low, high) = try consumer.watermarks(partition: 0)
+        #expect(low > 0 && high == 40)
+        try consumer.assign(partitions: [0], startOffsets: [0: 0])
+        let (messages, errors) = try consumer.collect { _, errors in !errors.isEmpty }
+        #expect(messages.isEmpty)
+        #expect(errors.first == .offsetOutOfRange(partition: 0, requested: 0, low: low, high: 40))
+    }
+
     @Test func wrongBootstrapAddressFailsFastWithOneClearError() throws {
         var configuration = KafkaConsumerConfiguration(bootstrapServers: "127.0.0.1:\(freeLoopbackPort())", topic: "t")
         configuration.connectTimeout = .seconds(2)
