@@ -12,14 +12,9 @@ struct DevBrokerCommand: ParsableCommand {
         commandName: "dev-broker",
         abstract: "Host a Kafka-protocol broker (librdkafka's mock cluster) on 127.0.0.1.",
         discussion: """
-            Prints `bootstrap=127.0.0.1:PORT` as its first line on stdout, then serves until SIGTERM or SIGINT.
-            Any Kafka client (kcat included) can use it.
+            Prints `bootstrap=127.0.0.1:PORT` as its first line on stdout, then serves until SIGTERM or SIGINT. Any Kafka client (kcat included) can use it.
 
-            Limits: for development and tests only. Data is kept in memory and lost on exit, and the mock
-            drops a partition's oldest messages once it holds a few MB (librdkafka 2.0.2: a few thousand
-            to a few tens of thousands of ~130-byte messages per partition). To keep every message of a
-            large run, use enough partitions or consume while producing; check the low watermark
-            (`kcat -Q` or a consumer) is still 0.
+            Limits: for development and tests only. Data is kept in memory and lost on exit. The mock drops a partition's oldest messages once the partition holds more than 5 MiB (librdkafka 2.0.2; about 35 000 messages of ~140 bytes). To keep every message of a large run, use enough partitions (`eddy produce` spreads evenly) or consume while producing, and check that the low watermark is still 0.
             """
     )
 

@@ -13,10 +13,9 @@ struct ProduceCommand: ParsableCommand {
         commandName: "produce",
         abstract: "Generate user-behaviour events into a Kafka topic.",
         discussion: """
-            One JSON object per message: {"event_timestamp": "YYYY-MM-DD HH:MM:SS", "user": "...", "page": "...", "event": "..."}
-            with about 1000 fake logins, about 100 pages and one of click, scroll, submit, download, focus.
-            Messages have no key; they go round-robin over the partitions. Stops after --count messages, or on SIGINT/SIGTERM; then waits for the broker to
-            acknowledge everything sent, writes the manifest, and fails if any message was not delivered.
+            One JSON object per message, {"event_timestamp": "YYYY-MM-DD HH:MM:SS", "user": "...", "page": "...", "event": "..."}, with about 1000 fake logins, about 100 pages and one of click, scroll, submit, download, focus.
+
+            Messages have no key; they go round-robin over the partitions. Stops after --count messages, or on SIGINT/SIGTERM; then waits for the broker to acknowledge everything sent, writes the manifest, and fails if any message was not delivered. Prints progress on stderr every 5 seconds and a summary at the end.
             """
     )
 
