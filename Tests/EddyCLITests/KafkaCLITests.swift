@@ -172,6 +172,37 @@ private struct Manifest: Decodable {
         #expect(first == (try stream("second")))
     }
 
+    @Test func rateIsHonouredAndSIGTERMStopsWithAnExactManifest() throws {
+        let broker = try KafkaTestBroker.start(topics: ["paced": 2])
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let manifestPath = directory.appendingPathComponent("m.json").path
+        let process = Process()
+        process.executableURL = eddyExecutable
+        process.arguments = ["produce", "--brokers", broker.bootstrapServers, "--topic", "paced", "--rate", "50", "--manifest", manifestPath]
+        process.standardError = FileHandle.nullDevice
+        let started = ContinuousClock.now
+        try process.run()
+        // Wait until the broker holds at least 10 messages, then stop the generator.
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, topic: "paced")
+        configuration.startupMode = .earliest
+        let consumer = try KafkaConsumer.make(configuration: configuration)
+        defer { consumer.close() }
+        func held() throws -> Int64 { try (0..<2).map { try consumer.watermarks(partition: $0).high }.reduce(0, +) }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try held() < 10, ContinuousClock.now < deadline {}
+        let elapsedAtTen = ContinuousClock.now - started
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        // 50 messages/s: the 10th cannot be sent before 180 ms.
+        #expect(elapsedAtTen >= .milliseconds(180))
+        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
+        #expect(manifest.total >= 10 && manifest.failed == 0)
+        #expect(Int64(manifest.total) == (try held()))
+        #expect(manifest.events.values.reduce(0, +) == manifest.total)
+    }
+
     @Test func wrongBootstrapAddressIsOneErrorLine() throws {
         let address = "127.0.0.1:\(freeLoopbackPort())"
         let started = ContinuousClock.now
