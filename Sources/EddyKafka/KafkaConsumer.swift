@@ -4,9 +4,9 @@ import Logging
 /// A Kafka consumer of one topic, over librdkafka, built for a single hot-path thread.
 ///
 /// Owns an `rd_kafka_t` consumer, its consumer queue and a reused message array; all are freed in `deinit`
-/// (after `close`). **Thread:** one thread at a time calls every method; rebalance handlers run inside
-/// `consumeBatch` on that same thread. Auto-commit is off: Eddy keeps offsets in its own checkpoint.
-public final class KafkaConsumer {
+/// (after `close`). **Thread:** one thread at a time calls every method (it is `Sendable` only so that it
+/// can be handed to the hot-path thread); rebalance handlers run inside `consumeBatch` on that thread. Auto-commit is off: Eddy keeps offsets in its own checkpoint.
+public final class KafkaConsumer: @unchecked Sendable {
     /// The configuration this consumer was built from.
     public let configuration: KafkaConsumerConfiguration
     /// Partitions of the topic, from the start-up metadata check.
@@ -295,6 +295,15 @@ public final class KafkaConsumer {
     /// The low (oldest kept) and high (next to be written) offsets of a partition, asked of the broker.
     public func watermarks(partition: Int32, timeout: Duration = .seconds(5)) throws -> (low: Int64, high: Int64) {
         try client.queryWatermarks(topic: configuration.topic, partition: partition, timeout: timeout)
+    }
+
+    /// The watermarks librdkafka last saw in fetch responses, without asking the broker (cheap: for lag
+    /// metrics). `nil` until a fetch has returned for the partition.
+    public func lastKnownWatermarks(partition: Int32) -> (low: Int64, high: Int64)? {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let code = rd_kafka_get_watermark_offsets(client.handle, configuration.topic, partition, &low, &high)
+        return code == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? (low, high) : nil
     }
 
     /// The last error librdkafka reported for the client as a whole (e.g. all brokers down), if any. Most

@@ -4,8 +4,8 @@ import Logging
 /// A batching Kafka producer over librdkafka, with delivery reports counted per caller-chosen tag.
 ///
 /// Owns an `rd_kafka_t` producer and its topic handles, freed in `deinit` after a bounded flush.
-/// **Thread:** one thread at a time; delivery reports are counted inside `poll`/`flush`/`send` on it.
-public final class KafkaProducer {
+/// **Thread:** one thread at a time (`Sendable` only to be handed to its thread); delivery reports are counted inside `poll`/`flush`/`send` on it.
+public final class KafkaProducer: @unchecked Sendable {
     /// The configuration this producer was built from.
     public let configuration: KafkaProducerConfiguration
 

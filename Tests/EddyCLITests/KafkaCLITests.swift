@@ -204,7 +204,7 @@ private struct Manifest: Decodable {
     }
 
     @Test func wrongBootstrapAddressIsOneErrorLine() throws {
-        let address = "127.0.0.1:\(freeLoopbackPort())"
+        let address = "127.0.0.1:\(KafkaTestBroker.unusedLoopbackPort())"
         let started = ContinuousClock.now
         let run = try runEddy(["produce", "--brokers", address, "--topic", "t", "--count", "1", "--connect-timeout", "1"], timeout: .seconds(20))
         #expect(run.status != 0)

@@ -73,7 +73,7 @@ import Testing
 
 @Suite struct KafkaDevBrokerTests {
     @Test func chosenPortRelaysToTheMockCluster() throws {
-        let port = freeLoopbackPort()
+        let port = KafkaTestBroker.unusedLoopbackPort()
         let broker = try KafkaDevBroker.make(partitionsByTopic: ["relayed": 3], port: port)
         #expect(broker.bootstrapServers == "127.0.0.1:\(port)")
         let producer = try KafkaProducer.make(configuration: KafkaProducerConfiguration(bootstrapServers: broker.bootstrapServers))
