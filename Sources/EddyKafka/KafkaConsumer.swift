@@ -116,7 +116,8 @@ public final class KafkaConsumer: @unchecked Sendable {
             let partitions = (0..<Int(list.pointee.cnt)).map { list.pointee.elems[$0].partition }
             if isAssignment {
                 do {
-                    try self.assign(partitions: partitions, startOffsets: onAssign(partitions))
+                    // The group's partitions are authoritative (the topic may have grown since start-up).
+                    try self.applyAssignment(partitions: partitions, startOffsets: onAssign(partitions))
                 } catch let error as KafkaError {
                     self.pendingError = error
                     rd_kafka_assign(self.client.handle, nil)
@@ -146,6 +147,10 @@ public final class KafkaConsumer: @unchecked Sendable {
                 reason: "partition \(partition) is not in topic '\(configuration.topic)' (\(partitionCount) partitions)"
             )
         }
+        try applyAssignment(partitions: partitions, startOffsets: startOffsets)
+    }
+
+    private func applyAssignment(partitions: [Int32], startOffsets: [Int32: Int64]) throws {
         let offsets = try resolveStartOffsets(partitions: partitions, stored: startOffsets)
         let list = RDKafkaPartitionList(topic: configuration.topic, partitions: partitions, offsets: offsets)
         let code = rd_kafka_assign(client.handle, list.pointer)
