@@ -151,6 +151,40 @@ private func makeConsumer(
         expectContiguous(messages.filter { $0.partition == 1 }, partitions: [1: 6], from: 4)
     }
 
+    @Test func secondGroupMemberTakesPartitionsAwayThroughRevocation() throws {
+        let broker = try KafkaTestBroker.start(topics: ["shared": 2])
+        // Short group timeouts: the mock coordinator waits up to them for members to rejoin.
+        let fastGroup: (inout KafkaConsumerConfiguration) -> Void = {
+            $0.clientProperties = [("session.timeout.ms", "6000"), ("max.poll.interval.ms", "6000"), ("heartbeat.interval.ms", "300")]
+        }
+        let first = try makeConsumer(broker, topic: "shared", fastGroup)
+        let second = try makeConsumer(broker, topic: "shared", fastGroup)
+        defer {
+            first.close()
+            second.close()
+        }
+        var firstRevoked: [[Int32]] = []
+        var firstAssigned: [[Int32]] = []
+        try first.subscribe(onAssign: { firstAssigned.append($0.sorted()); return [:] }, onRevoke: { firstRevoked.append($0.sorted()) })
+        var deadline = ContinuousClock.now + .seconds(30)
+        while first.assignedPartitions.count < 2, ContinuousClock.now < deadline {
+            try first.consumeBatch(timeout: .milliseconds(50)) { _ in }
+        }
+        #expect(firstAssigned == [[0, 1]])
+        try second.subscribe()
+        // Both members must keep polling for the group to rebalance.
+        deadline = ContinuousClock.now + .seconds(30)
+        while first.assignedPartitions.count + second.assignedPartitions.count != 2 || second.assignedPartitions.isEmpty,
+            ContinuousClock.now < deadline
+        {
+            try first.consumeBatch(timeout: .milliseconds(50)) { _ in }
+            try second.consumeBatch(timeout: .milliseconds(50)) { _ in }
+        }
+        #expect(firstRevoked.first == [0, 1])
+        #expect(first.assignedPartitions.count == 1 && second.assignedPartitions.count == 1)
+        #expect(Set(first.assignedPartitions + second.assignedPartitions) == [0, 1])
+    }
+
     @Test func nonJSONPayloadsPassThroughVerbatim() throws {
         let broker = try KafkaTestBroker.start(topics: ["raw": 1])
         let payloads: [[UInt8]] = [[0xFF, 0x00, 0xFE, 0x7B], Array("not json".utf8), [0x22], Array(#"{"event": "click"}"#.utf8)]
