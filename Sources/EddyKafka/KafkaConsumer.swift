@@ -5,7 +5,8 @@ import Logging
 ///
 /// Owns an `rd_kafka_t` consumer, its consumer queue and a reused message array; all are freed in `deinit`
 /// (after `close`). **Thread:** one thread at a time calls every method (it is `Sendable` only so that it
-/// can be handed to the hot-path thread); rebalance handlers run inside `consumeBatch` on that thread. Auto-commit is off: Eddy keeps offsets in its own checkpoint.
+/// can be handed to the hot-path thread); rebalance handlers run inside `consumeBatch` on that thread.
+/// Auto-commit is off: Eddy keeps offsets in its own checkpoint.
 public final class KafkaConsumer: @unchecked Sendable {
     /// The configuration this consumer was built from.
     public let configuration: KafkaConsumerConfiguration
