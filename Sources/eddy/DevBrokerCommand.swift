@@ -1,12 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
+import Dispatch
+import EddyKafka
+import Foundation
 
-struct DevBrokerCommand: AsyncParsableCommand {
+/// `eddy dev-broker`: hosts librdkafka's mock cluster on 127.0.0.1 until SIGTERM/SIGINT.
+struct DevBrokerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev-broker",
-        abstract: "Host a Kafka-protocol broker (librdkafka's mock cluster) on 127.0.0.1."
+        abstract: "Host a Kafka-protocol broker (librdkafka's mock cluster) on 127.0.0.1.",
+        discussion: """
+            Prints `bootstrap=127.0.0.1:PORT` as its first line on stdout, then serves until SIGTERM or SIGINT. Any Kafka client (kcat included) can use it.
+
+            Limits: for development and tests only. Data is kept in memory and lost on exit. The mock drops a partition's oldest messages once the partition holds more than 5 MiB (librdkafka 2.0.2; about 35 000 messages of ~140 bytes). To keep every message of a large run, use enough partitions (`eddy produce` spreads evenly) or consume while producing, and check that the low watermark is still 0.
+            """
     )
 
-    func run() async throws {
-        throw ValidationError("'eddy dev-broker' is not built yet.")
+    @Option(help: "Port to listen on (default: an ephemeral port). Clients bootstrap through it and then talk to the mock's own broker port.")
+    var port: Int?
+
+    @Option(name: .customLong("topic"), help: "A topic to create, as NAME or NAME:PARTITIONS (default 1 partition). Repeatable.")
+    var topics: [String] = []
+
+    @Option(help: "Number of brokers in the mock cluster.")
+    var brokers: Int = 1
+
+    func validate() throws {
+        if let port, !(1...65_535).contains(port) { throw ValidationError("--port \(port) is not a TCP port (1-65535)") }
+        guard (1...16).contains(brokers) else { throw ValidationError("--brokers must be between 1 and 16") }
+        _ = try parsedTopics()
+    }
+
+    private func parsedTopics() throws -> [String: Int] {
+        var result: [String: Int] = [:]
+        for text in topics {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), !parts[0].isEmpty,
+                let partitions = parts.count == 2 ? Int(parts[1]) : 1, (1...1000).contains(partitions)
+            else { throw ValidationError("--topic '\(text)' is not NAME or NAME:PARTITIONS (1-1000 partitions)") }
+            result[String(parts[0])] = partitions
+        }
+        return result
+    }
+
+    func run() throws {
+        let logger = makeCLILogger(label: "eddy.dev-broker")
+        let stop = DispatchSemaphore(value: 0)
+        let signals = handleTerminationSignals { stop.signal() }
+        let broker = try KafkaDevBroker.make(partitionsByTopic: try parsedTopics(), brokers: brokers, port: port, logger: logger)
+        // Written unbuffered: scripts read this line while the broker keeps running.
+        FileHandle.standardOutput.write(Data("bootstrap=\(broker.bootstrapServers)\n".utf8))
+        let topicList = try parsedTopics().sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ", ")
+        printToStandardError(
+            "eddy dev-broker: librdkafka \(librdkafkaVersion) mock cluster, topics: \(topicList.isEmpty ? "none" : topicList). "
+                + "In memory only; drops a partition's oldest messages past a few MB. Stop with Ctrl-C or SIGTERM."
+        )
+        stop.wait()
+        withExtendedLifetime((broker, signals)) {}
+        printToStandardError("eddy dev-broker: stopped")
     }
 }

@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+import Logging
+
+/// A logger for a subcommand: to stderr, at the level of `EDDY_LOG_LEVEL` (default `warning`, so that
+/// librdkafka's own log lines, forwarded at debug, stay quiet unless asked for).
+func makeCLILogger(label: String) -> Logger {
+    var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+    let requested = ProcessInfo.processInfo.environment["EDDY_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) }
+    logger.logLevel = requested ?? .warning
+    return logger
+}
+
+/// Writes one line to stderr.
+func printToStandardError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Routes SIGINT and SIGTERM to `action` (on a Dispatch queue) instead of killing the process. Keep the
+/// returned sources alive for as long as the handling should last.
+func handleTerminationSignals(_ action: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
+    }
+}

@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EddyKafka
+import EddyWorkload
+
+/// The sending loop of `eddy produce`: one reused buffer, a timestamp rendered once per second, pacing by
+/// waiting in the producer's poll (which serves delivery reports meanwhile).
+struct ProduceLoop {
+    let rate: Double
+    let count: Int?
+    let partitions: Int32
+    private(set) var sent = 0
+
+    init(rate: Double, count: Int?, partitions: Int32) {
+        self.rate = rate
+        self.count = count
+        self.partitions = partitions
+    }
+
+    mutating func run(producer: KafkaProducer, topic: String, generator: inout UserEventGenerator, stop: StopFlag) throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let interval: Duration? = rate > 0 ? .nanoseconds(Int64(1e9 / rate)) : nil
+        var timestamp = EventTimestamp.now()
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(512)
+        var nextProgress = started + .seconds(5)
+        var lastProgressCount = 0
+        var lastProgressTime = started
+
+        while count.map({ sent < $0 }) ?? true, !stop.isSet {
+            if let interval {
+                let due = started + interval * sent
+                while !stop.isSet {
+                    let now = clock.now
+                    if now >= due { break }
+                    producer.poll(timeout: min(due - now, .milliseconds(100)))
+                }
+                if stop.isSet { break }
+            }
+            if interval != nil || sent & 1023 == 0 {
+                var spec = timespec()
+                clock_gettime(CLOCK_REALTIME_COARSE, &spec)
+                if Int64(spec.tv_sec) != timestamp.epochSeconds { timestamp = EventTimestamp(epochSeconds: Int64(spec.tv_sec)) }
+            }
+            buffer.removeAll(keepingCapacity: true)
+            let event = generator.appendMessage(timestamp: timestamp, to: &buffer)
+            let partition = Int32(truncatingIfNeeded: sent % Int(partitions))
+            try buffer.withUnsafeBytes { try producer.send(topic: topic, partition: partition, payload: $0, tag: event) }
+            sent += 1
+            if sent & 1023 == 0 || interval != nil {
+                producer.poll()
+                let now = clock.now
+                if now >= nextProgress {
+                    let window = now - lastProgressTime
+                    let perSecond = Double(sent - lastProgressCount) / (Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18)
+                    printToStandardError("eddy produce: sent \(sent), acknowledged \(producer.deliveredCount), \(Int(perSecond)) msg/s")
+                    nextProgress = now + .seconds(5)
+                    lastProgressCount = sent
+                    lastProgressTime = now
+                }
+            }
+        }
+    }
+}
