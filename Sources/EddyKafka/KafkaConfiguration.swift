@@ -106,66 +106,6 @@ public struct KafkaConsumerConfiguration: Sendable {
 
     /// `rdKafkaProperties` with passwords replaced by `***`, safe to log or print.
     public var maskedProperties: [(String, String)] { rdKafkaProperties.map(maskSecret) }
-
-    /// Maps the `WITH (...)` options of a SQL Kafka source (RisingWave names) to a configuration.
-    ///
-    /// Understood: `topic`, `properties.bootstrap.server` (or `.servers`), `properties.group.id`,
-    /// `scan.startup.mode` (`earliest`, `latest`, `timestamp`), `scan.startup.timestamp.millis`,
-    /// `properties.security.protocol`, `properties.sasl.{mechanism,username,password}`,
-    /// `properties.ssl.{ca.location,certificate.location,key.location,key.password}`; any other
-    /// `properties.X` passes through to librdkafka as `X`. `connector` is ignored; anything else is an error.
-    public init(sourceOptions: [String: String]) throws {
-        func required(_ key: String, _ alternatives: String...) throws -> String {
-            for name in [key] + alternatives { if let value = sourceOptions[name], !value.isEmpty { return value } }
-            throw KafkaError(code: .invalidConfiguration, reason: "Kafka source option '\(key)' is required")
-        }
-        self.init(
-            bootstrapServers: try required("properties.bootstrap.server", "properties.bootstrap.servers"),
-            topic: try required("topic"),
-            groupID: sourceOptions["properties.group.id"]
-        )
-        let mode = sourceOptions["scan.startup.mode"]?.lowercased()
-        let timestampText = sourceOptions["scan.startup.timestamp.millis"] ?? sourceOptions["scan.startup.timestamp_millis"]
-        switch mode {
-        case nil, "latest": startupMode = .latest
-        case "earliest": startupMode = .earliest
-        case "timestamp":
-            guard let timestampText, let milliseconds = Int64(timestampText), milliseconds >= 0 else {
-                throw KafkaError(
-                    code: .invalidConfiguration,
-                    reason: "scan.startup.mode='timestamp' needs scan.startup.timestamp.millis=<milliseconds since the epoch>"
-                )
-            }
-            startupMode = .timestamp(millisecondsSinceEpoch: milliseconds)
-        case let other?:
-            throw KafkaError(
-                code: .invalidConfiguration,
-                reason: "scan.startup.mode='\(other)' is not one of 'earliest', 'latest', 'timestamp'"
-            )
-        }
-        let handled: Set<String> = [
-            "connector", "topic", "properties.bootstrap.server", "properties.bootstrap.servers", "properties.group.id",
-            "scan.startup.mode", "scan.startup.timestamp.millis", "scan.startup.timestamp_millis",
-        ]
-        for key in sourceOptions.keys.sorted() where !handled.contains(key) {
-            let value = sourceOptions[key]!
-            switch key {
-            case "properties.security.protocol": security.securityProtocol = value
-            case "properties.sasl.mechanism": security.saslMechanism = value
-            case "properties.sasl.username": security.saslUsername = value
-            case "properties.sasl.password": security.saslPassword = value
-            case "properties.ssl.ca.location": security.sslCALocation = value
-            case "properties.ssl.certificate.location": security.sslCertificateLocation = value
-            case "properties.ssl.key.location": security.sslKeyLocation = value
-            case "properties.ssl.key.password": security.sslKeyPassword = value
-            default:
-                guard key.hasPrefix("properties.") else {
-                    throw KafkaError(code: .invalidConfiguration, reason: "unknown Kafka source option '\(key)'")
-                }
-                clientProperties.append((String(key.dropFirst("properties.".count)), value))
-            }
-        }
-    }
 }
 
 /// Settings of a `KafkaProducer`. Typed fields carry Eddy's defaults; `clientProperties` passes any other

@@ -1,0 +1,410 @@
+/// Resolves the statements of a pipeline file into a `Pipeline`: names defined once and before use, views
+/// checked against their source, sinks against their view, queries against views.
+struct Binder {
+    private let source: SourceText
+    private(set) var errors: [SQLError] = []
+    private(set) var warnings: [SQLError] = []
+    private var sources: [Source] = []
+    private var views: [View] = []
+    private var sinks: [Sink] = []
+    private var queries: [Query] = []
+    /// Where each relation (source, table, view) and each sink was defined: RisingWave keeps relations in one
+    /// namespace and sinks in another.
+    private var relationDefinitions: [String: (kind: String, offset: Int)] = [:]
+    private var sinkDefinitions: [String: Int] = [:]
+    /// Relations whose definition had errors: statements using them are skipped without more errors.
+    private var failedRelations: Set<String> = []
+
+    init(source: SourceText) { self.source = source }
+
+    mutating func bind(_ statements: [Statement]) -> Pipeline {
+        for statement in statements {
+            switch statement {
+            case .createSource(let create): bindSource(create)
+            case .createView(let create): bindView(create)
+            case .createSink(let create): bindSink(create)
+            case .select(let select): bindQuery(select)
+            case .unsupported(let what, let hint, let start, let end):
+                errors.append(source.error(.unsupported, "\(what) is not supported: \(hint)", from: start, to: min(end, start + what.utf8.count)))
+            }
+        }
+        return Pipeline(file: source.file, sources: sources, views: views, sinks: sinks, queries: queries, warnings: warnings)
+    }
+
+    // MARK: Names
+
+    /// Registers a relation name; false (with an error or, for IF NOT EXISTS, a warning) when it is taken.
+    private mutating func define(relation name: Identifier, kind: String, ifNotExists: Bool) -> Bool {
+        if let existing = relationDefinitions[name.name] {
+            let location = source.location(existing.offset)
+            if ifNotExists {
+                warnings.append(source.error(.duplicateName, "\(existing.kind) '\(name.name)' already exists (line \(location.line)); this \(kind) is skipped (IF NOT EXISTS)", from: name.start, to: name.end, severity: .warning))
+            } else {
+                errors.append(source.error(.duplicateName, "\(existing.kind) '\(name.name)' already exists (defined at \(location)); names of sources, tables and views must be unique", from: name.start, to: name.end))
+            }
+            return false
+        }
+        relationDefinitions[name.name] = (kind, name.start)
+        return true
+    }
+
+    private func definitionKind(_ name: String) -> String? { relationDefinitions[name]?.kind }
+
+    // MARK: Sources
+
+    private mutating func bindSource(_ create: CreateSource) {
+        let kind = create.isTable ? "table" : "source"
+        guard define(relation: create.name, kind: kind, ifNotExists: create.ifNotExists) else { return }
+        var columns: [Column] = []
+        var failed = false
+        var seen: [String: Int] = [:]
+        for column in create.columns {
+            if let first = seen[column.name.name] {
+                errors.append(source.error(.duplicateName, "column '\(column.name.name)' is declared twice in \(kind) '\(create.name.name)' (first at \(source.location(first)))", from: column.name.start, to: column.name.end))
+                failed = true
+                continue
+            }
+            seen[column.name.name] = column.name.start
+            columns.append(Column(name: column.name.name, type: column.type))
+        }
+        if create.columns.isEmpty {
+            errors.append(source.error(.invalidOption, "\(kind) '\(create.name.name)' needs a column list, e.g. (event VARCHAR, user VARCHAR): Eddy reads JSON without a schema registry", from: create.name.start, to: create.name.end))
+            failed = true
+        }
+        var options = SourceOptionsCompiler(source: source)
+        let kafka = options.compile(create.options, sourceName: create.name.name, withStart: create.withStart)
+        errors += options.errors
+        warnings += options.warnings
+        if let format = create.format {
+            if format.format.name != "plain" {
+                errors.append(source.error(.unsupported, "FORMAT \(format.format.name.uppercased()) is not supported; Eddy reads FORMAT PLAIN ENCODE JSON", from: format.format.start, to: format.format.end))
+                failed = true
+            } else if format.encode.name != "json" {
+                errors.append(source.error(.unsupported, "ENCODE \(format.encode.name.uppercased()) is not supported for sources; Eddy reads ENCODE JSON", from: format.encode.start, to: format.encode.end))
+                failed = true
+            }
+            for option in format.options {
+                errors.append(source.error(.invalidOption, "unknown ENCODE JSON option '\(option.key)' for a source", from: option.keyStart, to: option.keyEnd))
+                failed = true
+            }
+        } else {
+            errors.append(source.error(.invalidOption, "\(kind) '\(create.name.name)' needs FORMAT PLAIN ENCODE JSON after its WITH options", from: create.end - 1, to: create.end))
+            failed = true
+        }
+        guard !failed, let kafka else {
+            failedRelations.insert(create.name.name)
+            return
+        }
+        sources.append(Source(name: create.name.name, isTable: create.isTable, columns: columns, kafka: kafka))
+    }
+
+    // MARK: Views
+
+    private mutating func bindView(_ create: CreateView) {
+        let query = create.query
+        guard let input = resolveSourceForView(query.from, viewName: create.name.name) else {
+            if define(relation: create.name, kind: "materialized view", ifNotExists: create.ifNotExists) {
+                failedRelations.insert(create.name.name)
+            }
+            return
+        }
+        guard define(relation: create.name, kind: "materialized view", ifNotExists: create.ifNotExists) else { return }
+        let errorCount = errors.count
+
+        // WHERE, over the source's rows.
+        var filter: BoundExpression?
+        if let expression = query.filter {
+            var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.name), clause: "WHERE")
+            filter = binder.bindCondition(expression)
+            errors += binder.errors
+        }
+
+        if query.groupBy.isEmpty && !(query.items.contains { $0.expression.map(Self.callsAggregate) ?? false } || query.having.map(Self.callsAggregate) ?? false) {
+            errors.append(source.error(.unsupported, "materialized view '\(create.name.name)' does not aggregate: Eddy maintains GROUP BY views and aggregates (COUNT, SUM, MIN, MAX, AVG)", from: query.start, to: query.start + 6))
+            failedRelations.insert(create.name.name)
+            return
+        }
+
+        // GROUP BY: source columns, or select-list ordinals and aliases that name one.
+        var groupBy: [Int] = []
+        for expression in query.groupBy {
+            guard let index = groupByColumn(expression, query: query, input: input) else { continue }
+            if groupBy.contains(index) {
+                warnings.append(source.error(.duplicateName, "column '\(input.columns[index].name)' appears twice in GROUP BY", from: expression.span.start, to: expression.span.end, severity: .warning))
+                continue
+            }
+            groupBy.append(index)
+        }
+        // Without its grouping, every select item would be reported as ungrouped: stop at the real error.
+        guard errors.count == errorCount else {
+            failedRelations.insert(create.name.name)
+            return
+        }
+
+        // The select list and HAVING, over groups.
+        var binder = ExpressionBinder(
+            source: source, scope: .grouped(columns: input.columns, relation: input.name, groupBy: groupBy), clause: "the select list")
+        var outputs: [OutputColumn] = []
+        var outputNames: [String: Int] = [:]
+        for item in query.items {
+            guard let expression = item.expression else {
+                // `*` in a grouped view: every source column, each of which must be grouped.
+                for column in input.columns {
+                    let reference = Expression.column(qualifier: nil, name: Identifier(name: column.name, isQuoted: true, start: item.start, end: item.end))
+                    if let (bound, type) = binder.bind(reference) {
+                        addOutput(OutputColumn(name: column.name, type: type, expression: bound), at: (item.start, item.end), &outputs, &outputNames)
+                    }
+                }
+                continue
+            }
+            guard let (bound, type) = binder.bind(expression) else { continue }
+            let name = item.alias?.name ?? Self.outputName(of: expression)
+            let span = item.alias.map { ($0.start, $0.end) } ?? expression.span
+            addOutput(OutputColumn(name: name, type: type == .unknown ? .text : type, expression: bound), at: span, &outputs, &outputNames)
+        }
+        var having: BoundExpression?
+        if let expression = query.having {
+            var havingBinder = ExpressionBinder(
+                source: source, scope: .grouped(columns: input.columns, relation: input.name, groupBy: groupBy), clause: "HAVING",
+                aggregates: binder.aggregates)
+            having = havingBinder.bindCondition(expression)
+            errors += havingBinder.errors
+            binder.aggregates = havingBinder.aggregates
+        }
+        errors += binder.errors
+        let aggregates = binder.aggregates
+
+        if let limit = query.limit {
+            errors.append(source.error(.unsupported, "LIMIT in a materialized view (a streaming top-N) is not supported; use LIMIT in a query over the view", from: limit.start, to: limit.end))
+        }
+        if let first = query.orderBy.first {
+            warnings.append(source.error(.unsupported, "ORDER BY in a materialized view has no effect (views are unordered); order in a query over the view", from: first.expression.span.start, to: first.expression.span.end, severity: .warning))
+        }
+        guard errors.count == errorCount else {
+            failedRelations.insert(create.name.name)
+            return
+        }
+
+        let groupByNames = groupBy.map { input.columns[$0].name }
+        var canonical = "source \(BoundExpression.quoteIfNeeded(input.name)) topic \(input.kafka.topic)"
+        let used = Set(groupBy + aggregates.compactMap(\.argument) + (filter.map(Self.columnsUsed) ?? []))
+        canonical += "; columns " + used.sorted().map { "\(BoundExpression.quoteIfNeeded(input.columns[$0].name)) \(input.columns[$0].type)" }.joined(separator: ", ")
+        if let filter { canonical += "; where \(filter)" }
+        canonical += "; group by " + groupByNames.map(BoundExpression.quoteIfNeeded).joined(separator: ", ")
+        canonical += "; aggregates " + aggregates.map(\.description).joined(separator: ", ")
+        views.append(View(
+            name: create.name.name, sourceName: input.name, outputColumns: outputs, groupBy: groupBy, groupByNames: groupByNames,
+            aggregates: aggregates, filter: filter, having: having, definitionText: text(create.start, create.end),
+            canonicalText: canonical))
+    }
+
+    private mutating func addOutput(_ column: OutputColumn, at span: (Int, Int), _ outputs: inout [OutputColumn], _ names: inout [String: Int]) {
+        if let first = names[column.name] {
+            errors.append(source.error(.duplicateName, "column '\(column.name)' specified more than once in the view (first at \(source.location(first))); name one with AS", from: span.0, to: span.1))
+            return
+        }
+        names[column.name] = span.0
+        outputs.append(column)
+    }
+
+    /// Whether an expression calls an aggregate function anywhere.
+    private static func callsAggregate(_ expression: Expression) -> Bool {
+        switch expression {
+        case .literal, .column, .star: false
+        case .call(let name, let arguments, _, _, _):
+            ExpressionBinder.aggregateNames.contains(name.name) || arguments.contains(where: callsAggregate)
+        case .unary(_, let operand, _, _), .isNull(let operand, _, _, _): callsAggregate(operand)
+        case .binary(_, let left, let right, _, _), .like(let left, let right, _, _, _, _): callsAggregate(left) || callsAggregate(right)
+        case .inList(let operand, let items, _, _, _): callsAggregate(operand) || items.contains(where: callsAggregate)
+        case .between(let operand, let low, let high, _, _, _): callsAggregate(operand) || callsAggregate(low) || callsAggregate(high)
+        }
+    }
+
+    /// PostgreSQL's output name: the column's name, the function's name, else `?column?`.
+    static func outputName(of expression: Expression) -> String {
+        switch expression {
+        case .column(_, let name): name.name
+        case .call(let name, _, _, _, _): name.name
+        default: "?column?"
+        }
+    }
+
+    private static func columnsUsed(_ expression: BoundExpression) -> [Int] {
+        switch expression {
+        case .literal, .groupKey, .aggregate: []
+        case .column(let index, _): [index]
+        case .unary(_, let operand), .isNull(let operand, _): columnsUsed(operand)
+        case .binary(_, let left, let right), .like(let left, let right, _, _): columnsUsed(left) + columnsUsed(right)
+        case .inList(let operand, let items, _): columnsUsed(operand) + items.flatMap(columnsUsed)
+        }
+    }
+
+    private mutating func groupByColumn(_ expression: Expression, query: SelectStatement, input: Source) -> Int? {
+        switch expression {
+        case .column(let qualifier, let name):
+            if let qualifier, qualifier.name != input.name {
+                errors.append(source.error(.unknownName, "missing FROM-clause entry for '\(qualifier.name)': the view reads '\(input.name)'", from: qualifier.start, to: qualifier.end))
+                return nil
+            }
+            if let index = input.columnIndex(named: name.name) { return index }
+            // An output alias that names a plain column (PostgreSQL allows GROUP BY alias).
+            for item in query.items where item.alias?.name == name.name {
+                if case .column(_, let aliased)? = item.expression, let index = input.columnIndex(named: aliased.name) { return index }
+            }
+            errors.append(source.error(.unknownName, "column '\(name.name)' does not exist in '\(input.name)'\(closestName(name.name, input.columns.map(\.name)).map { "; did you mean '\($0)'?" } ?? "") (columns: \(input.columns.map(\.name).joined(separator: ", ")))", from: name.start, to: name.end))
+            return nil
+        case .literal(.integer(let ordinal), let start, let end):
+            guard ordinal >= 1, ordinal <= query.items.count else {
+                errors.append(source.error(.unknownName, "GROUP BY position \(ordinal) is not in the select list (1...\(query.items.count))", from: start, to: end))
+                return nil
+            }
+            if case .column(_, let name)? = query.items[Int(ordinal) - 1].expression, let index = input.columnIndex(named: name.name) { return index }
+            errors.append(source.error(.unsupported, "GROUP BY position \(ordinal) must refer to a plain column of '\(input.name)'", from: start, to: end))
+            return nil
+        default:
+            errors.append(source.error(.unsupported, "GROUP BY an expression is not supported yet; group by columns of the source", from: expression.span.start, to: expression.span.end))
+            return nil
+        }
+    }
+
+    private mutating func resolveSourceForView(_ name: Identifier, viewName: String) -> Source? {
+        if let input = sources.first(where: { $0.name == name.name }) { return input }
+        if failedRelations.contains(name.name) { return nil }
+        if views.contains(where: { $0.name == name.name }) {
+            errors.append(source.error(.unsupported, "view '\(viewName)' reads view '\(name.name)': views over views are not supported yet; read the source", from: name.start, to: name.end))
+            return nil
+        }
+        errors.append(source.error(.unknownName, unknownRelationMessage(name.name, expected: "source"), from: name.start, to: name.end))
+        return nil
+    }
+
+    private func unknownRelationMessage(_ name: String, expected: String) -> String {
+        var message: String
+        if let kind = definitionKind(name) {
+            message = "\(kind) '\(name)' cannot be used here: expected a \(expected)"
+        } else {
+            message = "\(expected) '\(name)' does not exist"
+            let candidates = expected == "source" ? sources.map(\.name) : views.map(\.name)
+            if let close = closestName(name, candidates) {
+                message += "; did you mean '\(close)'?"
+            } else if candidates.isEmpty {
+                message += " (define it earlier in the file)"
+            } else {
+                message += " (\(expected)s defined so far: \(candidates.joined(separator: ", ")))"
+            }
+        }
+        return message
+    }
+
+    // MARK: Sinks
+
+    private mutating func bindSink(_ create: CreateSink) {
+        if let existing = sinkDefinitions[create.name.name] {
+            let location = source.location(existing)
+            if create.ifNotExists {
+                warnings.append(source.error(.duplicateName, "sink '\(create.name.name)' already exists (line \(location.line)); this one is skipped (IF NOT EXISTS)", from: create.name.start, to: create.name.end, severity: .warning))
+            } else {
+                errors.append(source.error(.duplicateName, "sink '\(create.name.name)' already exists (defined at \(location))", from: create.name.start, to: create.name.end))
+            }
+            return
+        }
+        sinkDefinitions[create.name.name] = create.name.start
+        guard let view = views.first(where: { $0.name == create.from.name }) else {
+            if failedRelations.contains(create.from.name) { return }
+            if sources.contains(where: { $0.name == create.from.name }) {
+                errors.append(source.error(.unsupported, "sink '\(create.name.name)' reads source '\(create.from.name)': Eddy sinks materialized views; create a view over the source", from: create.from.start, to: create.from.end))
+            } else {
+                errors.append(source.error(.unknownName, unknownRelationMessage(create.from.name, expected: "materialized view"), from: create.from.start, to: create.from.end))
+            }
+            return
+        }
+        var options = SinkOptionsCompiler(source: source)
+        let settings = options.compile(create, view: view)
+        errors += options.errors
+        warnings += options.warnings
+        guard let settings else { return }
+        if view.having != nil && !settings.forceAppendOnly {
+            warnings.append(source.error(.unsupported, "rows that HAVING removes from view '\(view.name)' are deleted from Redis (upsert); set force_append_only='true' to keep their last value", from: create.name.start, to: create.name.end, severity: .warning))
+        }
+        sinks.append(Sink(name: create.name.name, viewName: view.name, redis: settings))
+    }
+
+    // MARK: Queries
+
+    private mutating func bindQuery(_ select: SelectStatement) {
+        if let query = bindQuery(select, views: views) { queries.append(query) }
+    }
+
+    /// Binds a `SELECT` over one of `views` (also used by `eddy query`).
+    mutating func bindQuery(_ select: SelectStatement, views: [View]) -> Query? {
+        guard let view = views.first(where: { $0.name == select.from.name }) else {
+            if failedRelations.contains(select.from.name) { return nil }
+            if sources.contains(where: { $0.name == select.from.name }) {
+                errors.append(source.error(.unsupported, "'\(select.from.name)' is a source: Eddy answers queries over materialized views; create one over the source", from: select.from.start, to: select.from.end))
+            } else {
+                var message = "materialized view '\(select.from.name)' does not exist"
+                if let close = closestName(select.from.name, views.map(\.name)) { message += "; did you mean '\(close)'?" }
+                else if !views.isEmpty { message += " (views: \(views.map(\.name).joined(separator: ", ")))" }
+                errors.append(source.error(.unknownName, message, from: select.from.start, to: select.from.end))
+            }
+            return nil
+        }
+        let errorCount = errors.count
+        if let first = select.groupBy.first {
+            errors.append(source.error(.unsupported, "GROUP BY in a query over a view is not supported; define a materialized view for it", from: first.span.start, to: first.span.end))
+        }
+        if let having = select.having {
+            errors.append(source.error(.unsupported, "HAVING in a query over a view is not supported", from: having.span.start, to: having.span.end))
+        }
+        var binder = ExpressionBinder(source: source, scope: .view(columns: view.outputColumns, relation: view.name), clause: "the select list")
+        var columns: [OutputColumn] = []
+        for item in select.items {
+            guard let expression = item.expression else {
+                columns += view.outputColumns.indices.map { index in
+                    OutputColumn(name: view.outputColumns[index].name, type: view.outputColumns[index].type, expression: .column(index, name: view.outputColumns[index].name))
+                }
+                continue
+            }
+            guard let (bound, type) = binder.bind(expression) else { continue }
+            columns.append(OutputColumn(name: item.alias?.name ?? Self.outputName(of: expression), type: type, expression: bound))
+        }
+        var filter: BoundExpression?
+        if let expression = select.filter {
+            var whereBinder = ExpressionBinder(source: source, scope: .view(columns: view.outputColumns, relation: view.name), clause: "WHERE")
+            filter = whereBinder.bindCondition(expression)
+            errors += whereBinder.errors
+        }
+        var orderBy: [Query.OrderKey] = []
+        for item in select.orderBy {
+            var bound: BoundExpression?
+            if case .literal(.integer(let ordinal), let start, let end) = item.expression {
+                if ordinal >= 1 && ordinal <= columns.count {
+                    bound = columns[Int(ordinal) - 1].expression
+                } else {
+                    errors.append(source.error(.unknownName, "ORDER BY position \(ordinal) is not in the select list (1...\(columns.count))", from: start, to: end))
+                    continue
+                }
+            } else if case .column(nil, let name) = item.expression, view.outputColumnIndex(named: name.name) == nil,
+                let aliased = columns.first(where: { $0.name == name.name })
+            {
+                bound = aliased.expression
+            } else {
+                var orderBinder = ExpressionBinder(source: source, scope: .view(columns: view.outputColumns, relation: view.name), clause: "ORDER BY")
+                bound = orderBinder.bind(item.expression)?.0
+                errors += orderBinder.errors
+            }
+            if let bound {
+                orderBy.append(.init(expression: bound, ascending: item.ascending, nullsFirst: item.nullsFirst ?? !item.ascending))
+            }
+        }
+        errors += binder.errors
+        guard errors.count == errorCount else { return nil }
+        return Query(viewName: view.name, columns: columns, filter: filter, orderBy: orderBy, limit: select.limit?.value, text: text(select.start, select.end))
+    }
+
+    /// The statement text between two offsets, whitespace collapsed.
+    private func text(_ start: Int, _ end: Int) -> String {
+        let raw = String(decoding: source.bytes[start..<min(end, source.bytes.count)], as: UTF8.self)
+        return raw.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }).joined(separator: " ")
+    }
+}

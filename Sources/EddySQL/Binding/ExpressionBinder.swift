@@ -1,0 +1,380 @@
+/// Resolves names in expressions and checks their types, in one of three scopes.
+struct ExpressionBinder {
+    enum Scope {
+        /// A source row: `WHERE` of a view, aggregate arguments. Names are the source's columns.
+        case row(columns: [Column], relation: String)
+        /// A view's select list and `HAVING`: names must be grouped columns; aggregates are collected.
+        case grouped(columns: [Column], relation: String, groupBy: [Int])
+        /// A query over a view: names are the view's output columns.
+        case view(columns: [OutputColumn], relation: String)
+    }
+
+    let source: SourceText
+    let scope: Scope
+    /// Where the expression is, for messages ("WHERE", "the select list", …).
+    let clause: String
+    /// Aggregates collected in the grouped scope, each once.
+    var aggregates: [AggregateCall] = []
+    var errors: [SQLError] = []
+
+    init(source: SourceText, scope: Scope, clause: String, aggregates: [AggregateCall] = []) {
+        self.source = source
+        self.scope = scope
+        self.clause = clause
+        self.aggregates = aggregates
+    }
+
+    struct Failure: Error {}
+
+    private mutating func fail(_ code: SQLError.Code, _ message: String, _ span: (start: Int, end: Int)) -> Failure {
+        errors.append(source.error(code, message, from: span.start, to: span.end))
+        return Failure()
+    }
+
+    /// The bound expression and its type, or nil with errors recorded.
+    mutating func bind(_ expression: Expression) -> (BoundExpression, ValueType)? {
+        try? bindChecked(expression)
+    }
+
+    /// Binds a condition (`WHERE`, `HAVING`): it must be boolean.
+    mutating func bindCondition(_ expression: Expression) -> BoundExpression? {
+        guard let (bound, type) = bind(expression) else { return nil }
+        guard type == .boolean || type == .unknown else {
+            errors.append(source.error(.typeMismatch, "argument of \(clause) must be boolean, not \(type)", from: expression.span.start, to: expression.span.end))
+            return nil
+        }
+        return bound
+    }
+
+    private mutating func bindChecked(_ expression: Expression) throws(Failure) -> (BoundExpression, ValueType) {
+        switch expression {
+        case .literal(let literal, _, _):
+            switch literal {
+            case .null: return (.literal(.null), .unknown)
+            case .bool(let value): return (.literal(.bool(value)), .boolean)
+            case .integer(let value): return (.literal(.int(value)), .integer)
+            case .decimal(let value, _): return (.literal(.double(value)), .numeric)
+            case .string(let value): return (.literal(.string(value)), .text)
+            }
+
+        case .column(let qualifier, let name):
+            return try bindColumn(qualifier: qualifier, name: name)
+
+        case .star(let start, let end):
+            throw fail(.syntax, "'*' is only allowed as the whole select list or in COUNT(*)", (start, end))
+
+        case .call(let name, let arguments, let isDistinct, let start, let end):
+            return try bindCall(name: name, arguments: arguments, isDistinct: isDistinct, span: (start, end))
+
+        case .unary(let op, let operand, let start, _):
+            let (bound, type) = try bindChecked(operand)
+            switch op {
+            case .not:
+                guard type == .boolean || type == .unknown else {
+                    throw fail(.typeMismatch, "argument of NOT must be boolean, not \(type)", operand.span)
+                }
+                return (.unary(.not, bound), .boolean)
+            case .minus, .plus:
+                guard type.isNumeric || type == .unknown else {
+                    throw fail(.typeMismatch, "operator does not exist: \(op.rawValue) \(type)", (start, start + 1))
+                }
+                return (op == .minus ? .unary(.negate, bound) : bound, type)
+            }
+
+        case .binary(let op, let left, let right, let operatorStart, let operatorEnd):
+            let (lhs, leftType) = try bindChecked(left)
+            let (rhs, rightType) = try bindChecked(right)
+            let span = (operatorStart, operatorEnd)
+            switch op {
+            case .and, .or:
+                for (side, type) in [(left, leftType), (right, rightType)] where type != .boolean && type != .unknown {
+                    throw fail(.typeMismatch, "argument of \(op.rawValue) must be boolean, not \(type)", side.span)
+                }
+                return (.binary(op == .and ? .and : .or, lhs, rhs), .boolean)
+            case .concatenate:
+                return (.binary(.concatenate, lhs, rhs), .text)
+            default:
+                if op.isComparison {
+                    let (left, right) = try coerceForComparison(lhs, leftType, rhs, rightType, operatorSpan: span, operatorText: op.rawValue)
+                    return (.binary(Self.boundOperator(op), left, right), .boolean)
+                }
+                guard (leftType.isNumeric || leftType == .unknown) && (rightType.isNumeric || rightType == .unknown) else {
+                    throw fail(.typeMismatch, "operator does not exist: \(leftType) \(op.rawValue) \(rightType)", span)
+                }
+                let type: ValueType = leftType == .integer && rightType == .integer ? .integer
+                    : (leftType == .unknown ? rightType : rightType == .unknown ? leftType
+                        : (leftType == .double || rightType == .double ? .double : .numeric))
+                return (.binary(Self.boundOperator(op), lhs, rhs), type == .unknown ? .integer : type)
+            }
+
+        case .isNull(let operand, let negated, _, _):
+            let (bound, _) = try bindChecked(operand)
+            return (.isNull(bound, negated: negated), .boolean)
+
+        case .inList(let operand, let items, let negated, _, _):
+            var (bound, type) = try bindChecked(operand)
+            var boundItems: [BoundExpression] = []
+            for item in items {
+                let (boundItem, itemType) = try bindChecked(item)
+                let (left, right) = try coerceForComparison(bound, type, boundItem, itemType, operatorSpan: item.span, operatorText: "IN")
+                bound = left
+                if type == .unknown { type = itemType }
+                boundItems.append(right)
+            }
+            return (.inList(bound, boundItems, negated: negated), .boolean)
+
+        case .like(let operand, let pattern, let negated, let caseInsensitive, _, _):
+            let (bound, type) = try bindChecked(operand)
+            let (boundPattern, patternType) = try bindChecked(pattern)
+            for (side, sideType) in [(operand, type), (pattern, patternType)] where sideType != .text && sideType != .unknown {
+                throw fail(.typeMismatch, "operator does not exist: \(type) \(caseInsensitive ? "ILIKE" : "LIKE") \(patternType) (LIKE compares text)", side.span)
+            }
+            return (.like(bound, pattern: boundPattern, negated: negated, caseInsensitive: caseInsensitive), .boolean)
+
+        case .between(let operand, let low, let high, let negated, _, _):
+            let (bound, type) = try bindChecked(operand)
+            let (boundLow, lowType) = try bindChecked(low)
+            let (boundHigh, highType) = try bindChecked(high)
+            let (a, l) = try coerceForComparison(bound, type, boundLow, lowType, operatorSpan: low.span, operatorText: "BETWEEN")
+            let (b, h) = try coerceForComparison(bound, type, boundHigh, highType, operatorSpan: high.span, operatorText: "BETWEEN")
+            let inside = BoundExpression.binary(.and, .binary(.greaterOrEqual, a, l), .binary(.lessOrEqual, b, h))
+            return (negated ? .unary(.not, inside) : inside, .boolean)
+        }
+    }
+
+    private static func boundOperator(_ op: BinaryOperator) -> BoundExpression.BinaryOperator {
+        switch op {
+        case .or: .or
+        case .and: .and
+        case .equal: .equal
+        case .notEqual: .notEqual
+        case .less: .less
+        case .lessOrEqual: .lessOrEqual
+        case .greater: .greater
+        case .greaterOrEqual: .greaterOrEqual
+        case .add: .add
+        case .subtract: .subtract
+        case .multiply: .multiply
+        case .divide: .divide
+        case .modulo: .modulo
+        case .concatenate: .concatenate
+        }
+    }
+
+    /// Checks that two sides can be compared; a string literal compared with a time is brought to the
+    /// time's canonical text (so that `ts >= '2026-01-01'` compares as times).
+    private mutating func coerceForComparison(
+        _ lhs: BoundExpression, _ leftType: ValueType, _ rhs: BoundExpression, _ rightType: ValueType,
+        operatorSpan: (Int, Int), operatorText: String
+    ) throws(Failure) -> (BoundExpression, BoundExpression) {
+        if leftType == .unknown || rightType == .unknown { return (lhs, rhs) }
+        if leftType.isNumeric && rightType.isNumeric { return (lhs, rhs) }
+        if leftType == rightType { return (lhs, rhs) }
+        if (leftType == .timestamp || leftType == .date), rightType == .text, case .literal(.string(let text)) = rhs {
+            return (lhs, .literal(.string(try canonicalTime(text, as: leftType, span: operatorSpan))))
+        }
+        if (rightType == .timestamp || rightType == .date), leftType == .text, case .literal(.string(let text)) = lhs {
+            return (.literal(.string(try canonicalTime(text, as: rightType, span: operatorSpan))), rhs)
+        }
+        if (leftType == .timestamp && rightType == .date) || (leftType == .date && rightType == .timestamp) { return (lhs, rhs) }
+        throw fail(.typeMismatch, "operator does not exist: \(leftType) \(operatorText) \(rightType)", operatorSpan)
+    }
+
+    private mutating func canonicalTime(_ text: String, as type: ValueType, span: (Int, Int)) throws(Failure) -> String {
+        guard let canonical = CanonicalTime.parse(text, dateOnly: type == .date) else {
+            throw fail(.typeMismatch, "invalid input syntax for type \(type): '\(text)' (expected \(type == .date ? "YYYY-MM-DD" : "YYYY-MM-DD HH:MM:SS[.ffffff]"))", span)
+        }
+        return canonical
+    }
+
+    // MARK: Names
+
+    private mutating func bindColumn(qualifier: Identifier?, name: Identifier) throws(Failure) -> (BoundExpression, ValueType) {
+        let relation: String
+        switch scope {
+        case .row(_, let name), .grouped(_, let name, _), .view(_, let name): relation = name
+        }
+        if let qualifier, qualifier.name != relation {
+            throw fail(.unknownName, "missing FROM-clause entry for '\(qualifier.name)': the query reads '\(relation)'", (qualifier.start, qualifier.end))
+        }
+        let span = (qualifier?.start ?? name.start, name.end)
+        switch scope {
+        case .row(let columns, _):
+            guard let index = columns.firstIndex(where: { $0.name == name.name }) else {
+                throw fail(.unknownName, unknownColumnMessage(name.name, in: relation, candidates: columns.map(\.name)), span)
+            }
+            return (.column(index, name: name.name), ValueType(columns[index].type))
+        case .grouped(let columns, _, let groupBy):
+            guard let index = columns.firstIndex(where: { $0.name == name.name }) else {
+                throw fail(.unknownName, unknownColumnMessage(name.name, in: relation, candidates: columns.map(\.name)), span)
+            }
+            guard let position = groupBy.firstIndex(of: index) else {
+                throw fail(.grouping, "column '\(name.name)' must appear in the GROUP BY clause or be used in an aggregate function", span)
+            }
+            return (.groupKey(position, name: name.name), ValueType(columns[index].type))
+        case .view(let columns, _):
+            guard let index = columns.firstIndex(where: { $0.name == name.name }) else {
+                throw fail(.unknownName, unknownColumnMessage(name.name, in: relation, candidates: columns.map(\.name)), span)
+            }
+            return (.column(index, name: name.name), columns[index].type)
+        }
+    }
+
+    private func unknownColumnMessage(_ name: String, in relation: String, candidates: [String]) -> String {
+        var message = "column '\(name)' does not exist in '\(relation)'"
+        if let close = candidates.first(where: { $0.lowercased() == name.lowercased() }) {
+            message += "; did you mean \"\(close)\"? (quoted names keep their case)"
+        } else if let close = closestName(name, candidates) {
+            message += "; did you mean '\(close)'?"
+        }
+        return message + " (columns: \(candidates.joined(separator: ", ")))"
+    }
+
+    // MARK: Calls
+
+    static let aggregateNames = Set(AggregateCall.Function.allCases.map(\.rawValue))
+
+    private mutating func bindCall(name: Identifier, arguments: [Expression], isDistinct: Bool, span: (Int, Int)) throws(Failure) -> (BoundExpression, ValueType) {
+        guard let function = AggregateCall.Function(rawValue: name.name) else {
+            let known = ["string_agg", "array_agg", "stddev", "variance", "bool_and", "bool_or", "every", "count_if", "approx_count_distinct"]
+            if known.contains(name.name) {
+                throw fail(.unsupported, "aggregate \(name.name)() is not supported yet; supported: COUNT, SUM, MIN, MAX, AVG", span)
+            }
+            throw fail(.unsupported, "function \(name.name)() is not supported; a view may use the aggregates COUNT, SUM, MIN, MAX and AVG", span)
+        }
+        let upper = function.rawValue.uppercased()
+        switch scope {
+        case .row:
+            throw fail(.grouping, "aggregate functions are not allowed in \(clause)", span)
+        case .view:
+            throw fail(.unsupported, "aggregate functions are not allowed in a query over a view; define another materialized view for it", span)
+        case .grouped(let columns, let relation, _):
+            guard arguments.count == 1 else {
+                throw fail(.syntax, "\(upper) takes exactly one argument, got \(arguments.count)", span)
+            }
+            var argument: Int?
+            var argumentType: ValueType?
+            switch arguments[0] {
+            case .star(let start, let end):
+                guard function == .count else { throw fail(.syntax, "\(upper)(*) is not allowed; only COUNT(*)", (start, end)) }
+                guard !isDistinct else { throw fail(.syntax, "COUNT(DISTINCT *) is not allowed; name a column", (start, end)) }
+            case .column(let qualifier, let columnName):
+                var rowBinder = ExpressionBinder(source: source, scope: .row(columns: columns, relation: relation), clause: "an aggregate argument")
+                let bound = rowBinder.bind(.column(qualifier: qualifier, name: columnName))
+                errors += rowBinder.errors
+                guard case (.column(let index, _), let type)? = bound else { throw Failure() }
+                argument = index
+                argumentType = type
+            case .call(let inner, _, _, let start, let end) where Self.aggregateNames.contains(inner.name):
+                throw fail(.grouping, "aggregate function calls cannot be nested", (start, end))
+            case let other:
+                throw fail(.unsupported, "\(upper) of an expression is not supported yet: aggregate a column (compute the expression in the source instead)", other.span)
+            }
+            if isDistinct && function != .count {
+                throw fail(.unsupported, "\(upper)(DISTINCT ...) is not supported; only COUNT(DISTINCT column)", span)
+            }
+            let resultType: ValueType
+            switch function {
+            case .count:
+                resultType = .integer
+            case .sum, .avg:
+                guard let argumentType, argumentType.isNumeric else {
+                    throw fail(.typeMismatch, "function \(function.rawValue)(\(argumentType?.description ?? "*")) does not exist: \(upper) needs a numeric column", span)
+                }
+                resultType = function == .avg ? (argumentType == .double ? .double : .numeric) : (argumentType == .integer ? .integer : argumentType)
+            case .min, .max:
+                guard let argumentType, argumentType != .boolean else {
+                    throw fail(.typeMismatch, "function \(function.rawValue)(\(argumentType?.description ?? "*")) does not exist", span)
+                }
+                resultType = argumentType
+            }
+            let call = AggregateCall(
+                function: function, argument: argument, argumentName: argument.map { columns[$0].name }, isDistinct: isDistinct,
+                resultType: resultType)
+            let index: Int
+            if let existing = aggregates.firstIndex(of: call) {
+                index = existing
+            } else {
+                aggregates.append(call)
+                index = aggregates.count - 1
+            }
+            return (.aggregate(index, text: call.description), resultType)
+        }
+    }
+}
+
+/// The closest of `candidates` to `name` by edit distance, if close enough to be a likely typo.
+func closestName(_ name: String, _ candidates: [String]) -> String? {
+    let target = Array(name.lowercased().unicodeScalars)
+    var best: (String, Int)?
+    for candidate in candidates {
+        let other = Array(candidate.lowercased().unicodeScalars)
+        guard abs(other.count - target.count) <= 2 else { continue }
+        var previous = Array(0...other.count)
+        for (i, a) in target.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: other.count)
+            for (j, b) in other.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (a == b ? 0 : 1))
+            }
+            previous = current
+        }
+        let distance = previous[other.count]
+        if distance <= max(1, target.count / 3), distance < (best?.1 ?? .max) { best = (candidate, distance) }
+    }
+    return best?.0
+}
+
+/// Time literals brought to the canonical text times are carried as.
+enum CanonicalTime {
+    /// `YYYY-MM-DD[( |T)HH:MM[:SS[.f…]]]` → `YYYY-MM-DD HH:MM:SS[.ffffff]` (or `YYYY-MM-DD` for dates);
+    /// nil when it is not a valid time.
+    static func parse(_ text: String, dateOnly: Bool) -> String? {
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count else { return nil }
+            var value = 0
+            for byte in bytes[range] {
+                guard byte >= 48 && byte <= 57 else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            return value
+        }
+        guard bytes.count >= 10, let year = number(0..<4), bytes[4] == 45, let month = number(5..<7), bytes[7] == 45,
+            let day = number(8..<10), (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year)
+        else { return nil }
+        let date = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
+        if bytes.count == 10 { return dateOnly ? date : date + " 00:00:00" }
+        guard !dateOnly, bytes.count >= 16, bytes[10] == 32 || bytes[10] == 84, let hour = number(11..<13), bytes[13] == 58,
+            let minute = number(14..<16), hour < 24, minute < 60
+        else { return nil }
+        var second = 0
+        var fraction = ""
+        var index = 16
+        if index < bytes.count {
+            guard bytes[index] == 58, let value = number(17..<19), value < 60 else { return nil }
+            second = value
+            index = 19
+            if index < bytes.count {
+                guard bytes[index] == 46, index + 1 < bytes.count else { return nil }
+                let digits = bytes[(index + 1)...]
+                guard digits.count <= 6, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+                let padded = String(decoding: digits, as: UTF8.self) + String(repeating: "0", count: 6 - digits.count)
+                if padded != "000000" { fraction = "." + padded }
+            }
+        }
+        return date + " " + pad(hour, 2) + ":" + pad(minute, 2) + ":" + pad(second, 2) + fraction
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    private static func pad(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+}

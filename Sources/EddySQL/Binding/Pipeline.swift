@@ -1,0 +1,264 @@
+/// A pipeline file, parsed and bound: its sources, views, sinks and queries, every name resolved and
+/// every option checked. Built by `PipelineCompiler`.
+public struct Pipeline: Sendable {
+    /// The file name, as given to the compiler.
+    public var file: String
+    public var sources: [Source]
+    public var views: [View]
+    public var sinks: [Sink]
+    /// The file's `SELECT` statements, answered once the pipeline has caught up.
+    public var queries: [Query]
+    /// Things worth knowing that do not stop the pipeline (a duplicate skipped by IF NOT EXISTS, …).
+    public var warnings: [SQLError]
+
+    public func source(named name: String) -> Source? { sources.first { $0.name == name } }
+    public func view(named name: String) -> View? { views.first { $0.name == name } }
+    public func sink(named name: String) -> Sink? { sinks.first { $0.name == name } }
+}
+
+/// A column of a source.
+public struct Column: Sendable, Hashable {
+    public var name: String
+    public var type: SQLType
+}
+
+/// `CREATE SOURCE` (or `CREATE TABLE` with a connector): a Kafka topic of JSON objects.
+public struct Source: Sendable {
+    public var name: String
+    /// Declared with `CREATE TABLE` rather than `CREATE SOURCE` (Eddy treats both alike).
+    public var isTable: Bool
+    public var columns: [Column]
+    public var kafka: KafkaSourceSettings
+
+    public func columnIndex(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
+}
+
+/// Where and how a source reads Kafka, compiled from its `WITH (...)` options.
+public struct KafkaSourceSettings: Sendable, Equatable {
+    /// Where a partition with no stored offset starts (`scan.startup.mode`; RisingWave's default is latest).
+    public enum StartupMode: Sendable, Equatable, CustomStringConvertible {
+        case earliest
+        case latest
+        /// `scan.startup.mode='timestamp'` with `scan.startup.timestamp.millis`.
+        case timestamp(millisecondsSinceEpoch: Int64)
+
+        public var description: String {
+            switch self {
+            case .earliest: "earliest"
+            case .latest: "latest"
+            case .timestamp(let milliseconds): "timestamp \(milliseconds) ms"
+            }
+        }
+    }
+
+    /// A librdkafka property (`properties.X` of the SQL becomes `X`).
+    public struct Property: Sendable, Equatable {
+        public var key: String
+        public var value: String
+        /// Whether the value must never be shown (passwords, secrets).
+        public var isSecret: Bool { key.contains("password") || key.contains("secret") }
+    }
+
+    /// `properties.bootstrap.server`: `host:port[,host:port…]`.
+    public var bootstrapServers: String
+    public var topic: String
+    public var startupMode: StartupMode
+    /// `properties.group.id`, if given; the engine picks one otherwise.
+    public var groupID: String?
+    /// Every other `properties.X`, as librdkafka's `X`, in the order written: security, SASL, SSL and any
+    /// pass-through setting.
+    public var clientProperties: [Property]
+
+    /// The properties with secrets replaced by `***`.
+    public var maskedClientProperties: [Property] {
+        clientProperties.map { $0.isSecret ? Property(key: $0.key, value: "***") : $0 }
+    }
+}
+
+/// An aggregate of a view: `COUNT(*)`, `COUNT([DISTINCT] col)`, `SUM(col)`, `MIN`, `MAX`, `AVG`.
+public struct AggregateCall: Sendable, Hashable, CustomStringConvertible {
+    public enum Function: String, Sendable, Hashable, CaseIterable { case count, sum, min, max, avg }
+
+    public var function: Function
+    /// The source column aggregated; nil for `COUNT(*)`.
+    public var argument: Int?
+    public var argumentName: String?
+    public var isDistinct: Bool
+    /// The SQL type of the result.
+    public var resultType: ValueType
+
+    public var description: String {
+        let argument = argumentName.map(BoundExpression.quoteIfNeeded) ?? "*"
+        return "\(function.rawValue)(\(isDistinct ? "DISTINCT " : "")\(argument))"
+    }
+}
+
+/// An output column of a view or a query.
+public struct OutputColumn: Sendable, Hashable {
+    public var name: String
+    public var type: ValueType
+    public var expression: BoundExpression
+}
+
+/// `CREATE MATERIALIZED VIEW name AS SELECT … FROM source [WHERE] [GROUP BY] [HAVING]`.
+///
+/// The engine keeps, per group (the values of `groupBy`), the state of each of `aggregates`; the output
+/// columns and `HAVING` are computed from those.
+public struct View: Sendable {
+    public var name: String
+    public var sourceName: String
+    public var outputColumns: [OutputColumn]
+    /// Source column indices, in `GROUP BY` order. Empty for a view with one global group.
+    public var groupBy: [Int]
+    public var groupByNames: [String]
+    /// Every aggregate the output columns and `HAVING` use, each once.
+    public var aggregates: [AggregateCall]
+    /// `WHERE`, over the source's columns.
+    public var filter: BoundExpression?
+    /// `HAVING`, over group keys and aggregates.
+    public var having: BoundExpression?
+    /// The definition as written (whitespace collapsed), for plans and logs.
+    public var definitionText: String
+    /// What the view's stored state depends on: the source's topic, the columns it reads and their types, the
+    /// filter, the grouping and the aggregates. Output expressions and `HAVING` are left out: changing them
+    /// does not invalidate stored state.
+    public var canonicalText: String
+
+    public func outputColumnIndex(named name: String) -> Int? { outputColumns.firstIndex { $0.name == name } }
+}
+
+/// `CREATE SINK name FROM view WITH (connector='redis', …) FORMAT PLAIN ENCODE TEMPLATE|JSON (…)`.
+public struct Sink: Sendable {
+    public var name: String
+    public var viewName: String
+    public var redis: RedisSinkSettings
+
+    /// The Redis key holding the last epoch this sink wrote (DESIGN §3).
+    public var markerKey: String { "eddy:\(name):epoch" }
+}
+
+/// A Redis server address from `redis.url` (`redis://[user[:password]@]host[:port][/db]`).
+public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var username: String?
+    public var password: String?
+    public var database: Int
+
+    /// The URL with the password masked.
+    public var description: String {
+        var credentials = ""
+        if username != nil || password != nil {
+            credentials = (username ?? "") + (password != nil ? ":***" : "") + "@"
+        }
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        return "redis://\(credentials)\(shownHost):\(port)/\(database)"
+    }
+}
+
+/// How a view's rows become Redis keys and values.
+public struct RedisSinkSettings: Sendable {
+    public enum Encoding: Sendable {
+        /// `ENCODE TEMPLATE (key_format='…{col}…', value_format='…{col}…')`.
+        case template(key: Template, value: Template)
+        /// `ENCODE JSON`: the key is a JSON object of the primary key columns, the value of the whole row.
+        case json
+    }
+
+    public var endpoint: RedisEndpoint
+    public var encoding: Encoding
+    /// `primary_key`: output column indices of the view.
+    public var primaryKeyColumns: [Int]
+    /// `force_append_only='true'`: a row that leaves the view (HAVING) keeps its last value in Redis
+    /// instead of being deleted.
+    public var forceAppendOnly: Bool
+    /// `sink.max_pending_epochs`: consumption pauses while more epochs than this await Redis.
+    public var maxPendingEpochs: Int?
+}
+
+/// A `key_format` or `value_format`: text with `{column}` placeholders.
+public struct Template: Sendable, Hashable, CustomStringConvertible {
+    public enum Part: Sendable, Hashable {
+        case text(String)
+        /// An output column of the view, by index.
+        case column(Int, name: String)
+    }
+
+    public var parts: [Part]
+
+    /// The columns the template uses.
+    public var columns: [Int] {
+        parts.compactMap { if case .column(let index, _) = $0 { index } else { nil } }
+    }
+
+    /// The rendered text, with each `{column}` replaced by the value's SQL text (`NULL` for null, as
+    /// RisingWave's template encoder renders it).
+    public func render(_ value: (Int) -> SQLValue) -> String {
+        var result = ""
+        for part in parts {
+            switch part {
+            case .text(let text): result += text
+            case .column(let index, _): result += value(index).text
+            }
+        }
+        return result
+    }
+
+    public var description: String {
+        parts.map { part in
+            switch part {
+            case .text(let text): text
+            case .column(_, let name): "{\(name)}"
+            }
+        }.joined()
+    }
+}
+
+/// A `SELECT` of the pipeline file (or of `eddy query`) over a view.
+public struct Query: Sendable {
+    public struct OrderKey: Sendable {
+        /// Over the view's output columns.
+        public var expression: BoundExpression
+        public var ascending: Bool
+        /// PostgreSQL's default: NULLs last when ascending, first when descending.
+        public var nullsFirst: Bool
+    }
+
+    public var viewName: String
+    /// The result columns, as expressions over the view's output columns.
+    public var columns: [OutputColumn]
+    public var filter: BoundExpression?
+    public var orderBy: [OrderKey]
+    public var limit: Int?
+    /// The statement as written (whitespace collapsed).
+    public var text: String
+
+    /// Answers the query from the view's rows (in the view's output column order).
+    public func run(on viewRows: [[SQLValue]]) -> [[SQLValue]] {
+        var selected: [(source: [SQLValue], output: [SQLValue])] = []
+        for row in viewRows {
+            if let filter, filter.evaluate(column: { row[$0] }) != .bool(true) { continue }
+            selected.append((row, columns.map { column in column.expression.evaluate(column: { row[$0] }) }))
+        }
+        if !orderBy.isEmpty {
+            let keys = selected.map { entry in orderBy.map { $0.expression.evaluate(column: { entry.source[$0] }) } }
+            let order = selected.indices.sorted { left, right in
+                for (position, key) in orderBy.enumerated() {
+                    let a = keys[left][position]
+                    let b = keys[right][position]
+                    if a.isNull || b.isNull {
+                        if a.isNull && b.isNull { continue }
+                        return a.isNull == key.nullsFirst
+                    }
+                    guard let comparison = SQLValue.compare(a, b), comparison != 0 else { continue }
+                    return key.ascending ? comparison < 0 : comparison > 0
+                }
+                return left < right
+            }
+            selected = order.map { selected[$0] }
+        }
+        var rows = selected.map(\.output)
+        if let limit, rows.count > limit { rows.removeLast(rows.count - limit) }
+        return rows
+    }
+}

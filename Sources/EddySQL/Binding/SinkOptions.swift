@@ -1,0 +1,284 @@
+/// Compiles a Redis sink's `WITH (...)` and `FORMAT ... ENCODE ... (...)` options into `RedisSinkSettings`.
+struct SinkOptionsCompiler {
+    let source: SourceText
+    var errors: [SQLError] = []
+    var warnings: [SQLError] = []
+
+    static let accepted = ["connector", "primary_key", "redis.url", "sink.max_pending_epochs"]
+
+    mutating func compile(_ statement: CreateSink, view: View) -> RedisSinkSettings? {
+        let errorCount = errors.count
+        var byKey: [String: OptionEntry] = [:]
+        for option in statement.options {
+            if let first = byKey[option.key] {
+                errors.append(source.error(.invalidOption, "option '\(option.key)' is given twice (first at \(source.location(first.keyStart)))", from: option.keyStart, to: option.keyEnd))
+                continue
+            }
+            byKey[option.key] = option
+            if !Self.accepted.contains(option.key) {
+                var message = "unknown Redis sink option '\(option.key)'; accepted: \(Self.accepted.joined(separator: ", "))"
+                if ["key_format", "value_format", "force_append_only"].contains(option.key) {
+                    message += " (\(option.key) belongs in FORMAT PLAIN ENCODE TEMPLATE (...))"
+                }
+                errors.append(source.error(.invalidOption, message, from: option.keyStart, to: option.keyEnd))
+            }
+        }
+        let withSpan = (statement.withStart, statement.withStart + 4)
+        guard let connector = byKey["connector"] else {
+            errors.append(source.error(.invalidOption, "sink '\(statement.name.name)' needs connector='redis' in its WITH options", from: withSpan.0, to: withSpan.1))
+            return nil
+        }
+        guard connector.value.lowercased() == "redis" else {
+            errors.append(source.error(.unsupported, "connector '\(connector.value)' is not supported for sinks; Eddy writes to 'redis'", from: connector.valueStart, to: connector.valueEnd))
+            return nil
+        }
+        var endpoint: RedisEndpoint?
+        let incomplete = statement.options.contains(where: \.hasFailedSubstitution) || (statement.format?.options.contains(where: \.hasFailedSubstitution) ?? false)
+        if let url = byKey["redis.url"], url.hasFailedSubstitution {
+            endpoint = nil
+        } else if let url = byKey["redis.url"] {
+            endpoint = parseRedisURL(url)
+        } else {
+            errors.append(source.error(.invalidOption, "sink '\(statement.name.name)' needs redis.url (e.g. redis.url='redis://host:6379')", from: withSpan.0, to: withSpan.1))
+        }
+        var primaryKey: [Int] = []
+        if let option = byKey["primary_key"] {
+            for part in option.value.split(separator: ",", omittingEmptySubsequences: false) {
+                let name = part.trimmingSpaces
+                guard let index = view.outputColumnIndex(named: name) ?? view.outputColumnIndex(named: name.lowercased()) else {
+                    errors.append(source.error(.unknownName, "primary_key column '\(name)' is not a column of view '\(view.name)' (columns: \(view.outputColumns.map(\.name).joined(separator: ", ")))", from: option.valueStart, to: option.valueEnd))
+                    continue
+                }
+                if primaryKey.contains(index) {
+                    errors.append(source.error(.duplicateName, "primary_key names column '\(name)' twice", from: option.valueStart, to: option.valueEnd))
+                }
+                primaryKey.append(index)
+            }
+            // Two groups under one key would overwrite each other in Redis in whatever order they change.
+            let grouped = Set(view.groupByNames)
+            let covered = Set(primaryKey.compactMap { index -> String? in
+                if case .groupKey(_, let name) = view.outputColumns[index].expression { return name }
+                return nil
+            })
+            for missing in view.groupByNames where !covered.contains(missing) && errors.count == errorCount {
+                let hint = view.outputColumns.contains { if case .groupKey(_, let name) = $0.expression { name == missing } else { false } }
+                    ? "add it to primary_key" : "select it in the view and add it to primary_key"
+                errors.append(source.error(.invalidOption, "primary_key must include the view's GROUP BY column '\(missing)', or different groups would overwrite one Redis key; \(hint)", from: option.valueStart, to: option.valueEnd))
+            }
+            _ = grouped
+        } else {
+            errors.append(source.error(.invalidOption, "sink '\(statement.name.name)' needs primary_key (the view's GROUP BY columns, e.g. primary_key='\(view.groupByNames.first ?? "column")')", from: withSpan.0, to: withSpan.1))
+        }
+        var maxPendingEpochs: Int?
+        if let option = byKey["sink.max_pending_epochs"] {
+            if let value = Int(option.value), value >= 1 { maxPendingEpochs = value } else {
+                errors.append(source.error(.invalidOption, "sink.max_pending_epochs must be a whole number of at least 1, not '\(option.value)'", from: option.valueStart, to: option.valueEnd))
+            }
+        }
+
+        guard let format = statement.format else {
+            errors.append(source.error(.invalidOption, "sink '\(statement.name.name)' needs FORMAT PLAIN ENCODE TEMPLATE (key_format='...', value_format='...') or FORMAT PLAIN ENCODE JSON", from: statement.end - 1, to: statement.end))
+            return nil
+        }
+        guard format.format.name == "plain" else {
+            errors.append(source.error(.unsupported, "FORMAT \(format.format.name.uppercased()) is not supported for Redis sinks; use FORMAT PLAIN", from: format.format.start, to: format.format.end))
+            return nil
+        }
+        var formatOptions: [String: OptionEntry] = [:]
+        for option in format.options {
+            if let first = formatOptions[option.key] {
+                errors.append(source.error(.invalidOption, "option '\(option.key)' is given twice (first at \(source.location(first.keyStart)))", from: option.keyStart, to: option.keyEnd))
+            }
+            formatOptions[option.key] = option
+        }
+        var forceAppendOnly = false
+        if let option = formatOptions["force_append_only"] {
+            switch option.value.lowercased() {
+            case "true": forceAppendOnly = true
+            case "false": forceAppendOnly = false
+            default: errors.append(source.error(.invalidOption, "force_append_only must be 'true' or 'false', not '\(option.value)'", from: option.valueStart, to: option.valueEnd))
+            }
+        }
+        let encoding: RedisSinkSettings.Encoding
+        switch format.encode.name {
+        case "template":
+            for option in format.options where !["force_append_only", "key_format", "value_format"].contains(option.key) {
+                errors.append(source.error(.invalidOption, "unknown ENCODE TEMPLATE option '\(option.key)'; accepted: force_append_only, key_format, value_format", from: option.keyStart, to: option.keyEnd))
+            }
+            let key = template(formatOptions["key_format"], name: "key_format", view: view, allowed: primaryKey, encode: format.encode)
+            let value = template(formatOptions["value_format"], name: "value_format", view: view, allowed: nil, encode: format.encode)
+            if let key, let option = formatOptions["key_format"], errors.count == errorCount {
+                for index in primaryKey where !key.columns.contains(index) {
+                    errors.append(source.error(.invalidTemplate, "key_format must use every primary_key column; '{\(view.outputColumns[index].name)}' is missing, so different rows would share a Redis key", from: option.valueStart, to: option.valueEnd))
+                }
+            }
+            guard let key, let value else { return nil }
+            encoding = .template(key: key, value: value)
+        case "json":
+            for option in format.options where option.key != "force_append_only" {
+                errors.append(source.error(.invalidOption, "unknown ENCODE JSON option '\(option.key)'; accepted: force_append_only", from: option.keyStart, to: option.keyEnd))
+            }
+            encoding = .json
+        default:
+            errors.append(source.error(.unsupported, "ENCODE \(format.encode.name.uppercased()) is not supported for Redis sinks; use ENCODE TEMPLATE or ENCODE JSON", from: format.encode.start, to: format.encode.end))
+            return nil
+        }
+        guard errors.count == errorCount, !incomplete, let endpoint else { return nil }
+        return RedisSinkSettings(
+            endpoint: endpoint, encoding: encoding, primaryKeyColumns: primaryKey, forceAppendOnly: forceAppendOnly,
+            maxPendingEpochs: maxPendingEpochs)
+    }
+
+    // MARK: Templates
+
+    /// Parses `…{column}…`. `allowed` restricts the columns (key_format may only use primary key columns).
+    private mutating func template(_ option: OptionEntry?, name: String, view: View, allowed: [Int]?, encode: Identifier) -> Template? {
+        guard let option else {
+            errors.append(source.error(.invalidOption, "ENCODE TEMPLATE needs \(name) (e.g. \(name)='{\(view.outputColumns.first?.name ?? "column")}')", from: encode.start, to: encode.end))
+            return nil
+        }
+        guard !option.value.isEmpty else {
+            errors.append(source.error(.invalidTemplate, "\(name) must not be empty", from: option.valueStart, to: option.valueEnd))
+            return nil
+        }
+        var parts: [Template.Part] = []
+        var text = ""
+        var scalars = option.value.unicodeScalars[...]
+        // Error positions point into the value when it was written literally (not substituted).
+        func position(_ scalarOffset: Int) -> (Int, Int) {
+            guard !option.isSubstituted else { return (option.valueStart, option.valueEnd) }
+            let prefix = String(String.UnicodeScalarView(option.value.unicodeScalars.prefix(scalarOffset)))
+            let start = option.valueStart + 1 + prefix.utf8.count
+            return (start, start + 1)
+        }
+        var offset = 0
+        var failed = false
+        while let scalar = scalars.first {
+            if scalar == "{" {
+                guard let close = scalars.firstIndex(of: "}") else {
+                    let (start, end) = position(offset)
+                    errors.append(source.error(.invalidTemplate, "\(name): '{' at character \(offset + 1) has no closing '}'", from: start, to: end))
+                    return nil
+                }
+                let column = String(String.UnicodeScalarView(scalars[scalars.index(after: scalars.startIndex)..<close]))
+                let (start, _) = position(offset)
+                let end = start + column.utf8.count + 2
+                if let index = view.outputColumnIndex(named: column) {
+                    if let allowed, !allowed.contains(index) {
+                        errors.append(source.error(.invalidTemplate, "\(name) may only use primary_key columns (\(allowed.map { view.outputColumns[$0].name }.joined(separator: ", "))); '{\(column)}' is not one", from: start, to: end))
+                        failed = true
+                    }
+                    if !text.isEmpty { parts.append(.text(text)) }
+                    text = ""
+                    parts.append(.column(index, name: column))
+                } else {
+                    var message = "\(name) names '{\(column)}', which is not a column of view '\(view.name)' (columns: \(view.outputColumns.map(\.name).joined(separator: ", ")))"
+                    if column.isEmpty { message = "\(name) has an empty placeholder '{}'; name a column of view '\(view.name)'" }
+                    if let close = closestName(column, view.outputColumns.map(\.name)) { message += "; did you mean '{\(close)}'?" }
+                    errors.append(source.error(.invalidTemplate, message, from: start, to: end))
+                    failed = true
+                }
+                offset += column.unicodeScalars.count + 2
+                scalars = scalars[scalars.index(after: close)...]
+                continue
+            }
+            if scalar == "}" {
+                let (start, end) = position(offset)
+                errors.append(source.error(.invalidTemplate, "\(name): '}' at character \(offset + 1) has no opening '{'", from: start, to: end))
+                return nil
+            }
+            text.unicodeScalars.append(scalar)
+            scalars = scalars.dropFirst()
+            offset += 1
+        }
+        if !text.isEmpty { parts.append(.text(text)) }
+        return failed ? nil : Template(parts: parts)
+    }
+
+    // MARK: redis.url
+
+    /// `redis://[user[:password]@]host[:port][/db]`; `rediss://` is refused (no TLS in Debian's hiredis 0.14).
+    private mutating func parseRedisURL(_ option: OptionEntry) -> RedisEndpoint? {
+        func fail(_ message: String) -> RedisEndpoint? {
+            // Never echo the URL itself: it may carry a password.
+            errors.append(source.error(.invalidOption, "redis.url: \(message)", from: option.valueStart, to: option.valueEnd))
+            return nil
+        }
+        var rest = Substring(option.value)
+        if rest.lowercased().hasPrefix("rediss://") {
+            return fail("TLS (rediss://) is not supported: Debian's hiredis 0.14 has no TLS; put stunnel (or a TLS proxy) in front of Redis and use redis:// to it")
+        }
+        guard rest.lowercased().hasPrefix("redis://") else {
+            return fail("expected redis://[user[:password]@]host[:port][/db]")
+        }
+        rest = rest.dropFirst("redis://".count)
+        if let query = rest.firstIndex(of: "?") {
+            return fail("query parameters ('\(rest[query...].prefix { $0 != "=" })') are not supported")
+        }
+        var username: String?
+        var password: String?
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = credentials.firstIndex(of: ":") {
+                username = String(credentials[..<colon])
+                password = String(credentials[credentials.index(after: colon)...])
+            } else {
+                username = String(credentials)
+            }
+            guard let decodedUser = percentDecoded(username ?? ""), let decodedPassword = percentDecoded(password ?? "") else {
+                return fail("malformed %-escape in the credentials")
+            }
+            username = decodedUser.isEmpty ? nil : decodedUser
+            password = password == nil ? nil : decodedPassword
+        }
+        var database = 0
+        if let slash = rest.firstIndex(of: "/") {
+            let path = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+            if !path.isEmpty {
+                guard let value = Int(path), value >= 0 else { return fail("the database after '/' must be a number, not '\(path)'") }
+                database = value
+            }
+        }
+        var host: String
+        var port = 6379
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return fail("unclosed '[' in an IPv6 host") }
+            host = String(rest[rest.index(after: rest.startIndex)..<close])
+            rest = rest[rest.index(after: close)...]
+            if rest.hasPrefix(":") {
+                guard let value = Int(rest.dropFirst()), (1...65_535).contains(value) else { return fail("the port must be a number from 1 to 65535") }
+                port = value
+            } else if !rest.isEmpty {
+                return fail("unexpected text after the host")
+            }
+        } else if let colon = rest.lastIndex(of: ":") {
+            host = String(rest[..<colon])
+            guard let value = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(value) else {
+                return fail("the port must be a number from 1 to 65535")
+            }
+            port = value
+        } else {
+            host = String(rest)
+        }
+        guard !host.isEmpty else { return fail("no host (expected redis://host:port)") }
+        return RedisEndpoint(host: host, port: port, username: username, password: password, database: database)
+    }
+
+    private func percentDecoded(_ text: String) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next(), let low = iterator.next(),
+                    let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+                else { return nil }
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}

@@ -1,1 +1,0 @@
-// EddySQL: see Package.swift for this module's concern.

@@ -1,0 +1,49 @@
+extension Pipeline {
+    /// A human-readable plan of the pipeline, as `eddy check` prints it. Secrets (passwords in Kafka
+    /// properties and in `redis.url`) are masked.
+    public var planDescription: String {
+        var lines: [String] = []
+        for source in sources {
+            lines.append("\(source.isTable ? "table" : "source") \(source.name): Kafka topic '\(source.kafka.topic)', FORMAT PLAIN ENCODE JSON")
+            lines.append("  columns: " + source.columns.map { "\($0.name) \($0.type)" }.joined(separator: ", "))
+            lines.append("  kafka:   bootstrap.servers=\(source.kafka.bootstrapServers)")
+            lines.append("           start: \(source.kafka.startupMode) (for partitions without a checkpointed offset)")
+            if let groupID = source.kafka.groupID { lines.append("           group.id=\(groupID)") }
+            for property in source.kafka.maskedClientProperties {
+                lines.append("           \(property.key)=\(property.value)")
+            }
+        }
+        for view in views {
+            lines.append("materialized view \(view.name): from \(view.sourceName)")
+            lines.append("  columns:    " + view.outputColumns.map { "\($0.name) \($0.type)" }.joined(separator: ", "))
+            if let filter = view.filter { lines.append("  where:      \(filter)") }
+            lines.append("  group by:   " + (view.groupByNames.isEmpty ? "(one global group)" : view.groupByNames.joined(separator: ", ")))
+            lines.append("  aggregates: " + (view.aggregates.isEmpty ? "(none)" : view.aggregates.map(\.description).joined(separator: ", ")))
+            if let having = view.having { lines.append("  having:     \(having)") }
+            for column in view.outputColumns {
+                if case .groupKey(_, let name) = column.expression, name == column.name { continue }
+                if case .aggregate(_, let text) = column.expression, text.hasPrefix(column.name + "(") { continue }
+                lines.append("  \(column.name) = \(column.expression)")
+            }
+        }
+        for sink in sinks {
+            let view = self.view(named: sink.viewName)
+            let names = view.map { view in sink.redis.primaryKeyColumns.map { view.outputColumns[$0].name } } ?? []
+            lines.append("sink \(sink.name): from \(sink.viewName) to Redis \(sink.redis.endpoint)")
+            lines.append("  primary key: \(names.joined(separator: ", "))")
+            switch sink.redis.encoding {
+            case .template(let key, let value):
+                lines.append("  encode:      TEMPLATE key '\(key)' value '\(value)'\(sink.redis.forceAppendOnly ? " (force_append_only)" : "")")
+            case .json:
+                lines.append("  encode:      JSON\(sink.redis.forceAppendOnly ? " (force_append_only)" : "")")
+            }
+            lines.append("  epoch marker key: \(sink.markerKey)")
+            if let pending = sink.redis.maxPendingEpochs { lines.append("  sink.max_pending_epochs: \(pending)") }
+        }
+        for query in queries {
+            lines.append("query: \(query.text)")
+            lines.append("  columns: " + query.columns.map { "\($0.name) \($0.type)" }.joined(separator: ", "))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

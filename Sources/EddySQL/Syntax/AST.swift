@@ -1,0 +1,173 @@
+/// The syntax tree of a pipeline file, as written (names folded, nothing resolved yet).
+
+/// A name with where it was written.
+public struct Identifier: Sendable, Hashable, CustomStringConvertible {
+    /// Folded to lower case unless it was quoted.
+    public var name: String
+    public var isQuoted: Bool
+    /// Byte offsets in the file.
+    var start: Int
+    var end: Int
+
+    public var description: String { name }
+}
+
+/// A `key = 'value'` entry of `WITH (...)` or of a `FORMAT ... ENCODE ... (...)` clause.
+struct OptionEntry: Sendable {
+    /// Dotted keys are joined with `.`, folded to lower case (`properties.bootstrap.server`).
+    var key: String
+    var keyStart: Int
+    var keyEnd: Int
+    var value: String
+    var valueStart: Int
+    var valueEnd: Int
+    /// Whether `${NAME}` substitution produced part of the value.
+    var isSubstituted: Bool
+    /// A `${NAME}` in the value was not set (already reported): the value must not be checked further.
+    var hasFailedSubstitution = false
+}
+
+/// `FORMAT <format> ENCODE <encode> [( options )]`.
+struct FormatClause: Sendable {
+    var format: Identifier
+    var encode: Identifier
+    var options: [OptionEntry]
+}
+
+/// A column of `CREATE SOURCE` / `CREATE TABLE`.
+struct ColumnDefinition: Sendable {
+    var name: Identifier
+    var type: SQLType
+    var typeStart: Int
+    var typeEnd: Int
+}
+
+enum UnaryOperator: String, Sendable { case minus = "-", plus = "+", not = "NOT" }
+
+enum BinaryOperator: String, Sendable {
+    case or = "OR", and = "AND"
+    case equal = "=", notEqual = "<>", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
+    case add = "+", subtract = "-", multiply = "*", divide = "/", modulo = "%", concatenate = "||"
+
+    var isComparison: Bool {
+        switch self {
+        case .equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual: true
+        default: false
+        }
+    }
+
+    var isArithmetic: Bool {
+        switch self {
+        case .add, .subtract, .multiply, .divide, .modulo: true
+        default: false
+        }
+    }
+}
+
+/// A literal as written.
+enum Literal: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    /// A number with a fraction or exponent, or an integer too large for BIGINT.
+    case decimal(Double, text: String)
+    case string(String)
+}
+
+/// An expression as written. Every node knows its byte range, for errors.
+indirect enum Expression: Sendable {
+    case literal(Literal, start: Int, end: Int)
+    case column(qualifier: Identifier?, name: Identifier)
+    /// `*` as a function argument (`COUNT(*)`) or a select item.
+    case star(start: Int, end: Int)
+    case call(name: Identifier, arguments: [Expression], isDistinct: Bool, start: Int, end: Int)
+    case unary(UnaryOperator, Expression, start: Int, end: Int)
+    case binary(BinaryOperator, Expression, Expression, operatorStart: Int, operatorEnd: Int)
+    case isNull(Expression, negated: Bool, start: Int, end: Int)
+    case inList(Expression, [Expression], negated: Bool, start: Int, end: Int)
+    case like(Expression, pattern: Expression, negated: Bool, caseInsensitive: Bool, start: Int, end: Int)
+    case between(Expression, low: Expression, high: Expression, negated: Bool, start: Int, end: Int)
+
+    /// The byte range the expression spans.
+    var span: (start: Int, end: Int) {
+        switch self {
+        case .literal(_, let start, let end), .star(let start, let end): (start, end)
+        case .column(let qualifier, let name): (qualifier?.start ?? name.start, name.end)
+        case .call(_, _, _, let start, let end), .unary(_, _, let start, let end): (start, end)
+        case .binary(_, let left, let right, _, _): (left.span.start, right.span.end)
+        case .isNull(let operand, _, _, let end): (operand.span.start, end)
+        case .inList(let operand, _, _, _, let end): (operand.span.start, end)
+        case .like(let operand, _, _, _, _, let end): (operand.span.start, end)
+        case .between(let operand, _, _, _, _, let end): (operand.span.start, end)
+        }
+    }
+}
+
+struct SelectItem: Sendable {
+    /// nil for `*`.
+    var expression: Expression?
+    var alias: Identifier?
+    var start: Int
+    var end: Int
+}
+
+struct OrderItem: Sendable {
+    var expression: Expression
+    var ascending: Bool
+    var nullsFirst: Bool?
+}
+
+/// `SELECT ... FROM name [WHERE] [GROUP BY] [HAVING] [ORDER BY] [LIMIT]`.
+struct SelectStatement: Sendable {
+    var items: [SelectItem]
+    var from: Identifier
+    var filter: Expression?
+    var groupBy: [Expression]
+    var having: Expression?
+    var orderBy: [OrderItem]
+    var limit: (value: Int, start: Int, end: Int)?
+    var start: Int
+    var end: Int
+}
+
+/// One statement of a pipeline file.
+enum Statement: Sendable {
+    case createSource(CreateSource)
+    case createView(CreateView)
+    case createSink(CreateSink)
+    case select(SelectStatement)
+    /// Parsed well enough to name, but not something Eddy runs (DROP, SHOW, …).
+    case unsupported(what: String, hint: String, start: Int, end: Int)
+}
+
+struct CreateSource: Sendable {
+    /// `CREATE TABLE` with a connector rather than `CREATE SOURCE`.
+    var isTable: Bool
+    var ifNotExists: Bool
+    var name: Identifier
+    var columns: [ColumnDefinition]
+    var options: [OptionEntry]
+    var withStart: Int
+    var format: FormatClause?
+    var start: Int
+    var end: Int
+}
+
+struct CreateView: Sendable {
+    var ifNotExists: Bool
+    var name: Identifier
+    var query: SelectStatement
+    var start: Int
+    var end: Int
+}
+
+struct CreateSink: Sendable {
+    var ifNotExists: Bool
+    var name: Identifier
+    var from: Identifier
+    var options: [OptionEntry]
+    var withStart: Int
+    var format: FormatClause?
+    var start: Int
+    var end: Int
+}

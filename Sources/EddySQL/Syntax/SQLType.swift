@@ -1,0 +1,38 @@
+/// The column types a source can declare (PostgreSQL/RisingWave names and their synonyms).
+public enum SQLType: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    case varchar = "VARCHAR"
+    case smallint = "SMALLINT"
+    case integer = "INTEGER"
+    case bigint = "BIGINT"
+    case real = "REAL"
+    case double = "DOUBLE PRECISION"
+    case decimal = "DECIMAL"
+    case boolean = "BOOLEAN"
+    case timestamp = "TIMESTAMP"
+    case timestamptz = "TIMESTAMPTZ"
+    case date = "DATE"
+
+    public var description: String { rawValue }
+
+    var isInteger: Bool { self == .smallint || self == .integer || self == .bigint }
+    var isNumeric: Bool { isInteger || self == .real || self == .double || self == .decimal }
+
+    /// Single-word spellings; `DOUBLE PRECISION`, `CHARACTER VARYING` and `TIMESTAMP WITH[OUT] TIME ZONE`
+    /// are assembled by the parser.
+    static let spellings: [String: SQLType] = [
+        "varchar": .varchar, "text": .varchar, "string": .varchar, "character": .varchar, "char": .varchar,
+        "smallint": .smallint, "int2": .smallint,
+        "int": .integer, "integer": .integer, "int4": .integer,
+        "bigint": .bigint, "int8": .bigint,
+        "real": .real, "float4": .real,
+        "double": .double, "float8": .double, "float": .double,
+        "decimal": .decimal, "numeric": .decimal,
+        "boolean": .boolean, "bool": .boolean,
+        "timestamp": .timestamp, "timestamptz": .timestamptz,
+        "date": .date,
+    ]
+
+    static var spellingList: String {
+        "VARCHAR/TEXT, SMALLINT, INT/INTEGER, BIGINT, REAL, DOUBLE PRECISION/FLOAT, DECIMAL/NUMERIC, BOOLEAN, TIMESTAMP, TIMESTAMPTZ, DATE"
+    }
+}
