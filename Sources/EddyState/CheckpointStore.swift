@@ -201,13 +201,19 @@ public final class CheckpointStore: Sendable {
 
     /// Checks the pipeline's views against the ones the state was built with.
     ///
-    /// - Parameter fingerprints: view name → canonical definition text.
-    /// - Throws: `.pipelineChanged` naming every view whose definition differs, and saying how to reset.
+    /// - Parameters:
+    ///   - fingerprints: view name → the text that identifies what the view's stored state means.
+    ///   - definitions: view name → a self-contained definition (for readers such as `eddy query` that have
+    ///     no pipeline file); recorded whenever it differs from the stored one. Optional.
+    /// - Throws: `.pipelineChanged` naming every view whose fingerprint differs, and saying how to reset.
     /// - Returns: handles for the pipeline's views, and which views are new or dropped. On a writable store the
     ///   new views' fingerprints are recorded and their databases created (durably).
     @discardableResult
-    public func validatePipeline(fingerprints: [String: String]) throws(StateError) -> PipelineValidation {
-        let stored = try loadCheckpoint().viewFingerprints
+    public func validatePipeline(
+        fingerprints: [String: String], definitions: [String: String] = [:]
+    ) throws(StateError) -> PipelineValidation {
+        let checkpoint = try loadCheckpoint()
+        let stored = checkpoint.viewFingerprints
         let changed = fingerprints.keys.filter { stored[$0] != nil && stored[$0] != fingerprints[$0] }.sorted()
         let added = fingerprints.keys.filter { stored[$0] == nil }.sorted()
         let dropped = stored.keys.filter { fingerprints[$0] == nil }.sorted()
@@ -239,6 +245,11 @@ public final class CheckpointStore: Sendable {
                                     try transaction.put(
                                         core.meta, key: StateEncoding.fingerprintPrefix + name, value: value)
                                 }
+                            }
+                        }
+                        for (name, definition) in definitions where checkpoint.viewDefinitions[name] != definition {
+                            try definition.withUTF8Buffer { value in
+                                try transaction.put(core.meta, key: StateEncoding.definitionPrefix + name, value: value)
                             }
                         }
                         return opened
@@ -290,6 +301,9 @@ public final class CheckpointStore: Sendable {
                     } else if name.hasPrefix(StateEncoding.fingerprintPrefix) {
                         let view = String(name.dropFirst(StateEncoding.fingerprintPrefix.count))
                         checkpoint.viewFingerprints[view] = StateEncoding.string(value)
+                    } else if name.hasPrefix(StateEncoding.definitionPrefix) {
+                        let view = String(name.dropFirst(StateEncoding.definitionPrefix.count))
+                        checkpoint.viewDefinitions[view] = StateEncoding.string(value)
                     }
                 }
                 try snapshot.forEach(core.offsets) { key, value in
@@ -502,8 +516,10 @@ public struct StoredCheckpoint: Sendable, Equatable {
     public var acknowledgedEpochs: [String: UInt64] = [:]
     /// Next offset to read, per partition.
     public var offsets: [TopicPartition: Int64] = [:]
-    /// View name → the definition text its state was built with.
+    /// View name → the fingerprint its state was built with.
     public var viewFingerprints: [String: String] = [:]
+    /// View name → the self-contained definition last recorded by `validatePipeline(definitions:)`.
+    public var viewDefinitions: [String: String] = [:]
 
     public init() {}
 }

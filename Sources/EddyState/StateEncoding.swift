@@ -1,7 +1,8 @@
 /// How the store lays out its own keys and values. The engine owns the encoding of view keys and aggregates.
 ///
 /// - `meta`: `format_version` → UInt64 LE, `epoch` → UInt64 LE, `ack:<sink>` → UInt64 LE,
-///   `fingerprint:<view>` → the view's canonical definition text (UTF-8).
+///   `fingerprint:<view>` → what the view's state means (UTF-8), `definition:<view>` → a self-contained
+///   definition for readers without the pipeline file (UTF-8).
 /// - `offsets`: topic UTF-8, a NUL byte, partition Int32 big-endian → next offset Int64 LE.
 /// - `view:<name>`: engine bytes → engine bytes.
 enum StateEncoding {
@@ -16,6 +17,7 @@ enum StateEncoding {
     static let epochKey = "epoch"
     static let acknowledgedPrefix = "ack:"
     static let fingerprintPrefix = "fingerprint:"
+    static let definitionPrefix = "definition:"
 
     static func viewDatabaseName(_ view: String) -> String { viewDatabasePrefix + view }
 

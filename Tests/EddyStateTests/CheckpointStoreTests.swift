@@ -206,6 +206,19 @@ private func contents(of store: CheckpointStore, view: String) throws -> [String
         #expect(try store.loadCheckpoint().viewFingerprints.count == 3)
     }
 
+    @Test func definitionsAreRecordedAndFollowThePipeline() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try CheckpointStore.open(directory: directory.path)
+        try store.validatePipeline(fingerprints: ["counts": "f"], definitions: ["counts": "SELECT event, COUNT(*) ..."])
+        #expect(try store.loadCheckpoint().viewDefinitions == ["counts": "SELECT event, COUNT(*) ..."])
+        // A new presentation of the same state replaces the definition and keeps the fingerprint.
+        try store.validatePipeline(fingerprints: ["counts": "f"], definitions: ["counts": "SELECT event AS kind, COUNT(*) ..."])
+        let checkpoint = try store.loadCheckpoint()
+        #expect(checkpoint.viewDefinitions == ["counts": "SELECT event AS kind, COUNT(*) ..."])
+        #expect(checkpoint.viewFingerprints == ["counts": "f"])
+    }
+
     @Test func theAcknowledgedEpochNeverMovesBackwards() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
