@@ -42,7 +42,11 @@ public final class RedisTestServer: Sendable {
         self.state = Mutex(State(port: LoopbackPort.unused()))
     }
 
-    deinit {
+    deinit { destroy() }
+
+    /// Kills the server and removes its directory; nothing works after this. For programs that end
+    /// without releasing the server (a benchmark's globals are never deinitialised).
+    public func destroy() {
         kill()
         removeDirectory()
     }

@@ -51,6 +51,12 @@ import Testing
         #expect(policy.unavailableReason?.hasPrefix("NOPERM") == true)
         #expect(connection.isOpen)
 
+        // A user without a password logs in only if the server made it `nopass`.
+        try server.command("ACL", "SETUSER", "open", "on", "nopass", "~*", "+@all")
+        #expect(try connect(RedisURL(host: "127.0.0.1", port: server.port, user: "open")).command("PING") == .status("PONG"))
+        let noPassword = #expect(throws: RedisError.self) { try connect(RedisURL(host: "127.0.0.1", port: server.port, user: "sink")) }
+        #expect(noPassword?.code == .authenticationFailed)
+
         url.password = "wrong-secret"
         let error = #expect(throws: RedisError.self) { try connect(url) }
         #expect(error?.code == .authenticationFailed)
