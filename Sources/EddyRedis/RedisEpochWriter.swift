@@ -113,8 +113,8 @@ public final class RedisEpochWriter: @unchecked Sendable {
     ///
     /// The whole epoch is one script or one transaction, however many pairs: splitting it would let
     /// readers see half an epoch, and Redis blocks others for the same total time either way. Measured
-    /// here (release build, 2 cores): a whole-view re-send of 1 000 000 keys takes about 1.3-2.2 s as a
-    /// script and 0.7-0.8 s as a transaction; `commandTimeout` must cover it. If it does not, the call
+    /// here (release build, 2 cores): a whole-view re-send of 1 000 000 keys takes about 1.3-2.8 s as a
+    /// script and 0.6-0.9 s as a transaction; `commandTimeout` must cover it. If it does not, the call
     /// throws `timeout` and the epoch is either wholly in Redis (Redis had started it: the retry on a new
     /// connection sees `.stale(marker: epoch)`) or not at all (it died with the closed socket).
     ///
