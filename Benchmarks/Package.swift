@@ -1,8 +1,9 @@
 // swift-tools-version:6.1
 // Benchmarks live in their own package so the harness (ordo-one/benchmark, simdjson) stays out of the
-// main build and CI. Run from this folder: `swift package benchmark` (hot path, with malloc counts) and
-// `swift run -c release ConsumerBenchmark` (consumer vs kcat). Every speed is reported as a ratio
-// against a reference measured in the same run.
+// main build and CI. Run from this folder: `swift package benchmark` (hot path, with malloc counts),
+// `swift run -c release ConsumerBenchmark` (consumer vs kcat) and `swift run -c release RedisSinkBenchmark`
+// (fenced epoch writes vs redis-benchmark). Every speed is reported as a ratio against a reference
+// measured in the same run.
 import Foundation
 import PackageDescription
 
@@ -14,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     dependencies: [
         .package(path: ".."),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -25,6 +27,16 @@ let package = Package(
                 .product(name: "EddyTestSupport", package: eddy),
             ],
             path: "ConsumerBenchmark"
+        ),
+        // RedisEpochWriter's fenced epochs against redis-benchmark's pipelined SETs on one redis-server.
+        .executableTarget(
+            name: "RedisSinkBenchmark",
+            dependencies: [
+                .product(name: "EddyRedis", package: eddy),
+                .product(name: "EddyTestSupport", package: eddy),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "RedisSinkBenchmark"
         ),
         // Decode + aggregate over generated messages in memory, beside simdjson On-Demand on the same bytes.
         .executableTarget(

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import EddyKafka
 import EddyWorkload
 import Logging
@@ -105,20 +102,6 @@ extension KafkaConsumer {
 }
 
 extension KafkaTestBroker {
-    /// A loopback TCP port that was free a moment ago (bind to port 0, read it back, close).
-    public static func unusedLoopbackPort() -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                _ = bind(descriptor, pointer, length)
-                return getsockname(descriptor, pointer, &length)
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    /// A loopback TCP port that was free a moment ago: `LoopbackPort.unused()`.
+    public static func unusedLoopbackPort() -> Int { LoopbackPort.unused() }
 }

@@ -1,3 +1,0 @@
-import Testing
-
-@Test func placeholderEddyRedis() { #expect(Bool(true)) }

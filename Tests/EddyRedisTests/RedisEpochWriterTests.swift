@@ -1,0 +1,352 @@
+@testable import EddyRedis
+import EddyTestSupport
+import Testing
+
+private func pairs(_ values: [String: String]) -> [(key: [UInt8], value: [UInt8])] {
+    values.sorted { $0.key < $1.key }.map { (key: bytes($0.key), value: bytes($0.value)) }
+}
+
+private func makeWriter(
+    _ server: RedisTestServer,
+    _ method: RedisEpochWriteMethod,
+    commandTimeout: Duration = .seconds(30),
+    form: RedisEpochScript.Form = .flagged
+) throws -> RedisEpochWriter {
+    RedisEpochWriter(connection: try connect(server.url, commandTimeout: commandTimeout), logger: testLogger, method: method, scriptForm: form)
+}
+
+private let methods: [RedisEpochWriteMethod] = [.script, .transaction]
+
+private func memoryInfo(_ server: RedisTestServer, _ field: String) throws -> Int {
+    let info = try #require(try server.command("INFO", "memory").text)
+    let line = try #require(info.split(whereSeparator: \.isNewline).first { $0.hasPrefix(field + ":") })
+    return try #require(Int(line.dropFirst(field.count + 1)))
+}
+
+@Suite struct RedisEpochWriterTests {
+    @Test func markerKeyNamesTheSink() {
+        #expect(RedisEpochWriter.markerKey(sink: "clicks") == "eddy:clicks:epoch")
+    }
+
+    @Test(arguments: methods)
+    func appliesStaleAndBehindFollowTheMarker(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server, method)
+        #expect(try writer.readMarker(sink: "s") == nil)
+
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1", "b": "1"])) == .applied)
+        #expect(try writer.readMarker(sink: "s") == 1)
+        #expect(try server.get("a") == "1")
+
+        #expect(try writer.write(sink: "s", epoch: 3, minimumMarker: 1, pairs: pairs(["a": "3"])) == .applied)
+        #expect(try server.get("eddy:s:epoch") == "3")
+
+        // Equal and older epochs are stale and write nothing.
+        #expect(try writer.write(sink: "s", epoch: 3, minimumMarker: 1, pairs: pairs(["a": "again"])) == .stale(marker: 3))
+        #expect(try writer.write(sink: "s", epoch: 2, minimumMarker: 0, pairs: pairs(["a": "older", "new": "x"])) == .stale(marker: 3))
+        #expect(try server.get("a") == "3")
+        #expect(try server.get("new") == nil)
+
+        // The marker is below what was acknowledged: Redis lost data; nothing is written.
+        #expect(try writer.write(sink: "s", epoch: 9, minimumMarker: 5, pairs: pairs(["a": "9"])) == .behind(marker: 3))
+        #expect(try server.get("a") == "3")
+        #expect(try writer.readMarker(sink: "s") == 3)
+
+        try server.flushAll()
+        #expect(try writer.write(sink: "s", epoch: 10, minimumMarker: 3, pairs: pairs(["a": "10"])) == .behind(marker: nil))
+        #expect(try server.get("a") == nil)
+        // The whole view re-sent with the bound lowered to what Redis has.
+        #expect(try writer.write(sink: "s", epoch: 10, minimumMarker: 0, pairs: pairs(["a": "10", "b": "10"])) == .applied)
+        #expect(try server.get("b") == "10")
+
+        // Sinks are fenced apart.
+        #expect(try writer.write(sink: "other", epoch: 1, minimumMarker: 0, pairs: pairs(["o": "1"])) == .applied)
+        #expect(try writer.readMarker(sink: "s") == 10)
+    }
+
+    @Test(arguments: methods)
+    func emptyEpochStillMovesTheMarker(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server, method)
+        #expect(try writer.write(sink: "s", epoch: 7, minimumMarker: 0, pairs: [(key: [UInt8], value: [UInt8])]()) == .applied)
+        #expect(try writer.readMarker(sink: "s") == 7)
+        #expect(try server.command("DBSIZE") == .integer(1))
+    }
+
+    @Test(arguments: methods)
+    func keysAndValuesAreBinarySafe(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server, method)
+        let key: [UInt8] = [0, 1, 13, 10, 0xFF, 0xC3, 0x28, 0x24, 0x2A]
+        let value: [UInt8] = Array(0...255).reversed()
+        #expect(try writer.write(sink: "bin", epoch: 1, minimumMarker: 0, pairs: [(key: key, value: value), (key: [], value: [])]) == .applied)
+        let connection = try server.connect()
+        #expect(try connection.command([bytes("GET"), key]) == .string(value))
+        #expect(try connection.command([bytes("GET"), []]) == .string([]))
+    }
+
+    @Test(arguments: methods)
+    func keyOfAnotherTypeIsOverwritten(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer()
+        try server.command("RPUSH", "k", "a", "b")
+        try server.command("HSET", "h", "f", "v")
+        let writer = try makeWriter(server, method)
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["k": "now a string", "h": "too"])) == .applied)
+        #expect(try server.get("k") == "now a string")
+        #expect(try server.command("TYPE", "h") == .status("string"))
+    }
+
+    @Test(arguments: methods)
+    func markerOfAnotherKindIsAClearErrorAndWritesNothing(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server, method)
+        try server.command("SET", "eddy:s:epoch", "twelve")
+        let text = #expect(throws: RedisError.self) { try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1"])) }
+        #expect(text?.code == .invalidMarker)
+        #expect(text?.reason == "epoch marker eddy:s:epoch on Redis at 127.0.0.1:\(server.port) holds \"twelve\", not an epoch number: another program uses this key")
+        let read = #expect(throws: RedisError.self) { try writer.readMarker(sink: "s") }
+        #expect(read?.code == .invalidMarker)
+
+        try server.command("DEL", "eddy:s:epoch")
+        try server.command("RPUSH", "eddy:s:epoch", "1")
+        let list = #expect(throws: RedisError.self) { try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1"])) }
+        #expect(list?.reason == "epoch marker eddy:s:epoch on Redis at 127.0.0.1:\(server.port) holds a list, not an epoch number: another program uses this key")
+        #expect(try server.get("a") == nil)
+        #expect(writer.connection.isOpen)
+    }
+
+    @Test(arguments: methods)
+    func epochsAreComparedExactlyBeyondDoublePrecision(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server, method)
+        let big: UInt64 = (1 << 53) + 1
+        #expect(try writer.write(sink: "s", epoch: big, minimumMarker: 0, pairs: pairs(["a": "1"])) == .applied)
+        // 2^53 + 2 would equal 2^53 + 1 as a double: here it is newer.
+        #expect(try writer.write(sink: "s", epoch: big + 1, minimumMarker: big, pairs: pairs(["a": "2"])) == .applied)
+        #expect(try writer.write(sink: "s", epoch: big, minimumMarker: 0, pairs: pairs(["a": "old"])) == .stale(marker: big + 1))
+        #expect(try writer.write(sink: "s", epoch: .max, minimumMarker: big + 1, pairs: pairs(["a": "max"])) == .applied)
+        #expect(try writer.readMarker(sink: "s") == .max)
+        // Leading zeros written by someone else still compare by value.
+        try server.command("SET", "eddy:t:epoch", "0007")
+        #expect(try writer.write(sink: "t", epoch: 7, minimumMarker: 0, pairs: pairs([:])) == .stale(marker: 7))
+        #expect(try writer.write(sink: "t", epoch: 8, minimumMarker: 7, pairs: pairs([:])) == .applied)
+    }
+
+    @Test(arguments: methods)
+    func largeEpochIsAppliedAtOnce(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server, method)
+        let count = 200_000
+        let epoch = (0..<count).lazy.map { index in (key: bytes("view:\(index)"), value: bytes("\(index * 7)")) }
+        #expect(try writer.write(sink: "big", epoch: 1, minimumMarker: 0, pairs: epoch) == .applied)
+        #expect(try server.command("DBSIZE") == .integer(Int64(count + 1)))
+        #expect(try server.get("view:0") == "0")
+        #expect(try server.get("view:123456") == "864192")
+        #expect(try server.get("view:199999") == "1399993")
+        // A second large epoch overwrites in place.
+        let second = (0..<count).lazy.map { index in (key: bytes("view:\(index)"), value: bytes("x\(index)")) }
+        #expect(try writer.write(sink: "big", epoch: 2, minimumMarker: 1, pairs: second) == .applied)
+        #expect(try server.get("view:199999") == "x199999")
+    }
+
+    /// Method and, for scripts, the form: every way an epoch can be written.
+    static let variants: [(RedisEpochWriteMethod, RedisEpochScript.Form)] = [(.script, .flagged), (.script, .legacy), (.transaction, .flagged)]
+
+    @Test(arguments: variants)
+    func outOfMemoryWritesNothing(method: RedisEpochWriteMethod, form: RedisEpochScript.Form) throws {
+        let server = try startedServer(["--maxmemory-policy", "noeviction"])
+        let writer = try makeWriter(server, method, form: form)
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1"])) == .applied)
+
+        try server.command("CONFIG", "SET", "maxmemory", "1")
+        let error = #expect(throws: RedisError.self) {
+            try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: pairs(["a": "2", "b": "2"]))
+        }
+        #expect(error?.code == .outOfMemory)
+        #expect(error?.isRetriable == true)
+        #expect(error?.breaksConnection == false)
+        let command = method == .script ? "EVALSHA" : "MULTI/EXEC"
+        #expect(error?.reason == "Redis at 127.0.0.1:\(server.port) is over maxmemory and refused the epoch write (\(command)) (OOM); nothing was written")
+        #expect(try server.get("a") == "1")
+        #expect(try server.get("b") == nil)
+        #expect(try server.get("eddy:s:epoch") == "1")
+        // An empty epoch is refused too (it would write the marker).
+        let empty = #expect(throws: RedisError.self) { try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: pairs([:])) }
+        #expect(empty?.code == .outOfMemory)
+        // Room again: the same connection and writer go on.
+        try server.command("CONFIG", "SET", "maxmemory", "0")
+        #expect(try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: pairs(["a": "2", "b": "2"])) == .applied)
+    }
+
+    @Test(arguments: [RedisEpochScript.Form.flagged, .legacy])
+    func scriptCrossingTheLimitCompletes(form: RedisEpochScript.Form) throws {
+        let server = try startedServer(["--maxmemory-policy", "noeviction"])
+        let writer = try makeWriter(server, .script, form: form)
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1"])) == .applied)
+        // A limit that is passed when the script starts and crossed half-way: it completes past the limit,
+        // never half-way. The command's own arguments count towards maxmemory when it is checked, so the
+        // limit is calibrated with the same epoch sent once as stale (it writes nothing): its peak is the
+        // memory in use at the check plus the script's own copies; the real run adds the written data.
+        let big = (0..<100_000).map { (key: bytes("key:\($0)"), value: bytes("value-\($0)-0123456789")) }
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: big) == .stale(marker: 1))
+        let limit = try memoryInfo(server, "used_memory_peak") + 1 << 20
+        try server.command("CONFIG", "SET", "maxmemory", String(limit))
+        #expect(try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: big) == .applied)
+        #expect(try server.command("DBSIZE") == .integer(100_002))
+        #expect(try memoryInfo(server, "used_memory_peak") > limit)
+        #expect(try writer.readMarker(sink: "s") == 2)
+    }
+
+    @Test func transactionCrossingTheLimitWhileQueuedWritesNothing() throws {
+        let server = try startedServer(["--maxmemory-policy", "noeviction"])
+        let writer = try makeWriter(server, .transaction)
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1"])) == .applied)
+        // Queued commands hold their arguments: 100 000 pairs (~9 MB queued) pass 2 MB of room half-way
+        // through the queue; the MSET refused there aborts the whole transaction, including the MSETs
+        // queued before it.
+        try server.command("CONFIG", "SET", "maxmemory", String(try memoryInfo(server, "used_memory") + 2 << 20))
+        let big = (0..<100_000).map { (key: bytes("key:\($0)"), value: bytes("value-\($0)-0123456789")) }
+        let error = #expect(throws: RedisError.self) { try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: big) }
+        #expect(error?.code == .outOfMemory)
+        #expect(try server.command("DBSIZE") == .integer(2))
+        #expect(try writer.readMarker(sink: "s") == 1)
+        try server.command("CONFIG", "SET", "maxmemory", "0")
+        #expect(try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: big) == .applied)
+        #expect(try server.command("DBSIZE") == .integer(100_002))
+    }
+
+    @Test func transactionStartsOverWhenTheMarkerMovesAfterWatch() throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server, .transaction)
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1"])) == .applied)
+
+        // Rewritten to the same value: still a change for WATCH, so EXEC applies nothing and the write
+        // starts over, then succeeds.
+        var interventions = 0
+        writer.afterMarkerRead = {
+            interventions += 1
+            if interventions == 1 { _ = try? server.command("SET", "eddy:s:epoch", "1") }
+        }
+        #expect(try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: pairs(["a": "2"])) == .applied)
+        #expect(interventions == 2)
+
+        // A newer writer gets in between: the epoch is stale and nothing of it is written.
+        interventions = 0
+        writer.afterMarkerRead = {
+            interventions += 1
+            _ = try? server.command("SET", "eddy:s:epoch", "9")
+        }
+        #expect(try writer.write(sink: "s", epoch: 3, minimumMarker: 2, pairs: pairs(["a": "3", "c": "3"])) == .stale(marker: 9))
+        #expect(interventions == 1)
+        #expect(try server.get("a") == "2")
+        #expect(try server.get("c") == nil)
+
+        // The marker changes every time: the write gives up with a retriable error.
+        writer.afterMarkerRead = { _ = try? server.command("SET", "eddy:s:epoch", "9") }
+        let error = #expect(throws: RedisError.self) { try writer.write(sink: "s", epoch: 10, minimumMarker: 9, pairs: pairs(["a": "10"])) }
+        #expect(error?.code == .serverUnavailable)
+        #expect(error?.isRetriable == true)
+        #expect(try server.get("a") == "2")
+    }
+
+    @Test func fenceDecidesFromTheMarker() {
+        #expect(RedisEpochWriteOutcome.fence(marker: nil, epoch: 1, minimumMarker: 0) == nil)
+        #expect(RedisEpochWriteOutcome.fence(marker: 4, epoch: 5, minimumMarker: 4) == nil)
+        #expect(RedisEpochWriteOutcome.fence(marker: 5, epoch: 5, minimumMarker: 0) == .stale(marker: 5))
+        #expect(RedisEpochWriteOutcome.fence(marker: nil, epoch: 0, minimumMarker: 0) == .stale(marker: 0))
+        #expect(RedisEpochWriteOutcome.fence(marker: 3, epoch: 9, minimumMarker: 5) == .behind(marker: 3))
+        #expect(RedisEpochWriteOutcome.fence(marker: nil, epoch: 9, minimumMarker: 5) == .behind(marker: nil))
+    }
+
+    @Test func markerParsingIsStrict() {
+        #expect(RedisEpochWriter.parseEpoch(bytes("0042")) == 42)
+        #expect(RedisEpochWriter.parseEpoch(bytes("18446744073709551615")) == .max)
+        #expect(RedisEpochWriter.parseEpoch(bytes("18446744073709551616")) == nil)
+        #expect(RedisEpochWriter.parseEpoch(bytes("")) == nil)
+        #expect(RedisEpochWriter.parseEpoch(bytes("-1")) == nil)
+        #expect(RedisEpochWriter.parseEpoch(bytes("1 ")) == nil)
+    }
+
+    @Test(arguments: methods)
+    func writeQueuedUnderPauseDiesWithItsConnection(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server, method, commandTimeout: .milliseconds(300))
+        _ = try writer.readMarker(sink: "s")  // connected and idle
+        try server.pause(writesFor: .seconds(60))
+        defer { try? server.unpause() }
+        let error = #expect(throws: RedisError.self) {
+            try writer.write(sink: "s", epoch: 2, minimumMarker: 0, pairs: pairs(["a": "old"]))
+        }
+        #expect(error?.code == .timeout)
+        #expect(error?.breaksConnection == true)
+        #expect(!writer.connection.isOpen)
+        // Redis has dropped the client and its queued script before the pause ends.
+        #expect(try eventually { try server.connectedClients() == 0 })
+        try server.unpause()
+
+        // Had the old script survived, epoch 1 would now be stale (or overwritten by it).
+        let fresh = RedisEpochWriter(connection: try connect(server.url), logger: testLogger, method: method)
+        #expect(try fresh.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "new"])) == .applied)
+        #expect(try eventually(timeout: .milliseconds(200)) { try server.get("a") != "new" } == false)
+        #expect(try fresh.readMarker(sink: "s") == 1)
+    }
+
+    @Test(arguments: methods)
+    func timeoutDuringALargeWriteLeavesAllOrNothing(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer()
+        let count = 100_000
+        let epoch = (0..<count).map { (key: bytes("view:\($0)"), value: bytes("\($0)")) }
+        let writer = try makeWriter(server, method, commandTimeout: .milliseconds(5))
+        _ = try writer.readMarker(sink: "s")
+        var timedOut = false
+        do {
+            _ = try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: epoch)
+        } catch {
+            #expect(error.code == .timeout)
+            timedOut = true
+        }
+        #expect(timedOut, "a 100 000-key epoch should take longer than 5 ms")
+        // Redis may still be reading the old command (the socket was closed after it was sent): it runs
+        // whole or not at all, before or after the retry; the fence makes the order harmless.
+        let retry = try makeWriter(server, method)
+        let size = try retry.connection.command("DBSIZE")
+        #expect(size == .integer(0) || size == .integer(Int64(count + 1)))
+        let outcome = try retry.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: epoch)
+        #expect(outcome == .applied || outcome == .stale(marker: 1))
+        if size != .integer(0) { #expect(outcome == .stale(marker: 1)) }
+        #expect(try retry.connection.command("DBSIZE") == .integer(Int64(count + 1)))
+    }
+
+    @Test func scriptIsLoadedAgainAfterScriptFlush() throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server, .script)
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1"])) == .applied)
+        try server.command("SCRIPT", "FLUSH")
+        let sha = String(decoding: try #require(writer.loadedScriptSHA), as: UTF8.self)
+        #expect(try server.command("SCRIPT", "EXISTS", sha) == .array([.integer(0)]))
+        #expect(try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: pairs(["a": "2"])) == .applied)
+        #expect(try server.command("SCRIPT", "EXISTS", sha) == .array([.integer(1)]))
+        #expect(try server.get("a") == "2")
+    }
+
+    @Test(arguments: methods)
+    func writerSurvivesARestartThroughANewConnection(method: RedisEpochWriteMethod) throws {
+        let server = try startedServer(persistent: true)
+        var writer = try makeWriter(server, method, commandTimeout: .seconds(2))
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1"])) == .applied)
+        server.stop()
+        let down = #expect(throws: RedisError.self) { try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: pairs(["a": "2"])) }
+        #expect(down?.breaksConnection == true)
+        #expect(down?.isRetriable == true)
+        try server.start(persistent: true)
+        writer = try makeWriter(server, method)
+        #expect(try writer.readMarker(sink: "s") == 1)
+        #expect(try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: pairs(["a": "2"])) == .applied)
+
+        // Restarted empty: the acknowledged epoch is gone.
+        server.stop()
+        try server.start(persistent: false)
+        writer = try makeWriter(server, method)
+        #expect(try writer.write(sink: "s", epoch: 3, minimumMarker: 2, pairs: pairs(["a": "3"])) == .behind(marker: nil))
+    }
+}
