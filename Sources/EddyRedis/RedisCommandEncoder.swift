@@ -1,5 +1,5 @@
 /// Builds Redis commands in the wire protocol (RESP arrays of bulk strings) into one reusable byte buffer,
-/// binary-safe, so that a whole pipeline or a huge `EVALSHA` is handed to hiredis in one piece.
+/// binary-safe, so that a whole pipeline or a huge `MSET` is handed to hiredis in one piece.
 ///
 /// Doing this in Swift rather than through `redisAppendCommandArgv` avoids building a pointer and a
 /// length array per command (every `[UInt8]` would need to stay pinned at once); the bytes are the same.

@@ -21,74 +21,57 @@ public enum RedisEpochWriteOutcome: Sendable, Equatable {
     }
 }
 
-/// How `RedisEpochWriter` makes an epoch atomic and fenced. Both write nothing when the fence refuses,
-/// when Redis is out of memory, or when the connection is lost before Redis ran the write; both pass the
-/// same tests. Measured on this machine (RedisSinkBenchmark, 100 000-key epochs): `transaction` runs at
-/// ~1.1-1.7x redis-benchmark's pipelined SET rate, `script` at ~0.5-0.8x, hence `transaction` is the
-/// default.
-public enum RedisEpochWriteMethod: Sendable, Equatable, CustomStringConvertible {
-    /// One Lua script per epoch (`EVALSHA` of `RedisEpochScript`): the fence is checked inside Redis.
-    /// Needs scripting (`+@scripting` for ACL users). Redis copies every key and value into Lua and back,
-    /// which costs about twice the time of plain `MSET`s.
-    case script
-    /// `WATCH marker` + `GET marker`, the fence checked here, then `MULTI`, `MSET` in batches, `SET marker`,
-    /// `EXEC` in one pipeline. `EXEC` applies nothing if the marker changed after `WATCH` (the write then
-    /// starts over) and discards everything if a command was refused while queued (`OOM`). One round
-    /// trip more per epoch, no Lua.
-    case transaction
-
-    public var description: String {
-        switch self {
-        case .script: "script"
-        case .transaction: "transaction"
-        }
-    }
-}
-
 /// Writes epochs to Redis atomically and fenced by a marker key: an epoch is applied only if
-/// `minimumMarker <= marker < epoch`, where an absent marker counts as 0 (see `RedisEpochWriteMethod`).
+/// `minimumMarker <= marker < epoch`, where an absent marker counts as 0.
 ///
-/// With `.script`, loads the script once per connection (`SCRIPT LOAD`) and runs it with `EVALSHA`,
-/// loading it again when Redis answers `NOSCRIPT` (after `SCRIPT FLUSH` or a restart). Keeps its encoding
-/// buffers between epochs. **Thread:** the connection's thread.
+/// How: `WATCH marker` + `GET marker`, the fence checked here, then one pipeline of `MULTI`, the `MSET`s,
+/// the `DEL`s, `SET marker epoch`, `EXEC`.
+/// - Fenced: `EXEC` applies nothing if the marker changed after `WATCH` (another writer); the write then
+///   reads the marker again and starts over.
+/// - All or nothing: under `maxmemory`, Redis refuses every command queued in `MULTI` (`DEL` included)
+///   and any `EXEC` of a transaction holding `MSET`/`SET` (memory crossed the limit after queueing), then
+///   discards the transaction (`EXECABORT`): nothing is written. Once queued, `MSET`, `SET` and `DEL`
+///   cannot fail (a key of any type is overwritten or deleted), so an `EXEC` that runs applies everything.
+///
+/// Why no Lua script (`EVALSHA` with the fence inside Redis, which Eddy had as a second method): one write
+/// path to keep correct, and the transaction measured about twice as fast (RedisSinkBenchmark: ~1.5x
+/// redis-benchmark's pipelined `SET` rate against ~0.64x), because a script copies every key and value
+/// into Lua and back. It was no safer: the transaction is as all-or-nothing and as fenced (`WATCH` on the
+/// marker). The cost is one round trip more per epoch.
+///
+/// Keeps its encoding buffers between epochs. **Thread:** the connection's thread.
 public final class RedisEpochWriter: @unchecked Sendable {
     /// The connection every write goes through. After an error with `breaksConnection`, make a new
     /// connection and a new writer.
     public let connection: RedisConnection
-    /// How epochs are made atomic and fenced.
-    public let method: RedisEpochWriteMethod
 
     private let logger: Logger
-    /// Which script form this server accepts: `flagged` until a Redis < 7 refuses to compile it.
-    private(set) var scriptForm: RedisEpochScript.Form
-    private(set) var loadedScriptSHA: [UInt8]?
-    /// `.script`: the keys, then the values, as arguments. `.transaction`: `MSET` commands in `keys`.
-    private var keys = RedisCommandEncoder()
-    private var values = RedisCommandEncoder()
-    private var batch = RedisCommandEncoder()
+    /// Whole `MSET` commands, then whole `DEL` commands, of the epoch being written.
+    private var sets = RedisCommandEncoder()
+    private var deletes = RedisCommandEncoder()
+    /// The arguments of the `MSET` / `DEL` being filled.
+    private var setBatch = RedisCommandEncoder()
+    private var deleteBatch = RedisCommandEncoder()
     private var command = RedisCommandEncoder()
-    private var pairCount = 0
+    private var setCount = 0
+    private var deleteCount = 0
     private var msetCount = 0
+    private var delCount = 0
     /// Tests only: runs between reading the marker and sending the transaction.
     var afterMarkerRead: (() -> Void)?
 
-    /// Pairs per `MSET` of a transaction: large enough to make the per-command cost vanish, small enough
-    /// to keep each queued command modest.
+    /// Pairs per `MSET` and keys per `DEL`: large enough to make the per-command cost vanish, small
+    /// enough to keep each queued command modest.
     static let pairsPerMSET = 1_000
+    static let keysPerDEL = 1_000
     /// How often a transaction starts over because the marker moved before giving up (another writer).
     static let transactionAttempts = 5
     /// Buffers grown past this (a whole-view re-send) are released after the write instead of kept.
     private static let retainedBufferBytes = 32 << 20
 
-    public convenience init(connection: RedisConnection, logger: Logger, method: RedisEpochWriteMethod = .transaction) {
-        self.init(connection: connection, logger: logger, method: method, scriptForm: .flagged)
-    }
-
-    init(connection: RedisConnection, logger: Logger, method: RedisEpochWriteMethod, scriptForm: RedisEpochScript.Form) {
+    public init(connection: RedisConnection, logger: Logger) {
         self.connection = connection
-        self.method = method
         self.logger = logger
-        self.scriptForm = scriptForm
     }
 
     /// The key holding the last applied epoch of `sink`: `eddy:<sink>:epoch`.
@@ -108,157 +91,80 @@ public final class RedisEpochWriter: @unchecked Sendable {
     }
 
     /// Applies epoch `epoch` of `sink` if and only if `minimumMarker <= marker < epoch` (absent marker = 0):
-    /// sets every pair (absolute values, raw bytes) and the marker to `epoch`, all at once. An empty `pairs`
-    /// still moves the marker.
+    /// sets every key that has a value (absolute values, raw bytes), deletes every key whose value is `nil`
+    /// (a row that left the view; a key already absent is fine), and sets the marker to `epoch`, all at
+    /// once. An empty `pairs` still moves the marker. Keys must be distinct within one call: sets and
+    /// deletes are batched apart, so which of two pairs of one key wins is not defined.
     ///
-    /// The whole epoch is one script or one transaction, however many pairs: splitting it would let
-    /// readers see half an epoch, and Redis blocks others for the same total time either way. Measured
-    /// here (release build, 2 cores): a whole-view re-send of 1 000 000 keys takes about 1.3-2.8 s as a
-    /// script and 0.6-0.9 s as a transaction; `commandTimeout` must cover it. If it does not, the call
-    /// throws `timeout` and the epoch is either wholly in Redis (Redis had started it: the retry on a new
-    /// connection sees `.stale(marker: epoch)`) or not at all (it died with the closed socket).
+    /// The whole epoch is one transaction, however many pairs: splitting it would let readers see half an
+    /// epoch, and Redis blocks others for the same total time either way. Measured here (release build,
+    /// 2 cores): a whole-view re-send of 1 000 000 keys takes about 0.6-0.9 s; `commandTimeout` must cover
+    /// it. If it does not, the call throws `timeout` and the epoch is either wholly in Redis (Redis had run
+    /// `EXEC`: the retry on a new connection sees `.stale(marker: epoch)`) or not at all (the transaction
+    /// died with the closed socket).
     ///
-    /// Throws `outOfMemory` (nothing written; retriable), `invalidMarker` (the marker holds something
-    /// else), `timeout`/`connectionBroken` (connection closed; a new connection's retry is safe: a write
-    /// still queued in Redis died with the old socket).
+    /// Throws `outOfMemory` (nothing written; retriable; an epoch of deletes only is refused too, as it
+    /// sets the marker), `invalidMarker` (the marker holds something else), `serverUnavailable` (the marker
+    /// kept changing: another writer), `timeout`/`connectionBroken` (connection closed; a new connection's
+    /// retry is safe: a transaction still queued in Redis died with the old socket).
     public func write<Pairs: Sequence>(
         sink: String,
         epoch: UInt64,
         minimumMarker: UInt64,
         pairs: Pairs
-    ) throws(RedisError) -> RedisEpochWriteOutcome where Pairs.Element == (key: [UInt8], value: [UInt8]) {
+    ) throws(RedisError) -> RedisEpochWriteOutcome where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
         defer { releaseLargeBuffers() }
         let markerKey = Self.markerKey(sink: sink)
-        let outcome: RedisEpochWriteOutcome
-        switch method {
-        case .script:
-            encodeForScript(pairs)
-            let reply = try runScript(markerKey: markerKey, epoch: epoch, minimumMarker: minimumMarker)
-            outcome = try scriptOutcome(of: reply, markerKey: markerKey)
-        case .transaction:
-            encodeForTransaction(pairs)
-            outcome = try runTransaction(markerKey: markerKey, epoch: epoch, minimumMarker: minimumMarker)
-        }
+        encode(pairs)
+        let outcome = try runTransaction(markerKey: markerKey, epoch: epoch, minimumMarker: minimumMarker)
         logger.trace(
             "Redis epoch write",
             metadata: [
-                "eddy.sink": "\(sink)", "eddy.epoch": "\(epoch)", "eddy.redis.pairs": "\(pairCount)",
-                "eddy.redis.method": "\(method)", "eddy.redis.outcome": "\(outcome)",
+                "eddy.sink": "\(sink)", "eddy.epoch": "\(epoch)", "eddy.redis.sets": "\(setCount)",
+                "eddy.redis.deletes": "\(deleteCount)", "eddy.redis.outcome": "\(outcome)",
             ]
         )
         return outcome
     }
 
-    // MARK: - Script
-
-    private func encodeForScript<Pairs: Sequence>(_ pairs: Pairs) where Pairs.Element == (key: [UInt8], value: [UInt8]) {
-        keys.reset()
-        values.reset()
-        for pair in pairs {
-            keys.appendArgument(pair.key)
-            values.appendArgument(pair.value)
-        }
-        pairCount = keys.argumentCount
-    }
-
-    private func runScript(markerKey: String, epoch: UInt64, minimumMarker: UInt64) throws(RedisError) -> RedisReply {
-        var reloaded = false
-        while true {
-            let sha = try loadScript()
-            // Handed to hiredis in four pieces (it only appends them to its output buffer), so that the
-            // keys and values are not copied once more into one command.
-            command.reset()
-            command.appendCommandHeader(argumentCount: 3 + 1 + pairCount + 2 + pairCount)
-            command.appendArgument("EVALSHA")
-            command.appendArgument(sha)
-            command.appendArgument(UInt64(1 + pairCount))
-            command.appendArgument(markerKey)
-            try connection.send(command.bytes, commandName: "EVALSHA")
-            try connection.send(keys.bytes, commandName: "EVALSHA")
-            command.reset()
-            command.appendArgument(epoch)
-            command.appendArgument(minimumMarker)
-            try connection.send(command.bytes, commandName: "EVALSHA")
-            try connection.send(values.bytes, commandName: "EVALSHA")
-            let reply = try connection.receive(commandName: "EVALSHA")
-            // NOSCRIPT is decided before the script runs: nothing was written, so sending again is safe.
-            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT"), !reloaded {
-                logger.debug("Redis forgot the epoch script (SCRIPT FLUSH or restart); loading it again")
-                loadedScriptSHA = nil
-                reloaded = true
-                continue
-            }
-            return reply
-        }
-    }
-
-    private func loadScript() throws(RedisError) -> [UInt8] {
-        if let loadedScriptSHA { return loadedScriptSHA }
-        var reply: RedisReply
-        do {
-            reply = try connection.command("SCRIPT", "LOAD", RedisEpochScript.source(scriptForm))
-        } catch where scriptForm == .flagged && error.code == .serverError && error.reason.contains("compiling") {
-            // Redis < 7 reads `#!lua` as Lua and fails to compile it: use the form without flags.
-            logger.debug("Redis does not know script flags (Redis < 7); using the legacy epoch script")
-            scriptForm = .legacy
-            reply = try connection.command("SCRIPT", "LOAD", RedisEpochScript.source(scriptForm))
-        }
-        guard case .string(let sha) = reply, sha.count == 40 else {
-            throw connection.breakingProtocolError("SCRIPT LOAD returned \(reply.summary), not a SHA1")
-        }
-        loadedScriptSHA = sha
-        return sha
-    }
-
-    private func scriptOutcome(of reply: RedisReply, markerKey: String) throws(RedisError) -> RedisEpochWriteOutcome {
-        if case .error(let message) = reply {
-            if message.hasPrefix(RedisEpochScript.markerErrorPrefix) {
-                throw invalidMarker(key: markerKey, detail: String(message.dropFirst(RedisEpochScript.markerErrorPrefix.count + 1)))
-            }
-            throw connection.serverError(message, commandName: "the epoch write (EVALSHA)")
-        }
-        guard case .array(let elements) = reply, let verdict = elements.first?.text else {
-            throw connection.breakingProtocolError("the epoch script returned \(reply.summary)")
-        }
-        let marker: UInt64?? = elements.count > 1 ? elements[1].text.map { Self.parseEpoch(Array($0.utf8)) } : .some(nil)
-        switch (verdict, elements.count, marker) {
-        case ("applied", 1, _):
-            return .applied
-        case ("stale", 2, let marker??):
-            return .stale(marker: marker)
-        case ("behind", 1, _):
-            return .behind(marker: nil)
-        case ("behind", 2, let marker??):
-            return .behind(marker: marker)
-        case ("stale", 2, .some(nil)), ("behind", 2, .some(nil)):
-            throw invalidMarker(key: markerKey, detail: "holds a number that does not fit in 64 bits")
-        default:
-            throw connection.breakingProtocolError("the epoch script returned \(reply.summary)")
-        }
-    }
-
     // MARK: - Transaction
 
-    private func encodeForTransaction<Pairs: Sequence>(_ pairs: Pairs) where Pairs.Element == (key: [UInt8], value: [UInt8]) {
-        keys.reset()
-        batch.reset()
-        pairCount = 0
-        msetCount = 0
+    private func encode<Pairs: Sequence>(_ pairs: Pairs) where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
+        sets.reset()
+        deletes.reset()
+        setBatch.reset()
+        deleteBatch.reset()
+        (setCount, deleteCount, msetCount, delCount) = (0, 0, 0, 0)
         for pair in pairs {
-            batch.appendArgument(pair.key)
-            batch.appendArgument(pair.value)
-            pairCount += 1
-            if batch.argumentCount == 2 * Self.pairsPerMSET { flushMSET() }
+            if let value = pair.value {
+                setBatch.appendArgument(pair.key)
+                setBatch.appendArgument(value)
+                setCount += 1
+                if setBatch.argumentCount == 2 * Self.pairsPerMSET { flushMSET() }
+            } else {
+                deleteBatch.appendArgument(pair.key)
+                deleteCount += 1
+                if deleteBatch.argumentCount == Self.keysPerDEL { flushDEL() }
+            }
         }
-        if batch.argumentCount > 0 { flushMSET() }
+        if setBatch.argumentCount > 0 { flushMSET() }
+        if deleteBatch.argumentCount > 0 { flushDEL() }
     }
 
     private func flushMSET() {
-        keys.appendCommandHeader(argumentCount: 1 + batch.argumentCount)
-        keys.appendArgument("MSET")
-        keys.append(batch)
-        batch.reset()
+        sets.appendCommandHeader(argumentCount: 1 + setBatch.argumentCount)
+        sets.appendArgument("MSET")
+        sets.append(setBatch)
+        setBatch.reset()
         msetCount += 1
+    }
+
+    private func flushDEL() {
+        deletes.appendCommandHeader(argumentCount: 1 + deleteBatch.argumentCount)
+        deletes.appendArgument("DEL")
+        deletes.append(deleteBatch)
+        deleteBatch.reset()
+        delCount += 1
     }
 
     private func runTransaction(markerKey: String, epoch: UInt64, minimumMarker: UInt64) throws(RedisError) -> RedisEpochWriteOutcome {
@@ -290,12 +196,14 @@ public final class RedisEpochWriter: @unchecked Sendable {
             }
             afterMarkerRead?()
 
-            // 2. MULTI, the MSETs, the marker, EXEC: one pipeline, handed to hiredis in three pieces.
+            // 2. MULTI, the MSETs, the DELs, the marker, EXEC: one pipeline, handed to hiredis in four pieces
+            // (it only appends them to its output buffer) so that the keys and values are not copied again.
             command.reset()
             command.appendCommandHeader(argumentCount: 1)
             command.appendArgument("MULTI")
             try connection.send(command.bytes, commandName: "MULTI")
-            try connection.send(keys.bytes, commandName: "MULTI")
+            try connection.send(sets.bytes, commandName: "MULTI")
+            try connection.send(deletes.bytes, commandName: "MULTI")
             command.reset()
             command.appendCommandHeader(argumentCount: 3)
             command.appendArgument("SET")
@@ -308,7 +216,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
             let name = "the epoch write (MULTI/EXEC)"
             _ = try connection.receive(commandName: "MULTI").checked(by: connection, commandName: "MULTI")
             var refusedWhileQueued: String?
-            for _ in 0..<(msetCount + 1) {
+            for _ in 0..<(msetCount + delCount + 1) {
                 let queued = try connection.receive(commandName: name)
                 if case .error(let message) = queued, refusedWhileQueued == nil { refusedWhileQueued = message }
             }
@@ -317,11 +225,11 @@ public final class RedisEpochWriter: @unchecked Sendable {
                 logger.debug("Redis epoch marker changed during the transaction; reading it again", metadata: ["eddy.redis.key": "\(markerKey)"])
                 continue
             case .error(let message):
-                // EXECABORT: a command was refused while queued (OOM, …) or at EXEC; nothing was applied.
-                throw connection.serverError(refusedWhileQueued ?? message, commandName: name)
-            case .array(let results) where results.count == msetCount + 1:
-                if let failed = results.firstIndex(where: { $0 != .status("OK") }) {
-                    // MSET and SET do not fail once queued; if one ever did, say so plainly.
+                // EXECABORT: nothing was applied.
+                throw connection.serverError(Self.abortReason(execError: message, refusedWhileQueued: refusedWhileQueued), commandName: name)
+            case .array(let results) where results.count == msetCount + delCount + 1:
+                if let failed = firstUnexpectedResult(results) {
+                    // MSET, DEL and SET do not fail once queued; if one ever did, say so plainly.
                     throw RedisError(
                         code: .serverError,
                         reason: "Redis at \(connection.url.address) applied the epoch write only in part (command \(failed + 2) of the transaction returned \(results[failed].summary))",
@@ -338,6 +246,30 @@ public final class RedisEpochWriter: @unchecked Sendable {
             reason: "epoch marker \(markerKey) on Redis at \(connection.url.address) changed \(Self.transactionAttempts) times during the write: another writer is using this sink",
             isRetriable: true, breaksConnection: false
         )
+    }
+
+    /// Why Redis discarded a transaction. A command refused while queued answered with its own error
+    /// (`OOM …`) and `EXEC` with `EXECABORT … previous errors`; a transaction refused as a whole at `EXEC`
+    /// (memory went over the limit after queueing) names the reason after a prefix.
+    static func abortReason(execError: String, refusedWhileQueued: String?) -> String {
+        if let refusedWhileQueued { return refusedWhileQueued }
+        let prefix = "EXECABORT Transaction discarded because of: "
+        return execError.hasPrefix(prefix) ? String(execError.dropFirst(prefix.count)) : execError
+    }
+
+    /// The index of the first `EXEC` result that is not what its command returns once applied: `OK` for
+    /// `MSET` and the marker's `SET`, for `DEL` the number of keys it removed (at most those it named).
+    private func firstUnexpectedResult(_ results: [RedisReply]) -> Int? {
+        for (index, result) in results.enumerated() {
+            let delIndex = index - msetCount
+            if delIndex >= 0 && delIndex < delCount {
+                let named = Int64(min(Self.keysPerDEL, deleteCount - delIndex * Self.keysPerDEL))
+                guard case .integer(let removed) = result, (0...named).contains(removed) else { return index }
+            } else if result != .status("OK") {
+                return index
+            }
+        }
+        return nil
     }
 
     private func unwatch() throws(RedisError) {
@@ -377,10 +309,11 @@ public final class RedisEpochWriter: @unchecked Sendable {
     }
 
     private func releaseLargeBuffers() {
-        if keys.bytes.capacity + values.bytes.capacity > Self.retainedBufferBytes {
-            keys = RedisCommandEncoder()
-            values = RedisCommandEncoder()
-            batch = RedisCommandEncoder()
+        if sets.bytes.capacity + deletes.bytes.capacity > Self.retainedBufferBytes {
+            sets = RedisCommandEncoder()
+            deletes = RedisCommandEncoder()
+            setBatch = RedisCommandEncoder()
+            deleteBatch = RedisCommandEncoder()
             command = RedisCommandEncoder()
         }
     }
