@@ -5,9 +5,9 @@
 //
 // Reference: `redis-benchmark -P 64 -t set -n N -r N -d <value-bytes>` with N = keys-per-epoch × epochs.
 // Eddy: the same number of distinct keys (redis-benchmark's `key:%012d` shape) written as `epochs`
-// fenced epochs through RedisEpochWriter, with each write method (`script`: one EVALSHA per epoch;
-// `transaction`: WATCH + MULTI + batched MSET + EXEC). Reference and both methods alternate three times;
-// the best of each is compared. Then one whole-view re-send of `resend-keys` keys in a single call.
+// fenced epochs through RedisEpochWriter (WATCH + MULTI + batched MSET + EXEC). Reference and Eddy
+// alternate three times; the best of each is compared. Then one whole-view re-send of `resend-keys` keys
+// in a single call, and one epoch that deletes them all.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,7 +63,7 @@ func value(_ index: Int) -> [UInt8] {
     return bytes
 }
 
-typealias Pairs = [(key: [UInt8], value: [UInt8])]
+typealias Pairs = [(key: [UInt8], value: [UInt8]?)]
 let epochs: [Pairs] = (0..<epochCount).map { epoch in
     (0..<keysPerEpoch).map { index in
         let global = epoch * keysPerEpoch + index
@@ -99,11 +99,11 @@ func runReference() -> Double {
 }
 
 /// Writes every epoch through the fenced writer; returns keys/s and the slowest epoch in seconds.
-func runEddy(_ method: RedisEpochWriteMethod) -> (rate: Double, slowestEpoch: Double) {
+func runEddy() -> (rate: Double, slowestEpoch: Double) {
     flush()
     do {
         let connection = try server.connect(timeout: .seconds(60))
-        let writer = RedisEpochWriter(connection: connection, logger: logger, method: method)
+        let writer = RedisEpochWriter(connection: connection, logger: logger)
         _ = try writer.readMarker(sink: "bench")
         var slowest = 0.0
         let started = now()
@@ -120,41 +120,37 @@ func runEddy(_ method: RedisEpochWriteMethod) -> (rate: Double, slowestEpoch: Do
 }
 
 print("redis-server \(server.url) | \(epochCount) epochs × \(keysPerEpoch) keys, \(valueSize)-byte values")
-let methods: [RedisEpochWriteMethod] = [.script, .transaction]
 var referenceRates: [Double] = []
-var rates: [RedisEpochWriteMethod: [Double]] = [:]
+var rates: [Double] = []
 for round in 1...3 {
     referenceRates.append(runReference())
-    var line = String(format: "round %d: redis-benchmark %9.0f SET/s", round, referenceRates.last!)
-    for method in methods {
-        let result = runEddy(method)
-        rates[method, default: []].append(result.rate)
-        line += String(format: " | %@ %9.0f keys/s (slowest epoch %.3f s)", method.description, result.rate, result.slowestEpoch)
-    }
-    print(line)
+    let result = runEddy()
+    rates.append(result.rate)
+    print(String(format: "round %d: redis-benchmark %9.0f SET/s | eddy %9.0f keys/s (slowest epoch %.3f s)", round, referenceRates.last!, result.rate, result.slowestEpoch))
 }
 let reference = referenceRates.max()!
+let best = rates.max()!
 print(String(format: "best redis-benchmark -P 64 -t set: %.0f SET/s", reference))
-for method in methods {
-    let best = rates[method]!.max()!
-    print(String(format: "best %@: %.0f keys/s, ratio %.2fx (target >= 0.8x)", method.description, best, best / reference))
-}
+print(String(format: "best eddy: %.0f keys/s, ratio %.2fx (target >= 0.8x)", best, best / reference))
 
-// One whole-view re-send: all keys in one call, first into an empty Redis, then over existing keys.
+// One whole-view re-send: all keys in one call, first into an empty Redis, then over existing keys; then
+// one epoch that deletes every key of the view.
 let view: Pairs = (0..<resendKeys).map { (key: key($0), value: value($0)) }
-for method in methods {
-    do {
-        flush()
-        let connection = try server.connect(timeout: .seconds(120))
-        let writer = RedisEpochWriter(connection: connection, logger: logger, method: method)
-        for (label, epoch) in [("into an empty Redis", UInt64(1)), ("over existing keys", UInt64(2))] {
-            let started = now()
-            let outcome = try writer.write(sink: "bench", epoch: epoch, minimumMarker: epoch - 1, pairs: view)
-            let elapsed = now() - started
-            guard outcome == .applied else { fail("re-send: \(outcome)") }
-            print(String(format: "%@: whole-view re-send of %d keys %@: one call %.2f s", method.description, resendKeys, label, elapsed))
-        }
-        guard dbSize() == resendKeys + 1 else { fail("Redis holds \(dbSize()) keys after the re-send, expected \(resendKeys + 1)") }
-    } catch { fail("re-send: \(error)") }
-}
+let deleteAll: Pairs = (0..<resendKeys).map { (key: key($0), value: nil) }
+do {
+    flush()
+    let connection = try server.connect(timeout: .seconds(120))
+    let writer = RedisEpochWriter(connection: connection, logger: logger)
+    let steps = [("re-send into an empty Redis", view), ("re-send over existing keys", view), ("delete of every key", deleteAll)]
+    for (index, (label, pairs)) in steps.enumerated() {
+        let epoch = UInt64(index + 1)
+        let started = now()
+        let outcome = try writer.write(sink: "bench", epoch: epoch, minimumMarker: epoch - 1, pairs: pairs)
+        let elapsed = now() - started
+        guard outcome == .applied else { fail("\(label): \(outcome)") }
+        print(String(format: "whole-view %@ (%d keys): one call %.2f s", label, resendKeys, elapsed))
+        if index == 1, dbSize() != resendKeys + 1 { fail("Redis holds \(dbSize()) keys after the re-send, expected \(resendKeys + 1)") }
+    }
+    guard dbSize() == 1 else { fail("Redis holds \(dbSize()) keys after deleting the view, expected only the marker") }
+} catch { fail("re-send: \(error)") }
 server.destroy()
