@@ -43,18 +43,29 @@ let package = Package(
             name: "HotPath",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
+                "HotPathSupport",
+            ],
+            path: "Benchmarks/HotPath",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // The same comparison from one plain run, printing ns/record of both and the ratio; callgrind-friendly.
+        .executableTarget(name: "HotPathRatio", dependencies: ["HotPathSupport", "SimdjsonReference"], path: "HotPathRatio"),
+        // The batch of generated messages, the example view's aggregator and the simdjson reference, shared
+        // by HotPath and HotPathRatio.
+        .target(
+            name: "HotPathSupport",
+            dependencies: [
                 .product(name: "EddyEngine", package: eddy),
                 .product(name: "EddyWorkload", package: eddy),
                 "SimdjsonReference",
             ],
-            path: "Benchmarks/HotPath",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+            path: "HotPathSupport"
         ),
         // C++ reference decoder: simdjson On-Demand (libsimdjson-dev) behind a C interface.
         .target(
             name: "SimdjsonReference",
             path: "SimdjsonReference",
-            cxxSettings: [.unsafeFlags(["-O3", "-std=c++17"])],
+            cxxSettings: [.unsafeFlags(["-O3", "-std=c++17", "-march=haswell"])],
             linkerSettings: [.linkedLibrary("simdjson")]
         ),
     ],

@@ -1,0 +1,54 @@
+// Decode + aggregate of the example view against simdjson On-Demand on the same bytes, from one plain
+// run: ns per record of both (median of alternating rounds over the whole batch) and their ratio.
+//
+//   swift run -c release HotPathRatio [records] [rounds] [eddy|simdjson|both]
+//
+// With `eddy` or `simdjson` only that side runs after the shared warm-up, which suits
+// `valgrind --tool=callgrind` (instruction counts per record do not drift with machine load).
+import HotPathSupport
+import SimdjsonReference
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let records = arguments.count > 0 ? Int(arguments[0]) ?? 100_000 : 100_000
+let rounds = arguments.count > 1 ? Int(arguments[1]) ?? 15 : 15
+let sides = arguments.count > 2 ? arguments[2] : "both"
+precondition(["both", "eddy", "simdjson"].contains(sides), "the third argument is eddy, simdjson or both")
+
+let state = HotPathState(records: records)
+let clock = ContinuousClock()
+var eddyTimes: [Double] = []
+var simdjsonTimes: [Double] = []
+for _ in 0..<rounds {
+    if sides != "simdjson" {
+        eddyTimes.append(clock.measure { state.applyEddy(0, records) } / .nanoseconds(1) / Double(records))
+    }
+    if sides != "eddy" {
+        simdjsonTimes.append(clock.measure { state.applySimdjson(0, records) } / .nanoseconds(1) / Double(records))
+    }
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+func text(_ value: Double) -> String { String(Int((value * 10).rounded())).inserting(".", beforeLast: 1) }
+
+extension String {
+    func inserting(_ mark: Character, beforeLast count: Int) -> String {
+        var copy = self
+        while copy.count <= count { copy = "0" + copy }
+        copy.insert(mark, at: copy.index(copy.endIndex, offsetBy: -count))
+        return copy
+    }
+}
+
+let averageBytes = Double(state.batch.bytes.count) / Double(records)
+print("records: \(records) (average \(text(averageBytes)) bytes), rounds: \(rounds), simdjson kernel: \(String(cString: simdjson_reference_implementation()))")
+if !eddyTimes.isEmpty {
+    print("Eddy decode+aggregate:      \(text(median(eddyTimes))) ns/record (median; best \(text(eddyTimes.min()!)))")
+}
+if !simdjsonTimes.isEmpty {
+    print("simdjson On-Demand + count: \(text(median(simdjsonTimes))) ns/record (median; best \(text(simdjsonTimes.min()!)))")
+}
+if !eddyTimes.isEmpty && !simdjsonTimes.isEmpty {
+    let ratios = zip(eddyTimes, simdjsonTimes).map { $0 / $1 }
+    print("Eddy/simdjson time ratio:   \(String(Int((median(ratios) * 100).rounded())).inserting(".", beforeLast: 2)) (median of per-round ratios; target <= 1.00, aim 0.50)")
+}
+print("Eddy counters: \(state.aggregator.counters.rows) rows, \(state.aggregator.counters.skipped) skipped, \(state.aggregator.table.groupCount) groups")

@@ -1,0 +1,97 @@
+// Shared by the HotPath benchmark and HotPathRatio: the generated batch, the example view's
+// aggregator, and the simdjson reference, all over the same bytes.
+import EddyEngine
+import EddyWorkload
+import SimdjsonReference
+
+/// The generated messages, back to back; message `i` is `bytes[offsets[i] ..< offsets[i + 1]]`.
+public final class MessageBatch: @unchecked Sendable {
+    public let bytes: [UInt8]
+    public let offsets: [Int]
+    /// Messages per event, indexed like `UserEventGenerator.eventNames`.
+    public let eventCounts: [Int]
+    public var count: Int { offsets.count - 1 }
+
+    public init(count: Int, seed: UInt64) {
+        var generator = UserEventGenerator(seed: seed)
+        var bytes: [UInt8] = []
+        var offsets: [Int] = []
+        var eventCounts = [Int](repeating: 0, count: UserEventGenerator.eventNames.count)
+        bytes.reserveCapacity(count * 140)
+        let start: Int64 = 1_795_539_603  // 2026-11-24 17:00:03 UTC
+        for index in 0..<count {
+            offsets.append(bytes.count)
+            eventCounts[generator.appendMessage(timestamp: EventTimestamp(epochSeconds: start + Int64(index / 50)), to: &bytes)] += 1
+        }
+        offsets.append(bytes.count)
+        self.bytes = bytes
+        self.offsets = offsets
+        self.eventCounts = eventCounts
+    }
+
+    public var maxMessageBytes: Int { zip(offsets, offsets.dropFirst()).map { $1 - $0 }.max() ?? 0 }
+}
+
+/// The example view's aggregator and the simdjson reference over one batch, warmed up and checked
+/// against each other and the generator's own counts; used from one thread.
+public final class HotPathState: @unchecked Sendable {
+    public let batch: MessageBatch
+    public var aggregator = Aggregator(
+        schema: RowSchema(columns: [
+            .init(name: "event_timestamp", kind: .timestamp), .init(name: "user", kind: .string),
+            .init(name: "page", kind: .string), .init(name: "event", kind: .string),
+        ]),
+        groupBy: [3], aggregates: [AggregateSpec(.count, argument: nil)], limits: DecoderLimits(), filter: nil)
+    public let reference: OpaquePointer
+    var next = 0
+
+    public init(records: Int = 100_000) {
+        batch = MessageBatch(count: records, seed: 7)
+        reference = simdjson_reference_create(batch.maxMessageBytes)!
+        // Warm both (tables, buffers) and check that they agree.
+        applyEddy(0, batch.count)
+        precondition(simdjson_reference_decode(reference, batch.bytes, batch.offsets, 0, batch.count) == 0, "simdjson failed a record")
+        precondition(aggregator.counters.rows == batch.count, "Eddy skipped messages: \(aggregator.counters)")
+        for group in 0..<aggregator.table.groupCount {
+            guard case .string(let event)? = try? aggregator.table.keyValues(ofGroup: group).first,
+                let index = UserEventGenerator.eventNames.firstIndex(of: event),
+                aggregator.table.value(ofAggregate: 0, group: group) == .int64(Int64(batch.eventCounts[index]))
+            else { preconditionFailure("Eddy's count of group \(group) is wrong") }
+        }
+        for group in 0..<simdjson_reference_group_count(reference) {
+            var key: UnsafePointer<UInt8>?
+            var length = 0
+            let count = simdjson_reference_group(reference, group, &key, &length)
+            let event = String(decoding: UnsafeBufferPointer(start: key, count: length), as: UTF8.self)
+            precondition(count == batch.eventCounts[UserEventGenerator.eventNames.firstIndex(of: event)!], "simdjson's count of \(event) is wrong")
+        }
+    }
+
+    @inline(never)
+    public func applyEddy(_ first: Int, _ count: Int) {
+        batch.bytes.withUnsafeBytes { bytes in
+            batch.offsets.withUnsafeBufferPointer { offsets in
+                for index in first..<(first + count) {
+                    aggregator.apply(UnsafeRawBufferPointer(rebasing: bytes[offsets[index]..<offsets[index + 1]]))
+                }
+            }
+        }
+    }
+
+    @inline(never)
+    public func applySimdjson(_ first: Int, _ count: Int) {
+        let failures = batch.bytes.withUnsafeBufferPointer { bytes in
+            batch.offsets.withUnsafeBufferPointer { offsets in
+                simdjson_reference_decode(reference, bytes.baseAddress, offsets.baseAddress, first, count)
+            }
+        }
+        precondition(failures == 0)
+    }
+
+    /// The next `count` messages' first index, cycling through the batch.
+    public func nextSlice(_ count: Int) -> Int {
+        if next + count > batch.count { next = 0 }
+        defer { next += count }
+        return next
+    }
+}

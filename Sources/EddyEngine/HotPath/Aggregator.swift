@@ -1,0 +1,54 @@
+/// One view's hot path: decodes each message, applies the view's `WHERE`, finds the message's group
+/// and folds it into the group's aggregates, marking the group dirty. One per view, used from one
+/// thread; allocates nothing per message once its buffers and tables have grown (for views without
+/// DISTINCT or string MIN / MAX, and a filter that does not allocate).
+public struct Aggregator: Sendable {
+    public let schema: RowSchema
+    public let groupBy: [Int]
+    public let filter: (any RowPredicate)?
+    /// The view's groups and aggregate states.
+    public var table: GroupTable
+    /// What happened to the messages so far.
+    public private(set) var counters = HotPathCounters()
+    var decoder: RowDecoder
+
+    /// - Precondition: `GroupTable.validate(schema:groupBy:aggregates:)` does not throw.
+    public init(
+        schema: RowSchema, groupBy: [Int], aggregates: [AggregateSpec], limits: DecoderLimits = DecoderLimits(),
+        filter: (any RowPredicate)?
+    ) {
+        self.schema = schema
+        self.groupBy = groupBy
+        self.filter = filter
+        table = GroupTable(schema: schema, groupBy: groupBy, aggregates: aggregates)
+        decoder = RowDecoder(schema: schema, limits: limits)
+    }
+
+    /// Decodes, filters, groups and aggregates one message, and counts what happened to it. The
+    /// payload is only read during the call.
+    public mutating func apply(_ payload: UnsafeRawBufferPointer) {
+        if let reason = decoder.decodeMessage(payload) {
+            counters[reason] &+= 1
+            return
+        }
+        let wrongTypes = decoder.wrongTypeCount()
+        if wrongTypes > 0 { counters.wrongTypeFields &+= wrongTypes }
+        let row = decoder.currentRow(payload)
+        if let filter, !filter.accepts(row) {
+            counters.filteredOut &+= 1
+            return
+        }
+        let storage = decoder.storage
+        let aggregated = groupBy.withUnsafeBufferPointer { columns in
+            storage.reserveKeyBuffer(GroupKey.length(of: row, columns: columns))
+            let keyLength = GroupKey.write(row, columns: columns, to: storage.keyBuffer)
+            return table.accumulate(row, key: storage.keyBuffer, keyLength: keyLength)
+        }
+        if aggregated {
+            counters.rows &+= 1
+        } else {
+            counters[.groupKeyCollision] &+= 1
+        }
+    }
+
+}

@@ -1,0 +1,219 @@
+/// The byte encoding of a group key (the GROUP BY values of one group), also its LMDB key.
+///
+/// Layout: `0x01`, then per GROUP BY column `0x00` for NULL or `0x01` and the value: strings as a
+/// LEB128 length and the UTF-8 bytes; Int64-backed kinds as 8 big-endian bytes with the sign bit
+/// flipped; doubles as 8 big-endian bytes of their order-preserving bit pattern (-0 stored as 0, so
+/// that it groups with 0); bools as one byte. Equal SQL values give equal bytes, and a key with no
+/// columns (no GROUP BY) is the single byte `0x01`.
+///
+/// LMDB keys hold 1...511 bytes. A longer key is stored under a 511-byte storage key instead: `0x02`,
+/// the first 494 bytes after the leading `0x01`, and a 128-bit digest of the whole key; the whole key
+/// then travels in the group's encoded state. Two long keys with the same storage key (which takes
+/// crafted input) cannot both be kept: the second one's messages are skipped
+/// (`SkipReason.groupKeyCollision`).
+enum GroupKey {
+    static let plainMarker: UInt8 = 0x01
+    static let longMarker: UInt8 = 0x02
+    static let maxStorageBytes = 511
+    static let digestBytes = 16
+    static let longPrefixBytes = maxStorageBytes - 1 - digestBytes
+
+    @inline(__always)
+    static func varintLength(_ value: Int) -> Int {
+        var length = 1
+        var rest = UInt(bitPattern: value) &>> 7
+        while rest != 0 {
+            length &+= 1
+            rest &>>= 7
+        }
+        return length
+    }
+
+    @inline(__always)
+    static func writeVarint(_ value: Int, to buffer: UnsafeMutablePointer<UInt8>) -> Int {
+        var rest = UInt(bitPattern: value)
+        var written = 0
+        while rest >= 0x80 {
+            buffer[written] = UInt8(truncatingIfNeeded: rest) | 0x80
+            rest &>>= 7
+            written &+= 1
+        }
+        buffer[written] = UInt8(truncatingIfNeeded: rest)
+        return written &+ 1
+    }
+
+    @inline(__always)
+    static func writeBigEndian(_ value: UInt64, to buffer: UnsafeMutablePointer<UInt8>) {
+        UnsafeMutableRawPointer(buffer).storeBytes(of: value.bigEndian, as: UInt64.self)
+    }
+
+    /// Int64 bits ordered as unsigned bytes.
+    @inline(__always)
+    static func orderedBits(int bits: UInt64) -> UInt64 { bits ^ (1 << 63) }
+
+    /// Double bits ordered as unsigned bytes (negative numbers reversed), -0 as 0.
+    @inline(__always)
+    static func orderedBits(double bits: UInt64) -> UInt64 {
+        let normalized = bits == 1 << 63 ? 0 : bits
+        return normalized & (1 << 63) != 0 ? ~normalized : normalized | (1 << 63)
+    }
+
+    static func doubleBits(ordered: UInt64) -> UInt64 {
+        ordered & (1 << 63) != 0 ? ordered & ~(1 << 63) : ~ordered
+    }
+
+    /// The encoded key's length for `row`.
+    @inline(__always)
+    static func length(of row: DecodedRow, columns: UnsafeBufferPointer<Int>) -> Int {
+        var length = 1
+        for column in columns {
+            let slot = row.slots[column]
+            guard slot.state == ColumnSlot.value else {
+                length &+= 1
+                continue
+            }
+            switch row.kinds[column] {
+            case .string: length &+= 1 &+ varintLength(slot.count) &+ slot.count
+            case .bool: length &+= 2
+            default: length &+= 9
+            }
+        }
+        return length
+    }
+
+    /// Writes `row`'s key to `buffer` (of at least `length(of:columns:)` bytes); returns its length.
+    @inline(__always)
+    static func write(_ row: DecodedRow, columns: UnsafeBufferPointer<Int>, to buffer: UnsafeMutablePointer<UInt8>) -> Int {
+        buffer[0] = plainMarker
+        var length = 1
+        for column in columns {
+            let slot = row.slots[column]
+            guard slot.state == ColumnSlot.value else {
+                buffer[length] = 0
+                length &+= 1
+                continue
+            }
+            buffer[length] = 1
+            length &+= 1
+            switch row.kinds[column] {
+            case .string:
+                length &+= writeVarint(slot.count, to: buffer + length)
+                (buffer + length).update(from: row.stringBytes(of: slot), count: slot.count)
+                length &+= slot.count
+            case .bool:
+                buffer[length] = UInt8(truncatingIfNeeded: slot.bits)
+                length &+= 1
+            case .double, .decimal:
+                writeBigEndian(orderedBits(double: slot.bits), to: buffer + length)
+                length &+= 8
+            case .int64, .timestamp, .timestamptz, .date:
+                writeBigEndian(orderedBits(int: slot.bits), to: buffer + length)
+                length &+= 8
+            }
+        }
+        return length
+    }
+
+    /// The LMDB key of a key longer than `maxStorageBytes`.
+    static func longStorageKey(_ key: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        precondition(key.count > maxStorageBytes)
+        var storage: [UInt8] = [longMarker]
+        storage.reserveCapacity(maxStorageBytes)
+        storage.append(contentsOf: key[1..<(1 + longPrefixBytes)])
+        let (first, second) = KeyHasher.digest128(key)
+        withUnsafeBytes(of: first.bigEndian) { storage.append(contentsOf: $0) }
+        withUnsafeBytes(of: second.bigEndian) { storage.append(contentsOf: $0) }
+        return storage
+    }
+
+    /// The values of an encoded key, checked against the GROUP BY columns' kinds.
+    static func values(of key: [UInt8], kinds: [ColumnKind]) throws(EngineError) -> [ScalarValue] {
+        var reader = ByteReader(key, what: "group key")
+        guard try reader.byte() == plainMarker else { throw reader.corrupt("does not start with 0x01") }
+        var values: [ScalarValue] = []
+        values.reserveCapacity(kinds.count)
+        for kind in kinds {
+            switch try reader.byte() {
+            case 0:
+                values.append(.null)
+                continue
+            case 1:
+                break
+            case let tag:
+                throw reader.corrupt("has value tag \(tag), expected 0 or 1")
+            }
+            switch kind {
+            case .string:
+                let length = try reader.varint()
+                let bytes = try reader.bytes(length)
+                guard let text = String(validating: bytes, as: UTF8.self) else { throw reader.corrupt("holds invalid UTF-8") }
+                values.append(.string(text))
+            case .bool:
+                switch try reader.byte() {
+                case 0: values.append(.bool(false))
+                case 1: values.append(.bool(true))
+                case let other: throw reader.corrupt("has bool byte \(other)")
+                }
+            case .double, .decimal:
+                values.append(.double(Double(bitPattern: doubleBits(ordered: try reader.bigEndian64()))))
+            case .int64, .timestamp, .timestamptz, .date:
+                values.append(.int64(Int64(bitPattern: orderedBits(int: try reader.bigEndian64()))))
+            }
+        }
+        guard reader.isAtEnd else { throw reader.corrupt("has \(reader.remaining) bytes after its \(kinds.count) values") }
+        return values
+    }
+}
+
+/// Reads encoded keys and states, throwing `corruptState` errors that say what and where.
+struct ByteReader {
+    let bytes: [UInt8]
+    let what: String
+    private(set) var offset = 0
+
+    init(_ bytes: [UInt8], what: String) {
+        self.bytes = bytes
+        self.what = what
+    }
+
+    var isAtEnd: Bool { offset == bytes.count }
+    var remaining: Int { bytes.count - offset }
+
+    func corrupt(_ problem: String) -> EngineError {
+        EngineError(.corruptState, "\(what) (\(bytes.count) bytes) \(problem) at byte \(offset)")
+    }
+
+    mutating func byte() throws(EngineError) -> UInt8 {
+        guard offset < bytes.count else { throw corrupt("ends early") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    mutating func bytes(_ count: Int) throws(EngineError) -> ArraySlice<UInt8> {
+        guard count >= 0, count <= remaining else { throw corrupt("ends early (needs \(count) more bytes)") }
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
+    }
+
+    mutating func varint() throws(EngineError) -> Int {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let next = try byte()
+            guard shift < 63 || (shift == 63 && next <= 1) else { throw corrupt("has an overlong number") }
+            value |= UInt64(next & 0x7F) << shift
+            if next & 0x80 == 0 { break }
+            shift += 7
+        }
+        guard value <= UInt64(Int.max) else { throw corrupt("has a number out of range") }
+        return Int(value)
+    }
+
+    mutating func littleEndian64() throws(EngineError) -> UInt64 {
+        try bytes(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    mutating func bigEndian64() throws(EngineError) -> UInt64 {
+        try bytes(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}

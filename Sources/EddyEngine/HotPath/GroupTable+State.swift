@@ -1,0 +1,181 @@
+/// A group's encoded state (its LMDB value), and restoring a group from a checkpoint.
+///
+/// Layout: version `0x01`; flags (bit 0: the key is longer than 511 bytes, and its full encoded key
+/// follows as a LEB128 length and bytes); then per aggregate, in order: its operation code (a mismatch
+/// means the state belongs to another view definition), the count of values taken in (LEB128), and
+/// the running value: a 128-bit sum as two little-endian words (low, high), or a Double's bits, or
+/// an Int64 / bool extreme (8 bytes, only when the count is not 0), or a string extreme (LEB128 length
+/// and bytes, only when the count is not 0); for DISTINCT aggregates then the number of distinct values
+/// and each value (LEB128 length and bytes).
+extension GroupTable {
+    static let stateVersion: UInt8 = 1
+    static let longKeyFlag: UInt8 = 1
+
+    /// Replaces `state` with the encoded aggregate state of `group`.
+    public mutating func encodeState(ofGroup group: Int, into state: inout [UInt8]) {
+        precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
+        state.removeAll(keepingCapacity: true)
+        state.append(Self.stateVersion)
+        if longStorageKeys[group] != nil {
+            state.append(Self.longKeyFlag)
+            let key = keys.entry(group)
+            Self.appendVarint(key.count, to: &state)
+            state.append(contentsOf: key)
+        } else {
+            state.append(0)
+        }
+        for compiled in plan {
+            let cell = group * wordsPerGroup + compiled.wordOffset
+            let count = words[cell]
+            state.append(compiled.operation.rawValue)
+            Self.appendVarint(Int(count), to: &state)
+            switch compiled.operation {
+            case .countRows, .countValues:
+                break
+            case .sumInt, .averageInt:
+                Self.appendBits(words[cell + 1], to: &state)
+                Self.appendBits(words[cell + 2], to: &state)
+            case .sumDouble, .averageDouble:
+                Self.appendBits(words[cell + 1], to: &state)
+            case .minInt, .maxInt, .minDouble, .maxDouble:
+                if count > 0 { Self.appendBits(words[cell + 1], to: &state) }
+            case .minString, .maxString:
+                if count > 0 {
+                    let value = stringValues[Int(words[cell + 1]) - 1]
+                    Self.appendVarint(value.count, to: &state)
+                    state.append(contentsOf: value)
+                }
+            }
+            if compiled.distinctSet >= 0 {
+                let values = distinctSets[compiled.distinctSet].values(ofGroup: group)
+                Self.appendVarint(values.count, to: &state)
+                for value in values {
+                    Self.appendVarint(value.count, to: &state)
+                    state.append(contentsOf: value)
+                }
+            }
+        }
+    }
+
+    /// Adds a group from a checkpoint's key and state (as `keyBytes` and `encodeState` made them);
+    /// marks nothing dirty. Restore into a table before applying messages, each key once.
+    ///
+    /// - Returns: the new group's number.
+    /// - Throws: `corruptState` when the key or state cannot be decoded or does not fit this view's
+    ///   GROUP BY and aggregates; `invalidArgument` when the group is already in the table.
+    @discardableResult
+    public mutating func restoreGroup(key: [UInt8], state: [UInt8]) throws(EngineError) -> Int {
+        var reader = ByteReader(state, what: "state of a group")
+        let version = try reader.byte()
+        guard version == Self.stateVersion else { throw reader.corrupt("has format version \(version), expected \(Self.stateVersion)") }
+        let flags = try reader.byte()
+        let fullKey: [UInt8]
+        switch key.first {
+        case GroupKey.plainMarker?:
+            guard flags == 0 else { throw reader.corrupt("has flags \(flags) for a plain key") }
+            guard key.count <= GroupKey.maxStorageBytes else {
+                throw EngineError(.corruptState, "group key of \(key.count) bytes is longer than \(GroupKey.maxStorageBytes)")
+            }
+            fullKey = key
+        case GroupKey.longMarker?:
+            guard flags == Self.longKeyFlag else { throw reader.corrupt("has flags \(flags) for a long key") }
+            fullKey = Array(try reader.bytes(try reader.varint()))
+            guard fullKey.count > GroupKey.maxStorageBytes,
+                fullKey.withUnsafeBufferPointer({ GroupKey.longStorageKey($0) }) == key
+            else { throw reader.corrupt("holds a full key that does not match its storage key") }
+        default:
+            throw EngineError(.corruptState, "group key of \(key.count) bytes does not start with 0x01 or 0x02")
+        }
+        _ = try GroupKey.values(of: fullKey, kinds: keyKinds)
+
+        var restored: [(words: (UInt64, UInt64, UInt64), string: [UInt8]?, distinct: [[UInt8]])] = []
+        for (index, compiled) in plan.enumerated() {
+            let operation = try reader.byte()
+            guard operation == compiled.operation.rawValue else {
+                throw reader.corrupt("has operation \(operation) for aggregate \(index + 1), expected \(compiled.operation.rawValue)")
+            }
+            let count = try reader.varint()
+            var first: UInt64 = 0
+            var second: UInt64 = 0
+            var string: [UInt8]?
+            switch compiled.operation {
+            case .countRows, .countValues:
+                break
+            case .sumInt, .averageInt:
+                first = try reader.littleEndian64()
+                second = try reader.littleEndian64()
+            case .sumDouble, .averageDouble:
+                first = try reader.littleEndian64()
+            case .minInt, .maxInt, .minDouble, .maxDouble:
+                if count > 0 { first = try reader.littleEndian64() }
+            case .minString, .maxString:
+                if count > 0 {
+                    let value = Array(try reader.bytes(try reader.varint()))
+                    guard String(validating: value, as: UTF8.self) != nil else { throw reader.corrupt("holds a string that is not UTF-8") }
+                    string = value
+                }
+            }
+            var distinct: [[UInt8]] = []
+            if compiled.distinctSet >= 0 {
+                let distinctCount = try reader.varint()
+                guard distinctCount == count else {
+                    throw reader.corrupt("holds \(distinctCount) distinct values for a count of \(count)")
+                }
+                var seen = Set<[UInt8]>()
+                for _ in 0..<distinctCount {
+                    let value = Array(try reader.bytes(try reader.varint()))
+                    let expectedLength: Int? =
+                        switch compiled.argumentKind {
+                        case .string?: nil
+                        case .bool?: 1
+                        default: 8
+                        }
+                    if let expectedLength, value.count != expectedLength {
+                        throw reader.corrupt("holds a distinct value of \(value.count) bytes, expected \(expectedLength)")
+                    }
+                    guard seen.insert(value).inserted else { throw reader.corrupt("holds a distinct value twice") }
+                    distinct.append(value)
+                }
+            }
+            restored.append(((UInt64(count), first, second), string, distinct))
+        }
+        guard reader.isAtEnd else { throw reader.corrupt("has \(reader.remaining) bytes after its \(plan.count) aggregates") }
+
+        let hash = fullKey.withUnsafeBufferPointer { KeyHasher.hash($0.baseAddress.unsafelyUnwrapped, count: $0.count, seed: seed) }
+        let present = fullKey.withUnsafeBufferPointer { keys.find($0.baseAddress.unsafelyUnwrapped, count: $0.count, hash: hash) }
+        guard present < 0 else {
+            throw EngineError(.invalidArgument, "group \(present) is already in the table; restore each key once, before applying messages")
+        }
+        let group = fullKey.withUnsafeBytes { addGroup($0, hash: hash) }
+        guard group >= 0 else {
+            throw EngineError(.invalidArgument, "a group with the same long-key storage key is already in the table")
+        }
+        for (compiled, state) in zip(plan, restored) {
+            let cell = group * wordsPerGroup + compiled.wordOffset
+            words[cell] = state.words.0
+            words[cell + 1] = state.words.1
+            words[cell + 2] = state.words.2
+            if let string = state.string {
+                stringValues.append(string)
+                words[cell + 1] = UInt64(stringValues.count)
+            }
+            // Oldest first, so that the chain (newest first) reads back in the encoded order.
+            for value in state.distinct.reversed() {
+                distinctScratch.removeAll(keepingCapacity: true)
+                Self.appendDistinctEntry(group: group, to: &distinctScratch)
+                distinctScratch.append(contentsOf: value)
+                _ = distinctScratch.withUnsafeBytes { distinctSets[compiled.distinctSet].insert($0, group: group, seed: seed) }
+            }
+        }
+        return group
+    }
+
+    static func appendVarint(_ value: Int, to buffer: inout [UInt8]) {
+        var rest = UInt(bitPattern: value)
+        while rest >= 0x80 {
+            buffer.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
+        }
+        buffer.append(UInt8(truncatingIfNeeded: rest))
+    }
+}

@@ -1,0 +1,321 @@
+/// The groups of one view and their aggregate states, with the set of groups changed since the last
+/// checkpoint.
+///
+/// Groups are numbered from 0 in order of creation and never removed (the views are append-only), so
+/// a group number stays valid for the table's life. Keys live in one byte arena under an
+/// open-addressing hash table; states are three 64-bit words per aggregate per group in one array.
+///
+/// Semantics (PostgreSQL / RisingWave):
+/// - A NULL GROUP BY value is a group of its own. `COUNT(*)` counts rows, `COUNT(col)` non-NULL
+///   values, `COUNT(DISTINCT col)` distinct non-NULL values exactly (the state holds the set).
+/// - `SUM` / `AVG` / `MIN` / `MAX` ignore NULLs and are NULL when a group has no non-NULL value.
+/// - `SUM` of an INT column adds exactly in 128 bits (no overflow in practice: it would take 2^64
+///   maximal values); the result is `.int64` while it fits Int64 and `.double` (the nearest) beyond,
+///   where PostgreSQL would answer a NUMERIC. `SUM` of DOUBLE / DECIMAL is a Double sum.
+/// - `AVG` is a Double (`.double`), from the exact integer sum for INT columns.
+/// - `MIN` / `MAX` compare strings by their UTF-8 bytes, numbers and times numerically, `false` below
+///   `true`; the result has the column's value kind (times as `.int64`).
+/// - `DISTINCT` applies to every function (`SUM(DISTINCT x)` adds each distinct value once). Doubles
+///   are distinct by value (`-0` equals `0`).
+public struct GroupTable: Sendable {
+    public let schema: RowSchema
+    public let groupBy: [Int]
+    public let aggregates: [AggregateSpec]
+
+    let keyKinds: [ColumnKind]
+    let plan: [CompiledAggregate]
+    let wordsPerGroup: Int
+    /// Seeds the in-memory hash, so that the table's layout cannot be predicted from outside.
+    let seed: UInt64
+    var keys: ByteSetTable
+    var words: [UInt64] = []
+    var dirtyFlags: [Bool] = []
+    var dirtyGroups: [Int] = []
+    /// MIN / MAX values of string columns; a state word holds the index + 1.
+    var stringValues: [[UInt8]] = []
+    var distinctSets: [DistinctSet]
+    /// Storage keys of groups whose key is too long for LMDB, both ways.
+    var longStorageKeys: [Int: [UInt8]] = [:]
+    var longKeyOwners: [[UInt8]: Int] = [:]
+    var distinctScratch: [UInt8] = []
+
+    /// Checks that the table can aggregate `aggregates` grouped by `groupBy` over `schema`; the engine
+    /// calls this when it plans a view, and `init` requires it.
+    public static func validate(schema: RowSchema, groupBy: [Int], aggregates: [AggregateSpec]) throws(EngineError) {
+        _ = try compile(schema: schema, groupBy: groupBy, aggregates: aggregates)
+    }
+
+    static func compile(schema: RowSchema, groupBy: [Int], aggregates: [AggregateSpec]) throws(EngineError) -> [CompiledAggregate] {
+        for column in groupBy where column < 0 || column >= schema.columns.count {
+            throw EngineError(.invalidArgument, "GROUP BY column \(column) is outside the source's \(schema.columns.count) columns")
+        }
+        var plan: [CompiledAggregate] = []
+        var distinctSets = 0
+        for (index, spec) in aggregates.enumerated() {
+            let compiled = try CompiledAggregate.compile(spec, index: index, schema: schema, distinctSet: distinctSets)
+            if compiled.distinctSet >= 0 { distinctSets += 1 }
+            plan.append(compiled)
+        }
+        return plan
+    }
+
+    /// - Precondition: `validate(schema:groupBy:aggregates:)` does not throw.
+    public init(schema: RowSchema, groupBy: [Int], aggregates: [AggregateSpec]) {
+        let plan: [CompiledAggregate]
+        do {
+            plan = try Self.compile(schema: schema, groupBy: groupBy, aggregates: aggregates)
+        } catch {
+            preconditionFailure("GroupTable: \(error)")
+        }
+        self.schema = schema
+        self.groupBy = groupBy
+        self.aggregates = aggregates
+        self.plan = plan
+        keyKinds = groupBy.map { schema.columns[$0].kind }
+        wordsPerGroup = max(aggregates.count * CompiledAggregate.wordsPerAggregate, 1)
+        seed = UInt64.random(in: 0...UInt64.max)
+        keys = ByteSetTable()
+        distinctSets = Array(repeating: DistinctSet(), count: plan.count { $0.distinctSet >= 0 })
+        words.reserveCapacity(512 * wordsPerGroup)
+        dirtyFlags.reserveCapacity(512)
+        dirtyGroups.reserveCapacity(512)
+    }
+
+    /// The number of groups.
+    public var groupCount: Int { keys.count }
+
+    /// The number of groups changed since the last `takeDirty()`.
+    public var dirtyCount: Int { dirtyGroups.count }
+
+    /// The groups changed since the last call (each once, in the order they first changed); clears
+    /// the set.
+    public mutating func takeDirty() -> [Int] {
+        let taken = dirtyGroups
+        for group in taken { dirtyFlags[group] = false }
+        dirtyGroups.removeAll(keepingCapacity: true)
+        return taken
+    }
+
+    /// The group's LMDB key: its encoded key (see `GroupKey`), or for keys over 511 bytes a 511-byte
+    /// storage key whose full key is in the group's encoded state.
+    public func keyBytes(ofGroup group: Int) -> [UInt8] {
+        precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
+        return longStorageKeys[group] ?? keys.entry(group)
+    }
+
+    /// The group's GROUP BY values, in `groupBy` order.
+    public func keyValues(ofGroup group: Int) throws(EngineError) -> [ScalarValue] {
+        precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
+        return try GroupKey.values(of: keys.entry(group), kinds: keyKinds)
+    }
+
+    // MARK: Aggregation
+
+    /// Finds or creates the group of the key in `key` and folds `row` into it, marking it dirty; false
+    /// (and nothing changed) when a long key's storage key collides with another group's.
+    @inline(__always)
+    mutating func accumulate(_ row: DecodedRow, key: UnsafePointer<UInt8>, keyLength: Int) -> Bool {
+        let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
+        var group = keys.find(key, count: keyLength, hash: hash)
+        if group < 0 {
+            group = addGroup(UnsafeRawBufferPointer(start: key, count: keyLength), hash: hash)
+            if group < 0 { return false }
+        }
+        let base = group &* wordsPerGroup
+        for aggregate in plan {
+            let cell = base &+ aggregate.wordOffset
+            if aggregate.operation == .countRows {
+                words[cell] &+= 1
+                continue
+            }
+            let slot = row.slots[aggregate.column]
+            guard slot.state == ColumnSlot.value else { continue }
+            if aggregate.distinctSet >= 0 && !insertDistinct(row, slot: slot, column: aggregate.column, group: group, set: aggregate.distinctSet) {
+                continue
+            }
+            fold(aggregate.operation, slot: slot, row: row, cell: cell)
+        }
+        if !dirtyFlags[group] {
+            dirtyFlags[group] = true
+            dirtyGroups.append(group)
+        }
+        return true
+    }
+
+    @inline(__always)
+    mutating func fold(_ operation: CompiledAggregate.Operation, slot: ColumnSlot, row: DecodedRow, cell: Int) {
+        let count = words[cell]
+        words[cell] = count &+ 1
+        switch operation {
+        case .countRows, .countValues:
+            break
+        case .sumInt, .averageInt:
+            // 128-bit two's complement addition of the sign-extended value.
+            let (low, carry) = words[cell &+ 1].addingReportingOverflow(slot.bits)
+            words[cell &+ 1] = low
+            words[cell &+ 2] = words[cell &+ 2] &+ (Int64(bitPattern: slot.bits) < 0 ? UInt64.max : 0) &+ (carry ? 1 : 0)
+        case .sumDouble, .averageDouble:
+            words[cell &+ 1] = (Double(bitPattern: words[cell &+ 1]) + Double(bitPattern: slot.bits)).bitPattern
+        case .minInt:
+            if count == 0 || Int64(bitPattern: slot.bits) < Int64(bitPattern: words[cell &+ 1]) { words[cell &+ 1] = slot.bits }
+        case .maxInt:
+            if count == 0 || Int64(bitPattern: slot.bits) > Int64(bitPattern: words[cell &+ 1]) { words[cell &+ 1] = slot.bits }
+        case .minDouble:
+            if count == 0 || Double(bitPattern: slot.bits) < Double(bitPattern: words[cell &+ 1]) { words[cell &+ 1] = slot.bits }
+        case .maxDouble:
+            if count == 0 || Double(bitPattern: slot.bits) > Double(bitPattern: words[cell &+ 1]) { words[cell &+ 1] = slot.bits }
+        case .minString, .maxString:
+            foldString(operation == .minString, bytes: row.stringBytes(of: slot), count: slot.count, cell: cell)
+        }
+    }
+
+    @inline(never)
+    mutating func foldString(_ isMin: Bool, bytes: UnsafePointer<UInt8>, count: Int, cell: Int) {
+        let value = UnsafeBufferPointer(start: bytes, count: count)
+        let index = Int(words[cell &+ 1])
+        if index == 0 {
+            stringValues.append(Array(value))
+            words[cell &+ 1] = UInt64(stringValues.count)
+            return
+        }
+        let order = stringValues[index - 1].withUnsafeBufferPointer { Self.compareBytes(value, $0) }
+        if isMin ? order < 0 : order > 0 {
+            stringValues[index - 1].removeAll(keepingCapacity: true)
+            stringValues[index - 1].append(contentsOf: value)
+        }
+    }
+
+    /// Byte-wise (UTF-8 code point) order: negative, zero or positive.
+    static func compareBytes(_ lhs: UnsafeBufferPointer<UInt8>, _ rhs: UnsafeBufferPointer<UInt8>) -> Int {
+        let common = min(lhs.count, rhs.count)
+        var index = 0
+        while index < common {
+            if lhs[index] != rhs[index] { return Int(lhs[index]) - Int(rhs[index]) }
+            index += 1
+        }
+        return lhs.count - rhs.count
+    }
+
+    /// Creates the group of a key not in the table yet; -1 on a long-key storage collision.
+    @inline(never)
+    mutating func addGroup(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Int {
+        var storageKey: [UInt8]?
+        if key.count > GroupKey.maxStorageBytes {
+            let longKey = GroupKey.longStorageKey(key.assumingMemoryBound(to: UInt8.self))
+            // The full key is new, so an owner of the same storage key is a different group.
+            if longKeyOwners[longKey] != nil { return -1 }
+            storageKey = longKey
+        }
+        let group = keys.insertNew(key, hash: hash)
+        words.append(contentsOf: repeatElement(0, count: wordsPerGroup))
+        dirtyFlags.append(false)
+        for set in distinctSets.indices { distinctSets[set].heads.append(-1) }
+        if let storageKey {
+            longStorageKeys[group] = storageKey
+            longKeyOwners[storageKey] = group
+        }
+        return group
+    }
+
+    /// Adds the row's value to the group's DISTINCT set; false if it was there already.
+    @inline(never)
+    mutating func insertDistinct(_ row: DecodedRow, slot: ColumnSlot, column: Int, group: Int, set: Int) -> Bool {
+        distinctScratch.removeAll(keepingCapacity: true)
+        Self.appendDistinctEntry(group: group, to: &distinctScratch)
+        switch row.kinds[column] {
+        case .string:
+            distinctScratch.append(contentsOf: UnsafeBufferPointer(start: row.stringBytes(of: slot), count: slot.count))
+        case .bool:
+            distinctScratch.append(UInt8(truncatingIfNeeded: slot.bits))
+        case .double, .decimal:
+            Self.appendBits(GroupKey.orderedBits(double: slot.bits), to: &distinctScratch)
+        case .int64, .timestamp, .timestamptz, .date:
+            Self.appendBits(slot.bits, to: &distinctScratch)
+        }
+        return distinctScratch.withUnsafeBytes { entry in
+            distinctSets[set].insert(entry, group: group, seed: seed)
+        }
+    }
+
+    static func appendDistinctEntry(group: Int, to buffer: inout [UInt8]) {
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: group).littleEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    static func appendBits(_ bits: UInt64, to buffer: inout [UInt8]) {
+        withUnsafeBytes(of: bits.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    // MARK: Results
+
+    /// The SQL result of aggregate `aggregate` (an index into `aggregates`) for `group`.
+    public func value(ofAggregate aggregate: Int, group: Int) -> ScalarValue {
+        precondition(aggregate >= 0 && aggregate < plan.count, "aggregate \(aggregate) is outside 0..<\(plan.count)")
+        precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
+        let compiled = plan[aggregate]
+        let cell = group * wordsPerGroup + compiled.wordOffset
+        let count = Int64(bitPattern: words[cell])
+        switch compiled.operation {
+        case .countRows, .countValues:
+            return .int64(count)
+        default:
+            break
+        }
+        guard count > 0 else { return .null }
+        let first = words[cell + 1]
+        switch compiled.operation {
+        case .countRows, .countValues:
+            preconditionFailure("handled above")
+        case .sumInt:
+            let sum = Self.int128(low: first, high: words[cell + 2])
+            return Int64(exactly: sum).map(ScalarValue.int64) ?? .double(Double(sum))
+        case .averageInt:
+            return .double(Double(Self.int128(low: first, high: words[cell + 2])) / Double(count))
+        case .sumDouble:
+            return .double(Double(bitPattern: first))
+        case .averageDouble:
+            return .double(Double(bitPattern: first) / Double(count))
+        case .minInt, .maxInt:
+            return compiled.argumentKind == .bool ? .bool(first != 0) : .int64(Int64(bitPattern: first))
+        case .minDouble, .maxDouble:
+            return .double(Double(bitPattern: first))
+        case .minString, .maxString:
+            return .string(String(decoding: stringValues[Int(first) - 1], as: UTF8.self))
+        }
+    }
+
+    static func int128(low: UInt64, high: UInt64) -> Int128 {
+        Int128(Int64(bitPattern: high)) << 64 | Int128(low)
+    }
+}
+
+/// The distinct values seen per group for one DISTINCT aggregate: entries are the group number (4 bytes,
+/// little-endian) followed by the value's bytes, chained per group for encoding.
+struct DistinctSet: Sendable {
+    var entries = ByteSetTable(expectedCount: 64)
+    /// Per group: its newest entry, or -1.
+    var heads: [Int32] = []
+    /// Per entry: the group's previous entry, or -1.
+    var next: [Int32] = []
+
+    /// Adds `entry` (prefixed with `group`); false if present.
+    mutating func insert(_ entry: UnsafeRawBufferPointer, group: Int, seed: UInt64) -> Bool {
+        let bytes = entry.assumingMemoryBound(to: UInt8.self)
+        let hash = KeyHasher.hash(bytes.baseAddress.unsafelyUnwrapped, count: bytes.count, seed: seed)
+        guard entries.find(bytes.baseAddress.unsafelyUnwrapped, count: bytes.count, hash: hash) < 0 else { return false }
+        let index = entries.insertNew(entry, hash: hash)
+        next.append(heads[group])
+        heads[group] = Int32(index)
+        return true
+    }
+
+    /// The group's values (without the group prefix), newest first.
+    func values(ofGroup group: Int) -> [[UInt8]] {
+        var values: [[UInt8]] = []
+        var index = Int(heads[group])
+        while index >= 0 {
+            values.append(Array(entries.entry(index).dropFirst(4)))
+            index = Int(next[index])
+        }
+        return values
+    }
+}

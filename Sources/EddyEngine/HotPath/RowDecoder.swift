@@ -1,0 +1,504 @@
+/// Decodes one JSON message into a source's columns, straight from the borrowed bytes: no Foundation,
+/// no `String` per field, and no allocation once its buffers have grown to the largest message seen.
+///
+/// Rules (PostgreSQL / RisingWave semantics where they exist):
+/// - The whole message must be one JSON object (RFC 8259) in valid UTF-8, nested at most
+///   `DecoderLimits.maxDepth` deep, or it is skipped with a `SkipReason`. Unknown fields and nested
+///   values are skipped but still validated.
+/// - A field fills the column whose name equals its name byte for byte (after resolving escapes). If no
+///   column matches exactly, a column whose name equals it ignoring ASCII case does (as RisingWave
+///   matches JSON fields case-insensitively); an exact match always wins over a case-insensitive one.
+///   Between equally good matches (duplicate keys), the last field wins, `null` included.
+/// - Missing field or `null`: NULL. Wrong type: NULL, counted. What each kind accepts is documented on
+///   `ColumnKind`; numbers are detailed on `ValueParsing`. `1.0` and `1e3` are accepted for INT
+///   columns because their values are integers; `1.5` is not.
+/// - Strings: every JSON escape, `\uXXXX` with surrogate pairs combined; a lone surrogate makes the
+///   message `notJSON` (it has no UTF-8 form; PostgreSQL, simdjson and serde_json reject it too).
+///   `\u0000` is kept as a NUL byte.
+public struct RowDecoder: Sendable {
+    public let schema: RowSchema
+    public let limits: DecoderLimits
+    let tables: DecoderTables
+    var storage: RowStorage
+
+    public init(schema: RowSchema, limits: DecoderLimits = DecoderLimits()) {
+        self.schema = schema
+        self.limits = limits
+        tables = DecoderTables(schema: schema)
+        storage = RowStorage(columnCount: schema.columns.count, maxDepth: limits.maxDepth)
+    }
+
+    /// Decodes `payload` and, if it is a usable message, calls `body` with its row.
+    ///
+    /// - Returns: `body`'s result, or why the message is skipped.
+    public mutating func decode<Result>(
+        _ payload: UnsafeRawBufferPointer, _ body: (DecodedRow) -> Result
+    ) -> Swift.Result<Result, SkipReason> {
+        if let reason = decodeMessage(payload) { return .failure(reason) }
+        return .success(body(currentRow(payload)))
+    }
+
+    /// Decodes `payload` into the storage's slots; nil when the message is usable.
+    @inline(__always)
+    mutating func decodeMessage(_ payload: UnsafeRawBufferPointer) -> SkipReason? {
+        let count = payload.count
+        guard count > 0, let base = payload.baseAddress else { return .emptyMessage }
+        guard count <= limits.maxMessageBytes else { return .tooLarge }
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        let storage = storage
+        storage.prepare(messageBytes: count)
+        var parser = MessageParser(
+            scanner: JSONScanner(bytes: base.assumingMemoryBound(to: UInt8.self), count: count),
+            tables: tables, storage: storage, maxDepth: limits.maxDepth)
+        do {
+            try parser.parseMessage()
+        } catch {
+            return error
+        }
+        return nil
+    }
+
+    /// The row of the message last decoded by `decodeMessage`; `payload` must be the same buffer.
+    @inline(__always)
+    func currentRow(_ payload: UnsafeRawBufferPointer) -> DecodedRow {
+        DecodedRow(
+            slots: storage.slots, kinds: tables.kinds,
+            payload: payload.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self),
+            scratch: storage.scratch, columnCount: tables.columnCount)
+    }
+
+    /// How many columns of the message last decoded had a field of the wrong type.
+    @inline(__always)
+    func wrongTypeCount() -> Int {
+        var wrong = 0
+        for column in 0..<tables.columnCount where storage.slots[column].state == ColumnSlot.wrongType {
+            wrong &+= 1
+        }
+        return wrong
+    }
+}
+
+/// The schema compiled for matching field names: immutable after `init`, so sharing it is safe.
+final class DecoderTables: @unchecked Sendable {
+    let columnCount: Int
+    let kinds: UnsafeMutablePointer<ColumnKind>
+    /// Column names, back to back; column `c` is `names[nameStarts[c]..<nameStarts[c] + nameLengths[c]]`.
+    let names: UnsafeMutablePointer<UInt8>
+    let nameStarts: UnsafeMutablePointer<Int>
+    let nameLengths: UnsafeMutablePointer<Int>
+    /// A name's first (up to) 8 bytes as a little-endian word, zero-padded; and the same ASCII-lowercased.
+    let firstWords: UnsafeMutablePointer<UInt64>
+    let foldedFirstWords: UnsafeMutablePointer<UInt64>
+    /// Open-addressing tables from a name's signature to column + 1 (0: empty).
+    let exactTable: UnsafeMutablePointer<Int32>
+    let foldedTable: UnsafeMutablePointer<Int32>
+    let tableShift: UInt64
+    let tableMask: Int
+
+    init(schema: RowSchema) {
+        let columns = schema.columns
+        columnCount = columns.count
+        precondition(columnCount < Int(Int32.max), "too many columns")
+        kinds = .allocate(capacity: max(columnCount, 1))
+        let nameBytes = columns.reduce(0) { $0 + $1.name.utf8.count }
+        names = .allocate(capacity: max(nameBytes, 1))
+        nameStarts = .allocate(capacity: max(columnCount, 1))
+        nameLengths = .allocate(capacity: max(columnCount, 1))
+        firstWords = .allocate(capacity: max(columnCount, 1))
+        foldedFirstWords = .allocate(capacity: max(columnCount, 1))
+        var tableSize = 8
+        while tableSize < columnCount * 4 { tableSize *= 2 }
+        tableMask = tableSize - 1
+        tableShift = UInt64(64 - tableSize.trailingZeroBitCount)
+        exactTable = .allocate(capacity: tableSize)
+        exactTable.initialize(repeating: 0, count: tableSize)
+        foldedTable = .allocate(capacity: tableSize)
+        foldedTable.initialize(repeating: 0, count: tableSize)
+
+        var offset = 0
+        for (index, column) in columns.enumerated() {
+            (kinds + index).initialize(to: column.kind)
+            let bytes = Array(column.name.utf8)
+            precondition(
+                !columns[..<index].contains { $0.name == column.name }, "column \(column.name) appears twice in the schema")
+            (names + offset).initialize(from: bytes, count: bytes.count)
+            (nameStarts + index).initialize(to: offset)
+            (nameLengths + index).initialize(to: bytes.count)
+            var word: UInt64 = 0
+            for (position, byte) in bytes.prefix(8).enumerated() { word |= UInt64(byte) << (8 * UInt64(position)) }
+            (firstWords + index).initialize(to: word)
+            (foldedFirstWords + index).initialize(to: Self.asciiLowercased(word))
+            offset += bytes.count
+            insert(column: index, signature: Self.signature(word, length: bytes.count), into: exactTable)
+            // Two names equal ignoring case: the first column is the case-insensitive match.
+            if !columns[..<index].contains(where: { Self.equalIgnoringASCIICase(Array($0.name.utf8), bytes) }) {
+                insert(column: index, signature: Self.signature(Self.asciiLowercased(word), length: bytes.count), into: foldedTable)
+            }
+        }
+    }
+
+    deinit {
+        kinds.deinitialize(count: columnCount)
+        kinds.deallocate()
+        names.deallocate()
+        nameStarts.deallocate()
+        nameLengths.deallocate()
+        firstWords.deallocate()
+        foldedFirstWords.deallocate()
+        exactTable.deallocate()
+        foldedTable.deallocate()
+    }
+
+    private func insert(column: Int, signature: UInt64, into table: UnsafeMutablePointer<Int32>) {
+        var slot = Int(truncatingIfNeeded: signature &>> tableShift)
+        while table[slot] != 0 { slot = (slot &+ 1) & tableMask }
+        table[slot] = Int32(column + 1)
+    }
+
+    @inline(__always)
+    static func signature(_ firstWord: UInt64, length: Int) -> UInt64 {
+        (firstWord ^ (UInt64(truncatingIfNeeded: length) &* 0x9E37_79B9_7F4A_7C15)) &* 0xFF51_AFD7_ED55_8CCD
+    }
+
+    /// `word` with the ASCII capitals of its bytes made lowercase (SWAR).
+    @inline(__always)
+    static func asciiLowercased(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let heptets = word & (ones &* 0x7F)
+        let atLeastA = heptets &+ ones &* (0x80 - 0x41)
+        let aboveZ = heptets &+ ones &* (0x80 - 0x5B)
+        let capitals = atLeastA & ~aboveZ & ~word & (ones &* 0x80)
+        return word | (capitals &>> 2)
+    }
+
+    static func equalIgnoringASCIICase(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+        lhs.count == rhs.count && zip(lhs, rhs).allSatisfy { lowercased($0) == lowercased($1) }
+    }
+
+    @inline(__always)
+    static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+    }
+
+    /// The column whose name equals `key` (`firstWord`: its first bytes, zero-padded), or -1.
+    @inline(__always)
+    func exactMatch(_ key: UnsafePointer<UInt8>, length: Int, firstWord: UInt64) -> Int {
+        var slot = Int(truncatingIfNeeded: Self.signature(firstWord, length: length) &>> tableShift)
+        while true {
+            let entry = Int(exactTable[slot])
+            if entry == 0 { return -1 }
+            let column = entry &- 1
+            if firstWords[column] == firstWord && nameLengths[column] == length
+                && (length <= 8 || Self.equalBytes(key + 8, names + nameStarts[column] + 8, length &- 8))
+            {
+                return column
+            }
+            slot = (slot &+ 1) & tableMask
+        }
+    }
+
+    /// The column whose name equals `key` ignoring ASCII case, or -1.
+    @inline(never)
+    func caseInsensitiveMatch(_ key: UnsafePointer<UInt8>, length: Int, firstWord: UInt64) -> Int {
+        let folded = Self.asciiLowercased(firstWord)
+        var slot = Int(truncatingIfNeeded: Self.signature(folded, length: length) &>> tableShift)
+        while true {
+            let entry = Int(foldedTable[slot])
+            if entry == 0 { return -1 }
+            let column = entry &- 1
+            if foldedFirstWords[column] == folded && nameLengths[column] == length {
+                let name = names + nameStarts[column]
+                var equal = true
+                for index in 8..<max(length, 8) where Self.lowercased(key[index]) != Self.lowercased(name[index]) {
+                    equal = false
+                    break
+                }
+                if equal { return column }
+            }
+            slot = (slot &+ 1) & tableMask
+        }
+    }
+
+    @inline(__always)
+    static func equalBytes(_ lhs: UnsafePointer<UInt8>, _ rhs: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        var index = 0
+        while index &+ 8 <= count {
+            let left = UnsafeRawPointer(lhs).loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let right = UnsafeRawPointer(rhs).loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if left != right { return false }
+            index &+= 8
+        }
+        while index < count {
+            if lhs[index] != rhs[index] { return false }
+            index &+= 1
+        }
+        return true
+    }
+}
+
+/// The decoder's per-message working memory: column slots, the scratch buffer for strings with escapes,
+/// the bit stack for skipping nested values, and the group-key buffer. Reused for every message; only
+/// ever mutated through a uniquely referenced owner (copy-on-write in `RowDecoder`).
+final class RowStorage: @unchecked Sendable {
+    let columnCount: Int
+    let maxDepth: Int
+    let slots: UnsafeMutablePointer<ColumnSlot>
+    /// One bit per nesting level (set: object), for `JSONScanner.skipContainer`.
+    let containerStack: UnsafeMutablePointer<UInt64>
+    /// Decoded strings that had escapes; at least as large as the message (a decoded string is never
+    /// longer than its JSON text, and strings do not overlap).
+    private(set) var scratch: UnsafeMutablePointer<UInt8>
+    private(set) var scratchCapacity: Int
+    /// Where the aggregator builds a message's group key.
+    private(set) var keyBuffer: UnsafeMutablePointer<UInt8>
+    private(set) var keyBufferCapacity: Int
+
+    init(columnCount: Int, maxDepth: Int) {
+        self.columnCount = columnCount
+        self.maxDepth = maxDepth
+        slots = .allocate(capacity: max(columnCount, 1))
+        slots.initialize(repeating: ColumnSlot(), count: max(columnCount, 1))
+        let stackWords = maxDepth / 64 + 2
+        containerStack = .allocate(capacity: stackWords)
+        containerStack.initialize(repeating: 0, count: stackWords)
+        scratchCapacity = 1024
+        scratch = .allocate(capacity: scratchCapacity)
+        keyBufferCapacity = 1024
+        keyBuffer = .allocate(capacity: keyBufferCapacity)
+    }
+
+    deinit {
+        slots.deallocate()
+        containerStack.deallocate()
+        scratch.deallocate()
+        keyBuffer.deallocate()
+    }
+
+    /// A new storage of the same shape (the contents are per message, so nothing is copied).
+    func copy() -> RowStorage {
+        RowStorage(columnCount: columnCount, maxDepth: maxDepth)
+    }
+
+    /// Clears the slots and makes the scratch buffer large enough for a message of `messageBytes`.
+    @inline(__always)
+    func prepare(messageBytes: Int) {
+        if messageBytes > scratchCapacity { growScratch(messageBytes) }
+        for column in 0..<columnCount {
+            slots[column].state = ColumnSlot.null
+            slots[column].matchQuality = 0
+        }
+    }
+
+    @inline(never)
+    private func growScratch(_ minimum: Int) {
+        scratch.deallocate()
+        scratchCapacity = max(minimum, scratchCapacity * 2)
+        scratch = .allocate(capacity: scratchCapacity)
+    }
+
+    /// Makes the key buffer hold at least `bytes`; its contents are not kept.
+    @inline(__always)
+    func reserveKeyBuffer(_ bytes: Int) {
+        if bytes > keyBufferCapacity { growKeyBuffer(bytes) }
+    }
+
+    @inline(never)
+    private func growKeyBuffer(_ minimum: Int) {
+        keyBuffer.deallocate()
+        keyBufferCapacity = max(minimum, keyBufferCapacity * 2)
+        keyBuffer = .allocate(capacity: keyBufferCapacity)
+    }
+}
+
+/// Parses one message into the storage's slots.
+struct MessageParser {
+    var scanner: JSONScanner
+    let tables: DecoderTables
+    let slots: UnsafeMutablePointer<ColumnSlot>
+    let scratch: UnsafeMutablePointer<UInt8>
+    let stack: UnsafeMutablePointer<UInt64>
+    let maxDepth: Int
+    /// Bytes of `scratch` used by this message's decoded strings.
+    var scratchUsed = 0
+
+    @inline(__always)
+    init(scanner: JSONScanner, tables: DecoderTables, storage: RowStorage, maxDepth: Int) {
+        self.scanner = scanner
+        self.tables = tables
+        slots = storage.slots
+        scratch = storage.scratch
+        stack = storage.containerStack
+        self.maxDepth = maxDepth
+    }
+
+    @inline(__always)
+    mutating func parseMessage() throws(SkipReason) {
+        scanner.skipWhitespace()
+        guard !scanner.isAtEnd else { throw .emptyMessage }
+        guard scanner.current == UInt8(ascii: "{") else {
+            try scanner.skipValue(depth: 0, maxDepth: maxDepth, stack: stack)
+            scanner.skipWhitespace()
+            throw scanner.isAtEnd ? .notObject : .notJSON
+        }
+        try parseTopLevelObject()
+        scanner.skipWhitespace()
+        guard scanner.isAtEnd else { throw .notJSON }
+    }
+
+    @inline(__always)
+    mutating func parseTopLevelObject() throws(SkipReason) {
+        scanner.position &+= 1
+        scanner.skipWhitespace()
+        if scanner.current == UInt8(ascii: "}") {
+            scanner.position &+= 1
+            return
+        }
+        while true {
+            guard scanner.current == UInt8(ascii: "\"") else { throw .notJSON }
+            scanner.position &+= 1
+            let keyStart = scanner.position
+            let keyHasEscapes = try scanner.scanStringBody()
+            let keyLength = scanner.position &- 1 &- keyStart
+            var column: Int
+            var quality: UInt8 = 2
+            if !keyHasEscapes {
+                let key = scanner.bytes + keyStart
+                let firstWord = keyStart &+ 8 <= scanner.end ? Self.firstWord(loaded: scanner.load64(at: keyStart), length: keyLength)
+                    : Self.firstWord(copying: key, length: keyLength)
+                column = tables.exactMatch(key, length: keyLength, firstWord: firstWord)
+                if column < 0 {
+                    column = tables.caseInsensitiveMatch(key, length: keyLength, firstWord: firstWord)
+                    quality = 1
+                }
+            } else {
+                (column, quality) = matchEscapedKey(start: keyStart, length: keyLength)
+            }
+            scanner.skipWhitespace()
+            guard scanner.current == UInt8(ascii: ":") else { throw .notJSON }
+            scanner.position &+= 1
+            scanner.skipWhitespace()
+            if column >= 0 {
+                try decodeField(column: column, quality: quality)
+            } else {
+                try scanner.skipValue(depth: 1, maxDepth: maxDepth, stack: stack)
+            }
+            scanner.skipWhitespace()
+            let next = scanner.current
+            if next == UInt8(ascii: ",") {
+                scanner.position &+= 1
+                scanner.skipWhitespace()
+            } else if next == UInt8(ascii: "}") {
+                scanner.position &+= 1
+                return
+            } else {
+                throw .notJSON
+            }
+        }
+    }
+
+    /// A key's first (up to) 8 bytes, zero-padded, from a full 8-byte load at its start.
+    @inline(__always)
+    static func firstWord(loaded word: UInt64, length: Int) -> UInt64 {
+        length >= 8 ? word : word & ((1 &<< UInt64(length &* 8)) &- 1)
+    }
+
+    @inline(__always)
+    static func firstWord(copying key: UnsafePointer<UInt8>, length: Int) -> UInt64 {
+        var word: UInt64 = 0
+        for index in 0..<min(length, 8) { word |= UInt64(key[index]) &<< UInt64(index &* 8) }
+        return word
+    }
+
+    /// Matches a key written with escapes (`"\u0065vent"`) by its decoded bytes, unescaped into the
+    /// unused end of the scratch buffer.
+    @inline(never)
+    func matchEscapedKey(start: Int, length: Int) -> (column: Int, quality: UInt8) {
+        let key = scratch + scratchUsed
+        let decodedLength = scanner.unescape(from: start, to: start + length, into: key)
+        let word = Self.firstWord(copying: key, length: decodedLength)
+        let column = tables.exactMatch(key, length: decodedLength, firstWord: word)
+        if column >= 0 { return (column, 2) }
+        return (tables.caseInsensitiveMatch(key, length: decodedLength, firstWord: word), 1)
+    }
+
+    @inline(__always)
+    mutating func decodeField(column: Int, quality: UInt8) throws(SkipReason) {
+        let slot = slots + column
+        guard quality >= slot.pointee.matchQuality else {
+            try scanner.skipValue(depth: 1, maxDepth: maxDepth, stack: stack)
+            return
+        }
+        slot.pointee.matchQuality = quality
+        let kind = tables.kinds[column]
+        switch scanner.current {
+        case UInt8(ascii: "\""):
+            scanner.position &+= 1
+            let start = scanner.position
+            let hasEscapes = try scanner.scanStringBody()
+            let length = scanner.position &- 1 &- start
+            switch kind {
+            case .string:
+                if hasEscapes {
+                    let decoded = scanner.unescape(from: start, to: start &+ length, into: scratch + scratchUsed)
+                    slot.pointee.offset = scratchUsed
+                    slot.pointee.count = decoded
+                    slot.pointee.isInScratch = true
+                    scratchUsed &+= decoded
+                } else {
+                    slot.pointee.offset = start
+                    slot.pointee.count = length
+                    slot.pointee.isInScratch = false
+                }
+                slot.pointee.state = ColumnSlot.value
+            case .timestamp, .timestamptz, .date:
+                var text = scanner.bytes + start
+                var textLength = length
+                if hasEscapes {
+                    // Unusual but legal (`"2026-11-24\u0020..."`); decoded into unused scratch.
+                    textLength = scanner.unescape(from: start, to: start &+ length, into: scratch + scratchUsed)
+                    text = UnsafePointer(scratch + scratchUsed)
+                }
+                let value: Int64? =
+                    switch kind {
+                    case .date: ValueParsing.date(text, count: textLength)
+                    case .timestamp: ValueParsing.timestamp(text, count: textLength, withZone: false)
+                    default: ValueParsing.timestamp(text, count: textLength, withZone: true)
+                    }
+                set(slot, value.map { UInt64(bitPattern: $0) })
+            default:
+                slot.pointee.state = ColumnSlot.wrongType
+            }
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let token = try scanner.scanNumber()
+            switch kind {
+            case .int64: set(slot, ValueParsing.int64(token).map { UInt64(bitPattern: $0) })
+            case .double, .decimal: set(slot, ValueParsing.double(token, bytes: scanner.bytes).map(\.bitPattern))
+            default: slot.pointee.state = ColumnSlot.wrongType
+            }
+        case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+            let literal = try scanner.scanLiteral()
+            if literal == .null {
+                slot.pointee.state = ColumnSlot.null
+            } else if kind == .bool {
+                set(slot, literal == .true ? 1 : 0)
+            } else {
+                slot.pointee.state = ColumnSlot.wrongType
+            }
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            try scanner.skipContainer(outerDepth: 1, maxDepth: maxDepth, stack: stack)
+            slot.pointee.state = ColumnSlot.wrongType
+        default:
+            throw .notJSON
+        }
+    }
+
+    @inline(__always)
+    func set(_ slot: UnsafeMutablePointer<ColumnSlot>, _ bits: UInt64?) {
+        if let bits {
+            slot.pointee.bits = bits
+            slot.pointee.state = ColumnSlot.value
+        } else {
+            slot.pointee.state = ColumnSlot.wrongType
+        }
+    }
+}
