@@ -4,6 +4,7 @@ import PackageDescription
 
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
 
 let package = Package(
     name: "eddy",
@@ -21,6 +22,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
     ],
     targets: [
         // C libraries: modulemap and shim header only. Only the matching wrapper module imports each.
@@ -32,14 +34,14 @@ let package = Package(
         .target(name: "EddySQL"),
         // librdkafka: consumer, producer, dev broker (mock cluster), configuration.
         .target(name: "EddyKafka", dependencies: ["CRdKafka", logging]),
-        // hiredis: connections from redis:// URLs, pipelined and fenced epoch writes.
+        // hiredis: connections, pipelined commands, fenced epoch writes (the SQL binder parses redis:// URLs).
         .target(name: "EddyRedis", dependencies: ["CHiredis", logging]),
         // LMDB: state, offsets, epochs, format version, pipeline fingerprint.
         .target(name: "EddyState", dependencies: ["CLMDB", logging]),
         // The load generator's fake user-behaviour events (pure Swift): `eddy produce`, tests, benchmarks.
         .target(name: "EddyWorkload"),
         // Row decoding, aggregation, epochs, sink coordination, the pipeline runner.
-        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging]),
+        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging, metrics]),
         // Helpers that start real servers (redis-server, the Kafka mock cluster) for tests and benchmarks.
         .target(name: "EddyTestSupport", dependencies: ["EddyKafka", "EddyRedis", "EddyWorkload", logging]),
 
@@ -53,7 +55,7 @@ let package = Package(
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyTestSupport"]),
         .testTarget(name: "EddyWorkloadTests", dependencies: ["EddyWorkload"]),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyState"]),
-        .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyWorkload", "EddyTestSupport"]),
+        .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyWorkload", "EddyTestSupport", logging]),
         // Runs the built `eddy` binary as a user would.
         .testTarget(name: "EddyCLITests", dependencies: ["EddyTestSupport"]),
     ],

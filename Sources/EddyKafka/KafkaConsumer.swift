@@ -163,6 +163,31 @@ public final class KafkaConsumer: @unchecked Sendable {
         logger.debug("assigned", metadata: ["eddy.kafka.partitions": "\(partitions)", "eddy.kafka.offsets": "\(offsets)"])
     }
 
+    /// The offset each partition starts at, as a number: the stored one, else where `startupMode` points now
+    /// (low or high watermark, or the first offset at the timestamp; the high watermark when nothing is that
+    /// recent). A checkpoint can then record where a partition started even before a message arrives, so a
+    /// restart never re-applies `latest` and skips what was produced in between.
+    public func concreteStartOffsets(partitions: [Int32], stored: [Int32: Int64]) throws -> [Int32: Int64] {
+        var result: [Int32: Int64] = [:]
+        var byTimestamp: [Int32: Int64] = [:]
+        if case .timestamp(let milliseconds) = configuration.startupMode {
+            byTimestamp = try offsetsForTimestamp(milliseconds, partitions: partitions.filter { stored[$0] == nil })
+        }
+        for partition in partitions {
+            if let offset = stored[partition] {
+                result[partition] = offset
+                continue
+            }
+            let (low, high) = try watermarks(partition: partition, timeout: configuration.connectTimeout)
+            switch configuration.startupMode {
+            case .earliest: result[partition] = low
+            case .latest: result[partition] = high
+            case .timestamp: result[partition] = byTimestamp[partition].flatMap { $0 >= 0 ? $0 : nil } ?? high
+            }
+        }
+        return result
+    }
+
     /// The librdkafka start offset of each partition: the stored one, else the startup mode's.
     func resolveStartOffsets(partitions: [Int32], stored: [Int32: Int64]) throws -> [Int64] {
         switch configuration.startupMode {

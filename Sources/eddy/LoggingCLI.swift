@@ -5,12 +5,12 @@ import Dispatch
 import Foundation
 import Logging
 
-/// A logger for a subcommand: to stderr, at the level of `EDDY_LOG_LEVEL` (default `warning`, so that
-/// librdkafka's own log lines, forwarded at debug, stay quiet unless asked for).
-func makeCLILogger(label: String) -> Logger {
+/// A logger for a subcommand: to stderr, at the level of `EDDY_LOG_LEVEL` (default `defaultLevel`; librdkafka's own
+/// log lines are forwarded at debug, so they stay quiet unless asked for).
+func makeCLILogger(label: String, defaultLevel: Logger.Level = .warning) -> Logger {
     var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
     let requested = ProcessInfo.processInfo.environment["EDDY_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) }
-    logger.logLevel = requested ?? .warning
+    logger.logLevel = requested ?? defaultLevel
     return logger
 }
 

@@ -1,30 +1,9 @@
+import EddySQL
+
 /// Rows of a view or query result, ready to print (`eddy query`, and the `SELECT`s of a pipeline file).
 public struct ResultTable: Sendable, Equatable {
-    public enum Value: Sendable, Equatable {
-        case null
-        case bool(Bool)
-        case int(Int64)
-        case double(Double)
-        case string(String)
-
-        /// The text a SQL client shows (NULL as empty in tables, as PostgreSQL's psql does).
-        public var text: String {
-            switch self {
-            case .null: ""
-            case .bool(let value): value ? "t" : "f"
-            case .int(let value): String(value)
-            case .double(let value): Self.render(value)
-            case .string(let value): value
-            }
-        }
-
-        static func render(_ value: Double) -> String {
-            if value.isNaN { return "NaN" }
-            if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
-            if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-            return String(value)
-        }
-    }
+    /// A cell: a SQL value.
+    public typealias Value = SQLValue
 
     public var columns: [String]
     public var rows: [[Value]]
@@ -49,7 +28,7 @@ public struct ResultTable: Sendable, Equatable {
 
     /// psql's aligned format: numbers right-aligned, text left-aligned, a row count at the end.
     public func renderedAsTable() -> String {
-        let cells = rows.map { $0.map(\.text) }
+        let cells = rows.map { $0.map(\.cellText) }
         var widths = columns.map(\.count)
         for row in cells {
             for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
@@ -83,7 +62,7 @@ public struct ResultTable: Sendable, Equatable {
                 case .null: out += "null"
                 case .bool(let flag): out += flag ? "true" : "false"
                 case .int(let number): out += String(number)
-                case .double(let number): out += number.isFinite ? Value.render(number) : "null"
+                case .double(let number): out += number.isFinite ? SQLValue.text(of: number) : "null"
                 case .string(let text): out += Self.jsonString(text)
                 }
             }
@@ -100,7 +79,7 @@ public struct ResultTable: Sendable, Equatable {
             return "\"" + text.replacingAll("\"", with: "\"\"") + "\""
         }
         var out = columns.map(field).joined(separator: ",") + "\r\n"
-        for row in rows { out += row.map { field($0.text) }.joined(separator: ",") + "\r\n" }
+        for row in rows { out += row.map { field($0.cellText) }.joined(separator: ",") + "\r\n" }
         return out
     }
 
@@ -121,6 +100,11 @@ public struct ResultTable: Sendable, Equatable {
         }
         return out + "\""
     }
+}
+
+extension SQLValue {
+    /// The text a SQL client shows in a cell: NULL as empty, as PostgreSQL's psql does.
+    var cellText: String { isNull ? "" : text }
 }
 
 extension String {

@@ -66,7 +66,7 @@ public final class SinkDriver: @unchecked Sendable {
     private var stopRequested = false
     private var stoppedReason: String?
     private var isHealthy = false
-    private var thread: Thread?
+    private var thread: JoinableThread?
     private var finished = false
 
     public init(
@@ -85,11 +85,8 @@ public final class SinkDriver: @unchecked Sendable {
     public func start() {
         condition.lock()
         nextAction = machine.start()
-        let thread = Thread { [self] in run() }
-        thread.name = "eddy-sink-\(name)"
-        self.thread = thread
         condition.unlock()
-        thread.start()
+        thread = JoinableThread(name: "eddy-sink") { [self] in run() }
     }
 
     /// Checkpoint `epoch` is durable; `pairs` are its dirty keys rendered from it.
@@ -144,6 +141,8 @@ public final class SinkDriver: @unchecked Sendable {
         condition.broadcast()
         while thread != nil && !finished { condition.wait() }
         condition.unlock()
+        thread?.join()
+        thread = nil
         transport.disconnect()
     }
 

@@ -18,11 +18,12 @@
 public struct SinkStateMachine: Sendable {
     public typealias Bytes = [UInt8]
 
-    /// One Redis key and value, rendered through the sink's templates.
+    /// One Redis key and its value, rendered through the sink's templates; a nil value deletes the key (a row
+    /// that left the view, in an upsert sink).
     public struct Pair: Sendable, Equatable {
         public var key: Bytes
-        public var value: Bytes
-        public init(key: Bytes, value: Bytes) {
+        public var value: Bytes?
+        public init(key: Bytes, value: Bytes?) {
             self.key = key
             self.value = value
         }
@@ -64,7 +65,7 @@ public struct SinkStateMachine: Sendable {
     /// The newest epoch committed to the checkpoint store.
     public private(set) var committedEpoch: UInt64
     private var state: State = .connecting
-    private var pending: [Bytes: (value: Bytes, epoch: UInt64)] = [:]
+    private var pending: [Bytes: (value: Bytes?, epoch: UInt64)] = [:]
     private var failedAttempts = 0
     /// Set at start when the checkpoint is ahead of Redis' acknowledgement: the dirty keys in between are unknown.
     private var needsFullView: Bool

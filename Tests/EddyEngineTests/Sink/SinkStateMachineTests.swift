@@ -9,7 +9,7 @@ private func pair(_ key: String, _ value: Int) -> Pair { Pair(key: Array(key.utf
 
 private func pairs(of action: SinkStateMachine.Action) -> [String: String]? {
     guard case .write(_, let pairs, _) = action else { return nil }
-    return Dictionary(uniqueKeysWithValues: pairs.map { (String(decoding: $0.key, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) })
+    return Dictionary(uniqueKeysWithValues: pairs.map { (String(decoding: $0.key, as: UTF8.self), String(decoding: $0.value ?? [], as: UTF8.self)) })
 }
 
 @Suite struct SinkStateMachineTests {
@@ -139,13 +139,13 @@ private func pairs(of action: SinkStateMachine.Action) -> [String: String]? {
         var action = machine.start()
 
         enum Outcome { case applied, stale, behind }
-        /// The fenced write as the Lua script does it.
+        /// The fenced write as RedisEpochWriter does it.
         func apply(_ writeEpoch: UInt64, _ pairs: [Pair], expecting: UInt64) -> Outcome {
             guard (marker ?? 0) >= expecting else { return .behind }
             guard (marker ?? 0) < writeEpoch else { return .stale }
             for pair in pairs {
                 let key = String(decoding: pair.key, as: UTF8.self)
-                let value = Int(String(decoding: pair.value, as: UTF8.self))!
+                let value = Int(String(decoding: pair.value ?? [], as: UTF8.self))!
                 if let old = redis[key] { #expect(value >= old, "seed \(seed): \(key) moved back from \(old) to \(value)") }
                 redis[key] = value
             }

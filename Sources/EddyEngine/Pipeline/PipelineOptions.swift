@@ -1,0 +1,46 @@
+import Synchronization
+
+/// How `eddy run` runs a pipeline; every field has the default a production daemon wants.
+public struct PipelineOptions: Sendable {
+    /// Where the LMDB checkpoint store lives (`--state-dir`).
+    public var stateDirectory: String
+    /// Time between checkpoints (`--checkpoint-interval`, default 1 s). Each checkpoint is one durable LMDB
+    /// transaction, then one fenced Redis write per sink.
+    public var checkpointInterval: Duration = .seconds(1)
+    /// A checkpoint is taken sooner when this many groups are dirty, to bound one transaction's size.
+    public var checkpointDirtyGroups = 100_000
+    /// Consumption pauses while a sink is more than this many epochs behind (`sink.max_pending_epochs` of a
+    /// sink overrides it).
+    public var maxPendingEpochs: UInt64 = 8
+    /// At shutdown, how long to wait for the sinks to acknowledge the final checkpoint.
+    public var shutdownFlushTimeout: Duration = .seconds(10)
+    /// Messages taken from Kafka per batch.
+    public var batchSize = 10_000
+    /// Limits on each message (size, JSON depth).
+    public var decoderLimits = DecoderLimits()
+    /// The largest the checkpoint store may grow before the daemon stops with a clear error.
+    public var maximumStateBytes = 64 << 30
+    /// Redis connect and per-command timeouts. A timed-out command closes the connection (a command sent to
+    /// a paused Redis could still run later).
+    public var redisConnectTimeout: Duration = .seconds(5)
+    public var redisCommandTimeout: Duration = .seconds(10)
+    /// Redis retry backoff: capped exponential with full jitter.
+    public var redisBackoff = Backoff()
+    /// How long the start-up checks may wait for a Kafka broker.
+    public var kafkaConnectTimeout: Duration = .seconds(10)
+
+    public init(stateDirectory: String) {
+        self.stateDirectory = stateDirectory
+    }
+}
+
+/// A flag set once (by a signal handler or a test) to ask the pipeline to stop gracefully.
+public final class StopSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    public init() {}
+
+    public func request() { flag.store(true, ordering: .releasing) }
+
+    public var isRequested: Bool { flag.load(ordering: .acquiring) }
+}

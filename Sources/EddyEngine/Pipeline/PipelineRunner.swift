@@ -1,0 +1,357 @@
+import EddyKafka
+import EddyRedis
+import EddySQL
+import EddyState
+import Foundation
+import Logging
+import Synchronization
+
+/// Runs a bound pipeline as a daemon (DESIGN §2, §3): Kafka → decode → aggregate on the calling thread,
+/// checkpoints to LMDB on the checkpoint thread, Redis writes on one thread per sink.
+///
+/// Start-up restores every view from the checkpoint store, assigns every partition of the source topic at its
+/// stored offset (else where `scan.startup.mode` points now), and lets each sink re-send whatever Redis may
+/// lack before anything new is written. `run` returns after a graceful stop: consumption stopped, a final
+/// checkpoint committed, sinks flushed (bounded wait).
+public final class PipelineRunner: Sendable {
+    public let pipeline: Pipeline
+    public let options: PipelineOptions
+    /// Counters and gauges for logs, metrics and readiness.
+    public let statistics: PipelineStatistics
+    private let logger: Logger
+    private let source: Source
+    private let plans: [ViewPlan]
+    /// Per sink: the index of its view in `plans`, and the sink.
+    private let sinkBindings: [(view: Int, sink: Sink)]
+    /// The open store while running, for reads from other threads (HTTP, tests).
+    private let openStore = Mutex<CheckpointStore?>(nil)
+    private let caughtUpRows = Mutex<[String: [[SQLValue]]]>([:])
+    private let sinkDrivers = Mutex<[SinkDriver]>([])
+
+    public init(pipeline: Pipeline, options: PipelineOptions, logger: Logger) throws(EngineError) {
+        self.pipeline = pipeline
+        self.options = options
+        self.logger = logger
+        guard !pipeline.views.isEmpty else {
+            throw EngineError(.unsupported, "the pipeline defines no materialized view: there is nothing to run")
+        }
+        let sourceNames = Set(pipeline.views.map(\.sourceName))
+        guard sourceNames.count == 1, let sourceName = sourceNames.first, let source = pipeline.source(named: sourceName) else {
+            throw EngineError(.unsupported, "views read from \(sourceNames.sorted().joined(separator: ", ")): Eddy runs the views of one source per pipeline for now")
+        }
+        self.source = source
+        plans = pipeline.views.map { ViewPlan(view: $0, source: source) }
+        sinkBindings = pipeline.sinks.map { sink in (pipeline.views.firstIndex { $0.name == sink.viewName }!, sink) }
+        statistics = PipelineStatistics(sinks: pipeline.sinks.map { ($0.name, $0.viewName) })
+    }
+
+    // MARK: Reading views from outside the hot path
+
+    /// The rows of every view as the pipeline had them when it first caught up (for the file's `SELECT`s).
+    public var rowsWhenCaughtUp: [String: [[SQLValue]]] { caughtUpRows.withLock { $0 } }
+
+    /// A view's rows from the last committed checkpoint, read in a snapshot without disturbing the pipeline.
+    /// Nil when the view is unknown or the pipeline is not running.
+    public func checkpointedRows(view name: String) throws -> (columns: [OutputColumn], rows: [[SQLValue]], epoch: UInt64)? {
+        guard let plan = plans.first(where: { $0.view.name == name }), let store = openStore.withLock({ $0 }) else { return nil }
+        let epoch = try store.loadCheckpoint().epoch
+        let handle = try store.view(named: name)
+        let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
+        return (plan.view.outputColumns, try plan.outputRows(of: table), epoch)
+    }
+
+    /// Whether every sink is connected and its last attempt succeeded.
+    public var sinksHealthy: Bool { sinkDrivers.withLock { $0.allSatisfy(\.healthy) } }
+
+    // MARK: Running
+
+    /// Runs until `stop` is requested, a sink stops for good, or an unrecoverable error. Blocking: call it on
+    /// a thread of its own (not the cooperative pool). `caughtUp` is called once, when the consumer first
+    /// reaches the end every partition had at start.
+    public func run(until stop: StopSignal, caughtUp: @escaping (PipelineRunner) -> Void = { _ in }) throws {
+        statistics.setPhase(.starting)
+        defer { statistics.setPhase(.stopped) }
+        let store = try CheckpointStore.open(
+            directory: options.stateDirectory,
+            options: .init(maximumMapSize: options.maximumStateBytes, logger: logger))
+        let validation = try store.validatePipeline(
+            fingerprints: Dictionary(uniqueKeysWithValues: plans.map { ($0.view.name, $0.fingerprint) }),
+            definitions: Dictionary(uniqueKeysWithValues: plans.map { ($0.view.name, $0.view.selfContainedDefinition(source: source)) }))
+        if !validation.droppedViews.isEmpty {
+            logger.warning("the state directory holds views this pipeline no longer defines; their state is kept", metadata: ["eddy.views": "\(validation.droppedViews)"])
+        }
+        let viewHandles = try plans.map { plan throws(StateError) in try store.view(named: plan.view.name) }
+        let checkpoint = try store.loadCheckpoint()
+        openStore.withLock { $0 = store }
+        defer { openStore.withLock { $0 = nil } }
+
+        // Views, restored from the checkpoint.
+        var aggregators: [Aggregator] = []
+        for (index, plan) in plans.enumerated() {
+            var aggregator = plan.makeAggregator(limits: options.decoderLimits)
+            try store.forEachEntry(view: viewHandles[index]) { key, state in
+                _ = try aggregator.table.restoreGroup(key: Array(key), state: Array(state))
+            }
+            _ = aggregator.table.takeDirty()
+            aggregators.append(aggregator)
+        }
+        logger.info("state restored", metadata: [
+            "eddy.state_dir": "\(options.stateDirectory)", "eddy.epoch": "\(checkpoint.epoch)",
+            "eddy.groups": "\(aggregators.map(\.table.groupCount))",
+        ])
+
+        // Sinks: each re-sends what Redis may lack before new epochs.
+        let checkpointThreadBox = LateBound<CheckpointThread>()
+        let drivers = sinkBindings.map { binding in
+            makeSinkDriver(binding.sink, plan: plans[binding.view], handle: viewHandles[binding.view], store: store, checkpoint: checkpoint, commitLock: checkpointThreadBox)
+        }
+        sinkDrivers.withLock { $0 = drivers }
+        let checkpointThread = CheckpointThread(store: store, views: viewHandles, sinks: drivers, statistics: statistics, logger: logger)
+        checkpointThreadBox.value = checkpointThread
+        checkpointThread.start()
+        drivers.forEach { $0.start() }
+        defer {
+            checkpointThread.stop()
+            drivers.forEach { $0.stop() }
+            sinkDrivers.withLock { $0 = [] }
+        }
+
+        // The source.
+        let consumer = try makeConsumer()
+        defer { consumer.close() }
+        let topic = source.kafka.topic
+        let partitionCount = consumer.partitionCount
+        let partitions = (0..<Int32(partitionCount)).map { $0 }
+        var stored: [Int32: Int64] = [:]
+        for (topicPartition, offset) in checkpoint.offsets where topicPartition.topic == topic && topicPartition.partition < partitionCount {
+            stored[topicPartition.partition] = offset
+        }
+        let startOffsets = try consumer.concreteStartOffsets(partitions: partitions, stored: stored)
+        try consumer.assign(partitions: partitions, startOffsets: startOffsets)
+        statistics.setPartitions(partitions)
+        var nextOffsets = partitions.map { startOffsets[$0] ?? -1 }
+        var checkpointedOffsets = partitions.map { stored[$0] ?? -1 }
+        // Caught up means: at the end every partition had at start.
+        var catchUpTargets: [Int64] = []
+        for partition in partitions {
+            let (_, high) = try consumer.watermarks(partition: partition, timeout: options.kafkaConnectTimeout)
+            catchUpTargets.append(high)
+            logger.info("partition assigned", metadata: [
+                "eddy.topic": "\(topic)", "eddy.partition": "\(partition)",
+                "eddy.start": "\(stored[partition].map { "offset \($0) (checkpoint)" } ?? "offset \(startOffsets[partition] ?? -1) (scan.startup.mode \(source.kafka.startupMode))")",
+                "eddy.end": "\(high)",
+            ])
+        }
+
+        var epoch = checkpoint.epoch
+        var lastCheckpoint = ContinuousClock.now
+        var lastPublished = ContinuousClock.now
+        var paused = false
+        var reportedCaughtUp = false
+        var consumedPerPartition = [Int](repeating: 0, count: partitionCount)
+        var highWatermarks = [Int64](repeating: -1, count: partitionCount)
+
+        func checkpointNow() throws {
+            var dirtyCount = 0
+            var entries: [[(key: [UInt8], state: [UInt8])]] = []
+            var sinkPairs = [[SinkStateMachine.Pair]](repeating: [], count: drivers.count)
+            for viewIndex in aggregators.indices {
+                let dirty = aggregators[viewIndex].table.takeDirty()
+                dirtyCount += dirty.count
+                var viewEntries: [(key: [UInt8], state: [UInt8])] = []
+                viewEntries.reserveCapacity(dirty.count)
+                for group in dirty {
+                    var state: [UInt8] = []
+                    aggregators[viewIndex].table.encodeState(ofGroup: group, into: &state)
+                    viewEntries.append((aggregators[viewIndex].table.keyBytes(ofGroup: group), state))
+                }
+                entries.append(viewEntries)
+                for (sinkIndex, binding) in sinkBindings.enumerated() where binding.view == viewIndex {
+                    sinkPairs[sinkIndex] = try SinkRenderer(sink: binding.sink, plan: plans[viewIndex])
+                        .pairs(of: aggregators[viewIndex].table, groups: dirty)
+                }
+            }
+            guard dirtyCount > 0 || nextOffsets != checkpointedOffsets else { return }
+            var offsets: [(TopicPartition, Int64)] = []
+            for partition in 0..<partitionCount where nextOffsets[partition] >= 0 {
+                offsets.append((TopicPartition(topic: topic, partition: Int32(partition)), nextOffsets[partition]))
+            }
+            epoch += 1
+            checkpointThread.submit(CheckpointRequest(epoch: epoch, offsets: offsets, entries: entries, sinkPairs: sinkPairs))
+            checkpointedOffsets = nextOffsets
+            statistics.checkpointSubmitted(epoch: epoch)
+        }
+
+        func publishStatistics() {
+            for partition in 0..<partitionCount {
+                if let (_, high) = consumer.lastKnownWatermarks(partition: Int32(partition)) { highWatermarks[partition] = high }
+            }
+            statistics.batchApplied(
+                consumedPerPartition: consumedPerPartition, nextOffsets: nextOffsets, highWatermarks: highWatermarks,
+                counters: aggregators[0].counters,
+                groupsByView: Dictionary(uniqueKeysWithValues: zip(plans, aggregators).map { ($0.view.name, $1.table.groupCount) }))
+            for index in consumedPerPartition.indices { consumedPerPartition[index] = 0 }
+            for driver in drivers { statistics.sinkHealth(sink: driver.name, healthy: driver.healthy, pendingEpochs: driver.unacknowledgedEpochs) }
+        }
+
+        statistics.setPhase(.catchingUp)
+        logger.info("consuming", metadata: ["eddy.topic": "\(topic)", "eddy.partitions": "\(partitionCount)"])
+        while !stop.isRequested {
+            if let error = checkpointThread.error { throw error }
+            if let failure = drivers.lazy.compactMap(\.failure).first { throw EngineError(.sinkStopped, failure) }
+            try consumer.consumeBatch(maxMessages: options.batchSize, timeout: .milliseconds(100)) { batch in
+                for index in 0..<batch.count {
+                    let partition = Int(batch.partition(at: index))
+                    if batch.isError(at: index) {
+                        if let error = batch.error(at: index) { try handle(error, consumer: consumer, nextOffsets: &nextOffsets) }
+                        continue
+                    }
+                    let payload = batch.payload(at: index)
+                    for view in aggregators.indices { aggregators[view].apply(payload) }
+                    nextOffsets[partition] = batch.offset(at: index) + 1
+                    consumedPerPartition[partition] &+= 1
+                }
+            }
+
+            let now = ContinuousClock.now
+            if now - lastPublished >= .milliseconds(100) {
+                publishStatistics()
+                lastPublished = now
+            }
+            let dirty = aggregators.reduce(0) { $0 + $1.table.dirtyCount }
+            if (now - lastCheckpoint >= options.checkpointInterval || dirty >= options.checkpointDirtyGroups) && checkpointThread.isIdle {
+                try checkpointNow()
+                lastCheckpoint = now
+            }
+
+            // Backpressure: pause (and keep polling, so the consumer stays alive) while a sink lags.
+            let lagging = zip(drivers, sinkBindings).first { driver, binding in
+                driver.unacknowledgedEpochs > binding.sink.redis.maxPendingEpochs.map(UInt64.init) ?? options.maxPendingEpochs
+            }
+            if !paused, let (driver, _) = lagging {
+                try consumer.pause(partitions: partitions)
+                paused = true
+                statistics.setPaused(true)
+                logger.warning("sink is \(driver.unacknowledgedEpochs) epochs behind; pausing consumption until it catches up", metadata: ["eddy.sink": "\(driver.name)"])
+            } else if paused && lagging == nil {
+                try consumer.resume(partitions: partitions)
+                paused = false
+                statistics.setPaused(false)
+                logger.warning("sinks caught up; resuming consumption")
+            }
+
+            if !reportedCaughtUp && zip(nextOffsets, catchUpTargets).allSatisfy({ $0.0 >= $0.1 }) {
+                reportedCaughtUp = true
+                publishStatistics()
+                logger.info("caught up with the source", metadata: ["eddy.messages": "\(statistics.snapshot.messagesConsumed)"])
+                statistics.setCaughtUp()
+                var rows: [String: [[SQLValue]]] = [:]
+                for (plan, aggregator) in zip(plans, aggregators) { rows[plan.view.name] = try plan.outputRows(of: aggregator.table) }
+                caughtUpRows.withLock { $0 = rows }
+                caughtUp(self)
+            }
+        }
+
+        statistics.setPhase(.stopping)
+        logger.info("stopping: final checkpoint and sink flush")
+        checkpointThread.waitUntilIdle()
+        if let error = checkpointThread.error { throw error }
+        try checkpointNow()
+        checkpointThread.waitUntilIdle()
+        if let error = checkpointThread.error { throw error }
+        publishStatistics()
+        for driver in drivers where !driver.flush(timeout: options.shutdownFlushTimeout) {
+            logger.warning("sink did not acknowledge the final checkpoint in time; it is re-sent at the next start", metadata: ["eddy.sink": "\(driver.name)"])
+        }
+        logger.info("stopped", metadata: ["eddy.epoch": "\(epoch)", "eddy.messages": "\(statistics.snapshot.messagesConsumed)"])
+    }
+
+    private func makeSinkDriver(
+        _ sink: Sink, plan: ViewPlan, handle: ViewHandle, store: CheckpointStore, checkpoint: StoredCheckpoint,
+        commitLock: LateBound<CheckpointThread>
+    ) -> SinkDriver {
+        let renderer = SinkRenderer(sink: sink, plan: plan)
+        let endpoint = sink.redis.endpoint
+        let transport = RedisSinkTransport(
+            sink: sink.name,
+            url: RedisURL(host: endpoint.host, port: endpoint.port, user: endpoint.username, password: endpoint.password, database: endpoint.database),
+            connectTimeout: options.redisConnectTimeout, commandTimeout: options.redisCommandTimeout, logger: logger)
+        let statistics = statistics
+        let sinkName = sink.name
+        let driverBox = LateBound<SinkDriver>()
+        let driver = SinkDriver(
+            name: sink.name, transport: transport, acknowledgedEpoch: checkpoint.acknowledgedEpochs[sink.name] ?? 0,
+            committedEpoch: checkpoint.epoch, backoff: options.redisBackoff,
+            hooks: .init(
+                renderFullView: {
+                    // Under the commit lock: the entries and the epoch of one checkpoint.
+                    let lock = commitLock.value?.commitLock
+                    lock?.lock()
+                    defer { lock?.unlock() }
+                    let epoch = try store.loadCheckpoint().epoch
+                    let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
+                    return (epoch, try renderer.pairs(of: table, groups: 0..<table.groupCount))
+                },
+                recordAcknowledged: { epoch in _ = try store.recordAcknowledged(sink: sinkName, epoch: epoch) },
+                didWrite: { epoch, keys, duration in
+                    statistics.sinkWrote(sink: sinkName, epoch: epoch, keys: keys, duration: duration, pendingEpochs: driverBox.value?.unacknowledgedEpochs ?? 0)
+                },
+                didFail: { error in statistics.sinkFailed(sink: sinkName, error: "\(error)") }
+            ),
+            logger: logger)
+        driverBox.value = driver
+        return driver
+    }
+
+    private func makeConsumer() throws -> KafkaConsumer {
+        let settings = source.kafka
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: settings.bootstrapServers, topic: settings.topic, groupID: settings.groupID)
+        configuration.startupMode = switch settings.startupMode {
+        case .earliest: .earliest
+        case .latest: .latest
+        case .timestamp(let milliseconds): .timestamp(millisecondsSinceEpoch: milliseconds)
+        }
+        configuration.connectTimeout = options.kafkaConnectTimeout
+        configuration.maxBatchSize = options.batchSize
+        // Security, SASL, SSL and pass-through settings, already in librdkafka's names.
+        configuration.clientProperties = settings.clientProperties.map { ($0.key, $0.value) }
+        return try KafkaConsumer.make(configuration: configuration, logger: logger)
+    }
+
+    /// A per-message error from Kafka. Offsets that fell out of retention are never skipped silently: the gap is
+    /// logged and counted, then the partition restarts where `scan.startup.mode` says.
+    private func handle(_ error: KafkaMessageError, consumer: KafkaConsumer, nextOffsets: inout [Int64]) throws {
+        switch error {
+        case .partitionEOF:
+            return
+        case .offsetOutOfRange(let partition, let requested, let low, let high):
+            let target: Int64 = switch source.kafka.startupMode {
+            case .latest: high
+            default: low
+            }
+            let lost = requested < low ? low - requested : 0
+            logger.error("""
+                stored offset \(requested) of partition \(partition) is no longer in Kafka (retained: \(low)..<\(high)); \
+                \(lost) messages were deleted before Eddy read them. Continuing at offset \(target) (scan.startup.mode).
+                """)
+            statistics.offsetGap(lost)
+            try consumer.seek(partition: partition, to: target)
+            nextOffsets[Int(partition)] = target
+        case .other(let partition, let kafkaError):
+            if kafkaError.isFatal { throw kafkaError }
+            logger.warning("Kafka reported an error; the client retries", metadata: ["eddy.partition": "\(partition)", "eddy.error": "\(kafkaError)"])
+        }
+    }
+}
+
+/// An object set once, after the closures that read it were made. Held weakly: those closures belong to
+/// objects the value itself holds, and a strong reference would keep them all (and the state directory's
+/// lock) alive after the pipeline stops.
+final class LateBound<Value: AnyObject>: @unchecked Sendable {
+    private let lock = NSLock()
+    private weak var stored: Value?
+    var value: Value? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}

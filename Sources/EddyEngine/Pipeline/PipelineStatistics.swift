@@ -1,0 +1,226 @@
+import CoreMetrics
+import Synchronization
+
+/// What the running pipeline has done: for logs, `/metrics`, `/readyz`, the dashboard and tests.
+///
+/// Written by the hot path once per batch (never per message) and by the checkpoint and sink threads; read
+/// from anywhere. Every update also goes to swift-metrics (handles created once, here), so whatever metrics
+/// backend `eddy run` bootstraps (Prometheus) sees the same numbers.
+public final class PipelineStatistics: Sendable {
+    /// The pipeline's phase.
+    public enum Phase: String, Sendable {
+        case starting, catchingUp = "catching_up", running, paused, stopping, stopped
+    }
+
+    public struct PartitionSnapshot: Sendable, Equatable {
+        public var partition: Int32
+        public var consumed = 0
+        /// The next offset to read (-1 before the first message or start position is known).
+        public var nextOffset: Int64 = -1
+        /// The partition's end as librdkafka last saw it (-1 when unknown).
+        public var highWatermark: Int64 = -1
+        /// Messages behind the end (nil when unknown).
+        public var lag: Int64? { highWatermark >= 0 && nextOffset >= 0 ? max(0, highWatermark - nextOffset) : nil }
+    }
+
+    public struct SinkSnapshot: Sendable, Equatable {
+        public var name: String
+        public var view: String
+        public var isHealthy = false
+        public var acknowledgedEpoch: UInt64 = 0
+        public var pendingEpochs: UInt64 = 0
+        public var writes = 0
+        public var keysWritten = 0
+        public var failures = 0
+        public var lastWrite: ContinuousClock.Instant?
+        public var lastError: String?
+    }
+
+    public struct Snapshot: Sendable, Equatable {
+        public var phase: Phase = .starting
+        public var startedAt = ContinuousClock.now
+        public var partitions: [PartitionSnapshot] = []
+        public var messagesConsumed = 0
+        public var rows = 0
+        public var filteredOut = 0
+        public var wrongTypeFields = 0
+        /// Skipped messages by reason (`SkipReason.description` → count).
+        public var skippedByReason: [String: Int] = [:]
+        /// Groups per view.
+        public var groupsByView: [String: Int] = [:]
+        public var lastSubmittedEpoch: UInt64 = 0
+        public var lastCommittedEpoch: UInt64 = 0
+        public var lastCommit: ContinuousClock.Instant?
+        public var lastCommitDuration: Duration = .zero
+        public var sinks: [SinkSnapshot] = []
+        public var isPaused = false
+        public var isCaughtUp = false
+        public var offsetGapMessages: Int64 = 0
+
+        public var skippedMessages: Int { skippedByReason.values.reduce(0, +) }
+    }
+
+    private let state = Mutex(Snapshot())
+    private let metrics: Handles
+
+    /// Metric handles, created once.
+    private struct Handles: Sendable {
+        let consumed: Counter
+        let rows: Counter
+        let filtered: Counter
+        let wrongType: Counter
+        let checkpointDuration: Timer
+        let checkpointEpoch: Gauge
+        let paused: Gauge
+        let offsetGap: Counter
+        let skipped: [String: Counter]
+        let sinkWrite: [String: Timer]
+        let sinkRetries: [String: Counter]
+        let sinkPending: [String: Gauge]
+        let sinkHealthy: [String: Gauge]
+        let sinkAcknowledged: [String: Gauge]
+    }
+
+    public init(sinks: [(name: String, view: String)] = []) {
+        metrics = Handles(
+            consumed: Counter(label: "eddy_messages_consumed_total"),
+            rows: Counter(label: "eddy_rows_total"),
+            filtered: Counter(label: "eddy_rows_filtered_total"),
+            wrongType: Counter(label: "eddy_source_wrong_type_fields_total"),
+            checkpointDuration: Timer(label: "eddy_checkpoint_duration_seconds", preferredDisplayUnit: .seconds),
+            checkpointEpoch: Gauge(label: "eddy_checkpoint_epoch"),
+            paused: Gauge(label: "eddy_consumer_paused"),
+            offsetGap: Counter(label: "eddy_source_offset_gap_messages_total"),
+            skipped: Dictionary(uniqueKeysWithValues: SkipReason.allCases.map {
+                ($0.description, Counter(label: "eddy_source_errors_total", dimensions: [("reason", $0.description)]))
+            }),
+            sinkWrite: Dictionary(uniqueKeysWithValues: sinks.map {
+                ($0.name, Timer(label: "eddy_sink_write_duration_seconds", dimensions: [("sink", $0.name)], preferredDisplayUnit: .seconds))
+            }),
+            sinkRetries: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Counter(label: "eddy_sink_retries_total", dimensions: [("sink", $0.name)])) }),
+            sinkPending: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_pending_epochs", dimensions: [("sink", $0.name)])) }),
+            sinkHealthy: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_healthy", dimensions: [("sink", $0.name)])) }),
+            sinkAcknowledged: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_acknowledged_epoch", dimensions: [("sink", $0.name)])) }))
+        state.withLock { snapshot in snapshot.sinks = sinks.map { SinkSnapshot(name: $0.name, view: $0.view) } }
+    }
+
+    public var snapshot: Snapshot { state.withLock { $0 } }
+
+    func setPhase(_ phase: Phase) { state.withLock { $0.phase = phase } }
+
+    func setPartitions(_ partitions: [Int32]) {
+        state.withLock { snapshot in snapshot.partitions = partitions.map { PartitionSnapshot(partition: $0) } }
+    }
+
+    /// After a batch: messages per partition consumed in it, positions and ends, and the hot path's counters
+    /// (cumulative) for the first view.
+    func batchApplied(
+        consumedPerPartition: [Int], nextOffsets: [Int64], highWatermarks: [Int64], counters: HotPathCounters, groupsByView: [String: Int]
+    ) {
+        var newlyConsumed = 0
+        let deltas: (rows: Int, filtered: Int, wrongType: Int, skipped: [String: Int]) = state.withLock { snapshot in
+            for index in snapshot.partitions.indices where index < consumedPerPartition.count {
+                snapshot.partitions[index].consumed += consumedPerPartition[index]
+                newlyConsumed += consumedPerPartition[index]
+                if nextOffsets[index] >= 0 { snapshot.partitions[index].nextOffset = nextOffsets[index] }
+                if highWatermarks[index] >= 0 { snapshot.partitions[index].highWatermark = highWatermarks[index] }
+            }
+            snapshot.messagesConsumed += newlyConsumed
+            let rows = counters.rows - snapshot.rows
+            let filtered = counters.filteredOut - snapshot.filteredOut
+            let wrongType = counters.wrongTypeFields - snapshot.wrongTypeFields
+            snapshot.rows = counters.rows
+            snapshot.filteredOut = counters.filteredOut
+            snapshot.wrongTypeFields = counters.wrongTypeFields
+            var skipped: [String: Int] = [:]
+            for reason in SkipReason.allCases where counters[reason] > (snapshot.skippedByReason[reason.description] ?? 0) {
+                skipped[reason.description] = counters[reason] - (snapshot.skippedByReason[reason.description] ?? 0)
+                snapshot.skippedByReason[reason.description] = counters[reason]
+            }
+            snapshot.groupsByView = groupsByView
+            return (rows, filtered, wrongType, skipped)
+        }
+        if newlyConsumed > 0 { metrics.consumed.increment(by: newlyConsumed) }
+        if deltas.rows > 0 { metrics.rows.increment(by: deltas.rows) }
+        if deltas.filtered > 0 { metrics.filtered.increment(by: deltas.filtered) }
+        if deltas.wrongType > 0 { metrics.wrongType.increment(by: deltas.wrongType) }
+        for (reason, count) in deltas.skipped { metrics.skipped[reason]?.increment(by: count) }
+    }
+
+    func checkpointSubmitted(epoch: UInt64) { state.withLock { $0.lastSubmittedEpoch = epoch } }
+
+    func checkpointCommitted(epoch: UInt64, groups: Int, duration: Duration) {
+        state.withLock {
+            $0.lastCommittedEpoch = epoch
+            $0.lastCommit = .now
+            $0.lastCommitDuration = duration
+        }
+        metrics.checkpointDuration.recordNanoseconds(duration.nanoseconds)
+        metrics.checkpointEpoch.record(Double(epoch))
+    }
+
+    func sinkWrote(sink: String, epoch: UInt64, keys: Int, duration: Duration, pendingEpochs: UInt64) {
+        state.withLock { snapshot in
+            guard let index = snapshot.sinks.firstIndex(where: { $0.name == sink }) else { return }
+            snapshot.sinks[index].writes += 1
+            snapshot.sinks[index].keysWritten += keys
+            snapshot.sinks[index].acknowledgedEpoch = max(snapshot.sinks[index].acknowledgedEpoch, epoch)
+            snapshot.sinks[index].pendingEpochs = pendingEpochs
+            snapshot.sinks[index].lastWrite = .now
+            snapshot.sinks[index].isHealthy = true
+            snapshot.sinks[index].lastError = nil
+        }
+        metrics.sinkWrite[sink]?.recordNanoseconds(duration.nanoseconds)
+        metrics.sinkAcknowledged[sink]?.record(Double(epoch))
+        metrics.sinkPending[sink]?.record(Double(pendingEpochs))
+        metrics.sinkHealthy[sink]?.record(1)
+    }
+
+    func sinkFailed(sink: String, error: String) {
+        state.withLock { snapshot in
+            guard let index = snapshot.sinks.firstIndex(where: { $0.name == sink }) else { return }
+            snapshot.sinks[index].failures += 1
+            snapshot.sinks[index].isHealthy = false
+            snapshot.sinks[index].lastError = error
+        }
+        metrics.sinkRetries[sink]?.increment()
+        metrics.sinkHealthy[sink]?.record(0)
+    }
+
+    func sinkHealth(sink: String, healthy: Bool, pendingEpochs: UInt64) {
+        state.withLock { snapshot in
+            guard let index = snapshot.sinks.firstIndex(where: { $0.name == sink }) else { return }
+            snapshot.sinks[index].isHealthy = healthy
+            snapshot.sinks[index].pendingEpochs = pendingEpochs
+        }
+        metrics.sinkPending[sink]?.record(Double(pendingEpochs))
+        metrics.sinkHealthy[sink]?.record(healthy ? 1 : 0)
+    }
+
+    func setPaused(_ paused: Bool) {
+        state.withLock {
+            $0.isPaused = paused
+            if $0.phase == .running || $0.phase == .paused || $0.phase == .catchingUp { $0.phase = paused ? .paused : ($0.isCaughtUp ? .running : .catchingUp) }
+        }
+        metrics.paused.record(paused ? 1 : 0)
+    }
+
+    func setCaughtUp() {
+        state.withLock {
+            $0.isCaughtUp = true
+            if $0.phase == .catchingUp { $0.phase = .running }
+        }
+    }
+
+    func offsetGap(_ messages: Int64) {
+        state.withLock { $0.offsetGapMessages += messages }
+        metrics.offsetGap.increment(by: Int(messages))
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,158 @@
+import EddySQL
+
+/// A bound SQL view compiled for the engine: the decoder's schema, the aggregator's shape, and how to turn a
+/// group's state back into the view's output row.
+public struct ViewPlan: Sendable {
+    public let view: View
+    public let source: Source
+    public let schema: RowSchema
+    public let aggregates: [AggregateSpec]
+    /// The kind of each aggregate's argument column (nil for `COUNT(*)`), to show MIN/MAX of times as times.
+    private let argumentKinds: [ColumnKind?]
+
+    public init(view: View, source: Source) {
+        precondition(view.sourceName == source.name, "view \(view.name) reads \(view.sourceName), not \(source.name)")
+        self.view = view
+        self.source = source
+        schema = RowSchema(columns: source.columns.map { RowSchema.Column(name: $0.name, kind: ColumnKind($0.type)) })
+        aggregates = view.aggregates.map { AggregateSpec(AggregateSpec.Function($0.function), argument: $0.argument, isDistinct: $0.isDistinct) }
+        argumentKinds = view.aggregates.map { call in call.argument.map { ColumnKind(source.columns[$0].type) } }
+    }
+
+    /// What the view's stored state means: a change to it makes stored state unusable.
+    public var fingerprint: String { view.canonicalText }
+
+    /// A fresh aggregator for this view.
+    public func makeAggregator(limits: DecoderLimits = DecoderLimits()) -> Aggregator {
+        Aggregator(
+            schema: schema, groupBy: view.groupBy, aggregates: aggregates, limits: limits,
+            filter: view.filter.map { ReferencePredicate(expression: $0, schema: schema) })
+    }
+
+    /// An empty table shaped for this view (for restoring a checkpoint).
+    public func makeTable() -> GroupTable {
+        GroupTable(schema: schema, groupBy: view.groupBy, aggregates: aggregates)
+    }
+
+    /// The view's output row for `group`, or nil when `HAVING` excludes it.
+    public func outputRow(of group: Int, in table: GroupTable) throws(EngineError) -> [SQLValue]? {
+        let keys = try table.keyValues(ofGroup: group)
+        let groupKey: (Int) -> SQLValue = { [schema, view] index in
+            SQLValue(keys[index], kind: schema.columns[view.groupBy[index]].kind)
+        }
+        let aggregate: (Int) -> SQLValue = { [argumentKinds, view] index in
+            let kind: ColumnKind? = switch view.aggregates[index].function {
+            case .min, .max: argumentKinds[index]
+            default: nil
+            }
+            return SQLValue(table.value(ofAggregate: index, group: group), kind: kind)
+        }
+        let noColumn: (Int) -> SQLValue = { _ in .null }
+        if let having = view.having, having.evaluate(column: noColumn, groupKey: groupKey, aggregate: aggregate) != .bool(true) {
+            return nil
+        }
+        return view.outputColumns.map { $0.expression.evaluate(column: noColumn, groupKey: groupKey, aggregate: aggregate) }
+    }
+
+    /// Every output row of the view, in no particular order.
+    public func outputRows(of table: GroupTable) throws(EngineError) -> [[SQLValue]] {
+        var rows: [[SQLValue]] = []
+        rows.reserveCapacity(table.groupCount)
+        for group in 0..<table.groupCount {
+            if let row = try outputRow(of: group, in: table) { rows.append(row) }
+        }
+        return rows
+    }
+
+    /// A table holding a checkpoint's entries; `entries` calls its body with each (key, state) pair.
+    public func table(
+        fromEntries entries: (_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws -> GroupTable {
+        var table = makeTable()
+        try entries { key, state in _ = try table.restoreGroup(key: Array(key), state: Array(state)) }
+        _ = table.takeDirty()
+        return table
+    }
+}
+
+extension ColumnKind {
+    /// How the decoder holds a SQL column type.
+    public init(_ type: SQLType) {
+        switch type {
+        case .varchar: self = .string
+        case .smallint, .integer, .bigint: self = .int64
+        case .real, .double: self = .double
+        case .decimal: self = .decimal
+        case .boolean: self = .bool
+        case .timestamp: self = .timestamp
+        case .timestamptz: self = .timestamptz
+        case .date: self = .date
+        }
+    }
+}
+
+extension AggregateSpec.Function {
+    init(_ function: AggregateCall.Function) {
+        switch function {
+        case .count: self = .count
+        case .sum: self = .sum
+        case .min: self = .min
+        case .max: self = .max
+        case .avg: self = .avg
+        }
+    }
+}
+
+extension SQLValue {
+    /// A stored or aggregated value as SQL sees it: times become the canonical text SQL compares.
+    init(_ value: ScalarValue, kind: ColumnKind?) {
+        switch value {
+        case .null: self = .null
+        case .bool(let flag): self = .bool(flag)
+        case .double(let number): self = .double(number)
+        case .string(let text): self = .string(text)
+        case .int64(let number):
+            switch kind {
+            case .timestamp?, .timestamptz?: self = .string(CivilTime.timestampText(microseconds: number))
+            case .date?: self = .string(CivilTime.dateText(days: number))
+            default: self = .int(number)
+            }
+        }
+    }
+}
+
+/// A view's `WHERE` evaluated with the SQL front end's evaluator.
+///
+/// It builds a `SQLValue` per referenced column per row (a `String` for text columns), so a filtered view
+/// allocates on the hot path; the example pipeline has no `WHERE`. Compiling common predicates (column =
+/// literal, IN lists) to byte comparisons is the planned fast path.
+struct ReferencePredicate: RowPredicate {
+    let expression: BoundExpression
+    let kinds: [ColumnKind]
+
+    init(expression: BoundExpression, schema: RowSchema) {
+        self.expression = expression
+        kinds = schema.columns.map(\.kind)
+    }
+
+    func accepts(_ row: DecodedRow) -> Bool {
+        expression.evaluate(column: { column in SQLValue(row: row, column: column, kind: kinds[column]) }) == .bool(true)
+    }
+}
+
+extension SQLValue {
+    init(row: DecodedRow, column: Int, kind: ColumnKind) {
+        if row.isNull(column) {
+            self = .null
+            return
+        }
+        switch kind {
+        case .string: self = row.string(column).map(SQLValue.string) ?? .null
+        case .int64: self = row.int64(column).map(SQLValue.int) ?? .null
+        case .double, .decimal: self = row.double(column).map(SQLValue.double) ?? .null
+        case .bool: self = row.bool(column).map(SQLValue.bool) ?? .null
+        case .timestamp, .timestamptz: self = row.int64(column).map { .string(CivilTime.timestampText(microseconds: $0)) } ?? .null
+        case .date: self = row.int64(column).map { .string(CivilTime.dateText(days: $0)) } ?? .null
+        }
+    }
+}

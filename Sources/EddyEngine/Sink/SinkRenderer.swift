@@ -1,0 +1,72 @@
+import EddySQL
+
+/// Renders a view's groups into a sink's Redis keys and values (`ENCODE TEMPLATE` or `ENCODE JSON`).
+struct SinkRenderer: Sendable {
+    let sink: Sink
+    let plan: ViewPlan
+    /// The plan without HAVING, to name the keys of groups HAVING removed (upsert sinks delete them).
+    private let keyPlan: ViewPlan
+
+    init(sink: Sink, plan: ViewPlan) {
+        self.sink = sink
+        self.plan = plan
+        var unfiltered = plan.view
+        unfiltered.having = nil
+        keyPlan = ViewPlan(view: unfiltered, source: plan.source)
+    }
+
+    /// The pairs of `groups`. A group that `HAVING` excludes becomes a deletion of its key, unless the sink is
+    /// `force_append_only` (then Redis keeps its last value, as RisingWave's append-only sinks do).
+    func pairs(of table: GroupTable, groups: some Sequence<Int>) throws(EngineError) -> [SinkStateMachine.Pair] {
+        var pairs: [SinkStateMachine.Pair] = []
+        for group in groups {
+            if let row = try plan.outputRow(of: group, in: table) {
+                pairs.append(pair(for: row))
+            } else if !sink.redis.forceAppendOnly, let key = try deletedKey(of: group, in: table) {
+                pairs.append(SinkStateMachine.Pair(key: key, value: nil))
+            }
+        }
+        return pairs
+    }
+
+    /// The key and value of an output row.
+    func pair(for row: [SQLValue]) -> SinkStateMachine.Pair {
+        SinkStateMachine.Pair(key: key(for: row), value: value(for: row))
+    }
+
+    private func key(for row: [SQLValue]) -> [UInt8] {
+        switch sink.redis.encoding {
+        case .template(let key, _): Array(key.render { row[$0] }.utf8)
+        case .json: Array(Self.jsonObject(sink.redis.primaryKeyColumns.map { (plan.view.outputColumns[$0].name, row[$0]) }).utf8)
+        }
+    }
+
+    private func value(for row: [SQLValue]) -> [UInt8] {
+        switch sink.redis.encoding {
+        case .template(_, let value): Array(value.render { row[$0] }.utf8)
+        case .json: Array(Self.jsonObject(plan.view.outputColumns.indices.map { (plan.view.outputColumns[$0].name, row[$0]) }).utf8)
+        }
+    }
+
+    /// The key of a group HAVING removed (keys use only primary-key columns, which are group keys).
+    private func deletedKey(of group: Int, in table: GroupTable) throws(EngineError) -> [UInt8]? {
+        try keyPlan.outputRow(of: group, in: table).map(key(for:))
+    }
+
+    /// `{"name":value,...}` in column order (RisingWave's JSON encoding of a row).
+    static func jsonObject(_ fields: [(String, SQLValue)]) -> String {
+        var text = "{"
+        for (index, (name, value)) in fields.enumerated() {
+            if index > 0 { text += "," }
+            text += ResultTable.jsonString(name) + ":"
+            switch value {
+            case .null: text += "null"
+            case .bool(let flag): text += flag ? "true" : "false"
+            case .int(let number): text += String(number)
+            case .double(let number): text += number.isFinite ? SQLValue.text(of: number) : "null"
+            case .string(let string): text += ResultTable.jsonString(string)
+            }
+        }
+        return text + "}"
+    }
+}
