@@ -4,6 +4,10 @@ import PackageDescription
 
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 
 let package = Package(
     name: "eddy",
@@ -16,11 +20,17 @@ let package = Package(
         .library(name: "EddyState", targets: ["EddyState"]),
         .library(name: "EddyEngine", targets: ["EddyEngine"]),
         .library(name: "EddyWorkload", targets: ["EddyWorkload"]),
+        .library(name: "EddyHTTP", targets: ["EddyHTTP"]),
         .library(name: "EddyTestSupport", targets: ["EddyTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // No traits: Eddy needs neither swift-configuration support nor Hummingbird's FullFoundation codecs.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries: modulemap and shim header only. Only the matching wrapper module imports each.
@@ -40,12 +50,16 @@ let package = Package(
         .target(name: "EddyWorkload"),
         // Row decoding, aggregation, epochs, sink coordination, the pipeline runner.
         .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging]),
-        // Helpers that start real servers (redis-server, the Kafka mock cluster) for tests and benchmarks.
+        // HTTP side (Hummingbird): /metrics, /healthz, /readyz, views and status as JSON, the dashboard.
+        // Sees only plain Codable documents through `EddyHTTPDataSource`, never the engine.
+        .target(name: "EddyHTTP", dependencies: [hummingbird, prometheus, serviceLifecycle, logging]),
+        // Helpers that start real servers (redis-server, the Kafka mock cluster) for tests and benchmarks,
+        // a strict Prometheus text parser and a headless-Chromium driver.
         .target(name: "EddyTestSupport", dependencies: ["EddyKafka", "EddyRedis", "EddyWorkload", logging]),
 
         .executableTarget(
             name: "eddy",
-            dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", argumentParser, logging]
+            dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", "EddyHTTP", argumentParser, logging]
         ),
 
         .testTarget(name: "EddySQLTests", dependencies: ["EddySQL"]),
@@ -53,6 +67,7 @@ let package = Package(
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyTestSupport"]),
         .testTarget(name: "EddyWorkloadTests", dependencies: ["EddyWorkload"]),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyState"]),
+        .testTarget(name: "EddyHTTPTests", dependencies: ["EddyHTTP", "EddyTestSupport", metrics, prometheus, serviceLifecycle, logging]),
         .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyWorkload", "EddyTestSupport"]),
         // Runs the built `eddy` binary as a user would.
         .testTarget(name: "EddyCLITests", dependencies: ["EddyTestSupport"]),
