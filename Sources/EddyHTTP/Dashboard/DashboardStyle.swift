@@ -16,7 +16,7 @@ body {
   font-variant-numeric: tabular-nums;
 }
 header {
-  display: flex; align-items: center; gap: 14px; padding: 16px 28px;
+  display: flex; align-items: center; flex-wrap: wrap; gap: 10px 14px; padding: 16px 28px;
   border-bottom: 1px solid var(--line); background: rgba(10, 16, 32, 0.7);
 }
 header .brand { display: flex; align-items: center; gap: 10px; font-weight: 700; font-size: 18px; letter-spacing: 0.02em; }
@@ -27,6 +27,7 @@ header .meta { color: var(--muted); font-size: 13px; display: flex; gap: 18px; a
 .pill {
   display: inline-flex; align-items: center; gap: 6px; padding: 3px 11px; border-radius: 999px;
   font-size: 12px; font-weight: 650; letter-spacing: 0.05em; text-transform: uppercase; border: 1px solid transparent;
+  white-space: nowrap;
 }
 .pill::before { content: ""; width: 7px; height: 7px; border-radius: 50%; background: currentColor; }
 .pill.ok { color: #4ade80; background: rgba(34, 197, 94, 0.12); border-color: rgba(34, 197, 94, 0.35); }
