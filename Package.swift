@@ -25,7 +25,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // 1.16: `LogHandler.log(event:)`, which eddy's JSON log handler implements.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         // No traits: Eddy needs neither swift-configuration support nor Hummingbird's FullFoundation codecs.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -69,6 +70,8 @@ let package = Package(
         .testTarget(name: "EddyStateTests", dependencies: ["EddyState"]),
         .testTarget(name: "EddyHTTPTests", dependencies: ["EddyHTTP", "EddyTestSupport", metrics, prometheus, serviceLifecycle, logging]),
         .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyWorkload", "EddyTestSupport"]),
+        // Unit tests of the command line's own helpers (log formats), through `@testable import eddy`.
+        .testTarget(name: "EddyCommandTests", dependencies: ["eddy", logging]),
         // Runs the built `eddy` binary as a user would.
         .testTarget(name: "EddyCLITests", dependencies: ["EddyTestSupport"]),
     ],
