@@ -15,7 +15,8 @@ struct Routes: Sendable {
     static let maximumLimit = 10_000
 
     func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+        // HEAD answered for every GET: load balancers often probe health with HEAD.
+        let router = Router(options: .autoGenerateHeadEndpoints)
         router.get("/healthz") { _, _ in text("ok\n") }
         router.get("/readyz") { request, _ in await readiness(request) }
         router.get("/metrics") { _, _ in metrics() }

@@ -24,8 +24,14 @@ public enum HTTPTestClient {
 
     /// GETs `url` and returns whatever status came back (only transport failures throw).
     public static func get(_ url: String, headers: [String: String] = [:]) async throws -> HTTPTestResponse {
+        try await send(method: "GET", url, headers: headers)
+    }
+
+    /// Sends a request without a body (`GET`, `HEAD`, `DELETE`, ...) and returns whatever came back.
+    public static func send(method: String, _ url: String, headers: [String: String] = [:]) async throws -> HTTPTestResponse {
         guard let parsed = URL(string: url) else { throw URLError(.badURL) }
         var request = URLRequest(url: parsed)
+        request.httpMethod = method
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let (data, response) = try await session.data(for: request)
         guard let http = response as? HTTPURLResponse else { throw URLError(.badServerResponse) }

@@ -8,13 +8,18 @@ import Testing
 
 @Suite("EddyHTTPServer over real HTTP")
 struct EddyHTTPServerTests {
-    @Test("/healthz answers ok as plain text")
+    @Test("/healthz answers ok as plain text, to GET and HEAD")
     func health() async throws {
         try await withRunningServer { server in
             let response = try await HTTPTestClient.get(server.baseURL + "/healthz")
             #expect(response.status == 200)
             #expect(response.text == "ok\n")
             #expect(response.headers["content-type"]?.hasPrefix("text/plain") == true)
+            let head = try await HTTPTestClient.send(method: "HEAD", server.baseURL + "/healthz")
+            #expect(head.status == 200)
+            #expect(head.body.isEmpty)
+            let post = try await HTTPTestClient.send(method: "POST", server.baseURL + "/healthz")
+            #expect(post.status == 404, "only GET and HEAD are served")
         }
     }
 
