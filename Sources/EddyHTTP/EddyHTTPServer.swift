@@ -58,10 +58,10 @@ public struct EddyHTTPServer: Service {
         try await listening.wait()
     }
 
+    /// Binds, serves until the service group shuts down gracefully, then lets requests in flight finish
+    /// and returns. Throws `EddyHTTPError` (`portInUse`, `bindFailed`, `serverFailed`).
     public func run() async throws {
-        if !address.isLoopback {
-            logger.notice("HTTP server reachable from other machines", metadata: ["eddy.http.address": "\(address)"])
-        }
+        logger.debug("HTTP server starting", metadata: ["eddy.http.address": "\(address)", "eddy.http.loopback": "\(address.isLoopback)"])
         let routes = Routes(registry: registry, dataSource: dataSource)
         let application = Application(
             router: routes.makeRouter(),

@@ -1,5 +1,6 @@
 // The documents the HTTP side serves. Plain Codable values filled in by the pipeline runner through
-// `EddyHTTPDataSource`; this module never sees the engine. JSON keys are camelCase, the Swift names.
+// `EddyHTTPDataSource`; this module never sees the engine. JSON keys are camelCase, the Swift names;
+// an optional that is nil is left out of the JSON (the dashboard shows "–").
 
 /// What a running pipeline is doing, as `/api/status` serves it and the dashboard draws it.
 public struct PipelineStatus: Codable, Sendable, Equatable {
@@ -87,6 +88,7 @@ public struct SourceStatus: Codable, Sendable, Equatable {
 
 /// One assigned partition of a source.
 public struct PartitionStatus: Codable, Sendable, Equatable {
+    /// The Kafka partition number.
     public var partition: Int32
     /// The next offset to read.
     public var nextOffset: Int64
@@ -108,6 +110,7 @@ public struct PartitionStatus: Codable, Sendable, Equatable {
 
 /// One materialized view, in brief (its rows are in `ViewRows`).
 public struct ViewSummary: Codable, Sendable, Equatable {
+    /// The view's name in the SQL.
     public var name: String
     /// The source it reads.
     public var source: String
@@ -123,6 +126,7 @@ public struct ViewSummary: Codable, Sendable, Equatable {
 
 /// One sink and how far its writes are behind the checkpoints.
 public struct SinkStatus: Codable, Sendable, Equatable {
+    /// The sink's name in the SQL.
     public var name: String
     /// The view it writes.
     public var view: String

@@ -65,7 +65,9 @@ public struct ViewColumn: Codable, Sendable, Equatable {
 
 /// The rows of one view, as `/api/views` and `/api/views/NAME` serve them.
 public struct ViewRows: Codable, Sendable, Equatable {
+    /// The view's name in the SQL.
     public var name: String
+    /// The output columns, in SELECT order.
     public var columns: [ViewColumn]
     /// One array per group, cells in `columns` order.
     public var rows: [[JSONScalar]]
