@@ -25,11 +25,27 @@ public struct HeadlessChromium: Sendable {
         return nil
     }
 
-    /// The serialized DOM of `url` after `virtualTime` of page time. The browser runs and is waited for
-    /// on a thread of its own, never on the cooperative pool.
-    public func dumpDOM(of url: String, virtualTime: Duration = .seconds(5), windowSize: WindowSize = WindowSize()) async throws -> String {
-        let output = try await onOwnThread { try run(["--dump-dom"], url: url, virtualTime: virtualTime, windowSize: windowSize) }
-        return String(decoding: output, as: UTF8.self)
+    /// What a page looked like after it ran.
+    public struct PageDump: Sendable {
+        /// The serialized DOM.
+        public let dom: String
+        /// What the page wrote to its console, uncaught exceptions included ("Uncaught TypeError: ...").
+        public let consoleMessages: [String]
+    }
+
+    /// The serialized DOM of `url` after `virtualTime` of page time, and its console output. The browser
+    /// runs and is waited for on a thread of its own, never on the cooperative pool.
+    public func dumpDOM(of url: String, virtualTime: Duration = .seconds(5), windowSize: WindowSize = WindowSize()) async throws -> PageDump {
+        let (output, errors) = try await onOwnThread {
+            try run(["--dump-dom", "--enable-logging=stderr", "--v=0"], url: url, virtualTime: virtualTime, windowSize: windowSize)
+        }
+        // Console lines look like: [pid:tid:date:INFO:CONSOLE:12] "message", source: http://... (12)
+        let console = String(decoding: errors, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
+            guard line.contains(":CONSOLE"), let open = line.firstIndex(of: "\""), let close = line.range(of: "\", source:", options: .backwards)
+            else { return nil }
+            return String(line[line.index(after: open)..<close.lowerBound])
+        }
+        return PageDump(dom: String(decoding: output, as: UTF8.self), consoleMessages: console)
     }
 
     /// A PNG screenshot of the viewport of `url` after `virtualTime` of page time, written to `file`.
@@ -57,7 +73,8 @@ public struct HeadlessChromium: Sendable {
         }
     }
 
-    private func run(_ action: [String], url: String, virtualTime: Duration, windowSize: WindowSize, timeout: Duration = .seconds(90)) throws -> Data {
+    /// Runs the browser to completion; returns its stdout and stderr.
+    private func run(_ action: [String], url: String, virtualTime: Duration, windowSize: WindowSize, timeout: Duration = .seconds(90)) throws -> (Data, Data) {
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-chromium-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: profile) }
         let process = Process()
@@ -95,7 +112,7 @@ public struct HeadlessChromium: Sendable {
             let tail = String(decoding: errorText.value, as: UTF8.self).split(separator: "\n").suffix(8).joined(separator: "\n")
             throw HeadlessChromiumError(reason: "chromium exited with status \(process.terminationStatus) for \(url):\n\(tail)")
         }
-        return data
+        return (data, errorText.value)
     }
 }
 

@@ -269,8 +269,12 @@ function niceTicks(max, count) {
 
 function truncate(text, max) { return text.length > max ? text.slice(0, max - 1) + "…" : text; }
 
-function barChart(viewName, rows, width, shareTotal) {
-  if (rows.length === 0) return '<div class="empty">No rows yet — waiting for the first events.</div>';
+function barChart(viewName, rows, width, shareTotal, rowCount) {
+  if (rowCount === 0) return '<div class="empty">No rows yet — waiting for the first events.</div>';
+  if (rows.length === 0) {
+    return '<div class="empty">No numeric column to chart: ' + fmtInt(rowCount) + " row" + (rowCount === 1 ? "" : "s") +
+      ' at <a href="/api/views/' + encodeURIComponent(viewName) + '">/api/views/' + esc(viewName) + "</a>.</div>";
+  }
   const barH = 24, gap = 9, labelW = 128, valueW = shareTotal ? 150 : 100, top = 4;
   const h = top + rows.length * (barH + gap);
   const plotW = Math.max(60, width - labelW - valueW);
@@ -403,7 +407,7 @@ function drawView(panel, view) {
   // Shares of the whole view, when every row is here and none is negative.
   const complete = view.rows.length === view.totalRows && described.rows.every((r) => r.value >= 0);
   const sum = described.rows.reduce((a, r) => a + r.value, 0);
-  bars.innerHTML = barChart(view.name, top, Math.max(240, bars.clientWidth || 480), complete && sum > 0 ? sum : null);
+  bars.innerHTML = barChart(view.name, top, Math.max(240, bars.clientWidth || 480), complete && sum > 0 ? sum : null, view.totalRows);
   const labels = top.map((r) => r.label);
   panel.querySelector(".legend").innerHTML = labels.map((l) => '<span><i style="background:' + colorFor(view.name, l) + '"></i>' + esc(truncate(l, 28)) + "</span>").join("");
   lines.innerHTML = lineChart(view.name, labels, Math.max(280, lines.clientWidth || 640), mode);

@@ -124,6 +124,7 @@ svg text { font-family: inherit; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 2px 0 6px; font-size: 12px; color: var(--muted); }
 .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 3px; margin-right: 6px; vertical-align: -1px; }
 .empty { color: var(--faint); padding: 30px 0; text-align: center; }
+.empty a { color: var(--muted); }
 footer { color: var(--faint); font-size: 12px; text-align: center; padding: 0 0 24px; }
 footer a { color: var(--muted); }
 @media (max-width: 1100px) {
