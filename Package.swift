@@ -4,7 +4,11 @@ import PackageDescription
 
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
-let metrics = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
+let coreMetrics = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 
 let package = Package(
     name: "eddy",
@@ -17,12 +21,18 @@ let package = Package(
         .library(name: "EddyState", targets: ["EddyState"]),
         .library(name: "EddyEngine", targets: ["EddyEngine"]),
         .library(name: "EddyWorkload", targets: ["EddyWorkload"]),
+        .library(name: "EddyHTTP", targets: ["EddyHTTP"]),
         .library(name: "EddyTestSupport", targets: ["EddyTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        // 1.16: `LogHandler.log(event:)`, which eddy's JSON log handler implements.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        // No traits: Eddy needs neither swift-configuration support nor Hummingbird's FullFoundation codecs.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries: modulemap and shim header only. Only the matching wrapper module imports each.
@@ -41,13 +51,20 @@ let package = Package(
         // The load generator's fake user-behaviour events (pure Swift): `eddy produce`, tests, benchmarks.
         .target(name: "EddyWorkload"),
         // Row decoding, aggregation, epochs, sink coordination, the pipeline runner.
-        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging, metrics]),
-        // Helpers that start real servers (redis-server, the Kafka mock cluster) for tests and benchmarks.
+        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging, coreMetrics]),
+        // HTTP side (Hummingbird): /metrics, /healthz, /readyz, views and status as JSON, the dashboard.
+        // Sees only plain Codable documents through `EddyHTTPDataSource`, never the engine.
+        .target(name: "EddyHTTP", dependencies: [hummingbird, prometheus, serviceLifecycle, logging]),
+        // Helpers that start real servers (redis-server, the Kafka mock cluster) for tests and benchmarks,
+        // a strict Prometheus text parser and a headless-Chromium driver.
         .target(name: "EddyTestSupport", dependencies: ["EddyKafka", "EddyRedis", "EddyWorkload", logging]),
 
         .executableTarget(
             name: "eddy",
-            dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", argumentParser, logging]
+            dependencies: [
+                "EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", "EddyHTTP", argumentParser, logging,
+                metrics, prometheus, serviceLifecycle,
+            ]
         ),
 
         .testTarget(name: "EddySQLTests", dependencies: ["EddySQL"]),
@@ -55,7 +72,10 @@ let package = Package(
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyTestSupport"]),
         .testTarget(name: "EddyWorkloadTests", dependencies: ["EddyWorkload"]),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyState"]),
+        .testTarget(name: "EddyHTTPTests", dependencies: ["EddyHTTP", "EddyTestSupport", metrics, prometheus, serviceLifecycle, logging]),
         .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyWorkload", "EddyTestSupport", logging]),
+        // Unit tests of the command line's own helpers (log formats), through `@testable import eddy`.
+        .testTarget(name: "EddyCommandTests", dependencies: ["eddy", logging]),
         // Runs the built `eddy` binary as a user would.
         .testTarget(name: "EddyCLITests", dependencies: ["EddyTestSupport"]),
     ],

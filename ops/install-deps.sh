@@ -12,6 +12,8 @@ packages=(
     redis-server     # the sink in the demo and in tests
     kcat             # reference consumer for benchmarks and acceptance checks
     libsimdjson-dev  # reference decoder for the hot-path benchmark
+    chromium         # headless browser: the dashboard test loads the page and takes a screenshot
+    fonts-dejavu-core  # a font for that screenshot (a bare machine has none)
 )
 
 missing=()
