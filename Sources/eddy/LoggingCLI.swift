@@ -5,13 +5,12 @@ import Dispatch
 import Foundation
 import Logging
 
-/// A logger for a subcommand: to stderr, at the level of `EDDY_LOG_LEVEL` (default `defaultLevel`; librdkafka's own
-/// log lines are forwarded at debug, so they stay quiet unless asked for).
+/// A logger for a short-lived subcommand (`produce`, `dev-broker`): text to stderr, secrets masked, at the level of
+/// `EDDY_LOG_LEVEL` (default `defaultLevel`; librdkafka's own log lines are forwarded at debug, so they stay
+/// quiet unless asked for). `eddy run` bootstraps logging with `--log-format` instead.
 func makeCLILogger(label: String, defaultLevel: Logger.Level = .warning) -> Logger {
-    var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
     let requested = ProcessInfo.processInfo.environment["EDDY_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) }
-    logger.logLevel = requested ?? defaultLevel
-    return logger
+    return Logger(label: label) { makeLogHandler(label: $0, format: .text, level: requested ?? defaultLevel) }
 }
 
 /// Writes one line to stderr.

@@ -3,23 +3,30 @@ import Glibc
 #endif
 import ArgumentParser
 import EddyEngine
+import EddyHTTP
 import EddySQL
 import Foundation
 import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
 import Synchronization
 
-/// `eddy run FILE.sql`: the pipeline daemon.
-struct RunCommand: ParsableCommand {
+/// `eddy run FILE.sql`: the pipeline daemon, with its HTTP side.
+struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a pipeline file as a daemon until SIGTERM/SIGINT.",
         discussion: """
-            Reads the Kafka source, maintains the materialized views, checkpoints them with the Kafka offsets to \
-            the state directory (LMDB) every --checkpoint-interval, and writes each checkpoint to the Redis sinks, \
-            so that Redis values are exactly right after any crash or restart. ${NAME} inside quoted strings is \
-            replaced from the environment.
+            Reads the Kafka source, maintains the materialized views, checkpoints them together with the Kafka \
+            offsets to the state directory (LMDB) every --checkpoint-interval, and writes each checkpoint to the \
+            Redis sinks, so that Redis values are exactly right after any crash or restart. ${NAME} inside quoted \
+            strings is replaced from the environment.
 
-            The file's SELECT statements are answered once the pipeline has caught up with the source.
+            The file's SELECT statements are answered on stdout once the pipeline has caught up with the source.
+
+            HTTP (--http, default 127.0.0.1:9187): / dashboard, /metrics (Prometheus), /healthz, /readyz, \
+            /api/status, /api/views[/NAME].
 
             SIGTERM or SIGINT stops consuming, takes a final checkpoint, waits (bounded) for the sinks, and exits 0. \
             A second signal exits at once; the last checkpoint keeps the state safe.
@@ -31,6 +38,9 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .customLong("state-dir"), help: "Where checkpoints live (LMDB). One daemon per directory.")
     var stateDirectory: String = ".eddy/state"
+
+    @Option(help: "Address of the HTTP side: host:port, [::1]:port or :port (loopback); 'off' to serve none. Binding beyond loopback exposes the dashboard and metrics.")
+    var http: String = "127.0.0.1:9187"
 
     @Option(name: .customLong("checkpoint-interval"), help: "Seconds between checkpoints (durable LMDB commit, then Redis).")
     var checkpointInterval: Double = 1
@@ -44,26 +54,33 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("max-message-size"), help: "Messages larger than this many bytes are skipped and counted.")
     var maximumMessageBytes: Int = 1 << 20
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: EDDY_LOG_LEVEL, else info).")
-    var logLevel: String?
+    @Option(name: .customLong("shutdown-timeout"), help: "Seconds to wait for the sinks to acknowledge the final checkpoint at shutdown.")
+    var shutdownTimeout: Double = 10
+
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard checkpointInterval > 0, checkpointInterval <= 3600 else { throw ValidationError("--checkpoint-interval must be in (0, 3600] seconds") }
         guard maxPendingEpochs >= 1 else { throw ValidationError("--max-pending-epochs must be at least 1") }
         guard maximumStateMiB >= 1 else { throw ValidationError("--max-state-size must be at least 1 MiB") }
         guard maximumMessageBytes >= 64 else { throw ValidationError("--max-message-size must be at least 64 bytes") }
-        if let logLevel, Logger.Level(rawValue: logLevel.lowercased()) == nil { throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical") }
+        guard shutdownTimeout >= 0, shutdownTimeout <= 600 else { throw ValidationError("--shutdown-timeout must be in [0, 600] seconds") }
+        if http != "off" { _ = try HTTPBindAddress(parsing: http) }
     }
 
-    func run() throws {
-        var logger = makeCLILogger(label: "eddy.run", defaultLevel: .info)
-        if let logLevel { logger.logLevel = Logger.Level(rawValue: logLevel.lowercased()) ?? logger.logLevel }
+    func run() async throws {
+        bootstrapLogging(format: logging.format, level: try logging.resolvedLevel())
+        let logger = Logger(label: "eddy.run")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
         let pipeline = try loadPipeline(file)
         var options = PipelineOptions(stateDirectory: stateDirectory)
         options.checkpointInterval = .milliseconds(Int64(checkpointInterval * 1000))
         options.maxPendingEpochs = UInt64(maxPendingEpochs)
         options.maximumStateBytes = maximumStateMiB << 20
         options.decoderLimits.maxMessageBytes = maximumMessageBytes
+        options.shutdownFlushTimeout = .milliseconds(Int64(shutdownTimeout * 1000))
         let runner: PipelineRunner
         do {
             runner = try PipelineRunner(pipeline: pipeline, options: options, logger: logger)
@@ -71,49 +88,47 @@ struct RunCommand: ParsableCommand {
             throw RunError(reason: error.description)
         }
 
-        let stop = StopSignal()
-        let signals = Atomic<Int>(0)
-        let handlers = handleTerminationSignals {
-            if signals.add(1, ordering: .relaxed).newValue == 1 {
-                printToStandardError("eddy run: stopping (final checkpoint, sink flush); signal again to exit at once")
-                stop.request()
-            } else {
-                printToStandardError("eddy run: exiting at once; the last checkpoint keeps the state safe")
-                Glibc.exit(130)
-            }
-        }
-        defer { withExtendedLifetime(handlers) {} }
-
         let queries = pipeline.queries
-        let outcome = runOnOwnThread(name: "eddy-hot-path") {
-            try runner.run(until: stop) { runner in
+        var services: [any Service] = [
+            PipelineService(runner: runner) { runner in
                 for query in queries {
                     let rows = query.run(on: runner.rowsWhenCaughtUp[query.viewName] ?? [])
                     // Unbuffered: a script reading the daemon's output sees the answer now, not at exit.
                     FileHandle.standardOutput.write(Data(ResultTable(columns: query.columns.map(\.name), rows: rows).rendered(as: .table).utf8))
                 }
+            },
+        ]
+        if http != "off" {
+            let server = EddyHTTPServer(
+                address: try HTTPBindAddress(parsing: http), registry: registry,
+                dataSource: RunnerDataSource(runner: runner, pipelineName: URL(fileURLWithPath: file).lastPathComponent), logger: logger)
+            if !server.address.isLoopback {
+                logger.notice("HTTP side listens beyond loopback: the dashboard and metrics are reachable from the network", metadata: ["eddy.http.address": "\(server.address)"])
+            }
+            services.append(server)
+        }
+
+        // The service group handles the first SIGTERM/SIGINT (graceful stop); a second one exits at once.
+        let signals = Atomic<Int>(0)
+        let escalation = handleTerminationSignals {
+            if signals.add(1, ordering: .relaxed).newValue > 1 {
+                printToStandardError("eddy run: exiting at once; the last checkpoint keeps the state safe")
+                Glibc.exit(130)
             }
         }
-        if case .failure(let error) = outcome {
+        defer { withExtendedLifetime(escalation) {} }
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch let error as EddyHTTPError {
+            throw RunError(reason: error.reason)
+        } catch {
             throw RunError(reason: "\(error)")
         }
     }
-}
-
-/// Runs `body` on a dedicated thread (blocking C calls never run on the cooperative pool) and waits for it.
-func runOnOwnThread<T: Sendable>(name: String, _ body: @escaping @Sendable () throws -> T) -> Result<T, any Error> {
-    let done = DispatchSemaphore(value: 0)
-    let result = Mutex<Result<T, any Error>?>(nil)
-    let thread = Thread {
-        let outcome = Result { try body() }
-        result.withLock { $0 = outcome }
-        done.signal()
-    }
-    thread.name = name
-    thread.stackSize = 8 << 20
-    thread.start()
-    done.wait()
-    return result.withLock { $0! }
 }
 
 /// A run-time failure of `eddy run`, printed as one line.

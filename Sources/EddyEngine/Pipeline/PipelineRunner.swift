@@ -128,7 +128,7 @@ public final class PipelineRunner: Sendable {
         }
         let startOffsets = try consumer.concreteStartOffsets(partitions: partitions, stored: stored)
         try consumer.assign(partitions: partitions, startOffsets: startOffsets)
-        statistics.setPartitions(partitions)
+        statistics.setPartitions(partitions, topic: topic, views: plans.map(\.view.name))
         var nextOffsets = partitions.map { startOffsets[$0] ?? -1 }
         var checkpointedOffsets = partitions.map { stored[$0] ?? -1 }
         // Caught up means: at the end every partition had at start.
@@ -231,12 +231,12 @@ public final class PipelineRunner: Sendable {
             if !paused, let (driver, _) = lagging {
                 try consumer.pause(partitions: partitions)
                 paused = true
-                statistics.setPaused(true)
+                statistics.setPaused(true, partitions: partitions.count)
                 logger.warning("sink is \(driver.unacknowledgedEpochs) epochs behind; pausing consumption until it catches up", metadata: ["eddy.sink": "\(driver.name)"])
             } else if paused && lagging == nil {
                 try consumer.resume(partitions: partitions)
                 paused = false
-                statistics.setPaused(false)
+                statistics.setPaused(false, partitions: partitions.count)
                 logger.warning("sinks caught up; resuming consumption")
             }
 

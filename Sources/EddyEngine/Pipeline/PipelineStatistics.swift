@@ -62,6 +62,9 @@ public final class PipelineStatistics: Sendable {
 
     private let state = Mutex(Snapshot())
     private let metrics: Handles
+    /// Per-partition and per-view handles, made once the partitions are known.
+    private let partitionMetrics = Mutex<[(consumed: Counter, lag: Gauge, nextOffset: Gauge)]>([])
+    private let viewGroups = Mutex<[String: Gauge]>([:])
 
     /// Metric handles, created once.
     private struct Handles: Sendable {
@@ -89,7 +92,7 @@ public final class PipelineStatistics: Sendable {
             wrongType: Counter(label: "eddy_source_wrong_type_fields_total"),
             checkpointDuration: Timer(label: "eddy_checkpoint_duration_seconds", preferredDisplayUnit: .seconds),
             checkpointEpoch: Gauge(label: "eddy_checkpoint_epoch"),
-            paused: Gauge(label: "eddy_consumer_paused"),
+            paused: Gauge(label: "eddy_consumer_paused_partitions"),
             offsetGap: Counter(label: "eddy_source_offset_gap_messages_total"),
             skipped: Dictionary(uniqueKeysWithValues: SkipReason.allCases.map {
                 ($0.description, Counter(label: "eddy_source_errors_total", dimensions: [("reason", $0.description)]))
@@ -108,8 +111,20 @@ public final class PipelineStatistics: Sendable {
 
     func setPhase(_ phase: Phase) { state.withLock { $0.phase = phase } }
 
-    func setPartitions(_ partitions: [Int32]) {
+    func setPartitions(_ partitions: [Int32], topic: String, views: [String]) {
         state.withLock { snapshot in snapshot.partitions = partitions.map { PartitionSnapshot(partition: $0) } }
+        partitionMetrics.withLock { handles in
+            handles = partitions.map { partition in
+                let dimensions = [("topic", topic), ("partition", String(partition))]
+                return (
+                    Counter(label: "eddy_partition_messages_consumed_total", dimensions: dimensions),
+                    Gauge(label: "eddy_consumer_lag_messages", dimensions: dimensions),
+                    Gauge(label: "eddy_consumer_next_offset", dimensions: dimensions))
+            }
+        }
+        viewGroups.withLock { gauges in
+            for view in views where gauges[view] == nil { gauges[view] = Gauge(label: "eddy_view_rows", dimensions: [("view", view)]) }
+        }
     }
 
     /// After a batch: messages per partition consumed in it, positions and ends, and the hot path's counters
@@ -141,6 +156,17 @@ public final class PipelineStatistics: Sendable {
             return (rows, filtered, wrongType, skipped)
         }
         if newlyConsumed > 0 { metrics.consumed.increment(by: newlyConsumed) }
+        let partitions = state.withLock { $0.partitions }
+        partitionMetrics.withLock { handles in
+            for (index, handle) in handles.enumerated() where index < partitions.count {
+                if index < consumedPerPartition.count, consumedPerPartition[index] > 0 { handle.consumed.increment(by: consumedPerPartition[index]) }
+                if let lag = partitions[index].lag { handle.lag.record(Double(lag)) }
+                if partitions[index].nextOffset >= 0 { handle.nextOffset.record(Double(partitions[index].nextOffset)) }
+            }
+        }
+        viewGroups.withLock { gauges in
+            for (view, groups) in groupsByView { gauges[view]?.record(Double(groups)) }
+        }
         if deltas.rows > 0 { metrics.rows.increment(by: deltas.rows) }
         if deltas.filtered > 0 { metrics.filtered.increment(by: deltas.filtered) }
         if deltas.wrongType > 0 { metrics.wrongType.increment(by: deltas.wrongType) }
@@ -197,12 +223,12 @@ public final class PipelineStatistics: Sendable {
         metrics.sinkHealthy[sink]?.record(healthy ? 1 : 0)
     }
 
-    func setPaused(_ paused: Bool) {
+    func setPaused(_ paused: Bool, partitions: Int) {
         state.withLock {
             $0.isPaused = paused
             if $0.phase == .running || $0.phase == .paused || $0.phase == .catchingUp { $0.phase = paused ? .paused : ($0.isCaughtUp ? .running : .catchingUp) }
         }
-        metrics.paused.record(paused ? 1 : 0)
+        metrics.paused.record(paused ? Double(partitions) : 0)
     }
 
     func setCaughtUp() {
