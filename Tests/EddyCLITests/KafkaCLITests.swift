@@ -3,80 +3,8 @@ import EddyTestSupport
 import Foundation
 import Testing
 
-/// The built `eddy` next to the test bundle (`swift build` before `swift test`).
-private let eddyExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("eddy")
-
-private struct Finished {
-    let status: Int32
-    let standardOutput: String
-    let standardError: String
-}
-
-/// Runs `eddy` to completion; terminates it if it outlives `timeout`.
-private func runEddy(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> Finished {
-    let process = Process()
-    process.executableURL = eddyExecutable
-    process.arguments = arguments
-    let output = Pipe()
-    let error = Pipe()
-    process.standardOutput = output
-    process.standardError = error
-    try process.run()
-    let watchdog = DispatchWorkItem { [process] in if process.isRunning { process.terminate() } }
-    DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(timeout.components.seconds)), execute: watchdog)
-    // Drain stderr on another thread so that a chatty child never blocks on a full pipe.
-    let errorData = ErrorBuffer()
-    let drained = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async {
-        errorData.set(error.fileHandleForReading.readDataToEndOfFile())
-        drained.signal()
-    }
-    let outputData = output.fileHandleForReading.readDataToEndOfFile()
-    drained.wait()
-    process.waitUntilExit()
-    watchdog.cancel()
-    return Finished(
-        status: process.terminationStatus,
-        standardOutput: String(decoding: outputData, as: UTF8.self),
-        standardError: String(decoding: errorData.value, as: UTF8.self)
-    )
-}
-
-private final class ErrorBuffer: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func set(_ value: Data) { lock.withLock { data = value } }
-    var value: Data { lock.withLock { data } }
-}
-
-/// A running `eddy dev-broker`, terminated with SIGTERM by `stop`.
-private final class DevBrokerProcess {
-    let process = Process()
-    let bootstrapServers: String
-    let firstLine: String
-
-    init(topics: [String]) throws {
-        process.executableURL = eddyExecutable
-        process.arguments = ["dev-broker"] + topics.flatMap { ["--topic", $0] }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }  // exited
-            line.append(chunk)
-        }
-        firstLine = String(decoding: line.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
-        bootstrapServers = String(firstLine.dropFirst("bootstrap=".count))
-    }
-
-    func stop() -> Int32 {
-        process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
+private func runEddy(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> EddyProcess.Finished {
+    try EddyProcess.run(arguments, timeout: timeout)
 }
 
 private func temporaryDirectory() throws -> URL {
@@ -177,12 +105,10 @@ private struct Manifest: Decodable {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let manifestPath = directory.appendingPathComponent("m.json").path
-        let process = Process()
-        process.executableURL = eddyExecutable
-        process.arguments = ["produce", "--brokers", broker.bootstrapServers, "--topic", "paced", "--rate", "50", "--manifest", manifestPath]
-        process.standardError = FileHandle.nullDevice
         let started = ContinuousClock.now
-        try process.run()
+        let process = try EddyProcess.launch(
+            ["produce", "--brokers", broker.bootstrapServers, "--topic", "paced", "--rate", "50", "--manifest", manifestPath],
+            outputDirectory: directory.path)
         // Wait until the broker holds at least 10 messages, then stop the generator.
         var configuration = KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, topic: "paced")
         configuration.startupMode = .earliest
@@ -192,9 +118,8 @@ private struct Manifest: Decodable {
         let deadline = ContinuousClock.now + .seconds(20)
         while try held() < 10, ContinuousClock.now < deadline {}
         let elapsedAtTen = ContinuousClock.now - started
-        process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        process.send(SIGTERM)
+        #expect(process.waitForExit(timeout: .seconds(20)) == 0)
         // 50 messages/s: the 10th cannot be sent before 180 ms.
         #expect(elapsedAtTen >= .milliseconds(180))
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
