@@ -1,0 +1,160 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EddyKafka
+import EddyRedis
+import EddyTestSupport
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// The pipeline file users start from, run as written by the built binary.
+private let examplePipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("examples/seed_pipeline.sql").path
+
+private let events = ["click", "scroll", "submit", "download", "focus"]
+
+private struct Manifest: Decodable {
+    let total: Int
+    let events: [String: Int]
+    let failed: Int
+}
+
+/// Polls Redis every couple of milliseconds on its own thread and records any value that moves backwards.
+private final class MonotonicityMonitor: @unchecked Sendable {
+    private let url: RedisURL
+    private let state = Mutex<(last: [String: Int], decreases: [String], polls: Int)>(([:], [], 0))
+    private let stopped = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(url: RedisURL) {
+        self.url = url
+        Thread.detachNewThread { [self] in run() }
+    }
+
+    private func run() {
+        defer { done.signal() }
+        var connection: RedisConnection?
+        while !stopped.load(ordering: .relaxed) {
+            do {
+                if connection == nil {
+                    connection = try RedisConnection.connect(url: url, connectTimeout: .seconds(1), commandTimeout: .seconds(1), logger: Logger(label: "monitor"))
+                }
+                guard case .array(let values) = try connection!.command((["MGET"] + events).map { Array($0.utf8) }) else { continue }
+                state.withLock { state in
+                    state.polls += 1
+                    for (event, value) in zip(events, values) {
+                        guard case .string(let bytes) = value, let count = Int(String(decoding: bytes, as: UTF8.self)) else {
+                            if state.last[event] != nil { state.decreases.append("\(event) vanished after \(state.last[event]!)") }
+                            continue
+                        }
+                        if let previous = state.last[event], count < previous { state.decreases.append("\(event): \(previous) → \(count)") }
+                        state.last[event] = count
+                    }
+                }
+            } catch {
+                connection = nil
+            }
+            usleep(2_000)
+        }
+    }
+
+    /// Stops polling; returns every decrease seen and the number of polls.
+    func finish() -> (decreases: [String], polls: Int) {
+        stopped.store(true, ordering: .relaxed)
+        done.wait()
+        return state.withLock { ($0.decreases, $0.polls) }
+    }
+}
+
+/// `eddy run` on the example pipeline while `eddy produce` writes a million events, optionally killed with
+/// SIGKILL at random moments and restarted: once caught up, Redis must equal the producer's manifest exactly,
+/// and no value may ever have moved backwards.
+@Suite(.serialized) struct CrashRecoveryTests {
+    @Test func aMillionEventsEndToEndEqualTheManifestAndEddyQueryAgrees() throws {
+        try scenario(messages: 1_000_000, kills: 0)
+    }
+
+    @Test func tenKillNineRestartsLoseAndDoubleNothing() throws {
+        try scenario(messages: 1_000_000, kills: 10)
+    }
+
+    private func scenario(messages: Int, kills: Int) throws {
+        let directory = try ScratchDirectory(prefix: "eddy-crash")
+        defer { directory.remove() }
+        let broker = try DevBrokerProcess(topics: ["test:8"])
+        defer { _ = broker.stop() }
+        let redis = try RedisTestServer()
+        try redis.start(persistent: false)
+        let environment = ["KAFKA_BROKERS": broker.bootstrapServers, "REDIS_URL": "redis://127.0.0.1:\(redis.port)"]
+        let stateDirectory = directory.path + "/state"
+        func launchDaemon() throws -> EddyProcess {
+            try EddyProcess.launch(
+                ["run", examplePipeline, "--state-dir", stateDirectory, "--http", "off", "--checkpoint-interval", "0.2"],
+                environment: environment, outputDirectory: directory.path, name: "run")
+        }
+        let monitor = MonotonicityMonitor(url: RedisURL(host: "127.0.0.1", port: redis.port))
+        var daemon = try launchDaemon()
+        var daemons = [daemon]
+
+        // Paced so that the dev broker (which keeps about 5 MB per partition) holds every message until read,
+        // even while the daemon is down between a kill and its restart.
+        let manifestPath = directory.path + "/manifest.json"
+        let producer = try EddyProcess.launch(
+            ["produce", "--brokers", broker.bootstrapServers, "--topic", "test", "--count", String(messages), "--rate", "100000", "--seed", "11", "--manifest", manifestPath],
+            outputDirectory: directory.path, name: "produce")
+
+        var random = SystemRandomNumberGenerator()
+        var killed = 0
+        while killed < kills {
+            // A random moment: 0.2 to 1.2 s into this daemon's life (the whole production takes about 10 s).
+            usleep(UInt32.random(in: 200_000...1_200_000, using: &random))
+            daemon.kill()
+            #expect(daemon.waitForExit(timeout: .seconds(10)) != nil)
+            killed += 1
+            daemon = try launchDaemon()
+            daemons.append(daemon)
+        }
+        #expect(producer.waitForExit(timeout: .seconds(120)) == 0, "\(producer.standardError)")
+        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
+        #expect(manifest.total == messages && manifest.failed == 0)
+
+        // Caught up: Redis holds the manifest's counts.
+        func redisCounts() throws -> [String: Int] {
+            var counts: [String: Int] = [:]
+            for event in events { if let value = try redis.get(event) { counts[event] = Int(value) } }
+            return counts
+        }
+        let caughtUp = eventually(timeout: .seconds(120), every: .milliseconds(50)) { (try? redisCounts()) == manifest.events }
+        #expect(caughtUp, "Redis \((try? redisCounts()) ?? [:]) vs manifest \(manifest.events); daemon: \(daemon.standardError.suffix(2000))")
+        let (decreases, polls) = monitor.finish()
+        #expect(decreases.isEmpty, "values moved backwards: \(decreases.prefix(10))")
+        #expect(polls > 100)
+
+        // No daemon found a stored offset gone from the broker (the dev broker drops a partition's oldest
+        // messages past about 5 MB; paced production keeps that behind the readers).
+        let logs = daemons.map(\.standardError)
+        #expect(!logs.contains { $0.contains("no longer in Kafka") })
+        // Restarts resumed from checkpoints (a kill may come before a daemon's first checkpoint, so not all).
+        let restoredEpochs = logs.dropFirst().compactMap { log in
+            log.split(separator: "\n").first { $0.contains("state restored") }.flatMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("eddy.epoch=") }.flatMap { UInt64($0.dropFirst("eddy.epoch=".count)) }
+            }
+        }
+        #expect(restoredEpochs.count == kills)
+        #expect(restoredEpochs == restoredEpochs.sorted())
+        #expect(restoredEpochs.filter { $0 > 0 }.count >= kills / 2, "epochs restored: \(restoredEpochs)")
+
+        // eddy query reads the same counts from the last checkpoint while the daemon runs...
+        let query = try EddyProcess.run(["query", "--state-dir", stateDirectory, "--format", "csv", "SELECT event, count FROM events_statisics_mv ORDER BY event"])
+        #expect(query.status == 0, "\(query.standardError)")
+        let expectedCSV = "event,count\r\n" + manifest.events.sorted { $0.key < $1.key }.map { "\($0.key),\($0.value)\r\n" }.joined()
+        #expect(query.standardOutput == expectedCSV)
+
+        // ...and the daemon stops cleanly on SIGTERM.
+        daemon.send(SIGTERM)
+        #expect(daemon.waitForExit(timeout: .seconds(15)) == 0, "\(daemon.standardError.suffix(2000))")
+        #expect(daemon.standardError.contains("stopped"))
+    }
+}
