@@ -41,7 +41,7 @@ struct ByteSetTable: Sendable {
                             let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1
                             let start = starts[index]
                             if starts[index &+ 1] &- start == length
-                                && DecoderTables.equalBytes(arena.baseAddress.unsafelyUnwrapped + start, key, length)
+                                && NameTables.equalBytes(arena.baseAddress.unsafelyUnwrapped + start, key, length)
                             {
                                 return index
                             }
