@@ -27,7 +27,7 @@ struct ByteSetTable: Sendable {
     var count: Int { hashes.count }
 
     /// The number of the entry equal to `key`, or -1.
-    @inline(__always)
+    @inline(always)
     func find(_ key: UnsafePointer<UInt8>, count length: Int, hash: UInt64) -> Int {
         slots.withUnsafeBufferPointer { slots in
             starts.withUnsafeBufferPointer { starts in
@@ -90,19 +90,19 @@ enum KeyHasher {
     static let k1: UInt64 = 0xE703_7ED1_A0B4_28DB
     static let k2: UInt64 = 0x8EBC_6AF0_9C88_C6E3
 
-    @inline(__always)
+    @inline(always)
     static func mix(_ lhs: UInt64, _ rhs: UInt64) -> UInt64 {
         let product = lhs.multipliedFullWidth(by: rhs)
         return product.high ^ product.low
     }
 
-    @inline(__always)
+    @inline(always)
     static func hash(_ bytes: UnsafePointer<UInt8>, count: Int, seed: UInt64) -> UInt64 {
         let raw = UnsafeRawPointer(bytes)
-        @inline(__always) func load64(_ offset: Int) -> UInt64 {
+        @inline(always) func load64(_ offset: Int) -> UInt64 {
             UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
         }
-        @inline(__always) func load32(_ offset: Int) -> UInt64 {
+        @inline(always) func load32(_ offset: Int) -> UInt64 {
             UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
         }
         var state = seed ^ k0

@@ -102,7 +102,7 @@ struct GroupState {
     }
 
     /// The group whose key equals `key`, or -1.
-    @inline(__always)
+    @inline(always)
     func find(_ key: UnsafePointer<UInt8>, count length: Int, hash: UInt64) -> Int {
         let tag = hash & Self.tagMask
         var slot = Int(truncatingIfNeeded: hash) & slotMask
@@ -179,7 +179,7 @@ struct GroupState {
         UnsafeBufferPointer(start: arena + starts[group], count: starts[group + 1] - starts[group])
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func markDirty(_ group: Int) {
         if !dirtyFlags[group] {
             dirtyFlags[group] = true

@@ -81,11 +81,11 @@ public struct GroupTable: Sendable {
 
     /// The state for reading.
     var state: UnsafeMutablePointer<GroupState> {
-        @inline(__always) get { statePointer.pointer }
+        @inline(always) get { statePointer.pointer }
     }
 
     /// The state for changing it, copied first if another table shares it.
-    @inline(__always)
+    @inline(always)
     mutating func uniqueState() -> UnsafeMutablePointer<GroupState> {
         if !isKnownUniquelyReferenced(&storage) {
             storage = storage.copy()
@@ -123,7 +123,7 @@ public struct GroupTable: Sendable {
 
     /// Finds or creates the group of the key in `key` and folds `row` into it, marking it dirty; false
     /// (and nothing changed) when a long key's storage key collides with another group's.
-    @inline(__always)
+    @inline(always)
     mutating func accumulate(_ row: DecodedRow, key: UnsafePointer<UInt8>, keyLength: Int) -> Bool {
         let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
         let state = uniqueState()
@@ -154,7 +154,7 @@ public struct GroupTable: Sendable {
         return true
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func fold(_ operation: CompiledAggregate.Operation, slot: ColumnSlot, row: DecodedRow, cell: UnsafeMutablePointer<UInt64>) {
         let count = cell[0]
         cell[0] = count &+ 1

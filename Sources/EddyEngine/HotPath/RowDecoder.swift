@@ -45,7 +45,7 @@ public struct RowDecoder: Sendable {
     }
 
     /// Decodes `payload` into the slots; nil when the message is usable.
-    @inline(__always)
+    @inline(always)
     mutating func decodeMessage(_ payload: UnsafeRawBufferPointer) -> SkipReason? {
         let count = payload.count
         guard count > 0, let base = payload.baseAddress else { return .emptyMessage }
@@ -69,7 +69,7 @@ public struct RowDecoder: Sendable {
     }
 
     /// The row of the message last decoded by `decodeMessage`; `payload` must be the same buffer.
-    @inline(__always)
+    @inline(always)
     func currentRow(_ payload: UnsafeRawBufferPointer) -> DecodedRow {
         DecodedRow(
             slots: buffers.pointer.pointee.slots, kinds: names.pointer.pointee.kinds,
@@ -78,7 +78,7 @@ public struct RowDecoder: Sendable {
     }
 
     /// How many columns of the message last decoded had a field of the wrong type.
-    @inline(__always)
+    @inline(always)
     func wrongTypeCount() -> Int {
         buffers.pointer.pointee.wrongTypeCount
     }
@@ -90,7 +90,7 @@ public struct RowDecoder: Sendable {
 struct OwnedPointer<Pointee>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Pointee>
 
-    @inline(__always)
+    @inline(always)
     init(_ pointer: UnsafeMutablePointer<Pointee>) { self.pointer = pointer }
 }
 
@@ -190,13 +190,13 @@ struct NameTables {
         table[slot] = Int32(column + 1)
     }
 
-    @inline(__always)
+    @inline(always)
     static func signature(_ firstWord: UInt64, length: Int) -> UInt64 {
         (firstWord ^ (UInt64(truncatingIfNeeded: length) &* 0x9E37_79B9_7F4A_7C15)) &* 0xFF51_AFD7_ED55_8CCD
     }
 
     /// `word` with the ASCII capitals of its bytes made lowercase (SWAR).
-    @inline(__always)
+    @inline(always)
     static func asciiLowercased(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let heptets = word & (ones &* 0x7F)
@@ -210,13 +210,13 @@ struct NameTables {
         lhs.count == rhs.count && zip(lhs, rhs).allSatisfy { lowercased($0) == lowercased($1) }
     }
 
-    @inline(__always)
+    @inline(always)
     static func lowercased(_ byte: UInt8) -> UInt8 {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 
     /// The column whose name equals `key` (`firstWord`: its first bytes, zero-padded), or -1.
-    @inline(__always)
+    @inline(always)
     func exactMatch(_ key: UnsafePointer<UInt8>, length: Int, firstWord: UInt64) -> Int {
         var slot = Int(truncatingIfNeeded: Self.signature(firstWord, length: length) &>> tableShift)
         while true {
@@ -254,7 +254,7 @@ struct NameTables {
         }
     }
 
-    @inline(__always)
+    @inline(always)
     static func equalBytes(_ lhs: UnsafePointer<UInt8>, _ rhs: UnsafePointer<UInt8>, _ count: Int) -> Bool {
         var index = 0
         while index &+ 8 <= count {
@@ -344,7 +344,7 @@ struct RowBuffers {
     }
 
     /// Clears the slots and makes the scratch buffer large enough for a message of `messageBytes`.
-    @inline(__always)
+    @inline(always)
     mutating func prepare(messageBytes: Int) {
         if messageBytes > scratchCapacity { growScratch(messageBytes) }
         for column in 0..<columnCount {
@@ -361,7 +361,7 @@ struct RowBuffers {
     }
 
     /// Makes the key buffer hold at least `bytes`; its contents are not kept.
-    @inline(__always)
+    @inline(always)
     mutating func reserveKeyBuffer(_ bytes: Int) {
         if bytes > keyBufferCapacity { growKeyBuffer(bytes) }
     }
@@ -412,7 +412,7 @@ struct MessageParser {
     /// Columns whose slot is `wrongType` now.
     var wrongTypes = 0
 
-    @inline(__always)
+    @inline(always)
     init(scanner: JSONScanner, names: UnsafeMutablePointer<NameTables>, buffers: UnsafeMutablePointer<RowBuffers>) {
         self.scanner = scanner
         self.names = names
@@ -424,7 +424,7 @@ struct MessageParser {
         maxDepth = buffers.pointee.maxDepth
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func parseMessage() throws(SkipReason) {
         try parseFields()
         scanner.skipWhitespace()
@@ -432,7 +432,7 @@ struct MessageParser {
     }
 
     /// Parses the top-level object's fields, using the field templates where the bytes repeat them.
-    @inline(__always)
+    @inline(always)
     mutating func parseFields() throws(SkipReason) {
         var ordinal = 0
         while true {
@@ -460,7 +460,7 @@ struct MessageParser {
 
     /// Whether the bytes at `start` repeat field template `ordinal` (loads whole words, so it needs
     /// them inside the message).
-    @inline(__always)
+    @inline(always)
     func matchesTemplate(_ ordinal: Int, at start: Int) -> Bool {
         let length = storage.pointee.templateLengths[ordinal]
         guard length > 0, start &+ ((length &+ 7) & ~7) <= scanner.end else { return false }
@@ -481,7 +481,7 @@ struct MessageParser {
 
     /// The general path up to a field's key: the message's `{` (or why it is not an object) for the
     /// first field, the `,` before any other. False when the object ends instead.
-    @inline(__always)
+    @inline(always)
     mutating func openField(_ ordinal: Int) throws(SkipReason) -> Bool {
         scanner.skipWhitespace()
         if ordinal == 0 {
@@ -511,7 +511,7 @@ struct MessageParser {
     }
 
     /// Scans and matches a key, then the colon; learns the field's template.
-    @inline(__always)
+    @inline(always)
     mutating func scanKey(ordinal: Int, tokenStart: Int) throws(SkipReason) -> (Int, UInt8) {
         guard scanner.current == UInt8(ascii: "\"") else { throw .notJSON }
         scanner.position &+= 1
@@ -560,12 +560,12 @@ struct MessageParser {
     }
 
     /// A key's first (up to) 8 bytes, zero-padded, from a full 8-byte load at its start.
-    @inline(__always)
+    @inline(always)
     static func firstWord(loaded word: UInt64, length: Int) -> UInt64 {
         length >= 8 ? word : word & ((1 &<< UInt64(length &* 8)) &- 1)
     }
 
-    @inline(__always)
+    @inline(always)
     static func firstWord(copying key: UnsafePointer<UInt8>, length: Int) -> UInt64 {
         var word: UInt64 = 0
         for index in 0..<min(length, 8) { word |= UInt64(key[index]) &<< UInt64(index &* 8) }
@@ -584,7 +584,7 @@ struct MessageParser {
         return (names.pointee.caseInsensitiveMatch(key, length: decodedLength, firstWord: word), 1)
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func decodeField(column: Int, quality: UInt8) throws(SkipReason) {
         let slot = slots + column
         guard quality >= slot.pointee.matchQuality else {
@@ -662,7 +662,7 @@ struct MessageParser {
         }
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func set(_ slot: UnsafeMutablePointer<ColumnSlot>, _ bits: UInt64?) {
         if let bits {
             slot.pointee.bits = bits
@@ -672,7 +672,7 @@ struct MessageParser {
         }
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func setWrongType(_ slot: UnsafeMutablePointer<ColumnSlot>) {
         slot.pointee.state = ColumnSlot.wrongType
         wrongTypes &+= 1
@@ -681,7 +681,7 @@ struct MessageParser {
     /// A timestamp in the usual `"YYYY-MM-DD HH:MM:SS"` form (the text at `start`, then a quote),
     /// read with a few word operations and the cached date; nil for anything else, which then takes
     /// the general path. Every byte is checked, so a match is a valid string of plain ASCII.
-    @inline(__always)
+    @inline(always)
     func fastTimestamp(at start: Int) -> Int64? {
         guard start &+ 20 <= scanner.end, scanner.bytes[start &+ 19] == UInt8(ascii: "\"") else { return nil }
         let separator = scanner.bytes[start &+ 10]
@@ -709,7 +709,7 @@ struct MessageParser {
             (time &+ (0x0606_0606_0606_0606 & digitLanes)) & highNibbles == zeros
         else { return nil }
         let digits = time &- zeros
-        @inline(__always) func lane(_ index: UInt64) -> Int64 { Int64((digits &>> (index &* 8)) & 0xFF) }
+        @inline(always) func lane(_ index: UInt64) -> Int64 { Int64((digits &>> (index &* 8)) & 0xFF) }
         let hour = lane(0) &* 10 &+ lane(1)
         let minute = lane(3) &* 10 &+ lane(4)
         let second = lane(6) &* 10 &+ lane(7)
