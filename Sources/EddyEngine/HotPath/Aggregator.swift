@@ -41,13 +41,7 @@ public struct Aggregator: Sendable {
             counters.filteredOut &+= 1
             return
         }
-        let buffers = decoder.buffers.pointer
-        let aggregated = groupBy.withUnsafeBufferPointer { columns in
-            buffers.pointee.reserveKeyBuffer(GroupKey.length(of: row, columns: columns))
-            let key = buffers.pointee.keyBuffer
-            return table.accumulate(row, key: key, keyLength: GroupKey.write(row, columns: columns, to: key))
-        }
-        if aggregated {
+        if table.accumulate(row, buffers: decoder.buffers.pointer) {
             counters.rows &+= 1
         } else {
             counters[.groupKeyCollision] &+= 1

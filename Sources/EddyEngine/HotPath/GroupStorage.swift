@@ -3,9 +3,9 @@
 final class GroupStorage: @unchecked Sendable {
     let state: UnsafeMutablePointer<GroupState>
 
-    init(wordsPerGroup: Int, plan: [CompiledAggregate]) {
+    init(wordsPerGroup: Int, plan: [CompiledAggregate], groupBy: [Int]) {
         state = .allocate(capacity: 1)
-        state.initialize(to: GroupState(wordsPerGroup: wordsPerGroup, plan: plan))
+        state.initialize(to: GroupState(wordsPerGroup: wordsPerGroup, plan: plan, groupBy: groupBy))
     }
 
     private init(copying other: GroupStorage) {
@@ -32,6 +32,9 @@ struct GroupState {
     /// retaining an array).
     let plan: UnsafeMutablePointer<CompiledAggregate>
     let planCount: Int
+    /// The GROUP BY columns (a copy of `GroupTable.groupBy`, for the same reason).
+    let groupBy: UnsafeMutablePointer<Int>
+    let groupByCount: Int
     /// Groups in the table.
     private(set) var count = 0
     private var capacity: Int
@@ -53,11 +56,14 @@ struct GroupState {
 
     static let tagMask: UInt64 = 0xFFFF_FFFF_0000_0000
 
-    init(wordsPerGroup: Int, plan: [CompiledAggregate], capacity: Int = 256, arenaCapacity: Int = 8192) {
+    init(wordsPerGroup: Int, plan: [CompiledAggregate], groupBy: [Int], capacity: Int = 256, arenaCapacity: Int = 8192) {
         self.wordsPerGroup = wordsPerGroup
         planCount = plan.count
         self.plan = .allocate(capacity: max(plan.count, 1))
         self.plan.initialize(from: plan, count: plan.count)
+        groupByCount = groupBy.count
+        self.groupBy = .allocate(capacity: max(groupBy.count, 1))
+        self.groupBy.initialize(from: groupBy, count: groupBy.count)
         self.capacity = capacity
         self.arenaCapacity = arenaCapacity
         slotMask = capacity * 2 - 1
@@ -75,6 +81,7 @@ struct GroupState {
     func deallocate() {
         plan.deinitialize(count: planCount)
         plan.deallocate()
+        groupBy.deallocate()
         slots.deallocate()
         arena.deallocate()
         starts.deallocate()
@@ -87,7 +94,8 @@ struct GroupState {
     /// An independent copy (for copy-on-write).
     func copy() -> GroupState {
         var copy = GroupState(
-            wordsPerGroup: wordsPerGroup, plan: Array(UnsafeBufferPointer(start: plan, count: planCount)), capacity: capacity,
+            wordsPerGroup: wordsPerGroup, plan: Array(UnsafeBufferPointer(start: plan, count: planCount)),
+            groupBy: Array(UnsafeBufferPointer(start: groupBy, count: groupByCount)), capacity: capacity,
             arenaCapacity: arenaCapacity)
         copy.count = count
         copy.dirtyCount = dirtyCount

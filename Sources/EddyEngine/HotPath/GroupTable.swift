@@ -74,7 +74,7 @@ public struct GroupTable: Sendable {
         keyKinds = groupBy.map { schema.columns[$0].kind }
         wordsPerGroup = max(aggregates.count * CompiledAggregate.wordsPerAggregate, 1)
         seed = UInt64.random(in: 0...UInt64.max)
-        storage = GroupStorage(wordsPerGroup: wordsPerGroup, plan: plan)
+        storage = GroupStorage(wordsPerGroup: wordsPerGroup, plan: plan, groupBy: groupBy)
         statePointer = OwnedPointer(storage.state)
         distinctSets = Array(repeating: DistinctSet(), count: plan.count { $0.distinctSet >= 0 })
     }
@@ -121,12 +121,17 @@ public struct GroupTable: Sendable {
 
     // MARK: Aggregation
 
-    /// Finds or creates the group of the key in `key` and folds `row` into it, marking it dirty; false
-    /// (and nothing changed) when a long key's storage key collides with another group's.
+    /// Finds or creates the group of `row` (its key built in `buffers`' key buffer) and folds `row` into
+    /// it, marking it dirty; false (and nothing changed) when a long key's storage key collides with
+    /// another group's.
     @inline(always)
-    mutating func accumulate(_ row: DecodedRow, key: UnsafePointer<UInt8>, keyLength: Int) -> Bool {
-        let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
+    mutating func accumulate(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) -> Bool {
         let state = uniqueState()
+        let columns = UnsafeBufferPointer(start: state.pointee.groupBy, count: state.pointee.groupByCount)
+        buffers.pointee.reserveKeyBuffer(GroupKey.length(of: row, columns: columns))
+        let key = UnsafePointer(buffers.pointee.keyBuffer)
+        let keyLength = GroupKey.write(row, columns: columns, to: buffers.pointee.keyBuffer)
+        let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
         var group = state.pointee.find(key, count: keyLength, hash: hash)
         if group < 0 {
             group = addGroup(UnsafeRawBufferPointer(start: key, count: keyLength), hash: hash)
