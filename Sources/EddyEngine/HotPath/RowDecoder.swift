@@ -297,11 +297,7 @@ struct RowBuffers {
     /// general parse (and learns the new bytes). Byte-identical text in the same place of the grammar
     /// parses the same way, so this changes no result.
     static let templateFields = 16
-    static let templateWordCount = 6
-    let templateWords: UnsafeMutablePointer<UInt64>
-    let templateLengths: UnsafeMutablePointer<Int>
-    let templateColumns: UnsafeMutablePointer<Int>
-    let templateQualities: UnsafeMutablePointer<UInt8>
+    let templates: UnsafeMutablePointer<FieldTemplate>
 
     /// The last date seen in a timestamp (`YYYY-MM-` as a word, `DD` as a half word) and its days
     /// since 1970: consecutive events mostly share their date.
@@ -322,14 +318,8 @@ struct RowBuffers {
         scratch = .allocate(capacity: scratchCapacity)
         keyBufferCapacity = 1024
         keyBuffer = .allocate(capacity: keyBufferCapacity)
-        templateWords = .allocate(capacity: Self.templateFields * Self.templateWordCount)
-        templateWords.initialize(repeating: 0, count: Self.templateFields * Self.templateWordCount)
-        templateLengths = .allocate(capacity: Self.templateFields)
-        templateLengths.initialize(repeating: 0, count: Self.templateFields)
-        templateColumns = .allocate(capacity: Self.templateFields)
-        templateColumns.initialize(repeating: -1, count: Self.templateFields)
-        templateQualities = .allocate(capacity: Self.templateFields)
-        templateQualities.initialize(repeating: 0, count: Self.templateFields)
+        templates = .allocate(capacity: Self.templateFields)
+        templates.initialize(repeating: FieldTemplate(), count: Self.templateFields)
     }
 
     func deallocate() {
@@ -337,10 +327,7 @@ struct RowBuffers {
         containerStack.deallocate()
         scratch.deallocate()
         keyBuffer.deallocate()
-        templateWords.deallocate()
-        templateLengths.deallocate()
-        templateColumns.deallocate()
-        templateQualities.deallocate()
+        templates.deallocate()
     }
 
     /// Clears the slots and makes the scratch buffer large enough for a message of `messageBytes`.
@@ -372,6 +359,21 @@ struct RowBuffers {
         keyBufferCapacity = max(minimum, keyBufferCapacity * 2)
         keyBuffer = .allocate(capacity: keyBufferCapacity)
     }
+}
+
+/// One learnt field template (see `RowBuffers.templates`): up to 48 bytes as words, each with the
+/// mask of the bytes that count.
+struct FieldTemplate {
+    static let wordCapacity = 6
+    // Read as 12 consecutive words by `MessageParser.matchesTemplate`: keep them first.
+    var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    var masks: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    /// Bytes in the template; 0: none learnt.
+    var length = 0
+    /// Words to compare (`length` rounded up to whole words).
+    var wordCount = 0
+    var column = -1
+    var quality: UInt8 = 0
 }
 
 /// Owns a decoder's `RowBuffers`. Only ever mutated through a uniquely referenced owner
@@ -439,10 +441,11 @@ struct MessageParser {
             let tokenStart = scanner.position
             var column: Int
             var quality: UInt8
-            if ordinal < RowBuffers.templateFields, matchesTemplate(ordinal, at: tokenStart) {
-                column = storage.pointee.templateColumns[ordinal]
-                quality = storage.pointee.templateQualities[ordinal]
-                scanner.position = tokenStart &+ storage.pointee.templateLengths[ordinal]
+            if ordinal < RowBuffers.templateFields, matchesTemplate(storage.pointee.templates + ordinal, at: tokenStart) {
+                let template = storage.pointee.templates + ordinal
+                column = template.pointee.column
+                quality = template.pointee.quality
+                scanner.position = tokenStart &+ template.pointee.length
                 // The template ends where its value started; this message may have more spaces there.
                 scanner.skipWhitespace()
             } else {
@@ -458,25 +461,21 @@ struct MessageParser {
         }
     }
 
-    /// Whether the bytes at `start` repeat field template `ordinal` (loads whole words, so it needs
-    /// them inside the message).
+    /// Whether the bytes at `start` repeat `template` (compares whole words, so it needs them inside
+    /// the message; otherwise the general path runs).
     @inline(always)
-    func matchesTemplate(_ ordinal: Int, at start: Int) -> Bool {
-        let length = storage.pointee.templateLengths[ordinal]
-        guard length > 0, start &+ ((length &+ 7) & ~7) <= scanner.end else { return false }
-        let words = storage.pointee.templateWords + ordinal &* RowBuffers.templateWordCount
-        let fullWords = length &>> 3
+    func matchesTemplate(_ template: UnsafeMutablePointer<FieldTemplate>, at start: Int) -> Bool {
+        let wordCount = template.pointee.wordCount
+        guard wordCount > 0, start &+ wordCount &* 8 <= scanner.end else { return false }
+        // `words` then `masks`: six words each, at the start of the struct.
+        let words = UnsafeRawPointer(template).assumingMemoryBound(to: UInt64.self)
+        var difference: UInt64 = 0
         var index = 0
-        while index < fullWords {
-            if scanner.load64(at: start &+ index &* 8) != words[index] { return false }
+        repeat {
+            difference |= (scanner.load64(at: start &+ index &* 8) ^ words[index]) & words[index &+ FieldTemplate.wordCapacity]
             index &+= 1
-        }
-        let rest = length & 7
-        if rest != 0 {
-            let mask: UInt64 = (1 &<< UInt64(rest &* 8)) &- 1
-            if scanner.load64(at: start &+ fullWords &* 8) & mask != words[fullWords] { return false }
-        }
-        return true
+        } while index < wordCount
+        return difference == 0
     }
 
     /// The general path up to a field's key: the message's `{` (or why it is not an object) for the
@@ -546,17 +545,22 @@ struct MessageParser {
 
     @inline(never)
     func learnTemplate(_ ordinal: Int, from start: Int, column: Int, quality: UInt8, usable: Bool) {
+        let template = storage.pointee.templates + ordinal
         let length = scanner.position &- start
-        guard usable, length <= RowBuffers.templateWordCount * 8 else {
-            storage.pointee.templateLengths[ordinal] = 0
+        guard usable, length <= FieldTemplate.wordCapacity * 8 else {
+            template.pointee = FieldTemplate()
             return
         }
-        let words = storage.pointee.templateWords + ordinal * RowBuffers.templateWordCount
-        words.update(repeating: 0, count: RowBuffers.templateWordCount)
-        UnsafeMutableRawPointer(words).copyMemory(from: scanner.bytes + start, byteCount: length)
-        storage.pointee.templateLengths[ordinal] = length
-        storage.pointee.templateColumns[ordinal] = column
-        storage.pointee.templateQualities[ordinal] = quality
+        var learnt = FieldTemplate()
+        withUnsafeMutableBytes(of: &learnt.words) { $0.copyMemory(from: UnsafeRawBufferPointer(start: scanner.bytes + start, count: length)) }
+        withUnsafeMutableBytes(of: &learnt.masks) { masks in
+            for index in 0..<length { masks[index] = 0xFF }
+        }
+        learnt.length = length
+        learnt.wordCount = (length + 7) / 8
+        learnt.column = column
+        learnt.quality = quality
+        template.pointee = learnt
     }
 
     /// A key's first (up to) 8 bytes, zero-padded, from a full 8-byte load at its start.
