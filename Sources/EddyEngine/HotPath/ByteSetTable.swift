@@ -1,6 +1,6 @@
-/// A set of byte strings: an open-addressing hash table over one byte arena. Entries are numbered in
-/// insertion order and never removed, so an entry's number is stable (it is a group index for the
-/// group table). Lookups allocate nothing; inserts grow the arrays geometrically.
+/// A set of byte strings: an open-addressing hash table over one byte arena (the DISTINCT sets; the
+/// group keys use the same layout in `GroupState`, in raw memory). Entries are numbered in insertion
+/// order and never removed. Lookups allocate nothing; inserts grow the arrays geometrically.
 struct ByteSetTable: Sendable {
     /// Entries back to back; entry `i` is `arena[starts[i]..<starts[i + 1]]`.
     private(set) var arena: [UInt8] = []
@@ -85,6 +85,7 @@ struct ByteSetTable: Sendable {
 }
 
 /// Hashing of byte strings: a wyhash-style multiply-mix, fast on the short keys a group key usually is.
+/// In-memory tables seed it at random (`GroupTable.seed`), so crafted keys cannot aim at one slot.
 enum KeyHasher {
     static let k0: UInt64 = 0xA076_1D64_78BD_642F
     static let k1: UInt64 = 0xE703_7ED1_A0B4_28DB

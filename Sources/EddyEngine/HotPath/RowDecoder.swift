@@ -15,6 +15,11 @@
 /// - Strings: every JSON escape, `\uXXXX` with surrogate pairs combined; a lone surrogate makes the
 ///   message `notJSON` (it has no UTF-8 form; PostgreSQL, simdjson and serde_json reject it too).
 ///   `\u0000` is kept as a NUL byte.
+///
+/// Speed: strings are scanned 16 bytes at a time; the separator-key-colon bytes of each field are
+/// compared with those of the previous message (`RowBuffers.templates`) before any key is scanned;
+/// timestamps in the usual form are read with word operations and the last date is cached. All of
+/// it lives in raw memory reached through plain pointers, so a message costs no reference counting.
 public struct RowDecoder: Sendable {
     public let schema: RowSchema
     public let limits: DecoderLimits
