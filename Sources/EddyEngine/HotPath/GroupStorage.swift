@@ -3,9 +3,10 @@
 final class GroupStorage: @unchecked Sendable {
     let state: UnsafeMutablePointer<GroupState>
 
-    init(wordsPerGroup: Int, plan: [CompiledAggregate], groupBy: [Int]) {
+    init(wordsPerGroup: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int) {
         state = .allocate(capacity: 1)
-        state.initialize(to: GroupState(wordsPerGroup: wordsPerGroup, plan: plan, groupBy: groupBy))
+        state.initialize(
+            to: GroupState(wordsPerGroup: wordsPerGroup, plan: plan, groupBy: groupBy, singleStringColumn: singleStringColumn))
     }
 
     private init(copying other: GroupStorage) {
@@ -35,6 +36,8 @@ struct GroupState {
     /// The GROUP BY columns (a copy of `GroupTable.groupBy`, for the same reason).
     let groupBy: UnsafeMutablePointer<Int>
     let groupByCount: Int
+    /// The column when the view groups by exactly one text column (the fast path), else -1.
+    let singleStringColumn: Int
     /// Groups in the table.
     private(set) var count = 0
     private var capacity: Int
@@ -56,8 +59,12 @@ struct GroupState {
 
     static let tagMask: UInt64 = 0xFFFF_FFFF_0000_0000
 
-    init(wordsPerGroup: Int, plan: [CompiledAggregate], groupBy: [Int], capacity: Int = 256, arenaCapacity: Int = 8192) {
+    init(
+        wordsPerGroup: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int, capacity: Int = 256,
+        arenaCapacity: Int = 8192
+    ) {
         self.wordsPerGroup = wordsPerGroup
+        self.singleStringColumn = singleStringColumn
         planCount = plan.count
         self.plan = .allocate(capacity: max(plan.count, 1))
         self.plan.initialize(from: plan, count: plan.count)
@@ -95,7 +102,8 @@ struct GroupState {
     func copy() -> GroupState {
         var copy = GroupState(
             wordsPerGroup: wordsPerGroup, plan: Array(UnsafeBufferPointer(start: plan, count: planCount)),
-            groupBy: Array(UnsafeBufferPointer(start: groupBy, count: groupByCount)), capacity: capacity,
+            groupBy: Array(UnsafeBufferPointer(start: groupBy, count: groupByCount)), singleStringColumn: singleStringColumn,
+            capacity: capacity,
             arenaCapacity: arenaCapacity)
         copy.count = count
         copy.dirtyCount = dirtyCount

@@ -74,7 +74,9 @@ public struct GroupTable: Sendable {
         keyKinds = groupBy.map { schema.columns[$0].kind }
         wordsPerGroup = max(aggregates.count * CompiledAggregate.wordsPerAggregate, 1)
         seed = UInt64.random(in: 0...UInt64.max)
-        storage = GroupStorage(wordsPerGroup: wordsPerGroup, plan: plan, groupBy: groupBy)
+        storage = GroupStorage(
+            wordsPerGroup: wordsPerGroup, plan: plan, groupBy: groupBy,
+            singleStringColumn: groupBy.count == 1 && schema.columns[groupBy[0]].kind == .string ? groupBy[0] : -1)
         statePointer = OwnedPointer(storage.state)
         distinctSets = Array(repeating: DistinctSet(), count: plan.count { $0.distinctSet >= 0 })
     }
@@ -127,10 +129,24 @@ public struct GroupTable: Sendable {
     @inline(always)
     mutating func accumulate(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) -> Bool {
         let state = uniqueState()
-        let columns = UnsafeBufferPointer(start: state.pointee.groupBy, count: state.pointee.groupByCount)
-        buffers.pointee.reserveKeyBuffer(GroupKey.length(of: row, columns: columns))
         let key = UnsafePointer(buffers.pointee.keyBuffer)
-        let keyLength = GroupKey.write(row, columns: columns, to: buffers.pointee.keyBuffer)
+        var keyLength: Int
+        let single = state.pointee.singleStringColumn
+        if single >= 0, row.slots[single].state == ColumnSlot.value, row.slots[single].count < 128 {
+            // The usual shape (GROUP BY one text column of a short value): the key is 0x01, 0x01, the
+            // length in one byte, the bytes; the key buffer starts larger than that.
+            let slot = row.slots[single]
+            let buffer = buffers.pointee.keyBuffer
+            buffer[0] = GroupKey.plainMarker
+            buffer[1] = 1
+            buffer[2] = UInt8(truncatingIfNeeded: slot.count)
+            GroupKey.copyBytes(from: row.stringBytes(of: slot), to: buffer + 3, count: slot.count)
+            keyLength = 3 &+ slot.count
+        } else {
+            let columns = UnsafeBufferPointer(start: state.pointee.groupBy, count: state.pointee.groupByCount)
+            buffers.pointee.reserveKeyBuffer(GroupKey.length(of: row, columns: columns))
+            keyLength = GroupKey.write(row, columns: columns, to: buffers.pointee.keyBuffer)
+        }
         let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
         var group = state.pointee.find(key, count: keyLength, hash: hash)
         if group < 0 {
