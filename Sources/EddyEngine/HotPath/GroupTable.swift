@@ -129,7 +129,6 @@ public struct GroupTable: Sendable {
     @inline(always)
     mutating func accumulate(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) -> Bool {
         let state = uniqueState()
-        let key = UnsafePointer(buffers.pointee.keyBuffer)
         var keyLength: Int
         let single = state.pointee.singleStringColumn
         if single >= 0, row.slots[single].state == ColumnSlot.value, row.slots[single].count < 128 {
@@ -147,6 +146,8 @@ public struct GroupTable: Sendable {
             buffers.pointee.reserveKeyBuffer(GroupKey.length(of: row, columns: columns))
             keyLength = GroupKey.write(row, columns: columns, to: buffers.pointee.keyBuffer)
         }
+        // Read only now: `reserveKeyBuffer` may have moved the buffer.
+        let key = UnsafePointer(buffers.pointee.keyBuffer)
         let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
         var group = state.pointee.find(key, count: keyLength, hash: hash)
         if group < 0 {
