@@ -4,7 +4,12 @@
 //   swift run -c release HotPathRatio [records] [rounds] [eddy|simdjson|both]
 //
 // With `eddy` or `simdjson` only that side runs after the shared warm-up, which suits
-// `valgrind --tool=callgrind` (instruction counts per record do not drift with machine load).
+// `valgrind --tool=callgrind` (instruction counts per record do not drift with machine load; strip
+// the binary's debug info first, `strip -g`, which this valgrind cannot read). Per record:
+// (count with 3 rounds - count with 1 round) / (2 × records).
+//
+// SwiftPM does not always rebuild this package's targets when EddyEngine's struct layouts change
+// (seen as a crash or heap corruption at start): `swift package clean`, or touch these sources.
 import HotPathSupport
 import SimdjsonReference
 

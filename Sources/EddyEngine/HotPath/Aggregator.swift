@@ -6,6 +6,7 @@ public struct Aggregator: Sendable {
     public let schema: RowSchema
     public let groupBy: [Int]
     public let filter: (any RowPredicate)?
+    let hasFilter: Bool
     /// The view's groups and aggregate states.
     public var table: GroupTable
     /// What happened to the messages so far.
@@ -20,6 +21,7 @@ public struct Aggregator: Sendable {
         self.schema = schema
         self.groupBy = groupBy
         self.filter = filter
+        hasFilter = filter != nil
         table = GroupTable(schema: schema, groupBy: groupBy, aggregates: aggregates)
         decoder = RowDecoder(schema: schema, limits: limits)
     }
@@ -34,17 +36,12 @@ public struct Aggregator: Sendable {
         let wrongTypes = decoder.wrongTypeCount()
         if wrongTypes > 0 { counters.wrongTypeFields &+= wrongTypes }
         let row = decoder.currentRow(payload)
-        if let filter, !filter.accepts(row) {
+        // Tested through a flag: binding the optional existential would copy it (and retain) per message.
+        if hasFilter && !filter.unsafelyUnwrapped.accepts(row) {
             counters.filteredOut &+= 1
             return
         }
-        let storage = decoder.storage
-        let aggregated = groupBy.withUnsafeBufferPointer { columns in
-            storage.reserveKeyBuffer(GroupKey.length(of: row, columns: columns))
-            let keyLength = GroupKey.write(row, columns: columns, to: storage.keyBuffer)
-            return table.accumulate(row, key: storage.keyBuffer, keyLength: keyLength)
-        }
-        if aggregated {
+        if table.accumulate(row, buffers: decoder.buffers.pointer) {
             counters.rows &+= 1
         } else {
             counters[.groupKeyCollision] &+= 1

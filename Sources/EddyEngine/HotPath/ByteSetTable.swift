@@ -1,6 +1,6 @@
-/// A set of byte strings: an open-addressing hash table over one byte arena. Entries are numbered in
-/// insertion order and never removed, so an entry's number is stable (it is a group index for the
-/// group table). Lookups allocate nothing; inserts grow the arrays geometrically.
+/// A set of byte strings: an open-addressing hash table over one byte arena (the DISTINCT sets; the
+/// group keys use the same layout in `GroupState`, in raw memory). Entries are numbered in insertion
+/// order and never removed. Lookups allocate nothing; inserts grow the arrays geometrically.
 struct ByteSetTable: Sendable {
     /// Entries back to back; entry `i` is `arena[starts[i]..<starts[i + 1]]`.
     private(set) var arena: [UInt8] = []
@@ -27,7 +27,7 @@ struct ByteSetTable: Sendable {
     var count: Int { hashes.count }
 
     /// The number of the entry equal to `key`, or -1.
-    @inline(__always)
+    @inline(always)
     func find(_ key: UnsafePointer<UInt8>, count length: Int, hash: UInt64) -> Int {
         slots.withUnsafeBufferPointer { slots in
             starts.withUnsafeBufferPointer { starts in
@@ -41,7 +41,7 @@ struct ByteSetTable: Sendable {
                             let index = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1
                             let start = starts[index]
                             if starts[index &+ 1] &- start == length
-                                && DecoderTables.equalBytes(arena.baseAddress.unsafelyUnwrapped + start, key, length)
+                                && NameTables.equalBytes(arena.baseAddress.unsafelyUnwrapped + start, key, length)
                             {
                                 return index
                             }
@@ -85,24 +85,25 @@ struct ByteSetTable: Sendable {
 }
 
 /// Hashing of byte strings: a wyhash-style multiply-mix, fast on the short keys a group key usually is.
+/// In-memory tables seed it at random (`GroupTable.seed`), so crafted keys cannot aim at one slot.
 enum KeyHasher {
     static let k0: UInt64 = 0xA076_1D64_78BD_642F
     static let k1: UInt64 = 0xE703_7ED1_A0B4_28DB
     static let k2: UInt64 = 0x8EBC_6AF0_9C88_C6E3
 
-    @inline(__always)
+    @inline(always)
     static func mix(_ lhs: UInt64, _ rhs: UInt64) -> UInt64 {
         let product = lhs.multipliedFullWidth(by: rhs)
         return product.high ^ product.low
     }
 
-    @inline(__always)
+    @inline(always)
     static func hash(_ bytes: UnsafePointer<UInt8>, count: Int, seed: UInt64) -> UInt64 {
         let raw = UnsafeRawPointer(bytes)
-        @inline(__always) func load64(_ offset: Int) -> UInt64 {
+        @inline(always) func load64(_ offset: Int) -> UInt64 {
             UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
         }
-        @inline(__always) func load32(_ offset: Int) -> UInt64 {
+        @inline(always) func load32(_ offset: Int) -> UInt64 {
             UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
         }
         var state = seed ^ k0

@@ -31,7 +31,7 @@ public struct DecodedRow {
     /// The number of columns in the source's schema.
     public let columnCount: Int
 
-    @inline(__always)
+    @inline(always)
     init(
         slots: UnsafePointer<ColumnSlot>, kinds: UnsafePointer<ColumnKind>, payload: UnsafePointer<UInt8>,
         scratch: UnsafePointer<UInt8>, columnCount: Int
@@ -43,7 +43,7 @@ public struct DecodedRow {
         self.columnCount = columnCount
     }
 
-    @inline(__always)
+    @inline(always)
     func slot(_ column: Int) -> ColumnSlot {
         precondition(column >= 0 && column < columnCount, "column \(column) is outside 0..<\(columnCount)")
         return slots[column]
@@ -111,7 +111,7 @@ public struct DecodedRow {
     }
 
     /// A string slot's bytes (no checks: the caller knows `column` holds a string value).
-    @inline(__always)
+    @inline(always)
     func stringBytes(of slot: ColumnSlot) -> UnsafePointer<UInt8> {
         (slot.isInScratch ? scratch : payload) + slot.offset
     }

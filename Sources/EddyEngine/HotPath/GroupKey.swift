@@ -18,7 +18,7 @@ enum GroupKey {
     static let digestBytes = 16
     static let longPrefixBytes = maxStorageBytes - 1 - digestBytes
 
-    @inline(__always)
+    @inline(always)
     static func varintLength(_ value: Int) -> Int {
         var length = 1
         var rest = UInt(bitPattern: value) &>> 7
@@ -29,7 +29,7 @@ enum GroupKey {
         return length
     }
 
-    @inline(__always)
+    @inline(always)
     static func writeVarint(_ value: Int, to buffer: UnsafeMutablePointer<UInt8>) -> Int {
         var rest = UInt(bitPattern: value)
         var written = 0
@@ -42,17 +42,17 @@ enum GroupKey {
         return written &+ 1
     }
 
-    @inline(__always)
+    @inline(always)
     static func writeBigEndian(_ value: UInt64, to buffer: UnsafeMutablePointer<UInt8>) {
         UnsafeMutableRawPointer(buffer).storeBytes(of: value.bigEndian, as: UInt64.self)
     }
 
     /// Int64 bits ordered as unsigned bytes.
-    @inline(__always)
+    @inline(always)
     static func orderedBits(int bits: UInt64) -> UInt64 { bits ^ (1 << 63) }
 
     /// Double bits ordered as unsigned bytes (negative numbers reversed), -0 as 0.
-    @inline(__always)
+    @inline(always)
     static func orderedBits(double bits: UInt64) -> UInt64 {
         let normalized = bits == 1 << 63 ? 0 : bits
         return normalized & (1 << 63) != 0 ? ~normalized : normalized | (1 << 63)
@@ -63,7 +63,7 @@ enum GroupKey {
     }
 
     /// The encoded key's length for `row`.
-    @inline(__always)
+    @inline(always)
     static func length(of row: DecodedRow, columns: UnsafeBufferPointer<Int>) -> Int {
         var length = 1
         for column in columns {
@@ -82,7 +82,7 @@ enum GroupKey {
     }
 
     /// Writes `row`'s key to `buffer` (of at least `length(of:columns:)` bytes); returns its length.
-    @inline(__always)
+    @inline(always)
     static func write(_ row: DecodedRow, columns: UnsafeBufferPointer<Int>, to buffer: UnsafeMutablePointer<UInt8>) -> Int {
         buffer[0] = plainMarker
         var length = 1
@@ -98,7 +98,7 @@ enum GroupKey {
             switch row.kinds[column] {
             case .string:
                 length &+= writeVarint(slot.count, to: buffer + length)
-                (buffer + length).update(from: row.stringBytes(of: slot), count: slot.count)
+                copyBytes(from: row.stringBytes(of: slot), to: buffer + length, count: slot.count)
                 length &+= slot.count
             case .bool:
                 buffer[length] = UInt8(truncatingIfNeeded: slot.bits)
@@ -112,6 +112,26 @@ enum GroupKey {
             }
         }
         return length
+    }
+
+    /// Copies without a library call for the short strings keys usually hold (reads only the source's
+    /// `count` bytes: it may end at the end of the message).
+    @inline(always)
+    static func copyBytes(from source: UnsafePointer<UInt8>, to target: UnsafeMutablePointer<UInt8>, count: Int) {
+        guard count <= 32 else {
+            target.update(from: source, count: count)
+            return
+        }
+        var index = 0
+        while index &+ 8 <= count {
+            UnsafeMutableRawPointer(target + index).storeBytes(
+                of: UnsafeRawPointer(source + index).loadUnaligned(as: UInt64.self), as: UInt64.self)
+            index &+= 8
+        }
+        while index < count {
+            target[index] = source[index]
+            index &+= 1
+        }
     }
 
     /// The LMDB key of a key longer than `maxStorageBytes`.

@@ -18,30 +18,30 @@ extension GroupTable {
         state.append(Self.stateVersion)
         if longStorageKeys[group] != nil {
             state.append(Self.longKeyFlag)
-            let key = keys.entry(group)
+            let key = Array(self.state.pointee.key(group))
             Self.appendVarint(key.count, to: &state)
             state.append(contentsOf: key)
         } else {
             state.append(0)
         }
         for compiled in plan {
-            let cell = group * wordsPerGroup + compiled.wordOffset
-            let count = words[cell]
+            let cell = self.state.pointee.words + group * wordsPerGroup + compiled.wordOffset
+            let count = cell[0]
             state.append(compiled.operation.rawValue)
             Self.appendVarint(Int(count), to: &state)
             switch compiled.operation {
             case .countRows, .countValues:
                 break
             case .sumInt, .averageInt:
-                Self.appendBits(words[cell + 1], to: &state)
-                Self.appendBits(words[cell + 2], to: &state)
+                Self.appendBits(cell[1], to: &state)
+                Self.appendBits(cell[2], to: &state)
             case .sumDouble, .averageDouble:
-                Self.appendBits(words[cell + 1], to: &state)
+                Self.appendBits(cell[1], to: &state)
             case .minInt, .maxInt, .minDouble, .maxDouble:
-                if count > 0 { Self.appendBits(words[cell + 1], to: &state) }
+                if count > 0 { Self.appendBits(cell[1], to: &state) }
             case .minString, .maxString:
                 if count > 0 {
-                    let value = stringValues[Int(words[cell + 1]) - 1]
+                    let value = stringValues[Int(cell[1]) - 1]
                     Self.appendVarint(value.count, to: &state)
                     state.append(contentsOf: value)
                 }
@@ -142,7 +142,7 @@ extension GroupTable {
         guard reader.isAtEnd else { throw reader.corrupt("has \(reader.remaining) bytes after its \(plan.count) aggregates") }
 
         let hash = fullKey.withUnsafeBufferPointer { KeyHasher.hash($0.baseAddress.unsafelyUnwrapped, count: $0.count, seed: seed) }
-        let present = fullKey.withUnsafeBufferPointer { keys.find($0.baseAddress.unsafelyUnwrapped, count: $0.count, hash: hash) }
+        let present = fullKey.withUnsafeBufferPointer { self.state.pointee.find($0.baseAddress.unsafelyUnwrapped, count: $0.count, hash: hash) }
         guard present < 0 else {
             throw EngineError(.invalidArgument, "group \(present) is already in the table; restore each key once, before applying messages")
         }
@@ -150,14 +150,15 @@ extension GroupTable {
         guard group >= 0 else {
             throw EngineError(.invalidArgument, "a group with the same long-key storage key is already in the table")
         }
+        let words = uniqueState().pointee.words + group * wordsPerGroup
         for (compiled, state) in zip(plan, restored) {
-            let cell = group * wordsPerGroup + compiled.wordOffset
-            words[cell] = state.words.0
-            words[cell + 1] = state.words.1
-            words[cell + 2] = state.words.2
+            let cell = words + compiled.wordOffset
+            cell[0] = state.words.0
+            cell[1] = state.words.1
+            cell[2] = state.words.2
             if let string = state.string {
                 stringValues.append(string)
-                words[cell + 1] = UInt64(stringValues.count)
+                cell[1] = UInt64(stringValues.count)
             }
             // Oldest first, so that the chain (newest first) reads back in the encoded order.
             for value in state.distinct.reversed() {

@@ -27,10 +27,10 @@ public struct GroupTable: Sendable {
     let wordsPerGroup: Int
     /// Seeds the in-memory hash, so that the table's layout cannot be predicted from outside.
     let seed: UInt64
-    var keys: ByteSetTable
-    var words: [UInt64] = []
-    var dirtyFlags: [Bool] = []
-    var dirtyGroups: [Int] = []
+    /// Owns the keys, state words and dirty set (copy-on-write by hand: see `uniqueState()`); `state`
+    /// points into it.
+    var storage: GroupStorage
+    var statePointer: OwnedPointer<GroupState>
     /// MIN / MAX values of string columns; a state word holds the index + 1.
     var stringValues: [[UInt8]] = []
     var distinctSets: [DistinctSet]
@@ -74,108 +74,142 @@ public struct GroupTable: Sendable {
         keyKinds = groupBy.map { schema.columns[$0].kind }
         wordsPerGroup = max(aggregates.count * CompiledAggregate.wordsPerAggregate, 1)
         seed = UInt64.random(in: 0...UInt64.max)
-        keys = ByteSetTable()
+        storage = GroupStorage(
+            wordsPerGroup: wordsPerGroup, plan: plan, groupBy: groupBy,
+            singleStringColumn: groupBy.count == 1 && schema.columns[groupBy[0]].kind == .string ? groupBy[0] : -1)
+        statePointer = OwnedPointer(storage.state)
         distinctSets = Array(repeating: DistinctSet(), count: plan.count { $0.distinctSet >= 0 })
-        words.reserveCapacity(512 * wordsPerGroup)
-        dirtyFlags.reserveCapacity(512)
-        dirtyGroups.reserveCapacity(512)
+    }
+
+    /// The state for reading.
+    var state: UnsafeMutablePointer<GroupState> {
+        @inline(always) get { statePointer.pointer }
+    }
+
+    /// The state for changing it, copied first if another table shares it.
+    @inline(always)
+    mutating func uniqueState() -> UnsafeMutablePointer<GroupState> {
+        if !isKnownUniquelyReferenced(&storage) {
+            storage = storage.copy()
+            statePointer = OwnedPointer(storage.state)
+        }
+        return statePointer.pointer
     }
 
     /// The number of groups.
-    public var groupCount: Int { keys.count }
+    public var groupCount: Int { state.pointee.count }
 
     /// The number of groups changed since the last `takeDirty()`.
-    public var dirtyCount: Int { dirtyGroups.count }
+    public var dirtyCount: Int { state.pointee.dirtyCount }
 
     /// The groups changed since the last call (each once, in the order they first changed); clears
     /// the set.
     public mutating func takeDirty() -> [Int] {
-        let taken = dirtyGroups
-        for group in taken { dirtyFlags[group] = false }
-        dirtyGroups.removeAll(keepingCapacity: true)
-        return taken
+        uniqueState().pointee.takeDirty()
     }
 
     /// The group's LMDB key: its encoded key (see `GroupKey`), or for keys over 511 bytes a 511-byte
     /// storage key whose full key is in the group's encoded state.
     public func keyBytes(ofGroup group: Int) -> [UInt8] {
         precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
-        return longStorageKeys[group] ?? keys.entry(group)
+        return longStorageKeys[group] ?? Array(state.pointee.key(group))
     }
 
     /// The group's GROUP BY values, in `groupBy` order.
     public func keyValues(ofGroup group: Int) throws(EngineError) -> [ScalarValue] {
         precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
-        return try GroupKey.values(of: keys.entry(group), kinds: keyKinds)
+        return try GroupKey.values(of: Array(state.pointee.key(group)), kinds: keyKinds)
     }
 
     // MARK: Aggregation
 
-    /// Finds or creates the group of the key in `key` and folds `row` into it, marking it dirty; false
-    /// (and nothing changed) when a long key's storage key collides with another group's.
-    @inline(__always)
-    mutating func accumulate(_ row: DecodedRow, key: UnsafePointer<UInt8>, keyLength: Int) -> Bool {
+    /// Finds or creates the group of `row` (its key built in `buffers`' key buffer) and folds `row` into
+    /// it, marking it dirty; false (and nothing changed) when a long key's storage key collides with
+    /// another group's.
+    @inline(always)
+    mutating func accumulate(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) -> Bool {
+        let state = uniqueState()
+        var keyLength: Int
+        let single = state.pointee.singleStringColumn
+        if single >= 0, row.slots[single].state == ColumnSlot.value, row.slots[single].count < 128 {
+            // The usual shape (GROUP BY one text column of a short value): the key is 0x01, 0x01, the
+            // length in one byte, the bytes; the key buffer starts larger than that.
+            let slot = row.slots[single]
+            let buffer = buffers.pointee.keyBuffer
+            buffer[0] = GroupKey.plainMarker
+            buffer[1] = 1
+            buffer[2] = UInt8(truncatingIfNeeded: slot.count)
+            GroupKey.copyBytes(from: row.stringBytes(of: slot), to: buffer + 3, count: slot.count)
+            keyLength = 3 &+ slot.count
+        } else {
+            let columns = UnsafeBufferPointer(start: state.pointee.groupBy, count: state.pointee.groupByCount)
+            buffers.pointee.reserveKeyBuffer(GroupKey.length(of: row, columns: columns))
+            keyLength = GroupKey.write(row, columns: columns, to: buffers.pointee.keyBuffer)
+        }
+        // Read only now: `reserveKeyBuffer` may have moved the buffer.
+        let key = UnsafePointer(buffers.pointee.keyBuffer)
         let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
-        var group = keys.find(key, count: keyLength, hash: hash)
+        var group = state.pointee.find(key, count: keyLength, hash: hash)
         if group < 0 {
             group = addGroup(UnsafeRawBufferPointer(start: key, count: keyLength), hash: hash)
             if group < 0 { return false }
         }
-        let base = group &* wordsPerGroup
-        for aggregate in plan {
-            let cell = base &+ aggregate.wordOffset
-            if aggregate.operation == .countRows {
-                words[cell] &+= 1
-                continue
+        let words = state.pointee.words + group &* wordsPerGroup
+        do {
+            for aggregate in UnsafeBufferPointer(start: state.pointee.plan, count: state.pointee.planCount) {
+                let cell = words + aggregate.wordOffset
+                if aggregate.operation == .countRows {
+                    cell.pointee &+= 1
+                    continue
+                }
+                let slot = row.slots[aggregate.column]
+                guard slot.state == ColumnSlot.value else { continue }
+                if aggregate.distinctSet >= 0
+                    && !insertDistinct(row, slot: slot, column: aggregate.column, group: group, set: aggregate.distinctSet)
+                {
+                    continue
+                }
+                fold(aggregate.operation, slot: slot, row: row, cell: cell)
             }
-            let slot = row.slots[aggregate.column]
-            guard slot.state == ColumnSlot.value else { continue }
-            if aggregate.distinctSet >= 0 && !insertDistinct(row, slot: slot, column: aggregate.column, group: group, set: aggregate.distinctSet) {
-                continue
-            }
-            fold(aggregate.operation, slot: slot, row: row, cell: cell)
         }
-        if !dirtyFlags[group] {
-            dirtyFlags[group] = true
-            dirtyGroups.append(group)
-        }
+        state.pointee.markDirty(group)
         return true
     }
 
-    @inline(__always)
-    mutating func fold(_ operation: CompiledAggregate.Operation, slot: ColumnSlot, row: DecodedRow, cell: Int) {
-        let count = words[cell]
-        words[cell] = count &+ 1
+    @inline(always)
+    mutating func fold(_ operation: CompiledAggregate.Operation, slot: ColumnSlot, row: DecodedRow, cell: UnsafeMutablePointer<UInt64>) {
+        let count = cell[0]
+        cell[0] = count &+ 1
         switch operation {
         case .countRows, .countValues:
             break
         case .sumInt, .averageInt:
             // 128-bit two's complement addition of the sign-extended value.
-            let (low, carry) = words[cell &+ 1].addingReportingOverflow(slot.bits)
-            words[cell &+ 1] = low
-            words[cell &+ 2] = words[cell &+ 2] &+ (Int64(bitPattern: slot.bits) < 0 ? UInt64.max : 0) &+ (carry ? 1 : 0)
+            let (low, carry) = cell[1].addingReportingOverflow(slot.bits)
+            cell[1] = low
+            cell[2] = cell[2] &+ (Int64(bitPattern: slot.bits) < 0 ? UInt64.max : 0) &+ (carry ? 1 : 0)
         case .sumDouble, .averageDouble:
-            words[cell &+ 1] = (Double(bitPattern: words[cell &+ 1]) + Double(bitPattern: slot.bits)).bitPattern
+            cell[1] = (Double(bitPattern: cell[1]) + Double(bitPattern: slot.bits)).bitPattern
         case .minInt:
-            if count == 0 || Int64(bitPattern: slot.bits) < Int64(bitPattern: words[cell &+ 1]) { words[cell &+ 1] = slot.bits }
+            if count == 0 || Int64(bitPattern: slot.bits) < Int64(bitPattern: cell[1]) { cell[1] = slot.bits }
         case .maxInt:
-            if count == 0 || Int64(bitPattern: slot.bits) > Int64(bitPattern: words[cell &+ 1]) { words[cell &+ 1] = slot.bits }
+            if count == 0 || Int64(bitPattern: slot.bits) > Int64(bitPattern: cell[1]) { cell[1] = slot.bits }
         case .minDouble:
-            if count == 0 || Double(bitPattern: slot.bits) < Double(bitPattern: words[cell &+ 1]) { words[cell &+ 1] = slot.bits }
+            if count == 0 || Double(bitPattern: slot.bits) < Double(bitPattern: cell[1]) { cell[1] = slot.bits }
         case .maxDouble:
-            if count == 0 || Double(bitPattern: slot.bits) > Double(bitPattern: words[cell &+ 1]) { words[cell &+ 1] = slot.bits }
+            if count == 0 || Double(bitPattern: slot.bits) > Double(bitPattern: cell[1]) { cell[1] = slot.bits }
         case .minString, .maxString:
             foldString(operation == .minString, bytes: row.stringBytes(of: slot), count: slot.count, cell: cell)
         }
     }
 
     @inline(never)
-    mutating func foldString(_ isMin: Bool, bytes: UnsafePointer<UInt8>, count: Int, cell: Int) {
+    mutating func foldString(_ isMin: Bool, bytes: UnsafePointer<UInt8>, count: Int, cell: UnsafeMutablePointer<UInt64>) {
         let value = UnsafeBufferPointer(start: bytes, count: count)
-        let index = Int(words[cell &+ 1])
+        let index = Int(cell[1])
         if index == 0 {
             stringValues.append(Array(value))
-            words[cell &+ 1] = UInt64(stringValues.count)
+            cell[1] = UInt64(stringValues.count)
             return
         }
         let order = stringValues[index - 1].withUnsafeBufferPointer { Self.compareBytes(value, $0) }
@@ -206,9 +240,7 @@ public struct GroupTable: Sendable {
             if longKeyOwners[longKey] != nil { return -1 }
             storageKey = longKey
         }
-        let group = keys.insertNew(key, hash: hash)
-        words.append(contentsOf: repeatElement(0, count: wordsPerGroup))
-        dirtyFlags.append(false)
+        let group = uniqueState().pointee.insert(key, hash: hash)
         for set in distinctSets.indices { distinctSets[set].heads.append(-1) }
         if let storageKey {
             longStorageKeys[group] = storageKey
@@ -252,8 +284,8 @@ public struct GroupTable: Sendable {
         precondition(aggregate >= 0 && aggregate < plan.count, "aggregate \(aggregate) is outside 0..<\(plan.count)")
         precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
         let compiled = plan[aggregate]
-        let cell = group * wordsPerGroup + compiled.wordOffset
-        let count = Int64(bitPattern: words[cell])
+        let cell = state.pointee.words + group * wordsPerGroup + compiled.wordOffset
+        let count = Int64(bitPattern: cell[0])
         switch compiled.operation {
         case .countRows, .countValues:
             return .int64(count)
@@ -261,15 +293,15 @@ public struct GroupTable: Sendable {
             break
         }
         guard count > 0 else { return .null }
-        let first = words[cell + 1]
+        let first = cell[1]
         switch compiled.operation {
         case .countRows, .countValues:
             preconditionFailure("handled above")
         case .sumInt:
-            let sum = Self.int128(low: first, high: words[cell + 2])
+            let sum = Self.int128(low: first, high: cell[2])
             return Int64(exactly: sum).map(ScalarValue.int64) ?? .double(Double(sum))
         case .averageInt:
-            return .double(Double(Self.int128(low: first, high: words[cell + 2])) / Double(count))
+            return .double(Double(Self.int128(low: first, high: cell[2])) / Double(count))
         case .sumDouble:
             return .double(Double(bitPattern: first))
         case .averageDouble:

@@ -2,32 +2,31 @@
 /// and whole nested values, and throws the `SkipReason` of the first problem.
 ///
 /// Reading past `end` is never done: `byte(at:)` answers 0 there, which is invalid everywhere in JSON,
-/// so the grammar code needs no separate end checks. Strings are scanned eight bytes at a time (SWAR):
-/// one 64-bit load finds the first quote, backslash, control or non-ASCII byte.
+/// so the grammar code needs no separate end checks. Strings are scanned 16 bytes at a time.
 struct JSONScanner {
     let bytes: UnsafePointer<UInt8>
     let end: Int
     var position: Int = 0
 
-    @inline(__always)
+    @inline(always)
     init(bytes: UnsafePointer<UInt8>, count: Int) {
         self.bytes = bytes
         self.end = count
     }
 
     /// The byte at `index`, or 0 at and after the end.
-    @inline(__always)
+    @inline(always)
     func byte(at index: Int) -> UInt8 {
         index < end ? bytes[index] : 0
     }
 
-    @inline(__always)
+    @inline(always)
     var current: UInt8 { byte(at: position) }
 
-    @inline(__always)
+    @inline(always)
     var isAtEnd: Bool { position >= end }
 
-    @inline(__always)
+    @inline(always)
     mutating func skipWhitespace() {
         // Bit n set: byte n is JSON whitespace (tab, line feed, carriage return, space).
         let whitespace: UInt64 = (1 << 0x20) | (1 << 0x0A) | (1 << 0x0D) | (1 << 0x09)
@@ -38,65 +37,83 @@ struct JSONScanner {
         }
     }
 
-    @inline(__always)
+    @inline(always)
     func load64(at index: Int) -> UInt64 {
         UInt64(littleEndian: UnsafeRawPointer(bytes).loadUnaligned(fromByteOffset: index, as: UInt64.self))
     }
 
-    @inline(__always)
+    @inline(always)
     func load32(at index: Int) -> UInt32 {
         UInt32(littleEndian: UnsafeRawPointer(bytes).loadUnaligned(fromByteOffset: index, as: UInt32.self))
     }
 
     // MARK: Strings
 
-    /// Marks (high bit of the byte) the bytes of `word` that end the fast scan of a string: `"`, `\`,
-    /// control bytes below 0x20 and non-ASCII bytes. Only the lowest mark is exact (borrows can add
-    /// false marks above a true one), which is all a scan needs.
-    @inline(__always)
-    static func stringSpecialMask(_ word: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let quote = word ^ (ones &* 0x22)
-        let backslash = word ^ (ones &* 0x5C)
-        let quoteMarks = (quote &- ones) & ~quote
-        let backslashMarks = (backslash &- ones) & ~backslash
-        let controlMarks = (word &- ones &* 0x20) & ~word
-        return (quoteMarks | backslashMarks | controlMarks | word) & (ones &* 0x80)
+    /// Marks (0xFF) the bytes of the 16 at `index` that end the fast scan of a string: `"`, `\`,
+    /// control bytes below 0x20 and non-ASCII bytes; as two little-endian words.
+    @inline(always)
+    func stringSpecialMask16(at index: Int) -> (UInt64, UInt64) {
+        let vector = UnsafeRawPointer(bytes).loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self)
+        // Typed constants: with `SIMD16(repeating:)` inline the compiler compares lane by lane.
+        let quote = SIMD16<UInt8>(repeating: 0x22)
+        let backslash = SIMD16<UInt8>(repeating: 0x5C)
+        let flip = SIMD16<UInt8>(repeating: 0x80)
+        let limit = SIMD16<UInt8>(repeating: 0xA0)
+        // (byte ^ 0x80) < 0xA0 is byte < 0x20 or byte >= 0x80 (one signed compare once lowered).
+        let special = (vector .== quote) .| (vector .== backslash) .| ((vector ^ flip) .< limit)
+        let marks = SIMD16<UInt8>(repeating: 0).replacing(with: 0xFF, where: special)
+        let words = unsafeBitCast(marks, to: SIMD2<UInt64>.self)
+        return (UInt64(littleEndian: words[0]), UInt64(littleEndian: words[1]))
     }
 
     /// Scans a string's contents; `position` is just after the opening quote and ends just after the
     /// closing one. Validates escapes (surrogates paired) and UTF-8. Returns whether the string holds
     /// escapes (its raw bytes then differ from its value).
-    @inline(__always)
+    ///
+    /// 16 bytes at a time: one vector compare finds the first quote, backslash, control or non-ASCII
+    /// byte; near the end of the message the last 16 bytes are loaded instead (never past the end).
+    @inline(always)
     mutating func scanStringBody() throws(SkipReason) -> Bool {
         var index = position
         var hasEscapes = false
         while true {
-            var found: UInt8
-            if index &+ 8 <= end {
-                let mask = Self.stringSpecialMask(load64(at: index))
-                if mask == 0 {
-                    index &+= 8
+            if index &+ 16 <= end {
+                let (low, high) = stringSpecialMask16(at: index)
+                if low != 0 {
+                    index &+= low.trailingZeroBitCount &>> 3
+                } else if high != 0 {
+                    index &+= 8 &+ high.trailingZeroBitCount &>> 3
+                } else {
+                    index &+= 16
                     continue
                 }
-                index &+= mask.trailingZeroBitCount &>> 3
-                found = bytes[index]
-            } else if index < end && end >= 8 {
-                // Fewer than 8 bytes left: load the buffer's last 8 bytes and shift out those already seen.
-                let remaining = end &- index
-                let word = load64(at: end &- 8) &>> UInt64((8 &- remaining) &* 8)
-                let mask = Self.stringSpecialMask(word) & ((1 &<< UInt64(remaining &* 8)) &- 1)
-                guard mask != 0 else { throw .notJSON }  // unterminated
-                index &+= mask.trailingZeroBitCount &>> 3
-                found = bytes[index]
+            } else if index < end && end >= 16 {
+                // The last 16 bytes of the message, ignoring those before `index`.
+                let base = end &- 16
+                let skip = UInt64(truncatingIfNeeded: index &- base) &* 8
+                var (low, high) = stringSpecialMask16(at: base)
+                if skip < 64 {
+                    low &= ~0 &<< skip
+                } else {
+                    low = 0
+                    high &= ~0 &<< (skip &- 64)
+                }
+                if low != 0 {
+                    index = base &+ low.trailingZeroBitCount &>> 3
+                } else if high != 0 {
+                    index = base &+ 8 &+ high.trailingZeroBitCount &>> 3
+                } else {
+                    throw .notJSON  // unterminated
+                }
             } else {
                 guard index < end else { throw .notJSON }
-                found = bytes[index]
-                if found >= 0x20 && found < 0x80 && found != UInt8(ascii: "\"") && found != UInt8(ascii: "\\") {
+                let value = bytes[index]
+                if value >= 0x20 && value < 0x80 && value != UInt8(ascii: "\"") && value != UInt8(ascii: "\\") {
                     index &+= 1
                     continue
                 }
             }
+            let found = bytes[index]
             if found == UInt8(ascii: "\"") {
                 position = index &+ 1
                 return hasEscapes
@@ -161,7 +178,7 @@ struct JSONScanner {
     @inline(never)
     func validateUTF8Sequence(at index: Int) throws(SkipReason) -> Int {
         let lead = bytes[index]
-        @inline(__always) func continuation(_ offset: Int, _ low: UInt8 = 0x80, _ high: UInt8 = 0xBF) -> Bool {
+        @inline(always) func continuation(_ offset: Int, _ low: UInt8 = 0x80, _ high: UInt8 = 0xBF) -> Bool {
             let value = byte(at: index &+ offset)
             return value >= low && value <= high
         }
@@ -220,7 +237,7 @@ struct JSONScanner {
         return written
     }
 
-    @inline(__always)
+    @inline(always)
     static func encodeUTF8(_ scalar: UInt32, into output: UnsafeMutablePointer<UInt8>) -> Int {
         switch scalar {
         case 0..<0x80:
@@ -249,7 +266,7 @@ struct JSONScanner {
     enum Literal { case `true`, `false`, null }
 
     /// Scans `true`, `false` or `null` at `position`.
-    @inline(__always)
+    @inline(always)
     mutating func scanLiteral() throws(SkipReason) -> Literal {
         guard position &+ 4 <= end else { throw .notJSON }
         switch load32(at: position) {
@@ -269,7 +286,7 @@ struct JSONScanner {
 
     /// Scans a number at `position` (JSON grammar: no leading zeros, no leading `+`, digits on both
     /// sides of `.`), keeping its first 19 significant digits and its decimal exponent.
-    @inline(__always)
+    @inline(always)
     mutating func scanNumber() throws(SkipReason) -> NumberToken {
         var token = NumberToken(start: position)
         var index = position
@@ -330,7 +347,7 @@ struct JSONScanner {
 
     /// Skips (and validates) any value at `position`. `depth` is the nesting depth of the container
     /// holding the value (0 at the top level); `stack` has room for `maxDepth + 1` bits.
-    @inline(__always)
+    @inline(always)
     mutating func skipValue(depth: Int, maxDepth: Int, stack: UnsafeMutablePointer<UInt64>) throws(SkipReason) {
         switch current {
         case UInt8(ascii: "\""):
@@ -353,11 +370,11 @@ struct JSONScanner {
     mutating func skipContainer(outerDepth: Int, maxDepth: Int, stack: UnsafeMutablePointer<UInt64>) throws(SkipReason) {
         var depth = outerDepth
         var expectingMember: Bool
-        @inline(__always) func isObject(_ level: Int) -> Bool {
+        @inline(always) func isObject(_ level: Int) -> Bool {
             stack[level &>> 6] & (1 &<< UInt64(level & 63)) != 0
         }
         // Opens the container at `position`; answers whether a member follows (false: it closed at once).
-        @inline(__always) func open(_ scanner: inout JSONScanner) throws(SkipReason) -> Bool {
+        @inline(always) func open(_ scanner: inout JSONScanner) throws(SkipReason) -> Bool {
             let object = scanner.bytes[scanner.position] == UInt8(ascii: "{")
             depth &+= 1
             guard depth <= maxDepth else { throw .tooDeep }
@@ -436,7 +453,7 @@ struct NumberToken {
 
     init(start: Int) { self.start = start }
 
-    @inline(__always)
+    @inline(always)
     mutating func addIntegerDigit(_ digit: UInt8) {
         if significantDigits < 19 {
             mantissa = mantissa &* 10 &+ UInt64(digit)
@@ -448,7 +465,7 @@ struct NumberToken {
         }
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func addFractionDigit(_ digit: UInt8) {
         if significantDigits < 19 {
             mantissa = mantissa &* 10 &+ UInt64(digit)

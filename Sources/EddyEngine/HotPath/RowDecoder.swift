@@ -15,17 +15,28 @@
 /// - Strings: every JSON escape, `\uXXXX` with surrogate pairs combined; a lone surrogate makes the
 ///   message `notJSON` (it has no UTF-8 form; PostgreSQL, simdjson and serde_json reject it too).
 ///   `\u0000` is kept as a NUL byte.
+///
+/// Speed: strings are scanned 16 bytes at a time; the separator-key-colon bytes of each field are
+/// compared with those of the previous message (`RowBuffers.templates`) before any key is scanned;
+/// timestamps in the usual form are read with word operations and the last date is cached. All of
+/// it lives in raw memory reached through plain pointers, so a message costs no reference counting.
 public struct RowDecoder: Sendable {
     public let schema: RowSchema
     public let limits: DecoderLimits
+    /// Owns the name tables; `names` points into them.
     let tables: DecoderTables
+    let names: OwnedPointer<NameTables>
+    /// Owns the working memory; `buffers` points into it and is refreshed when `storage` is copied.
     var storage: RowStorage
+    var buffers: OwnedPointer<RowBuffers>
 
     public init(schema: RowSchema, limits: DecoderLimits = DecoderLimits()) {
         self.schema = schema
         self.limits = limits
         tables = DecoderTables(schema: schema)
+        names = OwnedPointer(tables.names)
         storage = RowStorage(columnCount: schema.columns.count, maxDepth: limits.maxDepth)
+        buffers = OwnedPointer(storage.buffers)
     }
 
     /// Decodes `payload` and, if it is a usable message, calls `body` with its row.
@@ -38,48 +49,75 @@ public struct RowDecoder: Sendable {
         return .success(body(currentRow(payload)))
     }
 
-    /// Decodes `payload` into the storage's slots; nil when the message is usable.
-    @inline(__always)
+    /// Decodes `payload` into the slots; nil when the message is usable.
+    @inline(always)
     mutating func decodeMessage(_ payload: UnsafeRawBufferPointer) -> SkipReason? {
         let count = payload.count
         guard count > 0, let base = payload.baseAddress else { return .emptyMessage }
         guard count <= limits.maxMessageBytes else { return .tooLarge }
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        let storage = storage
-        storage.prepare(messageBytes: count)
+        if !isKnownUniquelyReferenced(&storage) {
+            storage = storage.copy()
+            buffers = OwnedPointer(storage.buffers)
+        }
+        let buffers = buffers.pointer
+        buffers.pointee.prepare(messageBytes: count)
         var parser = MessageParser(
             scanner: JSONScanner(bytes: base.assumingMemoryBound(to: UInt8.self), count: count),
-            tables: tables, storage: storage, maxDepth: limits.maxDepth)
+            names: names.pointer, buffers: buffers)
         do {
             try parser.parseMessage()
         } catch {
             return error
         }
+        buffers.pointee.wrongTypeCount = parser.wrongTypes
         return nil
     }
 
     /// The row of the message last decoded by `decodeMessage`; `payload` must be the same buffer.
-    @inline(__always)
+    @inline(always)
     func currentRow(_ payload: UnsafeRawBufferPointer) -> DecodedRow {
         DecodedRow(
-            slots: storage.slots, kinds: tables.kinds,
+            slots: buffers.pointer.pointee.slots, kinds: names.pointer.pointee.kinds,
             payload: payload.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self),
-            scratch: storage.scratch, columnCount: tables.columnCount)
+            scratch: buffers.pointer.pointee.scratch, columnCount: names.pointer.pointee.columnCount)
     }
 
     /// How many columns of the message last decoded had a field of the wrong type.
-    @inline(__always)
+    @inline(always)
     func wrongTypeCount() -> Int {
-        var wrong = 0
-        for column in 0..<tables.columnCount where storage.slots[column].state == ColumnSlot.wrongType {
-            wrong &+= 1
-        }
-        return wrong
+        buffers.pointer.pointee.wrongTypeCount
     }
 }
 
-/// The schema compiled for matching field names: immutable after `init`, so sharing it is safe.
+/// A pointer into memory owned by a class instance stored beside it (the owner frees it, and copies it
+/// before any shared mutation), so it is as sendable as its owner. Plain pointers keep reference
+/// counting and exclusivity checks off the per-message path.
+struct OwnedPointer<Pointee>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Pointee>
+
+    @inline(always)
+    init(_ pointer: UnsafeMutablePointer<Pointee>) { self.pointer = pointer }
+}
+
+/// Owns the schema compiled for matching field names (`NameTables`); immutable after `init`, so
+/// sharing it is safe.
 final class DecoderTables: @unchecked Sendable {
+    let names: UnsafeMutablePointer<NameTables>
+
+    init(schema: RowSchema) {
+        names = .allocate(capacity: 1)
+        names.initialize(to: NameTables(schema: schema))
+    }
+
+    deinit {
+        names.pointee.deallocate()
+        names.deinitialize(count: 1)
+        names.deallocate()
+    }
+}
+
+/// The schema compiled for matching field names, in memory owned by `DecoderTables`.
+struct NameTables {
     let columnCount: Int
     let kinds: UnsafeMutablePointer<ColumnKind>
     /// Column names, back to back; column `c` is `names[nameStarts[c]..<nameStarts[c] + nameLengths[c]]`.
@@ -129,15 +167,17 @@ final class DecoderTables: @unchecked Sendable {
             (firstWords + index).initialize(to: word)
             (foldedFirstWords + index).initialize(to: Self.asciiLowercased(word))
             offset += bytes.count
-            insert(column: index, signature: Self.signature(word, length: bytes.count), into: exactTable)
+            Self.insert(column: index, signature: Self.signature(word, length: bytes.count), into: exactTable, shift: tableShift, mask: tableMask)
             // Two names equal ignoring case: the first column is the case-insensitive match.
             if !columns[..<index].contains(where: { Self.equalIgnoringASCIICase(Array($0.name.utf8), bytes) }) {
-                insert(column: index, signature: Self.signature(Self.asciiLowercased(word), length: bytes.count), into: foldedTable)
+                Self.insert(
+                    column: index, signature: Self.signature(Self.asciiLowercased(word), length: bytes.count), into: foldedTable,
+                    shift: tableShift, mask: tableMask)
             }
         }
     }
 
-    deinit {
+    func deallocate() {
         kinds.deinitialize(count: columnCount)
         kinds.deallocate()
         names.deallocate()
@@ -149,19 +189,19 @@ final class DecoderTables: @unchecked Sendable {
         foldedTable.deallocate()
     }
 
-    private func insert(column: Int, signature: UInt64, into table: UnsafeMutablePointer<Int32>) {
-        var slot = Int(truncatingIfNeeded: signature &>> tableShift)
-        while table[slot] != 0 { slot = (slot &+ 1) & tableMask }
+    private static func insert(column: Int, signature: UInt64, into table: UnsafeMutablePointer<Int32>, shift: UInt64, mask: Int) {
+        var slot = Int(truncatingIfNeeded: signature &>> shift)
+        while table[slot] != 0 { slot = (slot &+ 1) & mask }
         table[slot] = Int32(column + 1)
     }
 
-    @inline(__always)
+    @inline(always)
     static func signature(_ firstWord: UInt64, length: Int) -> UInt64 {
         (firstWord ^ (UInt64(truncatingIfNeeded: length) &* 0x9E37_79B9_7F4A_7C15)) &* 0xFF51_AFD7_ED55_8CCD
     }
 
     /// `word` with the ASCII capitals of its bytes made lowercase (SWAR).
-    @inline(__always)
+    @inline(always)
     static func asciiLowercased(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let heptets = word & (ones &* 0x7F)
@@ -175,13 +215,13 @@ final class DecoderTables: @unchecked Sendable {
         lhs.count == rhs.count && zip(lhs, rhs).allSatisfy { lowercased($0) == lowercased($1) }
     }
 
-    @inline(__always)
+    @inline(always)
     static func lowercased(_ byte: UInt8) -> UInt8 {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 
     /// The column whose name equals `key` (`firstWord`: its first bytes, zero-padded), or -1.
-    @inline(__always)
+    @inline(always)
     func exactMatch(_ key: UnsafePointer<UInt8>, length: Int, firstWord: UInt64) -> Int {
         var slot = Int(truncatingIfNeeded: Self.signature(firstWord, length: length) &>> tableShift)
         while true {
@@ -219,7 +259,7 @@ final class DecoderTables: @unchecked Sendable {
         }
     }
 
-    @inline(__always)
+    @inline(always)
     static func equalBytes(_ lhs: UnsafePointer<UInt8>, _ rhs: UnsafePointer<UInt8>, _ count: Int) -> Bool {
         var index = 0
         while index &+ 8 <= count {
@@ -236,10 +276,10 @@ final class DecoderTables: @unchecked Sendable {
     }
 }
 
-/// The decoder's per-message working memory: column slots, the scratch buffer for strings with escapes,
-/// the bit stack for skipping nested values, and the group-key buffer. Reused for every message; only
-/// ever mutated through a uniquely referenced owner (copy-on-write in `RowDecoder`).
-final class RowStorage: @unchecked Sendable {
+/// The decoder's per-message working memory, owned by `RowStorage`: column slots, the scratch buffer
+/// for strings with escapes, the bit stack for skipping nested values, the group-key buffer, and what
+/// it learnt of the messages' shape (field templates, the last date).
+struct RowBuffers {
     let columnCount: Int
     let maxDepth: Int
     let slots: UnsafeMutablePointer<ColumnSlot>
@@ -252,6 +292,24 @@ final class RowStorage: @unchecked Sendable {
     /// Where the aggregator builds a message's group key.
     private(set) var keyBuffer: UnsafeMutablePointer<UInt8>
     private(set) var keyBufferCapacity: Int
+    /// Columns with a wrong-type field in the last message.
+    var wrongTypeCount = 0
+
+    /// Field templates: for the n-th field of a message, the exact bytes last seen from the end of the
+    /// previous value (or the message start) to the start of the field's value — separator, key,
+    /// colon and whitespace, all validated when learnt — with the column they named. A message whose
+    /// bytes repeat them skips scanning and matching its keys; any difference falls back to the
+    /// general parse (and learns the new bytes). Byte-identical text in the same place of the grammar
+    /// parses the same way, so this changes no result.
+    static let templateFields = 16
+    let templates: UnsafeMutablePointer<FieldTemplate>
+
+    /// The last date seen in a timestamp (`YYYY-MM-` as a word, `DD` as a half word) and its days
+    /// since 1970: consecutive events mostly share their date.
+    var cachedDateWord: UInt64 = 0
+    var cachedDayHalfWord: UInt16 = 0
+    var cachedDays: Int64 = 0
+    var hasCachedDate = false
 
     init(columnCount: Int, maxDepth: Int) {
         self.columnCount = columnCount
@@ -265,23 +323,21 @@ final class RowStorage: @unchecked Sendable {
         scratch = .allocate(capacity: scratchCapacity)
         keyBufferCapacity = 1024
         keyBuffer = .allocate(capacity: keyBufferCapacity)
+        templates = .allocate(capacity: Self.templateFields)
+        templates.initialize(repeating: FieldTemplate(), count: Self.templateFields)
     }
 
-    deinit {
+    func deallocate() {
         slots.deallocate()
         containerStack.deallocate()
         scratch.deallocate()
         keyBuffer.deallocate()
-    }
-
-    /// A new storage of the same shape (the contents are per message, so nothing is copied).
-    func copy() -> RowStorage {
-        RowStorage(columnCount: columnCount, maxDepth: maxDepth)
+        templates.deallocate()
     }
 
     /// Clears the slots and makes the scratch buffer large enough for a message of `messageBytes`.
-    @inline(__always)
-    func prepare(messageBytes: Int) {
+    @inline(always)
+    mutating func prepare(messageBytes: Int) {
         if messageBytes > scratchCapacity { growScratch(messageBytes) }
         for column in 0..<columnCount {
             slots[column].state = ColumnSlot.null
@@ -290,119 +346,235 @@ final class RowStorage: @unchecked Sendable {
     }
 
     @inline(never)
-    private func growScratch(_ minimum: Int) {
+    private mutating func growScratch(_ minimum: Int) {
         scratch.deallocate()
         scratchCapacity = max(minimum, scratchCapacity * 2)
         scratch = .allocate(capacity: scratchCapacity)
     }
 
     /// Makes the key buffer hold at least `bytes`; its contents are not kept.
-    @inline(__always)
-    func reserveKeyBuffer(_ bytes: Int) {
+    @inline(always)
+    mutating func reserveKeyBuffer(_ bytes: Int) {
         if bytes > keyBufferCapacity { growKeyBuffer(bytes) }
     }
 
     @inline(never)
-    private func growKeyBuffer(_ minimum: Int) {
+    private mutating func growKeyBuffer(_ minimum: Int) {
         keyBuffer.deallocate()
         keyBufferCapacity = max(minimum, keyBufferCapacity * 2)
         keyBuffer = .allocate(capacity: keyBufferCapacity)
     }
 }
 
+/// One learnt field template (see `RowBuffers.templates`): up to 48 bytes as words, each with the
+/// mask of the bytes that count.
+struct FieldTemplate {
+    static let wordCapacity = 6
+    // Read as 12 consecutive words by `MessageParser.matchesTemplate`: keep them first.
+    var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    var masks: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    /// Bytes in the template; 0: none learnt.
+    var length = 0
+    /// Words to compare (`length` rounded up to whole words).
+    var wordCount = 0
+    var column = -1
+    var quality: UInt8 = 0
+}
+
+/// Owns a decoder's `RowBuffers`. Only ever mutated through a uniquely referenced owner
+/// (copy-on-write in `RowDecoder`).
+final class RowStorage: @unchecked Sendable {
+    let buffers: UnsafeMutablePointer<RowBuffers>
+
+    init(columnCount: Int, maxDepth: Int) {
+        buffers = .allocate(capacity: 1)
+        buffers.initialize(to: RowBuffers(columnCount: columnCount, maxDepth: maxDepth))
+    }
+
+    deinit {
+        buffers.pointee.deallocate()
+        buffers.deinitialize(count: 1)
+        buffers.deallocate()
+    }
+
+    /// A new storage of the same shape (the contents are per message or learnt again, so nothing is
+    /// copied).
+    func copy() -> RowStorage {
+        RowStorage(columnCount: buffers.pointee.columnCount, maxDepth: buffers.pointee.maxDepth)
+    }
+}
+
 /// Parses one message into the storage's slots.
 struct MessageParser {
     var scanner: JSONScanner
-    let tables: DecoderTables
+    let names: UnsafeMutablePointer<NameTables>
+    let storage: UnsafeMutablePointer<RowBuffers>
     let slots: UnsafeMutablePointer<ColumnSlot>
     let scratch: UnsafeMutablePointer<UInt8>
     let stack: UnsafeMutablePointer<UInt64>
+    let kinds: UnsafeMutablePointer<ColumnKind>
     let maxDepth: Int
     /// Bytes of `scratch` used by this message's decoded strings.
     var scratchUsed = 0
+    /// Columns whose slot is `wrongType` now.
+    var wrongTypes = 0
 
-    @inline(__always)
-    init(scanner: JSONScanner, tables: DecoderTables, storage: RowStorage, maxDepth: Int) {
+    @inline(always)
+    init(scanner: JSONScanner, names: UnsafeMutablePointer<NameTables>, buffers: UnsafeMutablePointer<RowBuffers>) {
         self.scanner = scanner
-        self.tables = tables
-        slots = storage.slots
-        scratch = storage.scratch
-        stack = storage.containerStack
-        self.maxDepth = maxDepth
+        self.names = names
+        storage = buffers
+        slots = buffers.pointee.slots
+        scratch = buffers.pointee.scratch
+        stack = buffers.pointee.containerStack
+        kinds = names.pointee.kinds
+        maxDepth = buffers.pointee.maxDepth
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func parseMessage() throws(SkipReason) {
-        scanner.skipWhitespace()
-        guard !scanner.isAtEnd else { throw .emptyMessage }
-        guard scanner.current == UInt8(ascii: "{") else {
-            try scanner.skipValue(depth: 0, maxDepth: maxDepth, stack: stack)
-            scanner.skipWhitespace()
-            throw scanner.isAtEnd ? .notObject : .notJSON
-        }
-        try parseTopLevelObject()
+        try parseFields()
         scanner.skipWhitespace()
         guard scanner.isAtEnd else { throw .notJSON }
     }
 
-    @inline(__always)
-    mutating func parseTopLevelObject() throws(SkipReason) {
-        scanner.position &+= 1
-        scanner.skipWhitespace()
-        if scanner.current == UInt8(ascii: "}") {
-            scanner.position &+= 1
-            return
-        }
+    /// Parses the top-level object's fields, using the field templates where the bytes repeat them.
+    @inline(always)
+    mutating func parseFields() throws(SkipReason) {
+        var ordinal = 0
         while true {
-            guard scanner.current == UInt8(ascii: "\"") else { throw .notJSON }
-            scanner.position &+= 1
-            let keyStart = scanner.position
-            let keyHasEscapes = try scanner.scanStringBody()
-            let keyLength = scanner.position &- 1 &- keyStart
+            let tokenStart = scanner.position
             var column: Int
-            var quality: UInt8 = 2
-            if !keyHasEscapes {
-                let key = scanner.bytes + keyStart
-                let firstWord = keyStart &+ 8 <= scanner.end ? Self.firstWord(loaded: scanner.load64(at: keyStart), length: keyLength)
-                    : Self.firstWord(copying: key, length: keyLength)
-                column = tables.exactMatch(key, length: keyLength, firstWord: firstWord)
-                if column < 0 {
-                    column = tables.caseInsensitiveMatch(key, length: keyLength, firstWord: firstWord)
-                    quality = 1
-                }
+            var quality: UInt8
+            if ordinal < RowBuffers.templateFields, matchesTemplate(storage.pointee.templates + ordinal, at: tokenStart) {
+                let template = storage.pointee.templates + ordinal
+                column = template.pointee.column
+                quality = template.pointee.quality
+                scanner.position = tokenStart &+ template.pointee.length
+                // The template ends where its value started; this message may have more spaces there.
+                scanner.skipWhitespace()
             } else {
-                (column, quality) = matchEscapedKey(start: keyStart, length: keyLength)
+                guard try openField(ordinal) else { return }
+                (column, quality) = try scanKey(ordinal: ordinal, tokenStart: tokenStart)
             }
-            scanner.skipWhitespace()
-            guard scanner.current == UInt8(ascii: ":") else { throw .notJSON }
-            scanner.position &+= 1
-            scanner.skipWhitespace()
             if column >= 0 {
                 try decodeField(column: column, quality: quality)
             } else {
                 try scanner.skipValue(depth: 1, maxDepth: maxDepth, stack: stack)
             }
-            scanner.skipWhitespace()
-            let next = scanner.current
-            if next == UInt8(ascii: ",") {
-                scanner.position &+= 1
-                scanner.skipWhitespace()
-            } else if next == UInt8(ascii: "}") {
-                scanner.position &+= 1
-                return
-            } else {
-                throw .notJSON
-            }
+            ordinal &+= 1
         }
     }
 
+    /// Whether the bytes at `start` repeat `template` (compares whole words, so it needs them inside
+    /// the message; otherwise the general path runs).
+    @inline(always)
+    func matchesTemplate(_ template: UnsafeMutablePointer<FieldTemplate>, at start: Int) -> Bool {
+        let wordCount = template.pointee.wordCount
+        guard wordCount > 0, start &+ wordCount &* 8 <= scanner.end else { return false }
+        // `words` then `masks`: six words each, at the start of the struct.
+        let words = UnsafeRawPointer(template).assumingMemoryBound(to: UInt64.self)
+        var difference: UInt64 = 0
+        var index = 0
+        repeat {
+            difference |= (scanner.load64(at: start &+ index &* 8) ^ words[index]) & words[index &+ FieldTemplate.wordCapacity]
+            index &+= 1
+        } while index < wordCount
+        return difference == 0
+    }
+
+    /// The general path up to a field's key: the message's `{` (or why it is not an object) for the
+    /// first field, the `,` before any other. False when the object ends instead.
+    @inline(always)
+    mutating func openField(_ ordinal: Int) throws(SkipReason) -> Bool {
+        scanner.skipWhitespace()
+        if ordinal == 0 {
+            guard !scanner.isAtEnd else { throw .emptyMessage }
+            guard scanner.current == UInt8(ascii: "{") else {
+                try scanner.skipValue(depth: 0, maxDepth: maxDepth, stack: stack)
+                scanner.skipWhitespace()
+                throw scanner.isAtEnd ? .notObject : .notJSON
+            }
+            scanner.position &+= 1
+            scanner.skipWhitespace()
+            if scanner.current == UInt8(ascii: "}") {
+                scanner.position &+= 1
+                return false
+            }
+        } else {
+            let next = scanner.current
+            if next == UInt8(ascii: "}") {
+                scanner.position &+= 1
+                return false
+            }
+            guard next == UInt8(ascii: ",") else { throw .notJSON }
+            scanner.position &+= 1
+            scanner.skipWhitespace()
+        }
+        return true
+    }
+
+    /// Scans and matches a key, then the colon; learns the field's template.
+    @inline(always)
+    mutating func scanKey(ordinal: Int, tokenStart: Int) throws(SkipReason) -> (Int, UInt8) {
+        guard scanner.current == UInt8(ascii: "\"") else { throw .notJSON }
+        scanner.position &+= 1
+        let keyStart = scanner.position
+        let keyHasEscapes = try scanner.scanStringBody()
+        let keyLength = scanner.position &- 1 &- keyStart
+        var column: Int
+        var quality: UInt8 = 2
+        if !keyHasEscapes {
+            let key = scanner.bytes + keyStart
+            let firstWord =
+                keyStart &+ 8 <= scanner.end
+                ? Self.firstWord(loaded: scanner.load64(at: keyStart), length: keyLength)
+                : Self.firstWord(copying: key, length: keyLength)
+            column = names.pointee.exactMatch(key, length: keyLength, firstWord: firstWord)
+            if column < 0 {
+                column = names.pointee.caseInsensitiveMatch(key, length: keyLength, firstWord: firstWord)
+                quality = 1
+            }
+        } else {
+            (column, quality) = matchEscapedKey(start: keyStart, length: keyLength)
+        }
+        scanner.skipWhitespace()
+        guard scanner.current == UInt8(ascii: ":") else { throw .notJSON }
+        scanner.position &+= 1
+        scanner.skipWhitespace()
+        if ordinal < RowBuffers.templateFields {
+            learnTemplate(ordinal, from: tokenStart, column: column, quality: quality, usable: !keyHasEscapes)
+        }
+        return (column, quality)
+    }
+
+    @inline(never)
+    func learnTemplate(_ ordinal: Int, from start: Int, column: Int, quality: UInt8, usable: Bool) {
+        let template = storage.pointee.templates + ordinal
+        let length = scanner.position &- start
+        guard usable, length <= FieldTemplate.wordCapacity * 8 else {
+            template.pointee = FieldTemplate()
+            return
+        }
+        var learnt = FieldTemplate()
+        withUnsafeMutableBytes(of: &learnt.words) { $0.copyMemory(from: UnsafeRawBufferPointer(start: scanner.bytes + start, count: length)) }
+        withUnsafeMutableBytes(of: &learnt.masks) { masks in
+            for index in 0..<length { masks[index] = 0xFF }
+        }
+        learnt.length = length
+        learnt.wordCount = (length + 7) / 8
+        learnt.column = column
+        learnt.quality = quality
+        template.pointee = learnt
+    }
+
     /// A key's first (up to) 8 bytes, zero-padded, from a full 8-byte load at its start.
-    @inline(__always)
+    @inline(always)
     static func firstWord(loaded word: UInt64, length: Int) -> UInt64 {
         length >= 8 ? word : word & ((1 &<< UInt64(length &* 8)) &- 1)
     }
 
-    @inline(__always)
+    @inline(always)
     static func firstWord(copying key: UnsafePointer<UInt8>, length: Int) -> UInt64 {
         var word: UInt64 = 0
         for index in 0..<min(length, 8) { word |= UInt64(key[index]) &<< UInt64(index &* 8) }
@@ -416,12 +588,12 @@ struct MessageParser {
         let key = scratch + scratchUsed
         let decodedLength = scanner.unescape(from: start, to: start + length, into: key)
         let word = Self.firstWord(copying: key, length: decodedLength)
-        let column = tables.exactMatch(key, length: decodedLength, firstWord: word)
+        let column = names.pointee.exactMatch(key, length: decodedLength, firstWord: word)
         if column >= 0 { return (column, 2) }
-        return (tables.caseInsensitiveMatch(key, length: decodedLength, firstWord: word), 1)
+        return (names.pointee.caseInsensitiveMatch(key, length: decodedLength, firstWord: word), 1)
     }
 
-    @inline(__always)
+    @inline(always)
     mutating func decodeField(column: Int, quality: UInt8) throws(SkipReason) {
         let slot = slots + column
         guard quality >= slot.pointee.matchQuality else {
@@ -429,9 +601,16 @@ struct MessageParser {
             return
         }
         slot.pointee.matchQuality = quality
-        let kind = tables.kinds[column]
+        if slot.pointee.state == ColumnSlot.wrongType { wrongTypes &-= 1 }
+        let kind = kinds[column]
         switch scanner.current {
         case UInt8(ascii: "\""):
+            if kind == .timestamp || kind == .timestamptz, let micros = fastTimestamp(at: scanner.position &+ 1) {
+                slot.pointee.bits = UInt64(bitPattern: micros)
+                slot.pointee.state = ColumnSlot.value
+                scanner.position &+= 21
+                return
+            }
             scanner.position &+= 1
             let start = scanner.position
             let hasEscapes = try scanner.scanStringBody()
@@ -466,14 +645,14 @@ struct MessageParser {
                     }
                 set(slot, value.map { UInt64(bitPattern: $0) })
             default:
-                slot.pointee.state = ColumnSlot.wrongType
+                setWrongType(slot)
             }
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let token = try scanner.scanNumber()
             switch kind {
             case .int64: set(slot, ValueParsing.int64(token).map { UInt64(bitPattern: $0) })
             case .double, .decimal: set(slot, ValueParsing.double(token, bytes: scanner.bytes).map(\.bitPattern))
-            default: slot.pointee.state = ColumnSlot.wrongType
+            default: setWrongType(slot)
             }
         case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
             let literal = try scanner.scanLiteral()
@@ -482,23 +661,68 @@ struct MessageParser {
             } else if kind == .bool {
                 set(slot, literal == .true ? 1 : 0)
             } else {
-                slot.pointee.state = ColumnSlot.wrongType
+                setWrongType(slot)
             }
         case UInt8(ascii: "{"), UInt8(ascii: "["):
             try scanner.skipContainer(outerDepth: 1, maxDepth: maxDepth, stack: stack)
-            slot.pointee.state = ColumnSlot.wrongType
+            setWrongType(slot)
         default:
             throw .notJSON
         }
     }
 
-    @inline(__always)
-    func set(_ slot: UnsafeMutablePointer<ColumnSlot>, _ bits: UInt64?) {
+    @inline(always)
+    mutating func set(_ slot: UnsafeMutablePointer<ColumnSlot>, _ bits: UInt64?) {
         if let bits {
             slot.pointee.bits = bits
             slot.pointee.state = ColumnSlot.value
         } else {
-            slot.pointee.state = ColumnSlot.wrongType
+            setWrongType(slot)
         }
+    }
+
+    @inline(always)
+    mutating func setWrongType(_ slot: UnsafeMutablePointer<ColumnSlot>) {
+        slot.pointee.state = ColumnSlot.wrongType
+        wrongTypes &+= 1
+    }
+
+    /// A timestamp in the usual `"YYYY-MM-DD HH:MM:SS"` form (the text at `start`, then a quote),
+    /// read with a few word operations and the cached date; nil for anything else, which then takes
+    /// the general path. Every byte is checked, so a match is a valid string of plain ASCII.
+    @inline(always)
+    func fastTimestamp(at start: Int) -> Int64? {
+        guard start &+ 20 <= scanner.end, scanner.bytes[start &+ 19] == UInt8(ascii: "\"") else { return nil }
+        let separator = scanner.bytes[start &+ 10]
+        guard separator == UInt8(ascii: " ") || separator == UInt8(ascii: "T") else { return nil }
+        let dateWord = scanner.load64(at: start)
+        let dayHalfWord = UInt16(truncatingIfNeeded: scanner.load32(at: start &+ 7) &>> 8)
+        var days: Int64
+        if storage.pointee.hasCachedDate && dateWord == storage.pointee.cachedDateWord && dayHalfWord == storage.pointee.cachedDayHalfWord {
+            days = storage.pointee.cachedDays
+        } else {
+            guard let parsed = ValueParsing.civilDays(scanner.bytes + start) else { return nil }
+            days = parsed
+            storage.pointee.cachedDateWord = dateWord
+            storage.pointee.cachedDayHalfWord = dayHalfWord
+            storage.pointee.cachedDays = parsed
+            storage.pointee.hasCachedDate = true
+        }
+        // "HH:MM:SS": digits in bytes 0, 1, 3, 4, 6, 7 and colons in bytes 2 and 5.
+        let time = scanner.load64(at: start &+ 11)
+        let digitLanes: UInt64 = 0xFFFF_00FF_FF00_FFFF
+        let highNibbles: UInt64 = 0xF0F0_F0F0_F0F0_F0F0 & digitLanes
+        let zeros: UInt64 = 0x3030_3030_3030_3030 & digitLanes
+        guard time & 0x0000_FF00_00FF_0000 == 0x0000_3A00_003A_0000,
+            time & highNibbles == zeros,
+            (time &+ (0x0606_0606_0606_0606 & digitLanes)) & highNibbles == zeros
+        else { return nil }
+        let digits = time &- zeros
+        @inline(always) func lane(_ index: UInt64) -> Int64 { Int64((digits &>> (index &* 8)) & 0xFF) }
+        let hour = lane(0) &* 10 &+ lane(1)
+        let minute = lane(3) &* 10 &+ lane(4)
+        let second = lane(6) &* 10 &+ lane(7)
+        guard hour < 24, minute < 60, second < 60 else { return nil }
+        return (days &* 86_400 &+ hour &* 3600 &+ minute &* 60 &+ second) &* 1_000_000
     }
 }

@@ -5,7 +5,7 @@ enum ValueParsing {
 
     /// An INT column's value: any JSON number whose value is an integer within Int64 (`7`, `-0`, `7.0`,
     /// `7e2`, `700e-2`); `7.5` and anything beyond Int64 are not.
-    @inline(__always)
+    @inline(always)
     static func int64(_ token: NumberToken) -> Int64? {
         if token.isPlainInteger && !token.droppedDigits {
             if token.isNegative {
@@ -41,7 +41,7 @@ enum ValueParsing {
 
     /// A DOUBLE / DECIMAL column's value: the nearest Double to any JSON number; a number beyond
     /// Double's range (`1e309`) is not one (PostgreSQL: "out of range"), a tiny one rounds to 0.
-    @inline(__always)
+    @inline(always)
     static func double(_ token: NumberToken, bytes: UnsafePointer<UInt8>) -> Double? {
         // Clinger's fast path: both the mantissa and the power of ten are exact Doubles, so one
         // multiplication or division rounds correctly.
@@ -75,7 +75,7 @@ enum ValueParsing {
     // MARK: Times
 
     /// A DATE column's value from `YYYY-MM-DD` (years 0001-9999, real calendar days): days since 1970.
-    @inline(__always)
+    @inline(always)
     static func date(_ text: UnsafePointer<UInt8>, count: Int) -> Int64? {
         guard count == 10 else { return nil }
         return civilDays(text)
@@ -86,7 +86,7 @@ enum ValueParsing {
     /// Accepts `YYYY-MM-DD HH:MM:SS`, a `T` instead of the space, an optional `.f` to `.ffffff`, or a
     /// bare `YYYY-MM-DD` (midnight). With `withZone`, also a trailing `Z` or `±hh:mm` / `±hhmm` / `±hh`
     /// (the offset is subtracted to give UTC); without it, any suffix is a wrong type.
-    @inline(__always)
+    @inline(always)
     static func timestamp(_ text: UnsafePointer<UInt8>, count: Int, withZone: Bool) -> Int64? {
         guard count >= 10, let days = civilDays(text) else { return nil }
         var micros = days &* 86_400_000_000
@@ -143,7 +143,7 @@ enum ValueParsing {
         return sign == UInt8(ascii: "+") ? micros - offset : micros + offset
     }
 
-    @inline(__always)
+    @inline(always)
     static func twoDigits(_ text: UnsafePointer<UInt8>) -> Int? {
         let tens = text[0] &- UInt8(ascii: "0")
         let ones = text[1] &- UInt8(ascii: "0")
@@ -152,7 +152,7 @@ enum ValueParsing {
     }
 
     /// Days since 1970-01-01 of `YYYY-MM-DD` at `text`, if it is a real date in years 1-9999.
-    @inline(__always)
+    @inline(always)
     static func civilDays(_ text: UnsafePointer<UInt8>) -> Int64? {
         guard text[4] == UInt8(ascii: "-"), text[7] == UInt8(ascii: "-"),
             let century = twoDigits(text), let yearInCentury = twoDigits(text + 2),
@@ -163,7 +163,7 @@ enum ValueParsing {
         return daysFromCivil(year: year, month: month, day: day)
     }
 
-    @inline(__always)
+    @inline(always)
     static func daysInMonth(_ month: Int, year: Int) -> Int {
         if month == 2 {
             let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
@@ -174,7 +174,7 @@ enum ValueParsing {
     }
 
     /// Howard Hinnant's `days_from_civil` (proleptic Gregorian calendar).
-    @inline(__always)
+    @inline(always)
     static func daysFromCivil(year: Int, month: Int, day: Int) -> Int64 {
         let shiftedYear = month <= 2 ? year - 1 : year
         let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400

@@ -246,4 +246,32 @@ struct StringEquals: RowPredicate {
         #expect(view.counters.rows == 1)
         #expect(try view.table.results() == [[.string("short")]: [.int64(1)]])
     }
+
+    @Test func copiesAreIndependent() throws {
+        var original = Aggregator(
+            schema: userEvents, groupBy: [3], aggregates: [.init(.count, argument: nil), .init(.count, argument: 1, isDistinct: true)],
+            filter: nil)
+        for event in ["click", "scroll", "click"] { original.apply(#"{"user": "u", "event": "\#(event)"}"#) }
+        var copy = original
+        copy.apply(#"{"user": "v", "event": "click"}"#)
+        copy.apply(#"{"user": "v", "event": "focus"}"#)
+        original.apply(#"{"user": "w", "event": "submit"}"#)
+        #expect(try original.table.results() == [
+            [.string("click")]: [.int64(2), .int64(1)], [.string("scroll")]: [.int64(1), .int64(1)],
+            [.string("submit")]: [.int64(1), .int64(1)],
+        ])
+        #expect(try copy.table.results() == [
+            [.string("click")]: [.int64(3), .int64(2)], [.string("scroll")]: [.int64(1), .int64(1)],
+            [.string("focus")]: [.int64(1), .int64(1)],
+        ])
+        #expect(original.counters.rows == 4 && copy.counters.rows == 5)
+        // A table copied out (say, for a query) keeps its values while the view moves on.
+        var snapshot = original.table
+        let dirtyInSnapshot = snapshot.takeDirty()
+        original.apply(#"{"user": "u", "event": "click"}"#)
+        #expect(dirtyInSnapshot.count == 3)
+        #expect(original.table.dirtyCount == 3)
+        #expect(snapshot.value(ofAggregate: 0, group: 0) == .int64(2))
+        #expect(original.table.value(ofAggregate: 0, group: 0) == .int64(3))
+    }
 }

@@ -294,3 +294,82 @@ import Testing
     }
 }
 
+
+/// The decoder learns the messages' shape (field templates, the last date) and reuses it; none of that
+/// may change a result. Every message here is decoded by one long-lived decoder and by a fresh one.
+@Suite struct LearntShapeTests {
+    static let schema = RowSchema(columns: [
+        .init(name: "event_timestamp", kind: .timestamp), .init(name: "user", kind: .string),
+        .init(name: "event", kind: .string), .init(name: "n", kind: .int64), .init(name: "Zone", kind: .timestamptz),
+    ])
+
+    func expectSameAsFresh(_ messages: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        var longLived = RowDecoder(schema: Self.schema)
+        for (index, message) in messages.enumerated() {
+            let bytes = Array(message.utf8)
+            let fresh = decode(bytes, Self.schema)
+            let reused = decode(bytes, with: &longLived)
+            #expect(reused == fresh, "message \(index): \(message)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func fieldTemplatesNeverChangeResults() {
+        let base = #"{"event_timestamp": "2026-11-24 17:00:03", "user": "anna", "event": "click", "n": 1}"#
+        expectSameAsFresh([
+            base, base,
+            // More or less whitespace where the template ends or starts.
+            #"{"event_timestamp":  "2026-11-24 17:00:03", "user":"anna" , "event": "click", "n": 1}"#,
+            #"{"event_timestamp": "2026-11-24 17:00:03",  "user": "anna", "event": "click", "n": 1 }"#,
+            base,
+            // Another order, missing and extra fields, an escaped key, a case-insensitive key.
+            #"{"user": "bob", "event_timestamp": "2026-11-24 17:00:04", "event": "scroll"}"#,
+            #"{"event_timestamp": "2026-11-24 17:00:03", "user": "anna", "x": [1, {"event": "no"}], "event": "click"}"#,
+            #"{"event_timestamp": "2026-11-24 17:00:03", "\u0075ser": "esc", "event": "click", "n": 1}"#,
+            #"{"event_timestamp": "2026-11-24 17:00:03", "USER": "caps", "user": "exact", "event": "click"}"#,
+            #"{"event_timestamp": "2026-11-24 17:00:03", "user": "exact", "USER": "caps", "event": "click"}"#,
+            // The template's bytes followed by something invalid, or cut short.
+            #"{"event_timestamp": "2026-11-24 17:00:03", "user": "anna", "event": "click", "n": 1"#,
+            #"{"event_timestamp": "2026-11-24 17:00:03", "user": "anna", "event": "click", "n": }"#,
+            #"{"event_timestamp": "2026-11-24 17:00:03", "user": "anna", "event": "click", "n": 1}}"#,
+            #"{"event_timestamp": "2026-11-24 17:00:03", "user": "anna", "event": "#,
+            #"{"event_timestamp": "2026-11-24 17:00:03", "user": "anna", "#,
+            #"{"event_timestamp": "#,
+            "{",
+            // A message of other types behind the same keys.
+            #"{"event_timestamp": 5, "user": null, "event": ["click"], "n": "1"}"#,
+            base,
+            // Duplicate keys after a template match.
+            #"{"event_timestamp": "2026-11-24 17:00:03", "user": "anna", "event": "click", "n": 1, "n": 2, "event": null}"#,
+            base,
+            "[]", "{}", "   ", base,
+            // Many fields: beyond the number of templates kept.
+            "{" + (0..<40).map { #""f\#($0)": \#($0)"# }.joined(separator: ", ") + #", "n": 7}"#,
+            "{" + (0..<40).map { #""f\#($0)": \#($0)"# }.joined(separator: ", ") + #", "n": 8}"#,
+            // A key long enough to have no template.
+            #"{"\#(String(repeating: "k", count: 60))": 1, "n": 3}"#,
+            #"{"\#(String(repeating: "k", count: 60))": 1, "n": 4}"#,
+        ])
+    }
+
+    @Test func theDateCacheNeverChangesResults() {
+        func message(_ time: String) -> String { #"{"event_timestamp": "\#(time)", "Zone": "\#(time)"}"# }
+        expectSameAsFresh([
+            message("2024-02-29 10:00:00"), message("2024-02-29 23:59:59"), message("2024-02-30 10:00:00"),
+            message("2024-02-29 24:00:00"), message("2024-02-29 10:60:00"), message("2024-02-29 10:00:60"),
+            message("2024-02-29T10:00:00"), message("2024-02-29t10:00:00"), message("2024-02-29 1a:00:00"),
+            message("2024-02-29 10-00-00"), message("2024-02-29 10:00:00.5"), message("2024-02-29 10:00:00Z"),
+            message("2023-02-29 10:00:00"), message("2023-02-28 10:00:00"), message("2023-02-2810:00:00"),
+            message("2024-02-29 10:00:0"), message("2024-02-29 10:00:00 "), message("2024-02-29"),
+            message("2024-02-29 10:00:00\\u0030"), message("2024-02-29 10:00:00"), message("2024-02-29 10:00:0\\u0030"),
+            message("2024-13-29 10:00:00"), message("1969-12-31 23:59:59"), message("1970-01-01 00:00:00"),
+        ])
+        // And the values themselves, through the fast path (same date, many times).
+        var decoder = RowDecoder(schema: Self.schema)
+        let day = daysSince1970(2024, 2, 29) * 86_400
+        for (time, seconds) in [("00:00:00", 0), ("10:11:12", 36_672), ("23:59:59", 86_399)] {
+            let expected = Cell.int((day + Int64(seconds)) * 1_000_000)
+            let decoded = decode(Array(message("2024-02-29 \(time)").utf8), with: &decoder)
+            #expect(decoded == .row([expected, .null, .null, .null, expected]))
+        }
+    }
+}
