@@ -56,7 +56,7 @@ struct QueryCommand: ParsableCommand {
             throw ExitCode.failure
         }
         let view = views.first { $0.name == compiled.viewName }!
-        let plan = ViewPlan(view: view, source: sources[view.name]!)
+        let plan = try ViewPlan(view: view, source: sources[view.name]!)
         let handle = try store.view(named: view.name)
         let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
         let rows = compiled.run(on: try plan.outputRows(of: table))

@@ -40,7 +40,9 @@ public final class PipelineRunner: Sendable {
             throw EngineError(.unsupported, "views read from \(sourceNames.sorted().joined(separator: ", ")): Eddy runs the views of one source per pipeline for now")
         }
         self.source = source
-        plans = pipeline.views.map { ViewPlan(view: $0, source: source) }
+        var plans: [ViewPlan] = []
+        for view in pipeline.views { plans.append(try ViewPlan(view: view, source: source)) }
+        self.plans = plans
         sinkBindings = pipeline.sinks.map { sink in (pipeline.views.firstIndex { $0.name == sink.viewName }!, sink) }
         statistics = PipelineStatistics(sinks: pipeline.sinks.map { ($0.name, $0.viewName) })
     }

@@ -10,13 +10,19 @@ public struct ViewPlan: Sendable {
     /// The kind of each aggregate's argument column (nil for `COUNT(*)`), to show MIN/MAX of times as times.
     private let argumentKinds: [ColumnKind?]
 
-    public init(view: View, source: Source) {
+    /// - Throws: `.unsupported` when the hot path cannot aggregate the view as bound.
+    public init(view: View, source: Source) throws(EngineError) {
         precondition(view.sourceName == source.name, "view \(view.name) reads \(view.sourceName), not \(source.name)")
         self.view = view
         self.source = source
         schema = RowSchema(columns: source.columns.map { RowSchema.Column(name: $0.name, kind: ColumnKind($0.type)) })
         aggregates = view.aggregates.map { AggregateSpec(AggregateSpec.Function($0.function), argument: $0.argument, isDistinct: $0.isDistinct) }
         argumentKinds = view.aggregates.map { call in call.argument.map { ColumnKind(source.columns[$0].type) } }
+        do {
+            try GroupTable.validate(schema: schema, groupBy: view.groupBy, aggregates: aggregates)
+        } catch {
+            throw EngineError(.unsupported, "view \(view.name): \(error.reason)")
+        }
     }
 
     /// What the view's stored state means: a change to it makes stored state unusable.
@@ -24,6 +30,7 @@ public struct ViewPlan: Sendable {
 
     /// A fresh aggregator for this view.
     public func makeAggregator(limits: DecoderLimits = DecoderLimits()) -> Aggregator {
+        // `init` validated the shape, which `Aggregator` requires.
         Aggregator(
             schema: schema, groupBy: view.groupBy, aggregates: aggregates, limits: limits,
             filter: view.filter.map { ReferencePredicate(expression: $0, schema: schema) })
@@ -54,14 +61,23 @@ public struct ViewPlan: Sendable {
         return view.outputColumns.map { $0.expression.evaluate(column: noColumn, groupKey: groupKey, aggregate: aggregate) }
     }
 
-    /// Every output row of the view, in no particular order.
+    /// Every output row of the view, in no particular order. A view with no GROUP BY has its one row even
+    /// before any message (COUNT 0, other aggregates NULL), as SQL answers an aggregate over no rows.
     public func outputRows(of table: GroupTable) throws(EngineError) -> [[SQLValue]] {
+        if view.groupBy.isEmpty && table.groupCount == 0 { return emptyGlobalRow().map { [$0] } ?? [] }
         var rows: [[SQLValue]] = []
         rows.reserveCapacity(table.groupCount)
         for group in 0..<table.groupCount {
             if let row = try outputRow(of: group, in: table) { rows.append(row) }
         }
         return rows
+    }
+
+    private func emptyGlobalRow() -> [SQLValue]? {
+        let aggregate: (Int) -> SQLValue = { [view] index in view.aggregates[index].function == .count ? .int(0) : .null }
+        let none: (Int) -> SQLValue = { _ in .null }
+        if let having = view.having, having.evaluate(column: none, groupKey: none, aggregate: aggregate) != .bool(true) { return nil }
+        return view.outputColumns.map { $0.expression.evaluate(column: none, groupKey: none, aggregate: aggregate) }
     }
 
     /// A table holding a checkpoint's entries; `entries` calls its body with each (key, state) pair.

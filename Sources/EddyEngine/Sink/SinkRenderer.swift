@@ -12,7 +12,8 @@ struct SinkRenderer: Sendable {
         self.plan = plan
         var unfiltered = plan.view
         unfiltered.having = nil
-        keyPlan = ViewPlan(view: unfiltered, source: plan.source)
+        // The same shape as `plan`, which validated it.
+        keyPlan = try! ViewPlan(view: unfiltered, source: plan.source)
     }
 
     /// The pairs of `groups`. A group that `HAVING` excludes becomes a deletion of its key, unless the sink is
