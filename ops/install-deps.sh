@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Eddy builds, runs and tests with. Idempotent: when every package
 # is already installed it changes nothing and asks no registry. Swift packages come through SwiftPM.
+#
+#   source ops/install-deps.sh        what building and running need (ops/run.sh)
+#   source ops/install-deps.sh test   that, and what the tests and benchmarks use (ops/test.sh)
 set -euo pipefail
 
 packages=(
@@ -8,13 +11,17 @@ packages=(
     librdkafka-dev   # Kafka client (and its mock cluster, used by `eddy dev-broker` and the tests)
     libhiredis-dev   # Redis client
     liblmdb-dev      # checkpoint store
-    lmdb-utils       # mdb_stat / mdb_dump, for looking into a state directory
-    redis-server     # the sink in the demo and in tests
-    kcat             # reference consumer for benchmarks and acceptance checks
-    libsimdjson-dev  # reference decoder for the hot-path benchmark
-    chromium         # headless browser: the dashboard test loads the page and takes a screenshot
-    fonts-dejavu-core  # a font for that screenshot (a bare machine has none)
+    redis-server     # the sink in the demo and in tests (with redis-cli)
 )
+if [ "${1:-}" = test ]; then
+    packages+=(
+        lmdb-utils       # mdb_dump / mdb_load: the state tests read and write a state directory from outside
+        kcat             # reference consumer for benchmarks and acceptance checks
+        libsimdjson-dev  # reference decoder for the hot-path benchmark
+        chromium         # headless browser: the dashboard test loads the page and takes a screenshot
+        fonts-dejavu-core  # a font for that screenshot (a bare machine has none)
+    )
+fi
 
 missing=()
 for package in "${packages[@]}"; do

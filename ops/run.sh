@@ -8,7 +8,7 @@
 #   EDDY_DEMO_HTTP_PORT first port to try for the dashboard (default 9187)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source ops/install-deps.sh
+source ops/install-deps.sh run
 
 echo "ops/run.sh: building eddy (release)…" >&2
 swift build -c release --product eddy >&2

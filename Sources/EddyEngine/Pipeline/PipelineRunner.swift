@@ -102,6 +102,11 @@ public final class PipelineRunner: Sendable {
             "eddy.groups": "\(aggregators.map(\.table.groupCount))",
         ])
 
+        // The source first: a wrong address or a missing topic is the likeliest start-up error, and it
+        // should be the one reported.
+        let consumer = try makeConsumer()
+        defer { consumer.close() }
+
         // Sinks: each re-sends what Redis may lack before new epochs.
         let checkpointThreadBox = LateBound<CheckpointThread>()
         let drivers = sinkBindings.map { binding in
@@ -118,9 +123,7 @@ public final class PipelineRunner: Sendable {
             sinkDrivers.withLock { $0 = [] }
         }
 
-        // The source.
-        let consumer = try makeConsumer()
-        defer { consumer.close() }
+        // The partitions, each from its stored offset or where scan.startup.mode points now.
         let topic = source.kafka.topic
         let partitionCount = consumer.partitionCount
         let partitions = (0..<Int32(partitionCount)).map { $0 }
