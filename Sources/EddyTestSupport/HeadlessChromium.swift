@@ -74,7 +74,10 @@ public struct HeadlessChromium: Sendable {
     }
 
     /// Runs the browser to completion; returns its stdout and stderr.
-    private func run(_ action: [String], url: String, virtualTime: Duration, windowSize: WindowSize, timeout: Duration = .seconds(90)) throws -> (Data, Data) {
+    /// Killed after 90 s plus the virtual-time budget: page time stands still while fetches are in flight, so
+    /// a page polling a slow server can take as long as its budget in real time.
+    private func run(_ action: [String], url: String, virtualTime: Duration, windowSize: WindowSize) throws -> (Data, Data) {
+        let timeout = Duration.seconds(90) + virtualTime
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-chromium-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: profile) }
         let process = Process()

@@ -101,7 +101,7 @@ struct RunCommand: AsyncParsableCommand {
         if http != "off" {
             let server = EddyHTTPServer(
                 address: try HTTPBindAddress(parsing: http), registry: registry,
-                dataSource: RunnerDataSource(runner: runner, pipelineName: URL(fileURLWithPath: file).lastPathComponent), logger: logger)
+                dataSource: RunnerDataSource(runner: runner, pipelineName: URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent), logger: logger)
             if !server.address.isLoopback {
                 logger.notice("HTTP side listens beyond loopback: the dashboard and metrics are reachable from the network", metadata: ["eddy.http.address": "\(server.address)"])
             }
