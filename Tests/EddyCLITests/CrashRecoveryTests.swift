@@ -15,12 +15,6 @@ private let examplePipeline = URL(fileURLWithPath: #filePath).deletingLastPathCo
 
 private let events = ["click", "scroll", "submit", "download", "focus"]
 
-private struct Manifest: Decodable {
-    let total: Int
-    let events: [String: Int]
-    let failed: Int
-}
-
 /// Polls Redis every couple of milliseconds on its own thread and records any value that moves backwards.
 private final class MonotonicityMonitor: @unchecked Sendable {
     private let url: RedisURL
@@ -80,6 +74,12 @@ private final class MonotonicityMonitor: @unchecked Sendable {
         try scenario(messages: 1_000_000, kills: 10)
     }
 
+    private struct Manifest: Decodable {
+        let total: Int
+        let events: [String: Int]
+        let failed: Int
+    }
+
     private func scenario(messages: Int, kills: Int) throws {
         let directory = try ScratchDirectory(prefix: "eddy-crash")
         defer { directory.remove() }
@@ -98,34 +98,51 @@ private final class MonotonicityMonitor: @unchecked Sendable {
         var daemon = try launchDaemon()
         var daemons = [daemon]
 
-        // Paced so that the dev broker (which keeps about 5 MB per partition) holds every message until read,
-        // even while the daemon is down between a kill and its restart.
-        let manifestPath = directory.path + "/manifest.json"
-        let producer = try EddyProcess.launch(
-            ["produce", "--brokers", broker.bootstrapServers, "--topic", "test", "--count", String(messages), "--rate", "100000", "--seed", "11", "--manifest", manifestPath],
-            outputDirectory: directory.path, name: "produce")
-
-        var random = SystemRandomNumberGenerator()
-        var killed = 0
-        while killed < kills {
-            // A random moment: 0.2 to 1.2 s into this daemon's life (the whole production takes about 10 s).
-            usleep(UInt32.random(in: 200_000...1_200_000, using: &random))
-            daemon.kill()
-            #expect(daemon.waitForExit(timeout: .seconds(10)) != nil)
-            killed += 1
-            daemon = try launchDaemon()
-            daemons.append(daemon)
-        }
-        #expect(producer.waitForExit(timeout: .seconds(120)) == 0, "\(producer.standardError)")
-        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
-        #expect(manifest.total == messages && manifest.failed == 0)
-
-        // Caught up: Redis holds the manifest's counts.
         func redisCounts() throws -> [String: Int] {
             var counts: [String: Int] = [:]
             for event in events { if let value = try redis.get(event) { counts[event] = Int(value) } }
             return counts
         }
+
+        // Produced in chunks by `eddy produce`, each with its manifest. Before a chunk, the daemon must be within
+        // `maximumLag` of what was produced: the dev broker keeps only about 5 MB per partition (about 35 000
+        // of these messages), and a daemon slowed by a loaded machine, or down between a kill and its restart,
+        // must never let unread messages fall out of it.
+        let chunks = 10
+        let chunkSize = messages / chunks
+        let maximumLag = 100_000
+        var produced = 0
+        var expected: [String: Int] = [:]
+        var random = SystemRandomNumberGenerator()
+        for chunk in 0..<chunks {
+            let drained = eventually(timeout: .seconds(120), every: .milliseconds(20)) {
+                ((try? redisCounts()) ?? [:]).values.reduce(0, +) >= produced - maximumLag
+            }
+            #expect(drained, "the daemon fell more than \(maximumLag) behind: \(daemon.standardError.suffix(1500))")
+            let manifestPath = directory.path + "/manifest-\(chunk).json"
+            let producer = try EddyProcess.run([
+                "produce", "--brokers", broker.bootstrapServers, "--topic", "test", "--count", String(chunkSize), "--rate", "0",
+                "--seed", String(11 + chunk), "--manifest", manifestPath,
+            ])
+            #expect(producer.status == 0, "\(producer.standardError)")
+            let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
+            #expect(manifest.total == chunkSize && manifest.failed == 0)
+            produced += manifest.total
+            expected.merge(manifest.events, uniquingKeysWith: +)
+
+            if chunk < kills {
+                // A random moment while the daemon works through this chunk.
+                usleep(UInt32.random(in: 50_000...700_000, using: &random))
+                daemon.kill()
+                #expect(daemon.waitForExit(timeout: .seconds(10)) != nil)
+                daemon = try launchDaemon()
+                daemons.append(daemon)
+            }
+        }
+        #expect(produced == messages)
+        let manifest = Manifest(total: produced, events: expected, failed: 0)
+
+        // Caught up: Redis holds the manifests' counts.
         let caughtUp = eventually(timeout: .seconds(120), every: .milliseconds(50)) { (try? redisCounts()) == manifest.events }
         #expect(caughtUp, "Redis \((try? redisCounts()) ?? [:]) vs manifest \(manifest.events); daemon: \(daemon.standardError.suffix(2000))")
         let (decreases, polls) = monitor.finish()
