@@ -39,12 +39,12 @@ private struct Manifest: Decodable {
         let manifestPath = directory.appendingPathComponent("m.json").path
 
         let produced = try runEddy([
-            "produce", "--brokers", broker.bootstrapServers, "--topic", "cli", "--count", "20000", "--rate", "0",
+            "produce", "--brokers", broker.bootstrapServers, "--topic", "cli", "--count", "100000", "--rate", "0",
             "--seed", "5", "--manifest", manifestPath,
         ])
         #expect(produced.status == 0, "\(produced.standardError)")
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
-        #expect(manifest.topic == "cli" && manifest.total == 20000 && manifest.failed == 0)
+        #expect(manifest.topic == "cli" && manifest.total == 100_000 && manifest.failed == 0)
         #expect(manifest.events.values.reduce(0, +) == manifest.total)
         #expect(Set(manifest.events.keys) == ["click", "scroll", "submit", "download", "focus"])
 

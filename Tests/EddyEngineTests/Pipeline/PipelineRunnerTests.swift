@@ -108,16 +108,23 @@ import Testing
         let first = try harness.produce(2_000)
         try harness.start()
         #expect(try harness.waitForRedis(first))
+        // Flushed under Eddy's feet.
         try harness.redis.flushAll()
         // The next epoch finds the marker behind what Redis acknowledged, and re-sends the view.
         let second = try harness.produce(10, seed: 4)
         #expect(try harness.waitForRedis(merged(first, second)))
+
+        // Redis crashes and comes back empty (no persistence) while Eddy runs.
+        harness.redis.kill()
+        try harness.redis.start(persistent: false)
+        let third = try harness.produce(10, seed: 6)
+        #expect(try harness.waitForRedis(merged(first, second, third)))
         try harness.stopPipeline()
 
         // Also across a restart of Eddy with nothing new to consume.
         try harness.redis.flushAll()
         try harness.start()
-        #expect(try harness.waitForRedis(merged(first, second)))
+        #expect(try harness.waitForRedis(merged(first, second, third)))
         try harness.stopPipeline()
     }
 

@@ -1,0 +1,49 @@
+import EddyTestSupport
+import Foundation
+import Testing
+
+private let examplePipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("examples/seed_pipeline.sql").path
+
+/// `eddy check` as a user runs it.
+@Suite struct CheckCLITests {
+    @Test func theExamplePipelineChecksAndItsPlanHidesSecrets() throws {
+        let run = try EddyProcess.run(["check", examplePipeline], environment: [
+            "KAFKA_BROKERS": "broker-1:9092", "REDIS_URL": "redis://app:hunter2-secret@cache:6380/1",
+        ])
+        #expect(run.status == 0, "\(run.standardError)")
+        let plan = run.standardOutput
+        #expect(plan.components(separatedBy: "\nsource ").count + (plan.hasPrefix("source ") ? 1 : 0) - 1 == 1)
+        #expect(plan.hasPrefix("source user_events"))
+        #expect(plan.components(separatedBy: "materialized view ").count - 1 == 1)
+        #expect(plan.contains("columns:    event VARCHAR, count BIGINT"))
+        #expect(plan.components(separatedBy: "\nsink ").count - 1 == 1)
+        #expect(plan.contains("redis://app:***@cache:6380/1"))
+        #expect(!plan.contains("hunter2") && !run.standardError.contains("hunter2"))
+    }
+
+    @Test func errorsNameFileLineAndColumnAndExitOne() throws {
+        let directory = try ScratchDirectory(prefix: "eddy-check")
+        defer { directory.remove() }
+        let path = directory.path + "/bad.sql"
+        try """
+            CREATE SOURCE s (event VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1', properties.sasl.password='hunter2') FORMAT PLAIN ENCODE JSON;
+            CREATE MATERIALIZED VIEW v AS SELECT evnt, COUNT(*) FROM s GROUP BY event;
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let run = try EddyProcess.run(["check", path])
+        #expect(run.status == 1)
+        #expect(run.standardOutput.isEmpty)
+        let lines = run.standardError.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.first == "\(path):2:38: error: column 'evnt' does not exist in 's'; did you mean 'event'? (columns: event)")
+        #expect(lines.dropFirst(2).first?.trimmingCharacters(in: .whitespaces) == "^~~~")
+        #expect(!run.standardError.contains("hunter2"))
+    }
+
+    @Test func aMissingFileOrVariableIsOneClearLine() throws {
+        let missing = try EddyProcess.run(["check", "/nonexistent/pipeline.sql"])
+        #expect(missing.status != 0)
+        #expect(missing.standardError.contains("no such file: /nonexistent/pipeline.sql"))
+        let unset = try EddyProcess.run(["check", examplePipeline], environment: ["KAFKA_BROKERS": "", "REDIS_URL": ""])
+        #expect(unset.status == 1)
+    }
+}
