@@ -57,6 +57,16 @@ public struct HeadlessChromium: Sendable {
         }
     }
 
+    /// Takes a screenshot of `url` and one of a blank page of the same size (`blank`), and returns both
+    /// summaries: a page that drew something compresses to many times the blank one's image data.
+    public func screenshotBesideBlank(
+        of url: String, to file: URL, blank: URL, virtualTime: Duration, windowSize: WindowSize = WindowSize()
+    ) async throws -> (page: PNGSummary, blank: PNGSummary) {
+        try await screenshot(of: url, to: file, virtualTime: virtualTime, windowSize: windowSize)
+        try await screenshot(of: "data:text/html,<html><body></body></html>", to: blank, virtualTime: .seconds(1), windowSize: windowSize)
+        return (try PNGSummary(Data(contentsOf: file)), try PNGSummary(Data(contentsOf: blank)))
+    }
+
     /// The browser window (and so the screenshot) in CSS pixels.
     public struct WindowSize: Sendable, Equatable {
         public var width: Int

@@ -9,6 +9,11 @@ public enum LoopbackPort {
     public static func unused() -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
+        return bindAnyPort(descriptor)
+    }
+
+    /// Binds `descriptor` to 127.0.0.1 on a port the kernel picks, and returns that port.
+    static func bindAnyPort(_ descriptor: Int32) -> Int {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
@@ -21,4 +26,19 @@ public enum LoopbackPort {
         }
         return Int(UInt16(bigEndian: address.sin_port))
     }
+}
+
+/// A TCP listener on a loopback port that accepts connections (in the kernel) and never answers: a server
+/// that hangs, for timeout tests.
+public final class SilentListener {
+    public let port: Int
+    private let descriptor: Int32
+
+    public init() {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        port = LoopbackPort.bindAnyPort(descriptor)
+        listen(descriptor, 16)
+    }
+
+    deinit { close(descriptor) }
 }

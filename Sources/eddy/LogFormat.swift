@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import EddyEngine
 import Foundation
 import Logging
 
@@ -212,25 +213,8 @@ private func plainText(_ value: Logger.Metadata.Value) -> String {
     }
 }
 
-/// `text` as a JSON string literal: quotes, backslashes and control characters escaped.
-func jsonString(_ text: String) -> String {
-    var result = "\""
-    result.reserveCapacity(text.utf8.count + 2)
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": result += "\\\""
-        case "\\": result += "\\\\"
-        case "\n": result += "\\n"
-        case "\r": result += "\\r"
-        case "\t": result += "\\t"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-            let hex = String(scalar.value, radix: 16)
-            result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: result.unicodeScalars.append(scalar)
-        }
-    }
-    return result + "\""
-}
+/// `text` as a JSON string literal (the one escaper the JSON outputs share).
+func jsonString(_ text: String) -> String { ResultTable.jsonString(text) }
 
 /// Now as ISO-8601 UTC with milliseconds: `2026-11-24T17:00:03.123Z`.
 func utcTimestamp(_ time: timespec = currentRealTime()) -> String {

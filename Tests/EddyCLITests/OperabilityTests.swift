@@ -117,10 +117,7 @@ struct OperabilityTests {
         let screenshot = outputDirectory.appendingPathComponent("operability-dashboard.png")
         let blank = outputDirectory.appendingPathComponent("operability-blank.png")
         let size = HeadlessChromium.WindowSize(width: 1440, height: 1080)
-        try await chromium.screenshot(of: rig.baseURL + "/", to: screenshot, virtualTime: .seconds(20), windowSize: size)
-        try await chromium.screenshot(of: "data:text/html,<html><body></body></html>", to: blank, virtualTime: .seconds(1), windowSize: size)
-        let picture = try PNGSummary(Data(contentsOf: screenshot))
-        let empty = try PNGSummary(Data(contentsOf: blank))
+        let (picture, empty) = try await chromium.screenshotBesideBlank(of: rig.baseURL + "/", to: screenshot, blank: blank, virtualTime: .seconds(20), windowSize: size)
         #expect(picture.width == size.width && picture.height == size.height)
         #expect(picture.imageDataBytes > 20 * empty.imageDataBytes, "dashboard PNG \(picture.imageDataBytes) B vs blank \(empty.imageDataBytes) B")
 

@@ -46,10 +46,7 @@ struct DashboardTests {
             let screenshot = outputDirectory.appendingPathComponent("dashboard.png")
             let blank = outputDirectory.appendingPathComponent("blank.png")
             let size = HeadlessChromium.WindowSize(width: 1440, height: 1080)
-            try await chromium.screenshot(of: server.baseURL + "/", to: screenshot, virtualTime: .seconds(125), windowSize: size)
-            try await chromium.screenshot(of: "data:text/html,<html><body></body></html>", to: blank, virtualTime: .seconds(1), windowSize: size)
-            let picture = try PNGSummary(Data(contentsOf: screenshot))
-            let empty = try PNGSummary(Data(contentsOf: blank))
+            let (picture, empty) = try await chromium.screenshotBesideBlank(of: server.baseURL + "/", to: screenshot, blank: blank, virtualTime: .seconds(125), windowSize: size)
             #expect(picture.width == size.width && picture.height == size.height)
             #expect(picture.imageDataBytes > 20 * empty.imageDataBytes, "dashboard PNG \(picture.imageDataBytes) B vs blank \(empty.imageDataBytes) B")
         }

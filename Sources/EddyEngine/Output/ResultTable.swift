@@ -57,14 +57,7 @@ public struct ResultTable: Sendable, Equatable {
             out += rowIndex == 0 ? "\n  {" : ",\n  {"
             for (index, value) in row.enumerated() {
                 if index > 0 { out += ", " }
-                out += Self.jsonString(columns[index]) + ": "
-                switch value {
-                case .null: out += "null"
-                case .bool(let flag): out += flag ? "true" : "false"
-                case .int(let number): out += String(number)
-                case .double(let number): out += number.isFinite ? SQLValue.text(of: number) : "null"
-                case .string(let text): out += Self.jsonString(text)
-                }
+                out += Self.jsonString(columns[index]) + ": " + value.jsonText
             }
             out += "}"
         }
@@ -83,8 +76,10 @@ public struct ResultTable: Sendable, Equatable {
         return out
     }
 
-    static func jsonString(_ text: String) -> String {
+    /// `text` as a JSON string literal: quotes, backslashes and control characters escaped.
+    public static func jsonString(_ text: String) -> String {
         var out = "\""
+        out.reserveCapacity(text.utf8.count + 2)
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -92,7 +87,7 @@ public struct ResultTable: Sendable, Equatable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
                 let hex = String(scalar.value, radix: 16)
                 out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: out.unicodeScalars.append(scalar)
@@ -105,6 +100,17 @@ public struct ResultTable: Sendable, Equatable {
 extension SQLValue {
     /// The text a SQL client shows in a cell: NULL as empty, as PostgreSQL's psql does.
     var cellText: String { isNull ? "" : text }
+
+    /// The value as JSON (a NaN or infinite double as null: JSON has neither).
+    var jsonText: String {
+        switch self {
+        case .null: "null"
+        case .bool(let flag): flag ? "true" : "false"
+        case .int(let number): String(number)
+        case .double(let number): number.isFinite ? SQLValue.text(of: number) : "null"
+        case .string(let text): ResultTable.jsonString(text)
+        }
+    }
 }
 
 extension String {

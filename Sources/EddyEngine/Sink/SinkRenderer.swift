@@ -59,14 +59,7 @@ struct SinkRenderer: Sendable {
         var text = "{"
         for (index, (name, value)) in fields.enumerated() {
             if index > 0 { text += "," }
-            text += ResultTable.jsonString(name) + ":"
-            switch value {
-            case .null: text += "null"
-            case .bool(let flag): text += flag ? "true" : "false"
-            case .int(let number): text += String(number)
-            case .double(let number): text += number.isFinite ? SQLValue.text(of: number) : "null"
-            case .string(let string): text += ResultTable.jsonString(string)
-            }
+            text += ResultTable.jsonString(name) + ":" + value.jsonText
         }
         return text + "}"
     }
