@@ -33,7 +33,9 @@ public struct ViewPlan: Sendable {
         // `init` validated the shape, which `Aggregator` requires.
         Aggregator(
             schema: schema, groupBy: view.groupBy, aggregates: aggregates, limits: limits,
-            filter: view.filter.map { ReferencePredicate(expression: $0, schema: schema) })
+            filter: view.filter.map { filter in
+                CompiledPredicate.make(filter, schema: schema) ?? ReferencePredicate(expression: filter, schema: schema) as any RowPredicate
+            })
     }
 
     /// An empty table shaped for this view (for restoring a checkpoint).
@@ -137,11 +139,9 @@ extension SQLValue {
     }
 }
 
-/// A view's `WHERE` evaluated with the SQL front end's evaluator.
-///
-/// It builds a `SQLValue` per referenced column per row (a `String` for text columns), so a filtered view
-/// allocates on the hot path; the example pipeline has no `WHERE`. Compiling common predicates (column =
-/// literal, IN lists) to byte comparisons is the planned fast path.
+/// A view's `WHERE` evaluated with the SQL front end's evaluator: the fallback for what `CompiledPredicate`
+/// does not compile (ILIKE, `||`). It builds a `SQLValue` per referenced column per row (a `String` for text
+/// columns), so it allocates per message.
 struct ReferencePredicate: RowPredicate {
     let expression: BoundExpression
     let kinds: [ColumnKind]
