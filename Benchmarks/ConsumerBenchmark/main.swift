@@ -1,13 +1,17 @@
-// Consumer benchmark: Eddy's KafkaConsumer alone against kcat, reading the same topic of the same broker in
-// the same run. The broker is a separate `eddy dev-broker` process so its CPU is not counted.
+// Consumer and pipeline benchmark, against kcat reading the same topic of the same broker in the same run. The
+// broker is a separate `eddy dev-broker` process so its CPU is not counted.
 //
 //   cd Benchmarks && EDDY=../.build/release/eddy swift run -c release ConsumerBenchmark [messages] [partitions]
 //
-// Reports messages/s and CPU-seconds per million messages for both, and Eddy/kcat ratios (DESIGN §9).
+// Rows: kcat; Eddy's KafkaConsumer alone (in this process); the whole `eddy run` daemon on the example view with
+// durable 1 s checkpoints and its Redis sink, timed from start until it has caught up with the topic; and the
+// same daemon with checkpoints off (one at the end). Reports messages/s and CPU-seconds per million messages,
+// and the ratios DESIGN §9 sets targets for.
 #if canImport(Glibc)
 import Glibc
 #endif
 import EddyKafka
+import EddyTestSupport
 import Foundation
 
 func fail(_ message: String) -> Never {
@@ -135,27 +139,96 @@ do {
     return usage
 }
 
+/// CPU seconds a running process has used so far (user + system, all threads), from /proc.
+func processCPU(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3, utime 14 and stime 15 (1-based over the whole line).
+    let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+let redis: RedisTestServer
+do {
+    redis = try RedisTestServer()
+    try redis.start(persistent: false)
+} catch { fail("\(error)") }
+let pipelineDirectory = NSTemporaryDirectory() + "/eddy-pipeline-bench-\(getpid())"
+try? FileManager.default.createDirectory(atPath: pipelineDirectory, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: pipelineDirectory) }
+let pipelinePath = pipelineDirectory + "/pipeline.sql"
+let pipelineText = """
+    CREATE SOURCE user_events (event_timestamp TIMESTAMP, user VARCHAR, page VARCHAR, event VARCHAR) WITH (connector='kafka', \
+    topic='bench', properties.bootstrap.server='\(bootstrap)', scan.startup.mode='earliest') FORMAT PLAIN ENCODE JSON;
+    CREATE MATERIALIZED VIEW events_statisics_mv AS SELECT event, COUNT(*) FROM user_events GROUP BY event;
+    CREATE SINK redis_sink FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url='redis://127.0.0.1:\(redis.port)') \
+    FORMAT PLAIN ENCODE TEMPLATE (force_append_only='true', key_format='{event}', value_format='{count}');
+    """
+try? pipelineText.write(toFile: pipelinePath, atomically: true, encoding: .utf8)
+
+/// `eddy run` from an empty state directory, timed until it logs that it caught up with the topic; then Redis
+/// must hold every message (checked, not timed) and SIGTERM must stop it.
+@MainActor func runDaemon(checkpointInterval: String) -> Usage {
+    try? redis.flushAll()
+    let state = pipelineDirectory + "/state-\(UUID().uuidString)"
+    let log = pipelineDirectory + "/run.log"
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: eddyPath)
+    process.arguments = ["run", pipelinePath, "--state-dir", state, "--http", "off", "--checkpoint-interval", checkpointInterval]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle(forWritingAtPath: log)
+    let started = now()
+    do { try process.run() } catch { fail("cannot start eddy run: \(error)") }
+    var cpu = 0.0
+    while true {
+        if let text = try? String(contentsOfFile: log, encoding: .utf8), text.contains("caught up with the source") {
+            cpu = processCPU(process.processIdentifier)
+            break
+        }
+        guard process.isRunning else { fail("eddy run exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
+        usleep(1_000)
+    }
+    let wall = now() - started
+    process.terminate()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { fail("eddy run exited with \(process.terminationStatus)") }
+    let total = ["click", "scroll", "submit", "download", "focus"].compactMap { try? redis.get($0) }.compactMap(Int.init).reduce(0, +)
+    guard total == messageCount else { fail("Redis holds \(total) events after the run, expected \(messageCount)") }
+    try? FileManager.default.removeItem(atPath: state)
+    return Usage(wallSeconds: wall, cpuSeconds: cpu)
+}
+
 @MainActor func report(_ name: String, _ usage: Usage) {
     let perSecond = Double(messageCount) / usage.wallSeconds
     let cpuPerMillion = usage.cpuSeconds / (Double(messageCount) / 1e6)
-    print(String(format: "%-6@ %10.0f msg/s  %6.3f s wall  %6.3f CPU-s per million", name as NSString, perSecond, usage.wallSeconds, cpuPerMillion))
+    print(name.padding(toLength: 26, withPad: " ", startingAt: 0) + String(format: " %10.0f msg/s  %6.3f s wall  %6.3f CPU-s per million", perSecond, usage.wallSeconds, cpuPerMillion))
 }
 
 do {
     var kcatRuns: [Usage] = []
     var eddyRuns: [Usage] = []
+    var daemonRuns: [Usage] = []
+    var uncheckpointedRuns: [Usage] = []
     for _ in 0..<2 {
         kcatRuns.append(runKcat())
         report("kcat", kcatRuns.last!)
         eddyRuns.append(try runEddyConsumer())
-        report("eddy", eddyRuns.last!)
+        report("eddy consumer", eddyRuns.last!)
+        daemonRuns.append(runDaemon(checkpointInterval: "1"))
+        report("eddy run", daemonRuns.last!)
+        uncheckpointedRuns.append(runDaemon(checkpointInterval: "3600"))
+        report("eddy run, checkpoints off", uncheckpointedRuns.last!)
     }
-    let kcatBest = kcatRuns.min { $0.wallSeconds < $1.wallSeconds }!
-    let eddyBest = eddyRuns.min { $0.wallSeconds < $1.wallSeconds }!
-    let kcatCPU = kcatRuns.map(\.cpuSeconds).min()!
-    let eddyCPU = eddyRuns.map(\.cpuSeconds).min()!
-    print(String(format: "ratio eddy/kcat: throughput %.2fx (higher is better), CPU per message %.2fx (lower is better)",
-                 kcatBest.wallSeconds / eddyBest.wallSeconds, eddyCPU / kcatCPU))
+    func fastest(_ runs: [Usage]) -> Double { runs.map(\.wallSeconds).min()! }
+    func leanest(_ runs: [Usage]) -> Double { runs.map(\.cpuSeconds).min()! }
+    print(String(format: "consumer/kcat: throughput %.2fx (higher is better), CPU per message %.2fx (lower is better)",
+                 fastest(kcatRuns) / fastest(eddyRuns), leanest(eddyRuns) / leanest(kcatRuns)))
+    print(String(format: "eddy run/kcat: throughput %.2fx (target >= 0.9), CPU per message %.2fx (target <= 1.2)",
+                 fastest(kcatRuns) / fastest(daemonRuns), leanest(daemonRuns) / leanest(kcatRuns)))
+    print(String(format: "checkpoints on/off: throughput %.2fx (target >= 0.97)", fastest(uncheckpointedRuns) / fastest(daemonRuns)))
 } catch {
     fail("\(error)")
 }
