@@ -167,7 +167,11 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// (low or high watermark, or the first offset at the timestamp; the high watermark when nothing is that
     /// recent). A checkpoint can then record where a partition started even before a message arrives, so a
     /// restart never re-applies `latest` and skips what was produced in between.
-    public func concreteStartOffsets(partitions: [Int32], stored: [Int32: Int64]) throws -> [Int32: Int64] {
+    ///
+    /// - Parameter bounds: each partition's watermarks, as `watermarks(partition:)` returned them.
+    public func concreteStartOffsets(
+        partitions: [Int32], stored: [Int32: Int64], bounds: [Int32: (low: Int64, high: Int64)]
+    ) throws -> [Int32: Int64] {
         var result: [Int32: Int64] = [:]
         var byTimestamp: [Int32: Int64] = [:]
         if case .timestamp(let milliseconds) = configuration.startupMode {
@@ -178,7 +182,9 @@ public final class KafkaConsumer: @unchecked Sendable {
                 result[partition] = offset
                 continue
             }
-            let (low, high) = try watermarks(partition: partition, timeout: configuration.connectTimeout)
+            guard let (low, high) = bounds[partition] else {
+                throw KafkaError(code: .invalidConfiguration, reason: "no watermarks given for partition \(partition)")
+            }
             switch configuration.startupMode {
             case .earliest: result[partition] = low
             case .latest: result[partition] = high

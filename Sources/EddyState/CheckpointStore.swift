@@ -301,6 +301,9 @@ public final class CheckpointStore: Sendable {
                     } else if name.hasPrefix(StateEncoding.fingerprintPrefix) {
                         let view = String(name.dropFirst(StateEncoding.fingerprintPrefix.count))
                         checkpoint.viewFingerprints[view] = StateEncoding.string(value)
+                    } else if name.hasPrefix(StateEncoding.sinkFingerprintPrefix) {
+                        let sink = String(name.dropFirst(StateEncoding.sinkFingerprintPrefix.count))
+                        checkpoint.sinkFingerprints[sink] = StateEncoding.string(value)
                     } else if name.hasPrefix(StateEncoding.definitionPrefix) {
                         let view = String(name.dropFirst(StateEncoding.definitionPrefix.count))
                         checkpoint.viewDefinitions[view] = StateEncoding.string(value)
@@ -447,6 +450,27 @@ public final class CheckpointStore: Sendable {
         }
     }
 
+    /// Records what `sink` writes to Redis. When that differs from the recorded fingerprint, the sink's
+    /// acknowledged epoch goes back to 0 (in the same durable transaction), so that the whole view is written
+    /// again in the new form. A sink seen for the first time keeps its acknowledged epoch.
+    ///
+    /// - Returns: whether the acknowledged epoch was reset.
+    @discardableResult
+    public func recordSink(_ sink: String, fingerprint: String) throws(StateError) -> Bool {
+        try requireWritable("record sink '\(sink)'")
+        let key = StateEncoding.sinkFingerprintPrefix + sink
+        return try core.writeLock.withLock { () throws(StateError) in
+            try writeGrowingMap("recording sink '\(sink)'") { transaction in
+                let stored = try transaction.withValue(core.meta, key: key) { bytes in bytes.map(StateEncoding.string) }
+                guard stored != fingerprint else { return false }
+                try fingerprint.withUTF8Buffer { value in try transaction.put(core.meta, key: key, value: value) }
+                guard stored != nil else { return false }
+                try transaction.put(core.meta, key: StateEncoding.acknowledgedPrefix + sink, value: StateEncoding.encode(UInt64(0)))
+                return true
+            }
+        }
+    }
+
     private func requireWritable(_ what: String) throws(StateError) {
         guard !isReadOnly else {
             throw StateError(.readOnly, reason: "cannot \(what): the store in \(directory) is open read-only")
@@ -520,6 +544,8 @@ public struct StoredCheckpoint: Sendable, Equatable {
     public var viewFingerprints: [String: String] = [:]
     /// View name → the self-contained definition last recorded by `validatePipeline(definitions:)`.
     public var viewDefinitions: [String: String] = [:]
+    /// Sink name → what it writes to Redis (keys, values, view output), as recorded by `recordSink`.
+    public var sinkFingerprints: [String: String] = [:]
 
     public init() {}
 }

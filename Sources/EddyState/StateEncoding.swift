@@ -2,7 +2,8 @@
 ///
 /// - `meta`: `format_version` → UInt64 LE, `epoch` → UInt64 LE, `ack:<sink>` → UInt64 LE,
 ///   `fingerprint:<view>` → what the view's state means (UTF-8), `definition:<view>` → a self-contained
-///   definition for readers without the pipeline file (UTF-8).
+///   definition for readers without the pipeline file (UTF-8), `sink:<sink>` → what the sink writes to Redis
+///   (UTF-8).
 /// - `offsets`: topic UTF-8, a NUL byte, partition Int32 big-endian → next offset Int64 LE.
 /// - `view:<name>`: engine bytes → engine bytes.
 enum StateEncoding {
@@ -18,6 +19,7 @@ enum StateEncoding {
     static let acknowledgedPrefix = "ack:"
     static let fingerprintPrefix = "fingerprint:"
     static let definitionPrefix = "definition:"
+    static let sinkFingerprintPrefix = "sink:"
 
     static func viewDatabaseName(_ view: String) -> String { viewDatabasePrefix + view }
 

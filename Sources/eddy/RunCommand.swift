@@ -54,6 +54,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-message-size"), help: "Messages larger than this many bytes are skipped and counted.")
     var maximumMessageBytes: Int = 1 << 20
 
+    @Flag(name: .customLong("allow-new-views"), help: "Start a view the state directory has never seen although it already holds Kafka offsets; it then counts only messages from those offsets on (by default eddy refuses and says how to rebuild).")
+    var allowNewViews = false
+
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds to wait for the sinks to acknowledge the final checkpoint at shutdown.")
     var shutdownTimeout: Double = 10
 
@@ -81,6 +84,7 @@ struct RunCommand: AsyncParsableCommand {
         options.maximumStateBytes = maximumStateMiB << 20
         options.decoderLimits.maxMessageBytes = maximumMessageBytes
         options.shutdownFlushTimeout = .milliseconds(Int64(shutdownTimeout * 1000))
+        options.allowNewViews = allowNewViews
         let runner: PipelineRunner
         do {
             runner = try PipelineRunner(pipeline: pipeline, options: options, logger: logger)

@@ -109,12 +109,16 @@ final class CheckpointThread: @unchecked Sendable {
 
     private func commit(_ request: CheckpointRequest) throws {
         let started = ContinuousClock.now
+        // The sinks learn of the epoch under the same lock: a sink re-sending the whole view (which reads the
+        // checkpoint under this lock) must never see an epoch it has not been handed yet.
         let summary = try commitLock.withLock {
-            try store.commit(epoch: request.epoch, offsets: request.offsets) { writer in
+            let summary = try store.commit(epoch: request.epoch, offsets: request.offsets) { writer in
                 for (viewIndex, entries) in request.entries.enumerated() {
                     for entry in entries { try writer.put(view: views[viewIndex], key: entry.key, value: entry.state) }
                 }
             }
+            for (index, sink) in sinks.enumerated() { sink.checkpointCommitted(epoch: request.epoch, pairs: request.sinkPairs[index]) }
+            return summary
         }
         let duration = ContinuousClock.now - started
         statistics.checkpointCommitted(epoch: request.epoch, groups: summary.putCount, duration: duration)
@@ -122,6 +126,5 @@ final class CheckpointThread: @unchecked Sendable {
             "eddy.epoch": "\(request.epoch)", "eddy.groups": "\(summary.putCount)", "eddy.duration": "\(duration)",
             "eddy.map_growths": "\(summary.mapGrowths)",
         ])
-        for (index, sink) in sinks.enumerated() { sink.checkpointCommitted(epoch: request.epoch, pairs: request.sinkPairs[index]) }
     }
 }

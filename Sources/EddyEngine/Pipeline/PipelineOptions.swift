@@ -26,6 +26,13 @@ public struct PipelineOptions: Sendable {
     public var redisCommandTimeout: Duration = .seconds(10)
     /// Redis retry backoff: capped exponential with full jitter.
     public var redisBackoff = Backoff()
+    /// How often an idle sink checks Redis (its epoch marker), so that data Redis lost, or Redis being down,
+    /// is noticed while no new epoch is written.
+    public var sinkProbeInterval: Duration = .seconds(5)
+    /// Start a view the state directory has never seen although it already holds offsets of the topic
+    /// (`--allow-new-views`): the new view then counts only messages after those offsets. Default: refuse,
+    /// saying how to build it from the start of the topic instead.
+    public var allowNewViews = false
     /// How long the start-up checks may wait for a Kafka broker.
     public var kafkaConnectTimeout: Duration = .seconds(10)
 

@@ -27,6 +27,7 @@ public final class PipelineRunner: Sendable {
     private let openStore = Mutex<CheckpointStore?>(nil)
     private let caughtUpRows = Mutex<[String: [[SQLValue]]]>([:])
     private let sinkDrivers = Mutex<[SinkDriver]>([])
+    private let warnedAboutCollisions = Mutex<Set<String>>([])
 
     public init(pipeline: Pipeline, options: PipelineOptions, logger: Logger) throws(EngineError) {
         self.pipeline = pipeline
@@ -76,6 +77,17 @@ public final class PipelineRunner: Sendable {
         let store = try CheckpointStore.open(
             directory: options.stateDirectory,
             options: .init(maximumMapSize: options.maximumStateBytes, logger: logger))
+        // Offsets are shared by all views: a view the state has never seen would count only what comes after them.
+        let before = try store.loadCheckpoint()
+        let newViews = plans.map(\.view.name).filter { before.viewFingerprints[$0] == nil }
+        if !newViews.isEmpty && before.offsets.keys.contains(where: { $0.topic == source.kafka.topic }) && !options.allowNewViews {
+            throw EngineError(.pipelineChanged, """
+                view \(newViews.map { "'\($0)'" }.joined(separator: ", ")) is new, but \(options.stateDirectory) already holds \
+                offsets of topic '\(source.kafka.topic)': it would count only messages after them. To build it from the start \
+                of the topic, run with a new --state-dir (the other views are rebuilt too); to count from now on, pass \
+                --allow-new-views.
+                """)
+        }
         let validation = try store.validatePipeline(
             fingerprints: Dictionary(uniqueKeysWithValues: plans.map { ($0.view.name, $0.fingerprint) }),
             definitions: Dictionary(uniqueKeysWithValues: plans.map { ($0.view.name, $0.view.selfContainedDefinition(source: source)) }))
@@ -83,6 +95,18 @@ public final class PipelineRunner: Sendable {
             logger.warning("the state directory holds views this pipeline no longer defines; their state is kept", metadata: ["eddy.views": "\(validation.droppedViews)"])
         }
         let viewHandles = try plans.map { plan throws(StateError) in try store.view(named: plan.view.name) }
+        // A sink whose output changed (templates, encoding, the view's output columns or HAVING) writes the
+        // whole view again in the new form.
+        var outputChanged = false
+        for (viewIndex, sink) in sinkBindings where try store.recordSink(sink.name, fingerprint: Self.fingerprint(of: sink, view: plans[viewIndex].view)) {
+            outputChanged = true
+            logger.warning("sink output changed since the last run: the whole view is written again; keys written in the old form are not deleted", metadata: ["eddy.sink": "\(sink.name)"])
+        }
+        if outputChanged {
+            // Redis' marker may already hold the last epoch, and the fence refuses an epoch it holds: the re-send
+            // goes out under a new, empty epoch.
+            try store.commit(epoch: before.epoch + 1, offsets: []) { _ in }
+        }
         let checkpoint = try store.loadCheckpoint()
         openStore.withLock { $0 = store }
         defer { openStore.withLock { $0 = nil } }
@@ -131,20 +155,33 @@ public final class PipelineRunner: Sendable {
         for (topicPartition, offset) in checkpoint.offsets where topicPartition.topic == topic && topicPartition.partition < partitionCount {
             stored[topicPartition.partition] = offset
         }
-        let startOffsets = try consumer.concreteStartOffsets(partitions: partitions, stored: stored)
+        var bounds: [Int32: (low: Int64, high: Int64)] = [:]
+        for partition in partitions {
+            guard !stop.isRequested else { return }  // nothing consumed yet: nothing to checkpoint
+            bounds[partition] = try consumer.watermarks(partition: partition, timeout: options.kafkaConnectTimeout)
+        }
+        var startOffsets = try consumer.concreteStartOffsets(partitions: partitions, stored: stored, bounds: bounds)
+        for partition in partitions where !stored.isEmpty && stored[partition] == nil {
+            // Added to the topic since the last checkpoint: all of it is new to Eddy.
+            startOffsets[partition] = bounds[partition]?.low
+        }
         try consumer.assign(partitions: partitions, startOffsets: startOffsets)
         statistics.setPartitions(partitions, topic: topic, views: plans.map(\.view.name))
         var nextOffsets = partitions.map { startOffsets[$0] ?? -1 }
         var checkpointedOffsets = partitions.map { stored[$0] ?? -1 }
         // Caught up means: at the end every partition had at start.
-        var catchUpTargets: [Int64] = []
+        let catchUpTargets = partitions.map { bounds[$0]?.high ?? 0 }
         for partition in partitions {
-            let (_, high) = try consumer.watermarks(partition: partition, timeout: options.kafkaConnectTimeout)
-            catchUpTargets.append(high)
+            let start = if let offset = stored[partition] {
+                "offset \(offset) (checkpoint)"
+            } else if !stored.isEmpty {
+                "offset \(startOffsets[partition] ?? -1) (new partition: from its beginning)"
+            } else {
+                "offset \(startOffsets[partition] ?? -1) (scan.startup.mode \(source.kafka.startupMode))"
+            }
             logger.info("partition assigned", metadata: [
-                "eddy.topic": "\(topic)", "eddy.partition": "\(partition)",
-                "eddy.start": "\(stored[partition].map { "offset \($0) (checkpoint)" } ?? "offset \(startOffsets[partition] ?? -1) (scan.startup.mode \(source.kafka.startupMode))")",
-                "eddy.end": "\(high)",
+                "eddy.topic": "\(topic)", "eddy.partition": "\(partition)", "eddy.start": "\(start)",
+                "eddy.end": "\(bounds[partition]?.high ?? -1)",
             ])
         }
 
@@ -154,6 +191,7 @@ public final class PipelineRunner: Sendable {
         var paused = false
         var reportedCaughtUp = false
         var consumedPerPartition = [Int](repeating: 0, count: partitionCount)
+        let renderers = sinkBindings.map { SinkRenderer(sink: $0.sink, plan: plans[$0.view]) }
         var highWatermarks = [Int64](repeating: -1, count: partitionCount)
 
         func checkpointNow() throws {
@@ -172,8 +210,9 @@ public final class PipelineRunner: Sendable {
                 }
                 entries.append(viewEntries)
                 for (sinkIndex, binding) in sinkBindings.enumerated() where binding.view == viewIndex {
-                    sinkPairs[sinkIndex] = try SinkRenderer(sink: binding.sink, plan: plans[viewIndex])
-                        .pairs(of: aggregators[viewIndex].table, groups: dirty)
+                    var collisions = 0
+                    sinkPairs[sinkIndex] = try renderers[sinkIndex].pairs(of: aggregators[viewIndex].table, groups: dirty, collisions: &collisions)
+                    reportKeyCollisions(collisions, sink: binding.sink.name)
                 }
             }
             guard dirtyCount > 0 || nextOffsets != checkpointedOffsets else { return }
@@ -199,6 +238,12 @@ public final class PipelineRunner: Sendable {
             for driver in drivers { statistics.sinkHealth(sink: driver.name, healthy: driver.healthy, pendingEpochs: driver.unacknowledgedEpochs) }
         }
 
+        // Record where every partition starts before reading anything: a crash before the first regular
+        // checkpoint must not make the restart resolve scan.startup.mode again (latest would skip messages).
+        try checkpointNow()
+        checkpointThread.waitUntilIdle()
+        if let error = checkpointThread.error { throw error }
+
         statistics.setPhase(.catchingUp)
         logger.info("consuming", metadata: ["eddy.topic": "\(topic)", "eddy.partitions": "\(partitionCount)"])
         while !stop.isRequested {
@@ -208,7 +253,7 @@ public final class PipelineRunner: Sendable {
                 for index in 0..<batch.count {
                     let partition = Int(batch.partition(at: index))
                     if batch.isError(at: index) {
-                        if let error = batch.error(at: index) { try handle(error, consumer: consumer, nextOffsets: &nextOffsets) }
+                        if let error = batch.error(at: index) { try handle(error, consumer: consumer, nextOffsets: &nextOffsets, paused: paused) }
                         continue
                     }
                     let payload = batch.payload(at: index)
@@ -265,10 +310,33 @@ public final class PipelineRunner: Sendable {
         checkpointThread.waitUntilIdle()
         if let error = checkpointThread.error { throw error }
         publishStatistics()
-        for driver in drivers where !driver.flush(timeout: options.shutdownFlushTimeout) {
+        let flushDeadline = ContinuousClock.now + options.shutdownFlushTimeout
+        for driver in drivers where !driver.flush(timeout: max(.zero, flushDeadline - .now)) {
             logger.warning("sink did not acknowledge the final checkpoint in time; it is re-sent at the next start", metadata: ["eddy.sink": "\(driver.name)"])
         }
         logger.info("stopped", metadata: ["eddy.epoch": "\(epoch)", "eddy.messages": "\(statistics.snapshot.messagesConsumed)"])
+    }
+
+    /// Groups that rendered to one Redis key: counted in metrics, logged once per sink and run.
+    private func reportKeyCollisions(_ collisions: Int, sink: String) {
+        guard collisions > 0 else { return }
+        statistics.keyCollisions(collisions, sink: sink)
+        guard warnedAboutCollisions.withLock({ $0.insert(sink).inserted }) else { return }
+        logger.warning(
+            "groups of the view render to the same Redis key (its key_format cannot tell them apart, e.g. a NULL group and the text 'NULL'); the later group's value is kept",
+            metadata: ["eddy.sink": "\(sink)", "eddy.groups": "\(collisions)"])
+    }
+
+    /// What a sink writes to Redis, beyond the view's state: a change means Redis holds another form.
+    static func fingerprint(of sink: Sink, view: View) -> String {
+        let encoding = switch sink.redis.encoding {
+        case .template(let key, let value): "template key '\(key)' value '\(value)'"
+        case .json: "json"
+        }
+        let primaryKey = sink.redis.primaryKeyColumns.map { view.outputColumns[$0].name }.joined(separator: ",")
+        let outputs = view.outputColumns.map { "\($0.name)=\($0.expression)" }.joined(separator: ", ")
+        return "\(encoding); primary key \(primaryKey); append-only \(sink.redis.forceAppendOnly); view \(view.name): \(outputs)"
+            + (view.having.map { "; having \($0)" } ?? "")
     }
 
     private func makeSinkDriver(
@@ -286,7 +354,7 @@ public final class PipelineRunner: Sendable {
         let driverBox = LateBound<SinkDriver>()
         let driver = SinkDriver(
             name: sink.name, transport: transport, acknowledgedEpoch: checkpoint.acknowledgedEpochs[sink.name] ?? 0,
-            committedEpoch: checkpoint.epoch, backoff: options.redisBackoff,
+            committedEpoch: checkpoint.epoch, backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval,
             hooks: .init(
                 renderFullView: {
                     // Under the commit lock: the entries and the epoch of one checkpoint.
@@ -295,7 +363,10 @@ public final class PipelineRunner: Sendable {
                     defer { lock?.unlock() }
                     let epoch = try store.loadCheckpoint().epoch
                     let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
-                    return (epoch, try renderer.pairs(of: table, groups: 0..<table.groupCount))
+                    var collisions = 0
+                    let pairs = try renderer.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
+                    self.reportKeyCollisions(collisions, sink: sinkName)
+                    return (epoch, pairs)
                 },
                 recordAcknowledged: { epoch in _ = try store.recordAcknowledged(sink: sinkName, epoch: epoch) },
                 didWrite: { epoch, keys, duration in
@@ -325,23 +396,44 @@ public final class PipelineRunner: Sendable {
 
     /// A per-message error from Kafka. Offsets that fell out of retention are never skipped silently: the gap is
     /// logged and counted, then the partition restarts where `scan.startup.mode` says.
-    private func handle(_ error: KafkaMessageError, consumer: KafkaConsumer, nextOffsets: inout [Int64]) throws {
+    ///
+    /// - Parameter paused: whether consumption is paused for backpressure (recovering a partition re-assigns
+    ///   them all, which resumes them: the pause is applied again).
+    private func handle(_ error: KafkaMessageError, consumer: KafkaConsumer, nextOffsets: inout [Int64], paused: Bool) throws {
         switch error {
         case .partitionEOF:
             return
-        case .offsetOutOfRange(let partition, let requested, let low, let high):
-            let target: Int64 = switch source.kafka.startupMode {
-            case .latest: high
-            default: low
+        case .offsetOutOfRange(let partition, let requested, var low, var high):
+            if low < 0 || high < 0 {
+                // Without the partition's bounds there is no safe place to continue: ask once more, then stop.
+                (low, high) = try consumer.watermarks(partition: partition, timeout: options.kafkaConnectTimeout)
             }
-            let lost = requested < low ? low - requested : 0
-            logger.error("""
-                stored offset \(requested) of partition \(partition) is no longer in Kafka (retained: \(low)..<\(high)); \
-                \(lost) messages were deleted before Eddy read them. Continuing at offset \(target) (scan.startup.mode).
-                """)
-            statistics.offsetGap(lost)
+            let target: Int64
+            if requested > high {
+                // The partition ends before a position Eddy already reached (a truncated log, an unclean leader
+                // election, or a re-created topic). Going back would count messages twice: continue at its end.
+                target = high
+                logger.error("""
+                    stored offset \(requested) of partition \(partition) is past the partition's end (\(high)): the log was \
+                    truncated or the topic re-created. Continuing at offset \(high); what is written below offset \(requested) \
+                    from now on was not counted before and will be.
+                    """)
+            } else {
+                target = switch source.kafka.startupMode {
+                case .latest: high
+                default: low
+                }
+                let skipped = target - requested
+                logger.error("""
+                    stored offset \(requested) of partition \(partition) is no longer in Kafka (retained: \(low)..<\(high)); \
+                    \(skipped) messages are skipped: \(low - requested) deleted by retention before Eddy read them\
+                    \(target > low ? " and \(target - low) passed over by scan.startup.mode='latest'" : ""). Continuing at offset \(target).
+                    """)
+                statistics.offsetGap(skipped)
+            }
             try consumer.seek(partition: partition, to: target)
             nextOffsets[Int(partition)] = target
+            if paused { try consumer.pause(partitions: consumer.assignedPartitions) }
         case .other(let partition, let kafkaError):
             if kafkaError.isFatal { throw kafkaError }
             logger.warning("Kafka reported an error; the client retries", metadata: ["eddy.partition": "\(partition)", "eddy.error": "\(kafkaError)"])

@@ -82,6 +82,7 @@ public final class PipelineStatistics: Sendable {
         let sinkPending: [String: Gauge]
         let sinkHealthy: [String: Gauge]
         let sinkAcknowledged: [String: Gauge]
+        let keyCollisions: [String: Counter]
     }
 
     public init(sinks: [(name: String, view: String)] = []) {
@@ -103,7 +104,8 @@ public final class PipelineStatistics: Sendable {
             sinkRetries: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Counter(label: "eddy_sink_retries_total", dimensions: [("sink", $0.name)])) }),
             sinkPending: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_pending_epochs", dimensions: [("sink", $0.name)])) }),
             sinkHealthy: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_healthy", dimensions: [("sink", $0.name)])) }),
-            sinkAcknowledged: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_acknowledged_epoch", dimensions: [("sink", $0.name)])) }))
+            sinkAcknowledged: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_acknowledged_epoch", dimensions: [("sink", $0.name)])) }),
+            keyCollisions: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Counter(label: "eddy_sink_key_collisions_total", dimensions: [("sink", $0.name)])) }))
         state.withLock { snapshot in snapshot.sinks = sinks.map { SinkSnapshot(name: $0.name, view: $0.view) } }
     }
 
@@ -236,6 +238,10 @@ public final class PipelineStatistics: Sendable {
             $0.isCaughtUp = true
             if $0.phase == .catchingUp { $0.phase = .running }
         }
+    }
+
+    func keyCollisions(_ count: Int, sink: String) {
+        metrics.keyCollisions[sink]?.increment(by: count)
     }
 
     func offsetGap(_ messages: Int64) {

@@ -35,6 +35,11 @@ final class RedisSinkTransport: SinkTransport {
         return try writer.readMarker(sink: sink)
     }
 
+    func readMarker() throws -> UInt64? {
+        guard let writer else { throw RedisError(code: .connectionBroken, reason: "not connected to Redis at \(url.address)", isRetriable: true, breaksConnection: true) }
+        return try writer.readMarker(sink: sink)
+    }
+
     func write(epoch: UInt64, pairs: [SinkStateMachine.Pair], minimumMarker: UInt64) throws -> SinkWriteOutcome {
         guard let writer else { throw RedisError(code: .connectionBroken, reason: "not connected to Redis at \(url.address)", isRetriable: true, breaksConnection: true) }
         switch try writer.write(sink: sink, epoch: epoch, minimumMarker: minimumMarker, pairs: pairs.lazy.map { (key: $0.key, value: $0.value) }) {

@@ -5,6 +5,8 @@ import Logging
 public protocol SinkTransport: AnyObject {
     /// (Re)connect and read the epoch marker (nil when absent).
     func connectAndReadMarker() throws -> UInt64?
+    /// Read the epoch marker on the current connection (nil when absent).
+    func readMarker() throws -> UInt64?
     /// The fenced epoch write (see `SinkStateMachine.Action.write`).
     func write(epoch: UInt64, pairs: [SinkStateMachine.Pair], minimumMarker: UInt64) throws -> SinkWriteOutcome
     /// Drop the connection (after a failure: a request sent to a paused Redis may still run later).
@@ -69,14 +71,19 @@ public final class SinkDriver: @unchecked Sendable {
     private var thread: JoinableThread?
     private var finished = false
 
+    private let probeInterval: Duration
+
+    /// - Parameter probeInterval: how often an idle sink reads Redis' marker, to notice lost data (and an
+    ///   unreachable Redis, for readiness) while no epoch is being written.
     public init(
         name: String, transport: SinkTransport, acknowledgedEpoch: UInt64, committedEpoch: UInt64,
-        backoff: Backoff = Backoff(), hooks: Hooks, logger: Logger
+        backoff: Backoff = Backoff(), probeInterval: Duration = .seconds(5), hooks: Hooks, logger: Logger
     ) {
         self.name = name
         self.transport = transport
         self.hooks = hooks
         self.backoff = backoff
+        self.probeInterval = probeInterval
         self.logger = logger
         self.machine = SinkStateMachine(acknowledgedEpoch: acknowledgedEpoch, committedEpoch: committedEpoch)
     }
@@ -149,7 +156,18 @@ public final class SinkDriver: @unchecked Sendable {
     private func run() {
         condition.lock()
         while true {
-            while nextAction == .none && !stopRequested { condition.wait() }
+            var probeDue = Date().addingTimeInterval(probeInterval.seconds)
+            while nextAction == .none && !stopRequested {
+                if !condition.wait(until: probeDue) && nextAction == .none && !stopRequested && machine.isIdle {
+                    condition.unlock()
+                    let event = probe()
+                    condition.lock()
+                    let followUp = event(&machine)
+                    if followUp != .none { nextAction = followUp }
+                    condition.broadcast()
+                    probeDue = Date().addingTimeInterval(probeInterval.seconds)
+                }
+            }
             if stopRequested { break }
             let action = nextAction
             nextAction = .none
@@ -183,15 +201,25 @@ public final class SinkDriver: @unchecked Sendable {
 
         case .write(let epoch, let pairs, let minimumMarker):
             let started = ContinuousClock.now
+            // Recording an acknowledgement is a local store write: when it fails (disk full, I/O error) retrying
+            // Redis cannot help, so the sink stops and the pipeline with it (its checkpoints would fail too).
+            func acknowledge() -> String? {
+                do {
+                    try hooks.recordAcknowledged(epoch)
+                    return nil
+                } catch {
+                    return "cannot record epoch \(epoch) as acknowledged in the checkpoint store: \(error)"
+                }
+            }
             do {
                 switch try transport.write(epoch: epoch, pairs: pairs, minimumMarker: minimumMarker) {
                 case .applied:
-                    try hooks.recordAcknowledged(epoch)
+                    if let failure = acknowledge() { return stopping(failure) }
                     hooks.didWrite(epoch, pairs.count, ContinuousClock.now - started)
                     setHealthy(true)
                     return { $0.writeSucceeded(epoch: epoch) }
                 case .stale(let marker):
-                    if SinkStateMachine.isOwnEarlierWrite(epoch: epoch, marker: marker) { try hooks.recordAcknowledged(epoch) }
+                    if SinkStateMachine.isOwnEarlierWrite(epoch: epoch, marker: marker), let failure = acknowledge() { return stopping(failure) }
                     return { $0.writeRefusedAsStale(epoch: epoch, marker: marker) }
                 case .behind(let marker):
                     logger.warning(
@@ -227,12 +255,24 @@ public final class SinkDriver: @unchecked Sendable {
         }
     }
 
+    /// Reads the marker while idle, outside the lock.
+    private func probe() -> (inout SinkStateMachine) -> SinkStateMachine.Action {
+        do {
+            let marker = try transport.readMarker()
+            setHealthy(true)
+            return { $0.probed(marker: marker) }
+        } catch {
+            if (error as? any SinkTransportError)?.connectionLost ?? true { transport.disconnect() }
+            return failed(error) { $0.probeFailed() }
+        }
+    }
+
     private func failed(_ error: any Error, _ event: @escaping (inout SinkStateMachine) -> SinkStateMachine.Action)
         -> (inout SinkStateMachine) -> SinkStateMachine.Action
     {
         setHealthy(false)
         hooks.didFail(error)
-        logger.warning("Redis sink write failed; retrying with backoff", metadata: ["eddy.sink": "\(name)", "eddy.error": "\(error)"])
+        logger.warning("Redis sink failed; retrying with backoff", metadata: ["eddy.sink": "\(name)", "eddy.error": "\(error)"])
         return event
     }
 

@@ -16,15 +16,29 @@ struct SinkRenderer: Sendable {
         keyPlan = try! ViewPlan(view: unfiltered, source: plan.source)
     }
 
-    /// The pairs of `groups`. A group that `HAVING` excludes becomes a deletion of its key, unless the sink is
-    /// `force_append_only` (then Redis keeps its last value, as RisingWave's append-only sinks do).
-    func pairs(of table: GroupTable, groups: some Sequence<Int>) throws(EngineError) -> [SinkStateMachine.Pair] {
+    /// The pairs of `groups`, one per key. A group that `HAVING` excludes becomes a deletion of its key, unless
+    /// the sink is `force_append_only` (then Redis keeps its last value, as RisingWave's append-only sinks do).
+    ///
+    /// Two groups can render to one key when the template cannot tell them apart (a NULL group and the text
+    /// `NULL`, or `{a}{b}` for ('x','yz') and ('xy','z')): the later group's value is kept, a value always wins
+    /// over a deletion, and `collisions` counts the keys so shared.
+    func pairs(of table: GroupTable, groups: some Sequence<Int>, collisions: inout Int) throws(EngineError) -> [SinkStateMachine.Pair] {
         var pairs: [SinkStateMachine.Pair] = []
+        var indexByKey: [[UInt8]: Int] = [:]
+        func add(_ pair: SinkStateMachine.Pair) {
+            guard let index = indexByKey[pair.key] else {
+                indexByKey[pair.key] = pairs.count
+                pairs.append(pair)
+                return
+            }
+            collisions += 1
+            if pair.value != nil || pairs[index].value == nil { pairs[index] = pair }
+        }
         for group in groups {
             if let row = try plan.outputRow(of: group, in: table) {
-                pairs.append(pair(for: row))
+                add(pair(for: row))
             } else if !sink.redis.forceAppendOnly, let key = try deletedKey(of: group, in: table) {
-                pairs.append(SinkStateMachine.Pair(key: key, value: nil))
+                add(SinkStateMachine.Pair(key: key, value: nil))
             }
         }
         return pairs

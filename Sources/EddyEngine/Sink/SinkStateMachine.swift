@@ -104,17 +104,43 @@ public struct SinkStateMachine: Sendable {
     public mutating func connected(marker: UInt64?) -> Action {
         guard case .connecting = state else { preconditionFailure("connected(marker:) in state \(state)") }
         let marker = marker ?? 0
-        if marker > committedEpoch {
-            state = .stopped
-            return .stop(reason: """
-                Redis holds epoch \(marker) for this sink, but the checkpoint store's newest epoch is \(committedEpoch): \
-                another Eddy writes to the same keys, or the state directory is older than Redis. Writing would move \
-                values backwards; stop the other writer, or reset the state directory and delete the marker key.
-                """)
-        }
+        if marker > committedEpoch { return stopForNewerMarker(marker) }
         if marker < acknowledgedEpoch { needsFullView = true }  // Redis lost data: flushed, or restarted without persistence.
         state = .idle
         return nextWrite()
+    }
+
+    /// Whether the sink is connected with nothing to do: the owner then checks Redis now and then
+    /// (`probed(marker:)`), so that Redis losing its data while the source is quiet is noticed without
+    /// waiting for the next epoch.
+    public var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
+    }
+
+    /// While idle, the marker read `marker` (nil when absent).
+    public mutating func probed(marker: UInt64?) -> Action {
+        guard case .idle = state else { return .none }  // an epoch arrived meanwhile: its write checks again
+        let marker = marker ?? 0
+        if marker > committedEpoch { return stopForNewerMarker(marker) }
+        guard marker < acknowledgedEpoch else { return .none }
+        needsFullView = true
+        return nextWrite()
+    }
+
+    /// While idle, reading the marker failed: the connection is re-made after a backoff.
+    public mutating func probeFailed() -> Action {
+        guard case .idle = state else { return .none }
+        return backOff(reconnect: true)
+    }
+
+    private mutating func stopForNewerMarker(_ marker: UInt64) -> Action {
+        state = .stopped
+        return .stop(reason: """
+            Redis holds epoch \(marker) for this sink, but the checkpoint store's newest epoch is \(committedEpoch): \
+            another Eddy writes to the same keys, or the state directory is older than Redis. Writing would move \
+            values backwards; stop the other writer, or reset the state directory and delete the marker key.
+            """)
     }
 
     /// Checkpoint `epoch` committed durably; `pairs` are its dirty keys rendered from that checkpoint.

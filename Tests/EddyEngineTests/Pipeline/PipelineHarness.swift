@@ -42,6 +42,7 @@ final class PipelineHarness: @unchecked Sendable {
         options.checkpointInterval = .milliseconds(100)
         options.redisBackoff = Backoff(base: .milliseconds(10), cap: .milliseconds(200))
         options.redisCommandTimeout = .seconds(2)
+        options.sinkProbeInterval = .milliseconds(200)
         options.shutdownFlushTimeout = .seconds(10)
     }
 

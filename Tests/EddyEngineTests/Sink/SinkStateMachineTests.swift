@@ -13,6 +13,41 @@ private func pairs(of action: SinkStateMachine.Action) -> [String: String]? {
 }
 
 @Suite struct SinkStateMachineTests {
+    @Test func anIdleCheckFindingRedisBehindSendsTheWholeView() {
+        var machine = SinkStateMachine(acknowledgedEpoch: 0, committedEpoch: 0)
+        _ = machine.start()
+        _ = machine.connected(marker: nil)
+        guard case .write(let epoch, _, _) = machine.checkpointCommitted(epoch: 1, pairs: [pair("click", 3)]) else {
+            Issue.record("expected a write")
+            return
+        }
+        #expect(machine.writeSucceeded(epoch: epoch) == .none)
+        #expect(machine.isIdle)
+        #expect(machine.probed(marker: 1) == .none)
+        #expect(machine.probed(marker: nil) == .renderFullView)
+        #expect(!machine.isIdle)
+    }
+
+    @Test func anIdleCheckThatFailsReconnectsAfterABackoff() {
+        var machine = SinkStateMachine(acknowledgedEpoch: 0, committedEpoch: 0)
+        _ = machine.start()
+        _ = machine.connected(marker: nil)
+        #expect(machine.probeFailed() == .retryAfterBackoff(attempt: 1))
+        #expect(machine.probed(marker: 0) == .none)  // no longer idle: ignored
+        #expect(machine.retryTimerFired() == .connectAndReadMarker)
+    }
+
+    @Test func anIdleCheckFindingANewerWriterStops() {
+        var machine = SinkStateMachine(acknowledgedEpoch: 2, committedEpoch: 2)
+        _ = machine.start()
+        _ = machine.connected(marker: 2)
+        guard case .stop = machine.probed(marker: 9) else {
+            Issue.record("expected a stop")
+            return
+        }
+        #expect(machine.isStopped)
+    }
+
     @Test func freshStartConnectsThenWritesEachCommittedEpoch() {
         var machine = SinkStateMachine(acknowledgedEpoch: 0, committedEpoch: 0)
         #expect(machine.start() == .connectAndReadMarker)

@@ -21,6 +21,8 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         public static let sinkStopped = Code("sink_stopped")
         /// A caller passed a value outside what the API accepts.
         public static let invalidArgument = Code("invalid_argument")
+        /// The pipeline does not fit the state directory it is started on.
+        public static let pipelineChanged = Code("pipeline_changed")
     }
 
     public var code: Code
