@@ -178,8 +178,11 @@ public final class RedisEpochWriter: @unchecked Sendable {
             command.appendArgument("GET")
             command.appendArgument(markerKey)
             try connection.send(command.bytes, commandName: "WATCH + GET")
-            _ = try connection.receive(commandName: "WATCH").checked(by: connection, commandName: "WATCH")
+            // Both replies are read before either is checked: an error from WATCH (a user without the
+            // permission) must not leave GET's reply unread, out of step for the next command.
+            let watchReply = try connection.receive(commandName: "WATCH")
             let markerReply = try connection.receive(commandName: "GET")
+            _ = try watchReply.checked(by: connection, commandName: "WATCH")
             let marker: UInt64?
             do throws(RedisError) {
                 if case .error(let message) = markerReply, message.hasPrefix("WRONGTYPE") {

@@ -197,10 +197,12 @@ func maskSecrets(_ metadata: Logger.Metadata) -> Logger.Metadata {
     return result
 }
 
-/// `scheme://user:password@host` → `scheme://user:***@host`, for every URL in `text`.
+/// `scheme://user:password@host` → `scheme://user:***@host`, for every URL in `text`. The password runs to
+/// the last '@' before whitespace, as Eddy's `redis.url` parser reads it: a password may hold '/', '?', ':'
+/// or '@' unescaped. Masking too much (a later '@' in the same word) is the safe way to be wrong.
 func maskingURLPasswords(_ text: String) -> String {
     guard text.contains("://"), text.contains("@") else { return text }
-    return text.replacing(/(?<scheme>[A-Za-z][A-Za-z0-9+.\-]*:\/\/)(?<user>[^:@\/\s]*):(?<password>[^@\/\s]+)@/) { match in
+    return text.replacing(/(?<scheme>[A-Za-z][A-Za-z0-9+.\-]*:\/\/)(?<user>[^:@\/\s]*):(?<password>\S+)@/) { match in
         "\(match.output.scheme)\(match.output.user):\(maskedValue)@"
     }
 }

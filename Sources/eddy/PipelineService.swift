@@ -7,26 +7,85 @@ import ServiceLifecycle
 import Synchronization
 
 /// The pipeline as a `Service` of the daemon's `ServiceGroup`: the runner works on its own thread (blocking
-/// C calls never run on the cooperative pool); graceful shutdown asks it to stop (final checkpoint, sink
-/// flush) and waits for it.
+/// C calls never run on the cooperative pool); graceful shutdown, or cancellation of the task, asks it to
+/// stop (final checkpoint, sink flush) and waits for it.
 struct PipelineService: Service {
     let runner: PipelineRunner
     let caughtUp: @Sendable (PipelineRunner) -> Void
 
     func run() async throws {
-        let stop = StopSignal()
         let runner = runner
         let caughtUp = caughtUp
-        try await withGracefulShutdownHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                Thread.detachNewThread {
-                    Thread.current.name = "eddy-hot-path"
-                    continuation.resume(with: Result { try runner.run(until: stop, caughtUp: caughtUp) })
+        try await Self.runOnOwnThread(named: "eddy-hot-path") { stop in try runner.run(until: stop, caughtUp: caughtUp) }
+    }
+
+    /// Runs `body` on a new thread and waits for it without holding a cooperative thread. Graceful shutdown
+    /// and cancellation of the calling task both request `stop` (once set it stays set); `body` must return
+    /// soon after. Returns or throws what `body` does: the continuation is resumed by the thread whatever
+    /// `body` does short of crashing.
+    static func runOnOwnThread(named name: String, _ body: @escaping @Sendable (StopSignal) throws -> Void) async throws {
+        let stop = StopSignal()
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    Thread.detachNewThread {
+                        Thread.current.name = name
+                        continuation.resume(with: Result { try body(stop) })
+                    }
                 }
+            } onGracefulShutdown: {
+                stop.request()
             }
-        } onGracefulShutdown: {
+        } onCancel: {
             stop.request()
         }
+    }
+}
+
+/// A value per view, computed at most once per committed checkpoint epoch, on a serial queue of its own.
+///
+/// Why: a view's checkpointed rows are a whole LMDB scan, a table rebuild and every row rendered; done per
+/// dashboard poll on the cooperative pool (two threads here), it would stall every other request. The
+/// epoch is read before the rows: a checkpoint committed meanwhile is at worst read again at the next ask
+/// (the runner counts an epoch committed only after LMDB has it). A read that finds nothing (the pipeline
+/// not running) is not kept.
+final class CheckpointedViewCache<Value: Sendable>: Sendable {
+    private let queue: DispatchQueue
+    private let committedEpoch: @Sendable () -> UInt64
+    private let read: @Sendable (String) -> Value?
+    /// Touched only on `queue`; the lock only makes that provable to the compiler.
+    private let entries = Mutex<[String: (epoch: UInt64, value: Value)]>([:])
+
+    /// - Parameters:
+    ///   - queue: where `read` runs; serial, so that concurrent asks for a view wait for one read.
+    ///   - committedEpoch: the last committed epoch now.
+    ///   - read: the value of a view now; nil when there is none to show.
+    init(
+        queue: DispatchQueue = DispatchQueue(label: "eddy.http.checkpointed-views"),
+        committedEpoch: @escaping @Sendable () -> UInt64,
+        read: @escaping @Sendable (String) -> Value?
+    ) {
+        self.queue = queue
+        self.committedEpoch = committedEpoch
+        self.read = read
+    }
+
+    /// The value of `view`, from the cache while the committed epoch has not moved.
+    func value(of view: String) async -> Value? {
+        await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: self.valueOnQueue(of: view)) }
+        }
+    }
+
+    private func valueOnQueue(of view: String) -> Value? {
+        let epoch = committedEpoch()
+        if let cached = entries.withLock({ $0[view] }), cached.epoch == epoch { return cached.value }
+        guard let value = read(view) else {
+            entries.withLock { _ = $0.removeValue(forKey: view) }
+            return nil
+        }
+        entries.withLock { $0[view] = (epoch, value) }
+        return value
     }
 }
 
@@ -35,6 +94,17 @@ struct RunnerDataSource: EddyHTTPDataSource {
     let runner: PipelineRunner
     let pipelineName: String
     let readiness = ReadinessRules()
+    /// Each view's rows from the last checkpoint, read once per committed epoch off the cooperative pool.
+    private let checkpointedViews: CheckpointedViewCache<ViewRows>
+
+    init(runner: PipelineRunner, pipelineName: String) {
+        self.runner = runner
+        self.pipelineName = pipelineName
+        checkpointedViews = CheckpointedViewCache(committedEpoch: { runner.statistics.snapshot.lastCommittedEpoch }) { name in
+            guard let view = runner.pipeline.view(named: name), let checkpoint = try? runner.checkpointedRows(view: name) else { return nil }
+            return ViewRows(name: name, columns: Self.columns(of: view), rows: checkpoint.rows.map { $0.map(JSONScalar.init) }, epoch: checkpoint.epoch, isLive: false)
+        }
+    }
 
     func status() async -> PipelineStatus {
         let snapshot = runner.statistics.snapshot
@@ -64,22 +134,27 @@ struct RunnerDataSource: EddyHTTPDataSource {
     }
 
     func views() async -> [ViewRows] {
-        runner.pipeline.views.compactMap { rows(of: $0) }
+        var views: [ViewRows] = []
+        for view in runner.pipeline.views { views.append(await rows(of: view)) }
+        return views
     }
 
     func view(named name: String) async -> ViewRows? {
-        runner.pipeline.view(named: name).flatMap(rows(of:))
+        guard let view = runner.pipeline.view(named: name) else { return nil }
+        return await rows(of: view)
     }
 
-    private func rows(of view: View) -> ViewRows? {
-        let columns = view.outputColumns.map { column in
+    /// The view's rows from the last checkpoint; none (epoch 0) while the pipeline is not running.
+    private func rows(of view: View) async -> ViewRows {
+        if let rows = await checkpointedViews.value(of: view.name) { return rows }
+        return ViewRows(name: view.name, columns: Self.columns(of: view), rows: [], epoch: 0, isLive: false)
+    }
+
+    private static func columns(of view: View) -> [ViewColumn] {
+        view.outputColumns.map { column in
             let isGroupKey = if case .groupKey = column.expression { true } else { false }
             return ViewColumn(name: column.name, type: column.type.description, isGroupKey: isGroupKey)
         }
-        guard let checkpoint = try? runner.checkpointedRows(view: view.name) else {
-            return ViewRows(name: view.name, columns: columns, rows: [], epoch: 0, isLive: false)
-        }
-        return ViewRows(name: view.name, columns: columns, rows: checkpoint.rows.map { $0.map(JSONScalar.init) }, epoch: checkpoint.epoch, isLive: false)
     }
 
     private static func state(_ phase: PipelineStatistics.Phase) -> PipelineRunState {

@@ -100,6 +100,18 @@ struct LogFormatTests {
         #expect(fields["message"] as? String == "cannot reach redis://u:***@redis.internal:6379/0")
     }
 
+    @Test("URL passwords are masked whatever they hold: '/', '?', ':' or '@'", arguments: [
+        ("redis://u:pa/ss@h:1/0", "redis://u:***@h:1/0"),
+        ("redis://u:p?a:s/s@h:1", "redis://u:***@h:1"),
+        ("redis://:p@ss/w@h", "redis://:***@h"),
+        ("to redis://u:a/b@h:1 and amqp://g:c/d@mq now", "to redis://u:***@h:1 and amqp://g:***@mq now"),
+        ("http://h:8080/path and mail@example.com", "http://h:8080/path and mail@example.com"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+    ])
+    func urlPasswordsWithSlashes(_ text: String, _ expected: String) {
+        #expect(maskingURLPasswords(text) == expected)
+    }
+
     @Test("text: the wrapped handler only ever sees masked metadata")
     func textMasking() {
         let recorder = RecordingHandler()

@@ -286,6 +286,30 @@ private func memoryInfo(_ server: RedisTestServer, _ field: String) throws -> In
         #expect(try server.get("a") == "2")
     }
 
+    /// WATCH and GET go out together: when WATCH is refused (a user without the permission), GET's reply
+    /// must still be read, so that the next command on the connection gets its own reply.
+    @Test func refusedWatchLeavesTheConnectionInStep() throws {
+        let server = try startedServer()
+        try server.command("ACL", "SETUSER", "nowatch", "on", ">pw", "~*", "+@all", "-watch")
+        try server.command("SET", "eddy:s:epoch", "5")
+        var url = server.url
+        url.user = "nowatch"
+        url.password = "pw"
+        let writer = RedisEpochWriter(connection: try connect(url), logger: testLogger)
+        let error = #expect(throws: RedisError.self) { try writer.write(sink: "s", epoch: 6, minimumMarker: 5, pairs: pairs(["a": "6"])) }
+        #expect(error?.code == .permissionDenied)
+        #expect(error?.reason.contains("WATCH") == true)
+        #expect(try server.get("a") == nil)
+        #expect(try server.get("eddy:s:epoch") == "5")
+
+        // Still in step: each command gets its own reply (not GET's "5" left over).
+        #expect(writer.connection.isOpen)
+        #expect(try writer.connection.command("ECHO", "next") == .string(bytes("next")))
+        #expect(try writer.readMarker(sink: "s") == 5)
+        try server.command("SET", "eddy:s:epoch", "7")
+        #expect(try writer.readMarker(sink: "s") == 7)
+    }
+
     @Test func fenceDecidesFromTheMarker() {
         #expect(RedisEpochWriteOutcome.fence(marker: nil, epoch: 1, minimumMarker: 0) == nil)
         #expect(RedisEpochWriteOutcome.fence(marker: 4, epoch: 5, minimumMarker: 4) == nil)

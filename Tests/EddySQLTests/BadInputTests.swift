@@ -106,6 +106,9 @@ let badInputs: [BadInput] = [
     BadInput(sql: "CREATE SOURCE s WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1') FORMAT PLAIN ENCODE JSON;", line: 1, at: "s WITH", message: "source 's' needs a column list"),
     BadInput(sql: file(source, view, "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url='rediss://h:6380') FORMAT PLAIN ENCODE JSON;"), line: 3, at: "'rediss", message: "TLS (rediss://) is not supported"),
     BadInput(sql: file(source, view, "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url='redis://h:port') FORMAT PLAIN ENCODE JSON;"), line: 3, at: "'redis://h", message: "redis.url: the port must be a number from 1 to 65535"),
+    BadInput(sql: file(source, view, "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url='redis://u:pa?ss@h:port') FORMAT PLAIN ENCODE JSON;"), line: 3, at: "'redis://u", message: "redis.url: the port must be a number from 1 to 65535"),
+    BadInput(sql: file(source, view, "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url='redis://u:pa?ss@h:1?timeout=3') FORMAT PLAIN ENCODE JSON;"), line: 3, at: "'redis://u", message: "redis.url: query parameters ('?timeout') are not supported"),
+    BadInput(sql: file(source, view, "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url='redis://u:p/w@h:1/x') FORMAT PLAIN ENCODE JSON;"), line: 3, at: "'redis://u", message: "redis.url: the database after '/' must be a number, not 'x'"),
     BadInput(sql: file(source, view, "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='evt', redis.url='redis://h:1') FORMAT PLAIN ENCODE JSON;"), line: 3, at: "'evt'", message: "primary_key column 'evt' is not a column of view 'events_statisics_mv'"),
     BadInput(sql: file(source, view, "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='count', redis.url='redis://h:1') FORMAT PLAIN ENCODE JSON;"), line: 3, at: "'count'", message: "primary_key must include the view's GROUP BY column 'event'"),
     BadInput(sql: file(source, view, "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', redis.url='redis://h:1') FORMAT PLAIN ENCODE JSON;"), line: 3, at: "WITH", message: "sink 'k' needs primary_key"),
@@ -154,6 +157,30 @@ let badInputs: [BadInput] = [
         let expectedColumn = lineText.unicodeScalars.distance(from: lineText.startIndex, to: start.lowerBound) + 1
         #expect(error.column == expectedColumn, "\(error.description)")
         #expect(error.description.hasPrefix("test.sql:\(input.line):\(expectedColumn): \(error.severity.rawValue): "))
+    }
+
+    /// Redis URLs whose credentials hold the characters the URL parser splits on ('?', '/', ':', '@'): no
+    /// part of the user or password may appear in an error, neither its message nor the line it shows.
+    @Test(arguments: [
+        "redis://SECRETUSER:P4SS?W0RD@h:port",
+        "redis://SECRETUSER:P4SS?W0RD@h:1?db=2",
+        "redis://SECRETUSER:P4SS/W0RD@h:1/notadb",
+        "redis://SECRETUSER:P4SS:W0RD@h:1/notadb",
+        "redis://SECRETUSER:P4SS@W0RD@[::1",
+        "redis://SECRETUSER:P4SS%zzW0RD@h:1",
+        "redis://P4SS?W0RD@:1",
+    ])
+    func redisURLErrorsNeverShowTheCredentials(_ url: String) throws {
+        let result = compile(file(source, view, "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url='\(url)') FORMAT PLAIN ENCODE JSON;"))
+        let error = try #require(result.errors.first)
+        #expect(error.message.hasPrefix("redis.url: "))
+        for part in ["SECRETUSER", "P4SS", "W0RD"] {
+            #expect(!error.description.contains(part), "\(error.description)")
+        }
+        // The line shown keeps its columns: the credentials are starred, one '*' per character.
+        let afterScheme = url.dropFirst("redis://".count)
+        let userinfo = afterScheme[..<(try #require(afterScheme.lastIndex(of: "@")))]
+        #expect(error.description.contains("redis://" + String(repeating: "*", count: userinfo.count) + "@"))
     }
 
     @Test func thereAreAtLeastFortyBadInputs() {

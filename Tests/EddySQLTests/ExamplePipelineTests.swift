@@ -96,6 +96,38 @@ import Testing
         #expect(caretColumn == valueColumn)
     }
 
+    /// librdkafka settings that carry key material or tokens inline (librdkafka 2.0.2 CONFIGURATION.md) are
+    /// masked like passwords, in the plan and in the line an error shows; ordinary settings are not.
+    @Test func inlineKeyMaterialAndTokensAreSecrets() throws {
+        let secrets = [
+            "ssl.key.pem": "-----BEGIN PRIVATE KEY----- KEYBYTES",
+            "ssl.certificate.pem": "-----BEGIN CERTIFICATE----- CERTBYTES",
+            "ssl.ca.pem": "-----BEGIN CERTIFICATE----- CABYTES",
+            "ssl.keystore.password": "KEYSTOREPW",
+            "ssl_key.pem": "OTHERKEYBYTES",
+            "sasl.oauthbearer.config": "principal=admin scope=all TOKENBYTES",
+            "sasl.oauthbearer.client.secret": "CLIENTSECRET",
+            "sasl.oauthbearer.extensions": "traceId=EXTTOKEN",
+        ]
+        for key in secrets.keys + ["SSL.Key.PEM", "properties.ssl.key.pem"] { #expect(KafkaSourceSettings.Property.isSecret(key: key), "\(key)") }
+        for key in ["sasl.username", "ssl.key.location", "ssl.keystore.location", "sasl.oauthbearer.client.id", "sasl.oauthbearer.token.endpoint.url", "client.id"] {
+            #expect(!KafkaSourceSettings.Property.isSecret(key: key), "\(key)")
+        }
+
+        let options = secrets.sorted { $0.key < $1.key }.map { "properties.\($0.key)='\($0.value)'" }.joined(separator: ", ")
+        let text = exampleSource.replacingOccurrences(of: "scan.startup.mode='earliest'", with: "scan.startup.mode='earliest', properties.sasl.username='visible-user', " + options)
+        let plan = try #require(compiledPipeline(text)).planDescription
+        for value in secrets.values { #expect(!plan.contains(value), "\(plan)") }
+        #expect(plan.contains("visible-user"))
+
+        // The same keys are starred in the source line of an error (here a bad startup mode on that line).
+        let error = try #require(compile(text.replacingOccurrences(of: "scan.startup.mode='earliest'", with: "scan.startup.mode='sometimes'")).errors.first)
+        #expect(error.message.contains("scan.startup.mode"))
+        for value in secrets.values { #expect(!error.description.contains(value), "\(error.description)") }
+        #expect(error.description.contains("properties.sasl.oauthbearer.config='" + String(repeating: "*", count: secrets["sasl.oauthbearer.config"]!.count) + "'"))
+        #expect(error.description.contains("visible-user"))
+    }
+
     @Test func secretsInErrorsAreNeverEchoed() {
         let result = compile(exampleSource + exampleView + exampleSink.replacingOccurrences(of: "redis://127.0.0.1:6379", with: "redis://u:topsecret@host:notaport"))
         #expect(!result.errors.isEmpty)

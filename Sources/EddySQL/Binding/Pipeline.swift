@@ -55,8 +55,21 @@ public struct KafkaSourceSettings: Sendable, Equatable {
     public struct Property: Sendable, Equatable {
         public var key: String
         public var value: String
-        /// Whether the value must never be shown (passwords, secrets).
-        public var isSecret: Bool { key.contains("password") || key.contains("secret") }
+        /// Whether the value must never be shown (passwords, secrets, key material): see `isSecret(key:)`.
+        public var isSecret: Bool { Self.isSecret(key: key) }
+
+        /// Whether a librdkafka property (with or without the SQL's `properties.` prefix) carries a secret
+        /// inline, from librdkafka 2.0.2's CONFIGURATION.md: anything named `…password…` or `…secret…`
+        /// (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`, `sasl.oauthbearer.client.secret`),
+        /// PEM strings (`ssl.key.pem` is a private key; `ssl.certificate.pem` and `ssl.ca.pem` are public but
+        /// hidden alike), `ssl_key…`, and the OAUTHBEARER settings that may hold a token or credentials
+        /// (`sasl.oauthbearer.config`, `sasl.oauthbearer.extensions`). The parser masks the same keys in the
+        /// source lines errors show.
+        public static func isSecret(key: String) -> Bool {
+            let key = key.lowercased()
+            return key.contains("password") || key.contains("secret") || key.contains(".pem") || key.contains("ssl_key")
+                || key.contains("oauthbearer.config") || key.contains("oauthbearer.extensions")
+        }
     }
 
     /// `properties.bootstrap.server`: `host:port[,host:port…]`.

@@ -212,9 +212,8 @@ struct SinkOptionsCompiler {
             return fail("expected redis://[user[:password]@]host[:port][/db]")
         }
         rest = rest.dropFirst("redis://".count)
-        if let query = rest.firstIndex(of: "?") {
-            return fail("query parameters ('\(rest[query...].prefix { $0 != "=" })') are not supported")
-        }
+        // The credentials go first (everything before the last '@', as the parser's masking reads it), so
+        // that no later message can quote any part of them: a password may hold '?', '/' or ':'.
         var username: String?
         var password: String?
         if let at = rest.lastIndex(of: "@") {
@@ -231,6 +230,9 @@ struct SinkOptionsCompiler {
             }
             username = decodedUser.isEmpty ? nil : decodedUser
             password = password == nil ? nil : decodedPassword
+        }
+        if let query = rest.firstIndex(of: "?") {
+            return fail("query parameters ('\(rest[query...].prefix { $0 != "=" })') are not supported")
         }
         var database = 0
         if let slash = rest.firstIndex(of: "/") {

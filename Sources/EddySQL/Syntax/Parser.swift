@@ -312,16 +312,16 @@ struct Parser {
     private mutating func recordSecret(key: String, token: Token) {
         guard token.kind == .string, !token.isSubstituted, token.end - token.start > 2 else { return }
         let inner = (token.start + 1)..<(token.end - 1)
-        if key.contains("password") || key.contains("secret") {
+        if KafkaSourceSettings.Property.isSecret(key: key) {
             secretRanges.append(inner)
         } else if key == "redis.url" {
-            // The password of redis://user:password@host: between the first ':' after "//" and the last '@'.
+            // The credentials of redis://user:password@host, user included (some clients read a lone
+            // userinfo as the password): between "//" and the last '@', as the binder reads them.
             let bytes = source.bytes[inner]
             guard let slashes = bytes.firstRange(of: [UInt8(ascii: "/"), UInt8(ascii: "/")]),
-                let at = bytes.lastIndex(of: UInt8(ascii: "@")), at > slashes.upperBound,
-                let colon = bytes[slashes.upperBound..<at].firstIndex(of: UInt8(ascii: ":"))
+                let at = bytes.lastIndex(of: UInt8(ascii: "@")), at > slashes.upperBound
             else { return }
-            secretRanges.append((colon + 1)..<at)
+            secretRanges.append(slashes.upperBound..<at)
         }
     }
 
