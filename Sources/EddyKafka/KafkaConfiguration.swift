@@ -148,7 +148,15 @@ public struct KafkaProducerConfiguration: Sendable {
     public var maskedProperties: [(String, String)] { rdKafkaProperties.map(maskSecret) }
 }
 
-func isSecretProperty(_ key: String) -> Bool { key.contains("password") || key.contains("secret") }
+/// Whether a librdkafka property carries a secret inline: passwords and secrets, PEM strings (a private
+/// key in `ssl.key.pem`), `ssl_key…`, and OAUTHBEARER settings that may hold credentials. The SQL front end
+/// applies the same rule to `properties.*` (`KafkaSourceSettings.Property.isSecret(key:)`), which cannot
+/// share this function: EddySQL links no Kafka code.
+func isSecretProperty(_ key: String) -> Bool {
+    let key = key.lowercased()
+    return key.contains("password") || key.contains("secret") || key.contains(".pem") || key.contains("ssl_key")
+        || key.contains("oauthbearer.config") || key.contains("oauthbearer.extensions")
+}
 
 func maskSecret(_ property: (String, String)) -> (String, String) {
     isSecretProperty(property.0) ? (property.0, "***") : property
