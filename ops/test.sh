@@ -6,4 +6,7 @@ source ops/install-deps.sh test
 
 swift build --build-tests
 # Tests start their own redis-server and Kafka mock cluster on free loopback ports; see Sources/EddyTestSupport.
-swift test --skip-build
+# One test at a time: many tests block their thread while they wait for a daemon or a server (on purpose: they
+# drive real processes), and on two cores two such tests occupy Swift's whole cooperative pool, starving the
+# HTTP tests' async server of threads. Serial, the suite takes about two minutes here.
+swift test --skip-build --no-parallel
