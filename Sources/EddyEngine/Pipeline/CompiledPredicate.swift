@@ -159,29 +159,9 @@ final class CompiledPredicate: RowPredicate, @unchecked Sendable {
     }
 
     private static func arithmetic(_ op: BoundExpression.BinaryOperator, _ lhs: Value, _ rhs: Value) -> Value {
-        if case .int(let a) = lhs, case .int(let b) = rhs {
-            let (value, overflow): (Int64, Bool)
-            switch op {
-            case .add: (value, overflow) = a.addingReportingOverflow(b)
-            case .subtract: (value, overflow) = a.subtractingReportingOverflow(b)
-            case .multiply: (value, overflow) = a.multipliedReportingOverflow(by: b)
-            case .divide:
-                guard b != 0 else { return .null }
-                (value, overflow) = a.dividedReportingOverflow(by: b)
-            default:
-                guard b != 0 else { return .null }
-                (value, overflow) = a.remainderReportingOverflow(dividingBy: b)
-            }
-            return overflow ? .null : .int(value)
-        }
+        if case .int(let a) = lhs, case .int(let b) = rhs { return SQLArithmetic.integer(op, a, b).map(Value.int) ?? .null }
         guard let a = double(lhs), let b = double(rhs) else { return .null }
-        switch op {
-        case .add: return .double(a + b)
-        case .subtract: return .double(a - b)
-        case .multiply: return .double(a * b)
-        case .divide: return b == 0 ? .null : .double(a / b)
-        default: return b == 0 ? .null : .double(a.truncatingRemainder(dividingBy: b))
-        }
+        return SQLArithmetic.double(op, a, b).map(Value.double) ?? .null
     }
 
     /// SQL `LIKE` over UTF-8: `%` any run, `_` one character (a lead byte and its continuation bytes), `\`
@@ -340,7 +320,7 @@ final class CompiledPredicate: RowPredicate, @unchecked Sendable {
                 return value
             }
             guard bytes.count >= 10, let year = number(0..<4), let month = number(5..<7), let day = number(8..<10) else { return nil }
-            let days = daysFromCivil(year: year, month: month, day: day)
+            let days = ValueParsing.daysFromCivil(year: Int(year), month: Int(month), day: Int(day))
             if kind == .date { return bytes.count == 10 ? days : nil }
             guard bytes.count >= 19, let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
             var micros: Int64 = 0
@@ -349,16 +329,6 @@ final class CompiledPredicate: RowPredicate, @unchecked Sendable {
                 micros = fraction
             }
             return ((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros
-        }
-
-        /// Howard Hinnant's days_from_civil.
-        static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-            let y = month <= 2 ? year - 1 : year
-            let era = (y >= 0 ? y : y - 399) / 400
-            let yearOfEra = y - era * 400
-            let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-            let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-            return era * 146_097 + dayOfEra - 719_468
         }
     }
 }

@@ -163,31 +163,46 @@ public indirect enum BoundExpression: Sendable, Hashable, CustomStringConvertibl
         case .concatenate:
             return .string(lhs.text + rhs.text)
         case .add, .subtract, .multiply, .divide, .modulo:
-            if case .int(let a) = lhs, case .int(let b) = rhs {
-                let (value, overflow): (Int64, Bool)
-                switch op {
-                case .add: (value, overflow) = a.addingReportingOverflow(b)
-                case .subtract: (value, overflow) = a.subtractingReportingOverflow(b)
-                case .multiply: (value, overflow) = a.multipliedReportingOverflow(by: b)
-                case .divide:
-                    guard b != 0 else { return .null }
-                    (value, overflow) = a.dividedReportingOverflow(by: b)
-                default:
-                    guard b != 0 else { return .null }
-                    (value, overflow) = a.remainderReportingOverflow(dividingBy: b)
-                }
-                return overflow ? .null : .int(value)
-            }
+            if case .int(let a) = lhs, case .int(let b) = rhs { return SQLArithmetic.integer(op, a, b).map(SQLValue.int) ?? .null }
             guard let a = lhs.doubleValue, let b = rhs.doubleValue else { return .null }
-            switch op {
-            case .add: return .double(a + b)
-            case .subtract: return .double(a - b)
-            case .multiply: return .double(a * b)
-            case .divide: return b == 0 ? .null : .double(a / b)
-            default: return b == 0 ? .null : .double(a.truncatingRemainder(dividingBy: b))
-            }
+            return SQLArithmetic.double(op, a, b).map(SQLValue.double) ?? .null
         case .and, .or:
             preconditionFailure("AND/OR are evaluated with short-circuit above")
+        }
+    }
+}
+
+/// Arithmetic as SQL evaluates it here: nil (SQL NULL) where PostgreSQL would raise an error at run time
+/// (integer overflow, division by zero), since a streaming view cannot stop for one row. Shared by the
+/// evaluator and the engine's compiled predicates, which must agree to the bit.
+public enum SQLArithmetic {
+    /// `+ - * / %` of two integers (`/` truncates, as PostgreSQL's integer division).
+    public static func integer(_ op: BoundExpression.BinaryOperator, _ a: Int64, _ b: Int64) -> Int64? {
+        let (value, overflow): (Int64, Bool)
+        switch op {
+        case .add: (value, overflow) = a.addingReportingOverflow(b)
+        case .subtract: (value, overflow) = a.subtractingReportingOverflow(b)
+        case .multiply: (value, overflow) = a.multipliedReportingOverflow(by: b)
+        case .divide:
+            guard b != 0 else { return nil }
+            (value, overflow) = a.dividedReportingOverflow(by: b)
+        case .modulo:
+            guard b != 0 else { return nil }
+            (value, overflow) = a.remainderReportingOverflow(dividingBy: b)
+        default: preconditionFailure("\(op) is not arithmetic")
+        }
+        return overflow ? nil : value
+    }
+
+    /// `+ - * / %` of two doubles.
+    public static func double(_ op: BoundExpression.BinaryOperator, _ a: Double, _ b: Double) -> Double? {
+        switch op {
+        case .add: a + b
+        case .subtract: a - b
+        case .multiply: a * b
+        case .divide: b == 0 ? nil : a / b
+        case .modulo: b == 0 ? nil : a.truncatingRemainder(dividingBy: b)
+        default: preconditionFailure("\(op) is not arithmetic")
         }
     }
 }
