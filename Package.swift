@@ -4,7 +4,6 @@ import PackageDescription
 
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
-let coreMetrics = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
@@ -51,7 +50,7 @@ let package = Package(
         // The load generator's fake user-behaviour events (pure Swift): `eddy produce`, tests, benchmarks.
         .target(name: "EddyWorkload"),
         // Row decoding, aggregation, epochs, sink coordination, the pipeline runner.
-        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging, coreMetrics]),
+        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging, metrics]),
         // HTTP side (Hummingbird): /metrics, /healthz, /readyz, views and status as JSON, the dashboard.
         // Sees only plain Codable documents through `EddyHTTPDataSource`, never the engine.
         .target(name: "EddyHTTP", dependencies: [hummingbird, prometheus, serviceLifecycle, logging]),
@@ -67,12 +66,12 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "EddySQLTests", dependencies: ["EddySQL"]),
+        .testTarget(name: "EddySQLTests", dependencies: ["EddySQL", "EddyWorkload"]),
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyTestSupport"]),
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyTestSupport"]),
         .testTarget(name: "EddyWorkloadTests", dependencies: ["EddyWorkload"]),
-        .testTarget(name: "EddyStateTests", dependencies: ["EddyState"]),
-        .testTarget(name: "EddyHTTPTests", dependencies: ["EddyHTTP", "EddyTestSupport", metrics, prometheus, serviceLifecycle, logging]),
+        .testTarget(name: "EddyStateTests", dependencies: ["EddyState", "EddyTestSupport"]),
+        .testTarget(name: "EddyHTTPTests", dependencies: ["EddyHTTP", "EddyTestSupport", "EddyWorkload", metrics, prometheus, serviceLifecycle, logging]),
         .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyWorkload", "EddyTestSupport", logging]),
         // Unit tests of the command line's own helpers (log formats), through `@testable import eddy`.
         .testTarget(name: "EddyCommandTests", dependencies: ["eddy", logging]),

@@ -115,7 +115,7 @@ struct RunnerDataSource: EddyHTTPDataSource {
         }
         let status = PipelineStatus(
             pipeline: pipelineName,
-            uptimeSeconds: (now - snapshot.startedAt).seconds,
+            uptimeSeconds: (now - snapshot.startedAt) / .seconds(1),
             state: Self.state(snapshot.phase),
             sources: source.map { [SourceStatus(name: $0.name, topic: $0.kafka.topic, consumed: Int64(snapshot.messagesConsumed), partitions: partitions)] } ?? [],
             decodeErrors: snapshot.skippedByReason.mapValues(Int64.init).merging(["wrong_type_field": Int64(snapshot.wrongTypeFields)]) { $1 },
@@ -124,11 +124,11 @@ struct RunnerDataSource: EddyHTTPDataSource {
                 SinkStatus(
                     name: $0.name, view: $0.view, healthy: $0.isHealthy, acknowledgedEpoch: $0.acknowledgedEpoch,
                     pendingEpochs: Int($0.pendingEpochs), retries: Int64($0.failures),
-                    secondsSinceLastWrite: $0.lastWrite.map { (now - $0).seconds }, lastError: $0.lastError)
+                    secondsSinceLastWrite: $0.lastWrite.map { (now - $0) / .seconds(1) }, lastError: $0.lastError)
             },
             checkpoint: CheckpointStatus(
-                epoch: snapshot.lastCommittedEpoch, secondsSinceCommit: snapshot.lastCommit.map { (now - $0).seconds },
-                lastDurationMilliseconds: snapshot.lastCommit == nil ? nil : snapshot.lastCommitDuration.seconds * 1000),
+                epoch: snapshot.lastCommittedEpoch, secondsSinceCommit: snapshot.lastCommit.map { (now - $0) / .seconds(1) },
+                lastDurationMilliseconds: snapshot.lastCommit == nil ? nil : snapshot.lastCommitDuration / .milliseconds(1)),
             ready: false, notReadyReasons: [])
         return readiness.apply(to: status)
     }
@@ -177,12 +177,5 @@ extension JSONScalar {
         case .double(let number): self = .double(number)
         case .string(let text): self = .string(text)
         }
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

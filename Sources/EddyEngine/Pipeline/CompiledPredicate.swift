@@ -306,29 +306,15 @@ final class CompiledPredicate: RowPredicate, @unchecked Sendable {
             }
         }
 
-        /// A canonical time text (`YYYY-MM-DD[ HH:MM:SS[.ffffff]]`, as the binder writes time literals) as
-        /// microseconds since 1970 (days for a date column); nil for anything else.
+        /// A time literal (the binder writes them as `YYYY-MM-DD[ HH:MM:SS[.ffffff]]`) as the column holds it:
+        /// microseconds since 1970 UTC, or days for a date column; parsed as the decoder parses the column.
         static func timeNumber(_ text: String, kind: ColumnKind) -> Int64? {
             let bytes = Array(text.utf8)
-            func number(_ range: Range<Int>) -> Int64? {
-                guard range.upperBound <= bytes.count else { return nil }
-                var value: Int64 = 0
-                for byte in bytes[range] {
-                    guard byte >= 48 && byte <= 57 else { return nil }
-                    value = value * 10 + Int64(byte - 48)
-                }
-                return value
+            return bytes.withUnsafeBufferPointer { buffer in
+                guard let base = buffer.baseAddress else { return nil }
+                return kind == .date
+                    ? ValueParsing.date(base, count: buffer.count) : ValueParsing.timestamp(base, count: buffer.count, withZone: false)
             }
-            guard bytes.count >= 10, let year = number(0..<4), let month = number(5..<7), let day = number(8..<10) else { return nil }
-            let days = ValueParsing.daysFromCivil(year: Int(year), month: Int(month), day: Int(day))
-            if kind == .date { return bytes.count == 10 ? days : nil }
-            guard bytes.count >= 19, let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
-            var micros: Int64 = 0
-            if bytes.count > 19 {
-                guard bytes.count == 26, let fraction = number(20..<26) else { return nil }
-                micros = fraction
-            }
-            return ((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros
         }
     }
 }

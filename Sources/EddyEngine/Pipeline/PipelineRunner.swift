@@ -26,7 +26,6 @@ public final class PipelineRunner: Sendable {
     /// The open store while running, for reads from other threads (HTTP, tests).
     private let openStore = Mutex<CheckpointStore?>(nil)
     private let caughtUpRows = Mutex<[String: [[SQLValue]]]>([:])
-    private let sinkDrivers = Mutex<[SinkDriver]>([])
     private let warnedAboutCollisions = Mutex<Set<String>>([])
 
     public init(pipeline: Pipeline, options: PipelineOptions, logger: Logger) throws(EngineError) {
@@ -64,7 +63,7 @@ public final class PipelineRunner: Sendable {
     }
 
     /// Whether every sink is connected and its last attempt succeeded.
-    public var sinksHealthy: Bool { sinkDrivers.withLock { $0.allSatisfy(\.healthy) } }
+    public var sinksHealthy: Bool { statistics.snapshot.sinks.allSatisfy(\.isHealthy) }
 
     // MARK: Running
 
@@ -112,18 +111,18 @@ public final class PipelineRunner: Sendable {
         defer { openStore.withLock { $0 = nil } }
 
         // Views, restored from the checkpoint.
-        var aggregators: [Aggregator] = []
+        var restored: [Aggregator] = []
         for (index, plan) in plans.enumerated() {
             var aggregator = plan.makeAggregator(limits: options.decoderLimits)
             try store.forEachEntry(view: viewHandles[index]) { key, state in
                 _ = try aggregator.table.restoreGroup(key: Array(key), state: Array(state))
             }
             _ = aggregator.table.takeDirty()
-            aggregators.append(aggregator)
+            restored.append(aggregator)
         }
         logger.info("state restored", metadata: [
             "eddy.state_dir": "\(options.stateDirectory)", "eddy.epoch": "\(checkpoint.epoch)",
-            "eddy.groups": "\(aggregators.map(\.table.groupCount))",
+            "eddy.groups": "\(restored.map(\.table.groupCount))",
         ])
 
         // The source first: a wrong address or a missing topic is the likeliest start-up error, and it
@@ -136,7 +135,6 @@ public final class PipelineRunner: Sendable {
         let drivers = sinkBindings.map { binding in
             makeSinkDriver(binding.sink, plan: plans[binding.view], handle: viewHandles[binding.view], store: store, checkpoint: checkpoint, commitLock: checkpointThreadBox)
         }
-        sinkDrivers.withLock { $0 = drivers }
         let checkpointThread = CheckpointThread(store: store, views: viewHandles, sinks: drivers, statistics: statistics, logger: logger)
         checkpointThreadBox.value = checkpointThread
         checkpointThread.start()
@@ -144,7 +142,6 @@ public final class PipelineRunner: Sendable {
         defer {
             checkpointThread.stop()
             drivers.forEach { $0.stop() }
-            sinkDrivers.withLock { $0 = [] }
         }
 
         // The partitions, each from its stored offset or where scan.startup.mode points now.
@@ -167,7 +164,6 @@ public final class PipelineRunner: Sendable {
         }
         try consumer.assign(partitions: partitions, startOffsets: startOffsets)
         statistics.setPartitions(partitions, topic: topic, views: plans.map(\.view.name))
-        var nextOffsets = partitions.map { startOffsets[$0] ?? -1 }
         var checkpointedOffsets = partitions.map { stored[$0] ?? -1 }
         // Caught up means: at the end every partition had at start.
         let catchUpTargets = partitions.map { bounds[$0]?.high ?? 0 }
@@ -190,7 +186,9 @@ public final class PipelineRunner: Sendable {
         var lastPublished = ContinuousClock.now
         var paused = false
         var reportedCaughtUp = false
-        var consumedPerPartition = [Int](repeating: 0, count: partitionCount)
+        var hot = HotLoop(
+            aggregators: restored, nextOffsets: partitions.map { startOffsets[$0] ?? -1 },
+            consumedPerPartition: [Int](repeating: 0, count: partitionCount))
         let renderers = sinkBindings.map { SinkRenderer(sink: $0.sink, plan: plans[$0.view]) }
         var highWatermarks = [Int64](repeating: -1, count: partitionCount)
 
@@ -198,31 +196,31 @@ public final class PipelineRunner: Sendable {
             var dirtyCount = 0
             var entries: [[(key: [UInt8], state: [UInt8])]] = []
             var sinkPairs = [[SinkStateMachine.Pair]](repeating: [], count: drivers.count)
-            for viewIndex in aggregators.indices {
-                let dirty = aggregators[viewIndex].table.takeDirty()
+            for viewIndex in hot.aggregators.indices {
+                let dirty = hot.aggregators[viewIndex].table.takeDirty()
                 dirtyCount += dirty.count
                 var viewEntries: [(key: [UInt8], state: [UInt8])] = []
                 viewEntries.reserveCapacity(dirty.count)
                 for group in dirty {
                     var state: [UInt8] = []
-                    aggregators[viewIndex].table.encodeState(ofGroup: group, into: &state)
-                    viewEntries.append((aggregators[viewIndex].table.keyBytes(ofGroup: group), state))
+                    hot.aggregators[viewIndex].table.encodeState(ofGroup: group, into: &state)
+                    viewEntries.append((hot.aggregators[viewIndex].table.keyBytes(ofGroup: group), state))
                 }
                 entries.append(viewEntries)
                 for (sinkIndex, binding) in sinkBindings.enumerated() where binding.view == viewIndex {
                     var collisions = 0
-                    sinkPairs[sinkIndex] = try renderers[sinkIndex].pairs(of: aggregators[viewIndex].table, groups: dirty, collisions: &collisions)
+                    sinkPairs[sinkIndex] = try renderers[sinkIndex].pairs(of: hot.aggregators[viewIndex].table, groups: dirty, collisions: &collisions)
                     reportKeyCollisions(collisions, sink: binding.sink.name)
                 }
             }
-            guard dirtyCount > 0 || nextOffsets != checkpointedOffsets else { return }
+            guard dirtyCount > 0 || hot.nextOffsets != checkpointedOffsets else { return }
             var offsets: [(TopicPartition, Int64)] = []
-            for partition in 0..<partitionCount where nextOffsets[partition] >= 0 {
-                offsets.append((TopicPartition(topic: topic, partition: Int32(partition)), nextOffsets[partition]))
+            for partition in 0..<partitionCount where hot.nextOffsets[partition] >= 0 {
+                offsets.append((TopicPartition(topic: topic, partition: Int32(partition)), hot.nextOffsets[partition]))
             }
             epoch += 1
             checkpointThread.submit(CheckpointRequest(epoch: epoch, offsets: offsets, entries: entries, sinkPairs: sinkPairs))
-            checkpointedOffsets = nextOffsets
+            checkpointedOffsets = hot.nextOffsets
             statistics.checkpointSubmitted(epoch: epoch)
         }
 
@@ -231,10 +229,10 @@ public final class PipelineRunner: Sendable {
                 if let (_, high) = consumer.lastKnownWatermarks(partition: Int32(partition)) { highWatermarks[partition] = high }
             }
             statistics.batchApplied(
-                consumedPerPartition: consumedPerPartition, nextOffsets: nextOffsets, highWatermarks: highWatermarks,
-                counters: aggregators[0].counters,
-                groupsByView: Dictionary(uniqueKeysWithValues: zip(plans, aggregators).map { ($0.view.name, $1.table.groupCount) }))
-            for index in consumedPerPartition.indices { consumedPerPartition[index] = 0 }
+                consumedPerPartition: hot.consumedPerPartition, nextOffsets: hot.nextOffsets, highWatermarks: highWatermarks,
+                counters: hot.aggregators[0].counters,
+                groupsByView: Dictionary(uniqueKeysWithValues: zip(plans, hot.aggregators).map { ($0.view.name, $1.table.groupCount) }))
+            for index in hot.consumedPerPartition.indices { hot.consumedPerPartition[index] = 0 }
             for driver in drivers { statistics.sinkHealth(sink: driver.name, healthy: driver.healthy, pendingEpochs: driver.unacknowledgedEpochs) }
         }
 
@@ -249,17 +247,10 @@ public final class PipelineRunner: Sendable {
         while !stop.isRequested {
             if let error = checkpointThread.error { throw error }
             if let failure = drivers.lazy.compactMap(\.failure).first { throw EngineError(.sinkStopped, failure) }
+            let pausedNow = paused
             try consumer.consumeBatch(maxMessages: options.batchSize, timeout: .milliseconds(100)) { batch in
-                for index in 0..<batch.count {
-                    let partition = Int(batch.partition(at: index))
-                    if batch.isError(at: index) {
-                        if let error = batch.error(at: index) { try handle(error, consumer: consumer, nextOffsets: &nextOffsets, paused: paused) }
-                        continue
-                    }
-                    let payload = batch.payload(at: index)
-                    for view in aggregators.indices { aggregators[view].apply(payload) }
-                    nextOffsets[partition] = batch.offset(at: index) + 1
-                    consumedPerPartition[partition] &+= 1
+                try hot.apply(batch) { error, nextOffsets in
+                    try handle(error, consumer: consumer, nextOffsets: &nextOffsets, paused: pausedNow)
                 }
             }
 
@@ -268,8 +259,7 @@ public final class PipelineRunner: Sendable {
                 publishStatistics()
                 lastPublished = now
             }
-            let dirty = aggregators.reduce(0) { $0 + $1.table.dirtyCount }
-            if (now - lastCheckpoint >= options.checkpointInterval || dirty >= options.checkpointDirtyGroups) && checkpointThread.isIdle {
+            if (now - lastCheckpoint >= options.checkpointInterval || hot.dirtyCount >= options.checkpointDirtyGroups) && checkpointThread.isIdle {
                 try checkpointNow()
                 lastCheckpoint = now
             }
@@ -290,13 +280,13 @@ public final class PipelineRunner: Sendable {
                 logger.warning("sinks caught up; resuming consumption")
             }
 
-            if !reportedCaughtUp && zip(nextOffsets, catchUpTargets).allSatisfy({ $0.0 >= $0.1 }) {
+            if !reportedCaughtUp && zip(hot.nextOffsets, catchUpTargets).allSatisfy({ $0.0 >= $0.1 }) {
                 reportedCaughtUp = true
                 publishStatistics()
                 logger.info("caught up with the source", metadata: ["eddy.messages": "\(statistics.snapshot.messagesConsumed)"])
                 statistics.setCaughtUp()
                 var rows: [String: [[SQLValue]]] = [:]
-                for (plan, aggregator) in zip(plans, aggregators) { rows[plan.view.name] = try plan.outputRows(of: aggregator.table) }
+                for (plan, aggregator) in zip(plans, hot.aggregators) { rows[plan.view.name] = try plan.outputRows(of: aggregator.table) }
                 caughtUpRows.withLock { $0 = rows }
                 caughtUp(self)
             }
@@ -351,7 +341,6 @@ public final class PipelineRunner: Sendable {
             connectTimeout: options.redisConnectTimeout, commandTimeout: options.redisCommandTimeout, logger: logger)
         let statistics = statistics
         let sinkName = sink.name
-        let driverBox = LateBound<SinkDriver>()
         let driver = SinkDriver(
             name: sink.name, transport: transport, acknowledgedEpoch: checkpoint.acknowledgedEpochs[sink.name] ?? 0,
             committedEpoch: checkpoint.epoch, backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval,
@@ -370,12 +359,11 @@ public final class PipelineRunner: Sendable {
                 },
                 recordAcknowledged: { epoch in _ = try store.recordAcknowledged(sink: sinkName, epoch: epoch) },
                 didWrite: { epoch, keys, duration in
-                    statistics.sinkWrote(sink: sinkName, epoch: epoch, keys: keys, duration: duration, pendingEpochs: driverBox.value?.unacknowledgedEpochs ?? 0)
+                    statistics.sinkWrote(sink: sinkName, epoch: epoch, keys: keys, duration: duration)
                 },
                 didFail: { error in statistics.sinkFailed(sink: sinkName, error: "\(error)") }
             ),
             logger: logger)
-        driverBox.value = driver
         return driver
     }
 

@@ -1,4 +1,4 @@
-import CoreMetrics
+import Metrics
 import Synchronization
 
 /// What the running pipeline has done: for logs, `/metrics`, `/readyz`, the dashboard and tests.
@@ -183,24 +183,23 @@ public final class PipelineStatistics: Sendable {
             $0.lastCommit = .now
             $0.lastCommitDuration = duration
         }
-        metrics.checkpointDuration.recordNanoseconds(duration.nanoseconds)
+        metrics.checkpointDuration.record(duration: duration)
         metrics.checkpointEpoch.record(Double(epoch))
     }
 
-    func sinkWrote(sink: String, epoch: UInt64, keys: Int, duration: Duration, pendingEpochs: UInt64) {
+    /// A write applied; pending epochs follow from `sinkHealth`, which the hot path reports with each batch.
+    func sinkWrote(sink: String, epoch: UInt64, keys: Int, duration: Duration) {
         state.withLock { snapshot in
             guard let index = snapshot.sinks.firstIndex(where: { $0.name == sink }) else { return }
             snapshot.sinks[index].writes += 1
             snapshot.sinks[index].keysWritten += keys
             snapshot.sinks[index].acknowledgedEpoch = max(snapshot.sinks[index].acknowledgedEpoch, epoch)
-            snapshot.sinks[index].pendingEpochs = pendingEpochs
             snapshot.sinks[index].lastWrite = .now
             snapshot.sinks[index].isHealthy = true
             snapshot.sinks[index].lastError = nil
         }
-        metrics.sinkWrite[sink]?.recordNanoseconds(duration.nanoseconds)
+        metrics.sinkWrite[sink]?.record(duration: duration)
         metrics.sinkAcknowledged[sink]?.record(Double(epoch))
-        metrics.sinkPending[sink]?.record(Double(pendingEpochs))
         metrics.sinkHealthy[sink]?.record(1)
     }
 
@@ -247,12 +246,5 @@ public final class PipelineStatistics: Sendable {
     func offsetGap(_ messages: Int64) {
         state.withLock { $0.offsetGapMessages += messages }
         metrics.offsetGap.increment(by: Int(messages))
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

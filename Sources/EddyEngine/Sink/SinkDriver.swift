@@ -132,7 +132,7 @@ public final class SinkDriver: @unchecked Sendable {
     /// Returns whether the sink caught up.
     @discardableResult
     public func flush(timeout: Duration) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout.seconds)
+        let deadline = Date().addingTimeInterval(timeout / .seconds(1))
         condition.lock()
         defer { condition.unlock() }
         while !machine.isCaughtUp && stoppedReason == nil {
@@ -156,7 +156,7 @@ public final class SinkDriver: @unchecked Sendable {
     private func run() {
         condition.lock()
         while true {
-            var probeDue = Date().addingTimeInterval(probeInterval.seconds)
+            var probeDue = Date().addingTimeInterval(probeInterval / .seconds(1))
             while nextAction == .none && !stopRequested {
                 if !condition.wait(until: probeDue) && nextAction == .none && !stopRequested && machine.isIdle {
                     condition.unlock()
@@ -165,7 +165,7 @@ public final class SinkDriver: @unchecked Sendable {
                     let followUp = event(&machine)
                     if followUp != .none { nextAction = followUp }
                     condition.broadcast()
-                    probeDue = Date().addingTimeInterval(probeInterval.seconds)
+                    probeDue = Date().addingTimeInterval(probeInterval / .seconds(1))
                 }
             }
             if stopRequested { break }
@@ -245,7 +245,7 @@ public final class SinkDriver: @unchecked Sendable {
         case .retryAfterBackoff(let attempt):
             let delay = backoff.delay(attempt: attempt)
             condition.lock()
-            let deadline = Date().addingTimeInterval(delay.seconds)
+            let deadline = Date().addingTimeInterval(delay / .seconds(1))
             while !stopRequested && condition.wait(until: deadline) {}
             condition.unlock()
             return { $0.retryTimerFired() }
@@ -312,19 +312,12 @@ public struct Backoff: Sendable {
     }
 
     public func delay<R: RandomNumberGenerator>(attempt: Int, using random: inout R) -> Duration {
-        let ceiling = ceiling(attempt: attempt).seconds
+        let ceiling = ceiling(attempt: attempt) / .seconds(1)
         return .seconds(Double.random(in: 0...ceiling, using: &random))
     }
 
     public func delay(attempt: Int) -> Duration {
         var random = SystemRandomNumberGenerator()
         return delay(attempt: attempt, using: &random)
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

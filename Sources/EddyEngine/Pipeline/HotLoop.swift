@@ -1,0 +1,36 @@
+import EddyKafka
+
+/// What the hot path changes per message, held in one value so that the batch loop runs as a method on
+/// `inout self`: its arrays are then accessed under Swift's static exclusivity rules. As separate local
+/// variables captured by the batch closure (and by the checkpoint code), every access per message went
+/// through a dynamic exclusivity check (`swift_beginAccess`, measured at several per message).
+struct HotLoop {
+    /// One per view, in the pipeline's order.
+    var aggregators: [Aggregator]
+    /// Per partition: the next offset to read (-1 before its start is known).
+    var nextOffsets: [Int64]
+    /// Per partition: messages applied since the statistics last took them.
+    var consumedPerPartition: [Int]
+
+    /// Decodes and aggregates every message of `batch` into every view, and moves the partitions' next
+    /// offsets (a skipped message still advances). Per-message errors go to `handleError`, which may move
+    /// the next offsets itself (an offset out of range is recovered by seeking).
+    mutating func apply(
+        _ batch: borrowing KafkaMessageBatch, handleError: (KafkaMessageError, inout [Int64]) throws -> Void
+    ) throws {
+        for index in 0..<batch.count {
+            if batch.isError(at: index) {
+                if let error = batch.error(at: index) { try handleError(error, &nextOffsets) }
+                continue
+            }
+            let payload = batch.payload(at: index)
+            for view in aggregators.indices { aggregators[view].apply(payload) }
+            let partition = Int(batch.partition(at: index))
+            nextOffsets[partition] = batch.offset(at: index) + 1
+            consumedPerPartition[partition] &+= 1
+        }
+    }
+
+    /// Groups changed since the last checkpoint, over all views.
+    var dirtyCount: Int { aggregators.reduce(0) { $0 + $1.table.dirtyCount } }
+}
