@@ -78,8 +78,9 @@ public struct UserEventGenerator: Sendable {
     private static let sections = ["products", "blog", "docs", "pricing", "about", "careers", "support", "news"]
 }
 
-/// SplitMix64: a tiny, fast, well-distributed generator; plenty for fake data, trivially seedable.
-public struct SplitMix64: Sendable {
+/// SplitMix64: a tiny, fast, well-distributed generator; plenty for fake data (and reproducible tests),
+/// trivially seedable.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     public init(seed: UInt64) { state = seed }

@@ -131,8 +131,9 @@ private final class MonotonicityMonitor: @unchecked Sendable {
             expected.merge(manifest.events, uniquingKeysWith: +)
 
             if chunk < kills {
-                // A random moment while the daemon works through this chunk.
-                usleep(UInt32.random(in: 50_000...700_000, using: &random))
+                // A random moment while the daemon works through this chunk: once Redis shows a random part of it.
+                let target = produced - chunkSize + Int.random(in: 1..<chunkSize, using: &random)
+                _ = eventually(timeout: .seconds(60), every: .milliseconds(5)) { ((try? redisCounts()) ?? [:]).values.reduce(0, +) >= target }
                 daemon.kill()
                 #expect(daemon.waitForExit(timeout: .seconds(10)) != nil)
                 daemon = try launchDaemon()

@@ -1,3 +1,4 @@
+import EddyWorkload
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -115,17 +116,7 @@ final class TestPipeline: EddyHTTPDataSource {
     }
 }
 
-/// A small seeded generator (SplitMix64), so that simulated traffic is the same on every run.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    /// A number in [0, 1).
-    mutating func nextUnit() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
-    }
+extension SplitMix64 {
+    /// A number in [0, 1): simulated traffic the same on every run.
+    mutating func nextUnit() -> Double { Double.random(in: 0..<1, using: &self) }
 }

@@ -1,20 +1,9 @@
+import EddyWorkload
 import Testing
 @testable import EddySQL
 
 /// The compiler must return (errors or a pipeline) for any input: no crash, no hang.
 @Suite struct FuzzTests {
-    /// A small deterministic generator, so that a failure can be replayed from its seed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let corpus = exampleSource + "\n" + exampleView + "\n" + exampleSink + "\nSELECT * FROM events_statisics_mv WHERE count > 1 ORDER BY 1 LIMIT 3;\n"
         + "CREATE MATERIALIZED VIEW v2 AS SELECT page, SUM(LENGTH) FROM user_events WHERE user LIKE '%@x' AND event IN ('a', 'b') GROUP BY page HAVING COUNT(*) BETWEEN 1 AND 3;"
 
@@ -26,7 +15,7 @@ import Testing
     ]
 
     @Test func mutatedPipelinesNeverCrash() {
-        var random = SplitMix(state: 42)
+        var random = SplitMix64(seed: 42)
         let base = Array(Self.corpus.unicodeScalars)
         for _ in 0..<3000 {
             var scalars = base
@@ -53,7 +42,7 @@ import Testing
     }
 
     @Test func randomBytesNeverCrash() {
-        var random = SplitMix(state: 7)
+        var random = SplitMix64(seed: 7)
         for length in [0, 1, 2, 7, 64, 500, 4096] {
             for _ in 0..<200 {
                 let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
@@ -65,7 +54,7 @@ import Testing
     }
 
     @Test func randomTokenSoupNeverCrashes() {
-        var random = SplitMix(state: 99)
+        var random = SplitMix64(seed: 99)
         for _ in 0..<2000 {
             let text = (0..<Int.random(in: 1...40, using: &random)).map { _ in Self.fragments.randomElement(using: &random)! }.joined(separator: " ")
             let result = compile(text, environment: ["X": "v"])

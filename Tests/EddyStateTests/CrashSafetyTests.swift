@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import EddyState
+import EddyTestSupport
 
 @Suite struct CrashSafetyTests {
     /// A process killed with SIGKILL in the middle of a commit leaves the previous checkpoint, and no lock.
@@ -67,7 +68,7 @@ import Testing
         let ready = directory.appending("reader-ready")
         // The writer waits for the reader process on its own thread: the exit test below may hold a pool thread.
         async let growths = onDedicatedThread { () throws -> Int in
-            guard waitUntil({ FileManager.default.fileExists(atPath: ready) }) else { return -1 }
+            guard eventually({ FileManager.default.fileExists(atPath: ready) }) else { return -1 }
             let large = [UInt8](repeating: 1, count: 1000)
             return try writer.commit(epoch: 2, offsets: []) { transaction in
                 for index in 0..<4000 { try transaction.put(view: view, key: bytes("big-\(index)"), value: large) }

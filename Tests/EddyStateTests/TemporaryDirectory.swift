@@ -52,13 +52,3 @@ func onDedicatedThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) 
         Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
-
-/// Polls `condition` until it holds or `timeout` passes (blocking; for dedicated threads).
-func waitUntil(timeout: Duration = .seconds(20), _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        guard ContinuousClock.now < deadline else { return false }
-        usleep(1000)
-    }
-    return true
-}
