@@ -28,10 +28,8 @@ struct PipelineService: Service {
         try await withTaskCancellationHandler {
             try await withGracefulShutdownHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    Thread.detachNewThread {
-                        Thread.current.name = name
-                        continuation.resume(with: Result { try body(stop) })
-                    }
+                    // Not joined: the continuation says when it is done.
+                    _ = JoinableThread(name: name) { continuation.resume(with: Result { try body(stop) }) }
                 }
             } onGracefulShutdown: {
                 stop.request()
