@@ -528,7 +528,7 @@ public final class CheckpointStore: Sendable {
     }
 
     private func corrupted(_ what: String) -> StateError {
-        StateError(.corrupted, reason: "the state in \(directory) is damaged: \(what)")
+        StateError(.corruptState, reason: "the state in \(directory) is damaged: \(what); \(StateError.restoreOrRebuildAdvice(directory))")
     }
 }
 
