@@ -234,6 +234,7 @@ public final class PipelineRunner: Sendable {
                 groupsByView: Dictionary(uniqueKeysWithValues: zip(plans, hot.aggregators).map { ($0.view.name, $1.table.groupCount) }))
             for index in hot.consumedPerPartition.indices { hot.consumedPerPartition[index] = 0 }
             for driver in drivers { statistics.sinkHealth(sink: driver.name, healthy: driver.healthy, pendingEpochs: driver.unacknowledgedEpochs) }
+            statistics.brokerContact(lastAnswer: consumer.lastBrokerAnswer, lastError: consumer.lastClientError?.reason)
         }
 
         // Record where every partition starts before reading anything: a crash before the first regular
@@ -377,6 +378,8 @@ public final class PipelineRunner: Sendable {
         }
         configuration.connectTimeout = options.kafkaConnectTimeout
         configuration.maxBatchSize = options.batchSize
+        // Statistics move `lastBrokerAnswer`, which readiness reads.
+        configuration.statisticsInterval = options.brokerStatisticsInterval
         // Security, SASL, SSL and pass-through settings, already in librdkafka's names.
         configuration.clientProperties = settings.clientProperties.map { ($0.key, $0.value) }
         return try KafkaConsumer.make(configuration: configuration, logger: logger)
