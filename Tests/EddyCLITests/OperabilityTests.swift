@@ -60,6 +60,9 @@ struct OperabilityTests {
             return (0..<partitionCount).allSatisfy {
                 PrometheusText.value(in: final, name: "eddy_consumer_lag_messages", labels: ["partition": String($0)]) == 0
             } && PrometheusText.value(in: final, name: "eddy_sink_pending_epochs", labels: ["sink": exampleSink]) == 0
+                // The gauge is published every 100 ms: the write that filled Redis may not be in it yet.
+                && (PrometheusText.value(in: final, name: "eddy_sink_write_duration_seconds_count", labels: ["sink": exampleSink]) ?? 0)
+                    > (PrometheusText.value(in: first, name: "eddy_sink_write_duration_seconds_count", labels: ["sink": exampleSink]) ?? 0)
         }
         #expect(settled, "lag or pending epochs never reached 0")
         #expect(PrometheusText.value(in: final, name: "eddy_messages_consumed_total") == 3_503)
