@@ -15,6 +15,8 @@ struct ProcessEntry: Hashable, CustomStringConvertible {
     let name: String
     let startTime: UInt64
     let isZombie: Bool
+    /// CPU time used so far (user and system), in clock ticks.
+    let cpuTicks: UInt64
 
     init?(pid: Int32) {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -22,7 +24,10 @@ struct ProcessEntry: Hashable, CustomStringConvertible {
         else { return nil }
         // After "pid (comm) ": state, ppid, ... starttime is the 20th field.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 19, let parent = Int32(fields[1]), let startTime = UInt64(fields[19]) else { return nil }
+        guard fields.count > 19, let parent = Int32(fields[1]), let startTime = UInt64(fields[19]),
+            let userTicks = UInt64(fields[11]), let systemTicks = UInt64(fields[12])
+        else { return nil }
+        cpuTicks = userTicks + systemTicks
         self.pid = pid
         self.parent = parent
         name = String(stat[stat.index(after: open)..<close])

@@ -31,9 +31,13 @@ private struct Manifest: Decodable {
         let consumer = try KafkaConsumer.make(configuration: configuration)
         defer { consumer.close() }
         func held() throws -> Int64 { try (0..<2).map { try consumer.watermarks(partition: $0).high }.reduce(0, +) }
-        // Well under way, then the broker stops answering: what the producer sends from now on stays unacknowledged.
+        // Well under way, then the broker stops answering: what the producer sends from now on stays
+        // unacknowledged. It surely sends some: it runs 50 ms more (at --rate 0, thousands of messages).
         #expect(try eventually(timeout: .seconds(20), every: .milliseconds(50)) { try held() >= 20_000 })
         try broker.broker.setBrokerDown(1)
+        let ticksAtDown = try #require(ProcessEntry(pid: producer.pid)).cpuTicks
+        let ticksPerSecond = UInt64(sysconf(Int32(_SC_CLK_TCK)))
+        #expect(eventually(timeout: .seconds(10)) { (ProcessEntry(pid: producer.pid)?.cpuTicks ?? 0) >= ticksAtDown + ticksPerSecond / 20 })
 
         let stopped = ContinuousClock.now
         producer.send(SIGTERM)
@@ -41,13 +45,14 @@ private struct Manifest: Decodable {
         let took = ContinuousClock.now - stopped
         #expect(took < .seconds(3), "exited \(took) after SIGTERM")
         #expect(status == 1, "messages were given up: \(producer.standardError)")
+        let output = producer.standardError
 
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
-        #expect(manifest.unacknowledged > 0 && manifest.failed == 0)
+        #expect(manifest.unacknowledged > 0 && manifest.failed == 0, "\(output)")
         #expect(manifest.total >= 20_000 && manifest.events.values.reduce(0, +) == manifest.total)
-        let lines = producer.standardError.split(separator: "\n")
-        #expect(lines.contains { $0.contains("\(manifest.total) message(s) acknowledged") && $0.contains("\(manifest.unacknowledged) unacknowledged") })
-        #expect(lines.contains { $0.hasPrefix("Error: \(manifest.unacknowledged) message(s) still unacknowledged") }, "\(producer.standardError)")
+        let lines = output.split(separator: "\n")
+        #expect(lines.contains { $0.contains("\(manifest.total) message(s) acknowledged") && $0.contains("\(manifest.unacknowledged) unacknowledged") }, "\(output)")
+        #expect(lines.contains { $0.hasPrefix("Error: \(manifest.unacknowledged) message(s) still unacknowledged") }, "\(output)")
         // Every acknowledged message is in the topic; besides them at most those given up in flight.
         try broker.broker.setBrokerUp(1)
         var inTopic: Int64 = -1
