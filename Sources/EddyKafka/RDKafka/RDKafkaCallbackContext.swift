@@ -31,6 +31,9 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
     var deliveredTotal = 0
     var failedDeliveries = 0
     var firstDeliveryError: KafkaError?
+    /// Messages purged by the producer itself (`rd_kafka_purge`): given up, not failed.
+    var abandonedDeliveries = 0
+    var abandonedInFlight = 0
 
     // Owner-thread state (consumer rebalances): set by the consumer, called from `rebalance`.
     var rebalanceHandler: ((_ isAssignment: Bool, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
@@ -116,6 +119,9 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
             if tag >= deliveredByTag.count { deliveredByTag += Array(repeating: 0, count: tag + 1 - deliveredByTag.count) }
             deliveredByTag[tag] += 1
             deliveredTotal += 1
+        } else if errorCode == RD_KAFKA_RESP_ERR__PURGE_QUEUE.rawValue || errorCode == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT.rawValue {
+            abandonedDeliveries += 1
+            if errorCode == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT.rawValue { abandonedInFlight += 1 }
         } else {
             failedDeliveries += 1
             if firstDeliveryError == nil {
