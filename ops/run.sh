@@ -217,7 +217,9 @@ while kill -0 "$run_pid" 2>/dev/null; do
         counts+=("$event=$value")
         total=$((total + value))
     done
-    epoch=$(redis-cli -p "$redis_port" --raw GET eddy:redis_sink:epoch 2>/dev/null || true)
+    # The marker reads `v1 <epoch> <form> <topic>/<partition>=<offset> …`: the epoch is its second field.
+    marker=$(redis-cli -p "$redis_port" --raw GET eddy:redis_sink:epoch 2>/dev/null || true)
+    epoch=$(echo "$marker" | awk '{ print $2 }')
     line="  ${counts[*]}  total=$total  epoch=${epoch:-0}"
     if [ -t 1 ]; then format='\r%s   '; else format='%s\n'; fi
     # A failed write (EPIPE: the reader is gone) stops the demo like Ctrl-C.
