@@ -48,6 +48,8 @@ public struct ReadinessRules: Sendable, Equatable {
         for sink in status.sinks {
             if !sink.healthy {
                 reasons.append("sink \(sink.name) unhealthy: \(sink.lastError ?? "its target is unreachable")")
+            } else if sink.waitingForOtherWriter {
+                reasons.append("sink \(sink.name): another writer is ahead of this daemon on the same keys; nothing is written until it has consumed as far")
             } else if let waiting = sink.secondsWaitingForWrite, waiting > maximumSinkWait / .seconds(1) {
                 reasons.append("sink \(sink.name) stalled: \(sink.pendingEpochs) committed epochs have waited \(Self.seconds(waiting)) s for a write")
             }

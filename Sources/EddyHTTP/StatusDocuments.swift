@@ -154,6 +154,9 @@ public struct SinkStatus: Codable, Sendable, Equatable {
     /// Seconds committed epochs have waited without any write applied (a write stuck in flight, or retries);
     /// nil while nothing waits.
     public var secondsWaitingForWrite: Double?
+    /// True while Redis holds values from further along the source than this daemon's checkpoints: another
+    /// writer is active on the sink, and this one writes nothing until it has consumed as far.
+    public var waitingForOtherWriter: Bool
 
     public init(
         name: String,
@@ -164,7 +167,8 @@ public struct SinkStatus: Codable, Sendable, Equatable {
         retries: Int64,
         secondsSinceLastWrite: Double?,
         lastError: String? = nil,
-        secondsWaitingForWrite: Double? = nil
+        secondsWaitingForWrite: Double? = nil,
+        waitingForOtherWriter: Bool = false
     ) {
         self.name = name
         self.view = view
@@ -175,6 +179,7 @@ public struct SinkStatus: Codable, Sendable, Equatable {
         self.secondsSinceLastWrite = secondsSinceLastWrite
         self.lastError = lastError
         self.secondsWaitingForWrite = secondsWaitingForWrite
+        self.waitingForOtherWriter = waitingForOtherWriter
     }
 }
 

@@ -127,7 +127,8 @@ struct RunnerDataSource: EddyHTTPDataSource {
                     name: $0.name, view: $0.view, healthy: $0.isHealthy, acknowledgedEpoch: $0.acknowledgedEpoch,
                     pendingEpochs: Int($0.pendingEpochs), retries: Int64($0.failures),
                     secondsSinceLastWrite: $0.lastWrite.map { (now - $0) / .seconds(1) }, lastError: $0.lastError,
-                    secondsWaitingForWrite: $0.waitingForWriteSince.map { max(0, (now - $0) / .seconds(1)) })
+                    secondsWaitingForWrite: $0.waitingForWriteSince.map { max(0, (now - $0) / .seconds(1)) },
+                    waitingForOtherWriter: $0.otherWriterAhead)
             },
             checkpoint: CheckpointStatus(
                 epoch: snapshot.lastCommittedEpoch, secondsSinceCommit: snapshot.lastCommit.map { (now - $0) / .seconds(1) },

@@ -152,5 +152,13 @@ struct ReadinessRulesTests {
         status.sinks[0].lastError = "timed out"
         status.sources[0].secondsSinceBrokerAnswered = nil
         #expect(rules.notReadyReasons(for: status) == ["sink redis_sink unhealthy: timed out"])
+
+        // Behind another writer: its epochs wait on purpose, and the reason says why.
+        status.sinks[0].healthy = true
+        status.sinks[0].waitingForOtherWriter = true
+        #expect(
+            rules.notReadyReasons(for: status) == [
+                "sink redis_sink: another writer is ahead of this daemon on the same keys; nothing is written until it has consumed as far"
+            ])
     }
 }
