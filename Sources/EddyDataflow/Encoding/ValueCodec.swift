@@ -113,10 +113,17 @@ struct ByteReader {
         }
     }
 
-    /// A count or length: a varint that fits an `Int` and, for lengths, the bytes left.
+    /// A count: a varint of at most `limit`.
     mutating func count(atMost limit: Int = .max) throws(DataflowError) -> Int {
         let value = try varint()
         guard value <= UInt64(limit) else { throw corrupt("holds a count of \(value), more than \(limit) possible here") }
+        return Int(value)
+    }
+
+    /// A length of bytes that follow: a varint of at most the bytes left after it.
+    mutating func length() throws(DataflowError) -> Int {
+        let value = try varint()
+        guard value <= UInt64(remaining) else { throw corrupt("holds a length of \(value) with \(remaining) bytes left") }
         return Int(value)
     }
 
@@ -129,7 +136,7 @@ struct ByteReader {
         case ValueCodec.intTag: return .int(Int64(bitPattern: try littleEndian64()))
         case ValueCodec.doubleTag: return .double(Double(bitPattern: try littleEndian64()))
         case ValueCodec.stringTag:
-            let length = try count(atMost: remaining)
+            let length = try length()
             guard let text = String(validating: bytes[position..<position + length], as: UTF8.self) else {
                 throw corrupt("holds a string that is not UTF-8")
             }

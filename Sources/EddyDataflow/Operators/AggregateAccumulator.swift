@@ -106,7 +106,7 @@ struct AggregateAccumulator: Sendable {
             accumulator.doubleCount = Int64(try reader.count(atMost: Int(accumulator.count)))
         }
         if function.keepsValues {
-            let distinctCount = try reader.count(atMost: reader.remaining)
+            let distinctCount = try reader.length()  // each kept value takes at least one byte
             var total: Int64 = 0
             for _ in 0..<distinctCount {
                 let value = try reader.value()
