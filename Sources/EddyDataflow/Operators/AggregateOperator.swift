@@ -255,7 +255,8 @@ public struct AggregateOperator: Sendable {
 
     /// Hands every group changed since the last call to `write`: its key bytes and its state bytes, or nil
     /// for a group that has left (holds no rows) and whose state was stored before. The buffers are reused:
-    /// copy what must outlive the call.
+    /// copy what must outlive the call. Key bytes are as long as the group key needs: a store with a key
+    /// size limit (LMDB's 511 bytes) must map long keys itself, as `GroupTable` does with a hash.
     public mutating func drainChangedState<Failure: Error>(
         _ write: (_ key: [UInt8], _ state: [UInt8]?) throws(Failure) -> Void
     ) throws(Failure) {
