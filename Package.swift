@@ -49,6 +49,9 @@ let package = Package(
         .target(name: "EddyState", dependencies: ["CLMDB", logging]),
         // The load generator's fake user-behaviour events (pure Swift): `eddy produce`, tests, benchmarks.
         .target(name: "EddyWorkload"),
+        // The dataflow's pure core (DESIGN §2): batches of changes, operators over them, their state encodings.
+        // No I/O, no threads.
+        .target(name: "EddyDataflow", dependencies: ["EddySQL"]),
         // Row decoding, aggregation, epochs, sink coordination, the pipeline runner.
         .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging, metrics]),
         // HTTP side (Hummingbird): /metrics, /healthz, /readyz, views and status as JSON, the dashboard.
@@ -70,6 +73,7 @@ let package = Package(
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyTestSupport"]),
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyTestSupport"]),
         .testTarget(name: "EddyWorkloadTests", dependencies: ["EddyWorkload"]),
+        .testTarget(name: "EddyDataflowTests", dependencies: ["EddyDataflow", "EddySQL", "EddyWorkload"]),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyState", "EddyTestSupport"]),
         .testTarget(name: "EddyHTTPTests", dependencies: ["EddyHTTP", "EddyTestSupport", "EddyWorkload", metrics, prometheus, serviceLifecycle, logging]),
         .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyWorkload", "EddyTestSupport", logging]),
