@@ -32,7 +32,9 @@ let package = Package(
         .executableTarget(
             name: "RedisSinkBenchmark",
             dependencies: [
+                .product(name: "EddyEngine", package: eddy),
                 .product(name: "EddyRedis", package: eddy),
+                .product(name: "EddyState", package: eddy),
                 .product(name: "EddyTestSupport", package: eddy),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,31 +1,21 @@
 import Logging
 
-/// What a fenced epoch write did.
-public enum RedisEpochWriteOutcome: Sendable, Equatable {
-    /// Every pair and the marker were written, at once.
-    case applied
-    /// The marker was already at or past the epoch: nothing was written. Either a newer writer got there
-    /// first, or this epoch (or a later one) was applied earlier and its reply lost (`marker == epoch`
-    /// after a timeout usually means the latter: the epoch is in Redis).
-    case stale(marker: UInt64)
-    /// The marker was below `minimumMarker` (or absent: `nil`): Redis lost acknowledged data (flushed,
-    /// restarted without persistence). Nothing was written; the caller re-sends the whole view.
-    case behind(marker: UInt64?)
-
-    /// The fence: what a write of `epoch` does against `marker` (absent = 0); `nil` means apply it.
-    static func fence(marker: UInt64?, epoch: UInt64, minimumMarker: UInt64) -> RedisEpochWriteOutcome? {
-        let current = marker ?? 0
-        if current >= epoch { return .stale(marker: current) }
-        if current < minimumMarker { return .behind(marker: marker) }
-        return nil
-    }
+/// What a fenced write does with the marker it found, as the caller's fence decides it.
+public enum RedisMarkerCheck<Refusal: Sendable>: Sendable {
+    /// Write the epoch (and replace the marker).
+    case write
+    /// Write nothing; the write returns `refusal`.
+    case refuse(Refusal)
+    /// The marker holds something the fence cannot read (`detail` says what): another program uses the key.
+    case unreadable(detail: String)
 }
 
-/// Writes epochs to Redis atomically and fenced by a marker key: an epoch is applied only if
-/// `minimumMarker <= marker < epoch`, where an absent marker counts as 0.
+/// Writes epochs to Redis atomically and fenced by a marker key: the caller's fence reads the marker's value
+/// and decides whether the epoch applies; what the marker means (the progress fence, DESIGN §3) is the
+/// engine's business, how to apply it all at once and only against the marker that was read is this type's.
 ///
-/// How: `WATCH marker` + `GET marker`, the fence checked here, then one pipeline of `MULTI`, the `MSET`s,
-/// the `DEL`s, `SET marker epoch`, `EXEC`.
+/// How: `WATCH marker` + `GET marker`, the caller's fence, then one pipeline of `MULTI`, the `MSET`s,
+/// the `DEL`s, `SET marker <new value>`, `EXEC`.
 /// - Fenced: `EXEC` applies nothing if the marker changed after `WATCH` (another writer); the write then
 ///   reads the marker again and starts over.
 /// - All or nothing: under `maxmemory`, Redis refuses every command queued in `MULTI` (`DEL` included)
@@ -77,54 +67,57 @@ public final class RedisEpochWriter: @unchecked Sendable {
     /// The key holding the last applied epoch of `sink`: `eddy:<sink>:epoch`.
     public static func markerKey(sink: String) -> String { "eddy:\(sink):epoch" }
 
-    /// The epoch `sink`'s marker holds, `nil` when the key is absent. Throws `invalidMarker` when it holds
-    /// anything but a decimal number that fits in 64 bits.
-    public func readMarker(sink: String) throws(RedisError) -> UInt64? {
+    /// The value of `sink`'s marker, `nil` when the key is absent. Throws `invalidMarker` when the key holds
+    /// another type than a string.
+    public func readMarker(sink: String) throws(RedisError) -> [UInt8]? {
         let key = Self.markerKey(sink: sink)
         let reply: RedisReply
         do {
             reply = try connection.command("GET", key)
         } catch where error.code == .wrongType {
-            throw invalidMarker(key: key, detail: "holds a \(try typeName(of: key)), not an epoch number")
+            throw invalidMarker(key: key, detail: "holds a \(try typeName(of: key)), not an epoch marker")
         }
         return try marker(from: reply, key: key)
     }
 
-    /// Applies epoch `epoch` of `sink` if and only if `minimumMarker <= marker < epoch` (absent marker = 0):
-    /// sets every key that has a value (absolute values, raw bytes), deletes every key whose value is `nil`
-    /// (a row that left the view; a key already absent is fine), and sets the marker to `epoch`, all at
-    /// once. An empty `pairs` still moves the marker. Keys must be distinct within one call: sets and
-    /// deletes are batched apart, so which of two pairs of one key wins is not defined.
+    /// Applies an epoch of `sink` if and only if `check` says so of the marker's value (nil when absent), read
+    /// under `WATCH` so that it is still the marker's value when the transaction runs: sets every key that
+    /// has a value (absolute values, raw bytes), deletes every key whose value is `nil` (a row that left the
+    /// view; a key already absent is fine), and sets the marker to `marker`, all at once. An empty `pairs`
+    /// still moves the marker. Keys must be distinct within one call: sets and deletes are batched apart, so
+    /// which of two pairs of one key wins is not defined.
     ///
     /// The whole epoch is one transaction, however many pairs: splitting it would let readers see half an
     /// epoch, and Redis blocks others for the same total time either way. Measured here (release build,
     /// 2 cores): a whole-view re-send of 1 000 000 keys takes about 0.6-0.9 s; `commandTimeout` must cover
     /// it. If it does not, the call throws `timeout` and the epoch is either wholly in Redis (Redis had run
-    /// `EXEC`: the retry on a new connection sees `.stale(marker: epoch)`) or not at all (the transaction
+    /// `EXEC`: the retry on a new connection finds the marker it wrote) or not at all (the transaction
     /// died with the closed socket).
     ///
-    /// Throws `outOfMemory` (nothing written; retriable; an epoch of deletes only is refused too, as it
-    /// sets the marker), `invalidMarker` (the marker holds something else), `serverUnavailable` (the marker
-    /// kept changing: another writer), `timeout`/`connectionBroken` (connection closed; a new connection's
-    /// retry is safe: a transaction still queued in Redis died with the old socket).
-    public func write<Pairs: Sequence>(
+    /// - Returns: nil when the epoch was applied, else the refusal `check` returned (nothing was written).
+    /// - Throws: `outOfMemory` (nothing written; retriable; an epoch of deletes only is refused too, as it
+    ///   sets the marker), `invalidMarker` (the marker holds something else), `serverUnavailable` (the marker
+    ///   kept changing: another writer), `timeout`/`connectionBroken` (connection closed; a new connection's
+    ///   retry is safe: a transaction still queued in Redis died with the old socket).
+    public func write<Pairs: Sequence, Refusal: Sendable>(
         sink: String,
-        epoch: UInt64,
-        minimumMarker: UInt64,
-        pairs: Pairs
-    ) throws(RedisError) -> RedisEpochWriteOutcome where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
+        marker: [UInt8],
+        pairs: Pairs,
+        check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
+    ) throws(RedisError) -> Refusal? where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
         defer { releaseLargeBuffers() }
         let markerKey = Self.markerKey(sink: sink)
         encode(pairs)
-        let outcome = try runTransaction(markerKey: markerKey, epoch: epoch, minimumMarker: minimumMarker)
+        let refusal = try runTransaction(markerKey: markerKey, newMarker: marker, check: check)
         logger.trace(
             "Redis epoch write",
             metadata: [
-                "eddy.sink": "\(sink)", "eddy.epoch": "\(epoch)", "eddy.redis.sets": "\(setCount)",
-                "eddy.redis.deletes": "\(deleteCount)", "eddy.redis.outcome": "\(outcome)",
+                "eddy.sink": "\(sink)", "eddy.redis.marker": "\(String(decoding: marker, as: UTF8.self))",
+                "eddy.redis.sets": "\(setCount)", "eddy.redis.deletes": "\(deleteCount)",
+                "eddy.redis.outcome": "\(refusal.map { "refused: \($0)" } ?? "applied")",
             ]
         )
-        return outcome
+        return refusal
     }
 
     // MARK: - Transaction
@@ -167,7 +160,9 @@ public final class RedisEpochWriter: @unchecked Sendable {
         delCount += 1
     }
 
-    private func runTransaction(markerKey: String, epoch: UInt64, minimumMarker: UInt64) throws(RedisError) -> RedisEpochWriteOutcome {
+    private func runTransaction<Refusal: Sendable>(
+        markerKey: String, newMarker: [UInt8], check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
+    ) throws(RedisError) -> Refusal? {
         for _ in 0..<Self.transactionAttempts {
             // 1. Watch the marker and read it: EXEC below applies nothing if anyone changes it meanwhile.
             command.reset()
@@ -183,19 +178,25 @@ public final class RedisEpochWriter: @unchecked Sendable {
             let watchReply = try connection.receive(commandName: "WATCH")
             let markerReply = try connection.receive(commandName: "GET")
             _ = try watchReply.checked(by: connection, commandName: "WATCH")
-            let marker: UInt64?
+            let marker: [UInt8]?
             do throws(RedisError) {
                 if case .error(let message) = markerReply, message.hasPrefix("WRONGTYPE") {
-                    throw invalidMarker(key: markerKey, detail: "holds a \(try typeName(of: markerKey)), not an epoch number")
+                    throw invalidMarker(key: markerKey, detail: "holds a \(try typeName(of: markerKey)), not an epoch marker")
                 }
                 marker = try self.marker(from: markerReply.checked(by: connection, commandName: "GET"), key: markerKey)
             } catch {
                 try unwatch()
                 throw error
             }
-            if let refused = RedisEpochWriteOutcome.fence(marker: marker, epoch: epoch, minimumMarker: minimumMarker) {
+            switch check(marker) {
+            case .write:
+                break
+            case .refuse(let refusal):
                 try unwatch()
-                return refused
+                return refusal
+            case .unreadable(let detail):
+                try unwatch()
+                throw invalidMarker(key: markerKey, detail: detail)
             }
             afterMarkerRead?()
 
@@ -211,7 +212,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
             command.appendCommandHeader(argumentCount: 3)
             command.appendArgument("SET")
             command.appendArgument(markerKey)
-            command.appendArgument(epoch)
+            command.appendArgument(newMarker)
             command.appendCommandHeader(argumentCount: 1)
             command.appendArgument("EXEC")
             try connection.send(command.bytes, commandName: "EXEC")
@@ -239,7 +240,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
                         isRetriable: false, breaksConnection: false
                     )
                 }
-                return .applied
+                return nil
             case let other:
                 throw connection.breakingProtocolError("EXEC returned \(other.summary)")
             }
@@ -281,18 +282,12 @@ public final class RedisEpochWriter: @unchecked Sendable {
 
     // MARK: - Shared
 
-    private func marker(from reply: RedisReply, key: String) throws(RedisError) -> UInt64? {
+    private func marker(from reply: RedisReply, key: String) throws(RedisError) -> [UInt8]? {
         switch reply {
         case .null:
             return nil
         case .string(let bytes):
-            guard let marker = Self.parseEpoch(bytes) else {
-                let shown = String(decoding: bytes.prefix(32), as: UTF8.self)
-                let detail = bytes.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } && !bytes.isEmpty
-                    ? "holds a number that does not fit in 64 bits" : "holds \"\(shown)\", not an epoch number"
-                throw invalidMarker(key: key, detail: detail)
-            }
-            return marker
+            return bytes
         default:
             throw connection.breakingProtocolError("GET \(key) returned \(reply.summary)")
         }
@@ -302,7 +297,8 @@ public final class RedisEpochWriter: @unchecked Sendable {
         try connection.command("TYPE", key).text ?? "value of another type"
     }
 
-    private func invalidMarker(key: String, detail: String) -> RedisError {
+    /// The error for a marker that holds something else: `detail` says what.
+    public func invalidMarker(key: String, detail: String) -> RedisError {
         RedisError(
             code: .invalidMarker,
             reason: "epoch marker \(key) on Redis at \(connection.url.address) \(detail): another program uses this key",
@@ -319,19 +315,5 @@ public final class RedisEpochWriter: @unchecked Sendable {
             deleteBatch = RedisCommandEncoder()
             command = RedisCommandEncoder()
         }
-    }
-
-    /// Decimal digits (leading zeros allowed) that fit in a `UInt64`.
-    static func parseEpoch(_ bytes: [UInt8]) -> UInt64? {
-        guard !bytes.isEmpty else { return nil }
-        var value: UInt64 = 0
-        for byte in bytes {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
-            guard !overflow1, !overflow2 else { return nil }
-            value = sum
-        }
-        return value
     }
 }

@@ -298,6 +298,10 @@ public final class CheckpointStore: Sendable {
                     } else if name.hasPrefix(StateEncoding.acknowledgedPrefix) {
                         let sink = String(name.dropFirst(StateEncoding.acknowledgedPrefix.count))
                         checkpoint.acknowledgedEpochs[sink] = try decodeCounter(value, name)
+                    } else if name.hasPrefix(StateEncoding.acknowledgedOffsetsPrefix) {
+                        let sink = String(name.dropFirst(StateEncoding.acknowledgedOffsetsPrefix.count))
+                        guard let offsets = StateEncoding.decodeOffsets(value) else { throw corrupted("meta key '\(name)' is malformed") }
+                        checkpoint.acknowledgedOffsets[sink] = offsets
                     } else if name.hasPrefix(StateEncoding.fingerprintPrefix) {
                         let view = String(name.dropFirst(StateEncoding.fingerprintPrefix.count))
                         checkpoint.viewFingerprints[view] = StateEncoding.string(value)
@@ -420,13 +424,14 @@ public final class CheckpointStore: Sendable {
         }
     }
 
-    /// Records that `sink` has acknowledged `epoch` (a small durable write). The stored value never moves
-    /// backwards: an older epoch leaves it as it is.
+    /// Records that `sink` has acknowledged `epoch`, whose checkpoint stood at `offsets` (a small durable
+    /// write; the sink's fence compares Redis' marker with these offsets to notice Redis losing data). The
+    /// stored value never moves backwards: an older epoch leaves it as it is.
     ///
     /// - Returns: the acknowledged epoch stored afterwards.
     /// - Throws: `.invalidArgument` if `epoch` was never committed.
     @discardableResult
-    public func recordAcknowledged(sink: String, epoch: UInt64) throws(StateError) -> UInt64 {
+    public func recordAcknowledged(sink: String, epoch: UInt64, offsets: [TopicPartition: Int64]) throws(StateError) -> UInt64 {
         try requireWritable("record the acknowledged epoch of sink '\(sink)'")
         let key = StateEncoding.acknowledgedPrefix + sink
         return try core.writeLock.withLock { () throws(StateError) in
@@ -445,14 +450,16 @@ public final class CheckpointStore: Sendable {
                 }
                 guard epoch > stored else { return stored }
                 try transaction.put(core.meta, key: key, value: StateEncoding.encode(epoch))
+                try transaction.put(core.meta, key: StateEncoding.acknowledgedOffsetsPrefix + sink, value: StateEncoding.encodeOffsets(offsets))
                 return epoch
             }
         }
     }
 
     /// Records what `sink` writes to Redis. When that differs from the recorded fingerprint, the sink's
-    /// acknowledged epoch goes back to 0 (in the same durable transaction), so that the whole view is written
-    /// again in the new form. A sink seen for the first time keeps its acknowledged epoch.
+    /// acknowledgement is forgotten (in the same durable transaction), so that the whole view is written
+    /// again in the new form; the fence writes it even at the offsets Redis already holds, since its marker
+    /// names the output form too. A sink seen for the first time keeps its acknowledged epoch.
     ///
     /// - Returns: whether the acknowledged epoch was reset.
     @discardableResult
@@ -466,6 +473,7 @@ public final class CheckpointStore: Sendable {
                 try fingerprint.withUTF8Buffer { value in try transaction.put(core.meta, key: key, value: value) }
                 guard stored != nil else { return false }
                 try transaction.put(core.meta, key: StateEncoding.acknowledgedPrefix + sink, value: StateEncoding.encode(UInt64(0)))
+                try (StateEncoding.acknowledgedOffsetsPrefix + sink).withUTF8Buffer { key in try transaction.delete(core.meta, key: key) }
                 return true
             }
         }
@@ -538,6 +546,9 @@ public struct StoredCheckpoint: Sendable, Equatable {
     public var epoch: UInt64 = 0
     /// Sink name → the last epoch that sink acknowledged.
     public var acknowledgedEpochs: [String: UInt64] = [:]
+    /// Sink name → the offsets of that epoch's checkpoint (none recorded by stores from before the progress
+    /// fence, or after the sink's output changed).
+    public var acknowledgedOffsets: [String: [TopicPartition: Int64]] = [:]
     /// Next offset to read, per partition.
     public var offsets: [TopicPartition: Int64] = [:]
     /// View name → the fingerprint its state was built with.

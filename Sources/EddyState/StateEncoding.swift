@@ -1,6 +1,8 @@
 /// How the store lays out its own keys and values. The engine owns the encoding of view keys and aggregates.
 ///
 /// - `meta`: `format_version` → UInt64 LE, `epoch` → UInt64 LE, `ack:<sink>` → UInt64 LE,
+///   `ack_offsets:<sink>` → the offsets of that epoch (`encodeOffsets`; absent in stores written before the
+///   progress fence, which then re-send the whole view once),
 ///   `fingerprint:<view>` → what the view's state means (UTF-8), `definition:<view>` → a self-contained
 ///   definition for readers without the pipeline file (UTF-8), `sink:<sink>` → what the sink writes to Redis
 ///   (UTF-8).
@@ -17,6 +19,7 @@ enum StateEncoding {
     static let formatVersionKey = "format_version"
     static let epochKey = "epoch"
     static let acknowledgedPrefix = "ack:"
+    static let acknowledgedOffsetsPrefix = "ack_offsets:"
     static let fingerprintPrefix = "fingerprint:"
     static let definitionPrefix = "definition:"
     static let sinkFingerprintPrefix = "sink:"
@@ -53,6 +56,36 @@ enum StateEncoding {
         let topic = String(decoding: bytes[0..<(bytes.count - 5)], as: UTF8.self)
         let partition = Int32(bigEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 4, as: Int32.self))
         return TopicPartition(topic: topic, partition: partition)
+    }
+
+    /// Offsets per partition: for each, the offset key's length (UInt16 LE), the key (`offsetKey`), the
+    /// offset (Int64 LE).
+    static func encodeOffsets(_ offsets: [TopicPartition: Int64]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for (topicPartition, offset) in offsets {
+            let key = offsetKey(topicPartition)
+            withUnsafeBytes(of: UInt16(key.count).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: key)
+            bytes.append(contentsOf: encode(offset))
+        }
+        return bytes
+    }
+
+    static func decodeOffsets(_ bytes: UnsafeRawBufferPointer) -> [TopicPartition: Int64]? {
+        var offsets: [TopicPartition: Int64] = [:]
+        var position = 0
+        while position < bytes.count {
+            guard position + 2 <= bytes.count else { return nil }
+            let keyLength = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: position, as: UInt16.self)))
+            position += 2
+            guard position + keyLength + 8 <= bytes.count,
+                let topicPartition = decodeOffsetKey(UnsafeRawBufferPointer(rebasing: bytes[position..<(position + keyLength)])),
+                let offset = decodeInt64(UnsafeRawBufferPointer(rebasing: bytes[(position + keyLength)..<(position + keyLength + 8)]))
+            else { return nil }
+            offsets[topicPartition] = offset
+            position += keyLength + 8
+        }
+        return offsets
     }
 
     static func string(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -219,22 +219,42 @@ private func contents(of store: CheckpointStore, view: String) throws -> [String
         #expect(checkpoint.viewFingerprints == ["counts": "f"])
     }
 
-    @Test func theAcknowledgedEpochNeverMovesBackwards() throws {
+    @Test func theAcknowledgedEpochAndItsOffsetsNeverMoveBackwards() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
+        let partition = TopicPartition(topic: "test", partition: 3)
         do {
             let store = try CheckpointStore.open(directory: directory.path)
             for epoch in UInt64(1)...3 { try store.commit(epoch: epoch, offsets: []) { _ in } }
-            #expect(try store.recordAcknowledged(sink: "redis_sink", epoch: 2) == 2)
-            #expect(try store.recordAcknowledged(sink: "redis_sink", epoch: 1) == 2)
-            #expect(try store.recordAcknowledged(sink: "other", epoch: 3) == 3)
+            #expect(try store.recordAcknowledged(sink: "redis_sink", epoch: 2, offsets: [partition: 20]) == 2)
+            #expect(try store.recordAcknowledged(sink: "redis_sink", epoch: 1, offsets: [partition: 10]) == 2)
+            #expect(try store.recordAcknowledged(sink: "other", epoch: 3, offsets: [:]) == 3)
             let error = try #require(throws: StateError.self) {
-                try store.recordAcknowledged(sink: "redis_sink", epoch: 4)
+                try store.recordAcknowledged(sink: "redis_sink", epoch: 4, offsets: [partition: 40])
             }
             #expect(error.code == .invalidArgument)
         }
         let store = try CheckpointStore.open(directory: directory.path)
-        #expect(try store.loadCheckpoint().acknowledgedEpochs == ["redis_sink": 2, "other": 3])
+        let checkpoint = try store.loadCheckpoint()
+        #expect(checkpoint.acknowledgedEpochs == ["redis_sink": 2, "other": 3])
+        #expect(checkpoint.acknowledgedOffsets == ["redis_sink": [partition: 20], "other": [:]])
+    }
+
+    @Test func aChangedSinkForgetsItsAcknowledgementInTheSameTransaction() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try CheckpointStore.open(directory: directory.path)
+        let partition = TopicPartition(topic: "test", partition: 0)
+        #expect(try store.recordSink("redis_sink", fingerprint: "template {event}") == false)
+        try store.commit(epoch: 1, offsets: [(partition, 7)]) { _ in }
+        try store.recordAcknowledged(sink: "redis_sink", epoch: 1, offsets: [partition: 7])
+        #expect(try store.recordSink("redis_sink", fingerprint: "template {event}") == false)
+        #expect(try store.loadCheckpoint().acknowledgedOffsets["redis_sink"] == [partition: 7])
+        #expect(try store.recordSink("redis_sink", fingerprint: "json") == true)
+        let checkpoint = try store.loadCheckpoint()
+        #expect(checkpoint.acknowledgedEpochs["redis_sink"] == 0)
+        #expect(checkpoint.acknowledgedOffsets["redis_sink"] == nil)
+        #expect(checkpoint.sinkFingerprints["redis_sink"] == "json")
     }
 
     @Test func aRejectedKeyFailsTheCommitEvenIfTheClosureSwallowsTheError() throws {

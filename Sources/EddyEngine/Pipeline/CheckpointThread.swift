@@ -117,7 +117,10 @@ final class CheckpointThread: @unchecked Sendable {
                     for entry in entries { try writer.put(view: views[viewIndex], key: entry.key, value: entry.state) }
                 }
             }
-            for (index, sink) in sinks.enumerated() { sink.checkpointCommitted(epoch: request.epoch, pairs: request.sinkPairs[index]) }
+            let offsets = Dictionary(request.offsets, uniquingKeysWith: { _, last in last })
+            for (index, sink) in sinks.enumerated() {
+                sink.checkpointCommitted(SinkProgress(epoch: request.epoch, form: sink.form, offsets: offsets), pairs: request.sinkPairs[index])
+            }
             return summary
         }
         let duration = ContinuousClock.now - started

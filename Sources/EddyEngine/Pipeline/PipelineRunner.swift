@@ -95,16 +95,15 @@ public final class PipelineRunner: Sendable {
         }
         let viewHandles = try plans.map { plan throws(StateError) in try store.view(named: plan.view.name) }
         // A sink whose output changed (templates, encoding, the view's output columns or HAVING) writes the
-        // whole view again in the new form.
-        var outputChanged = false
-        for (viewIndex, sink) in sinkBindings where try store.recordSink(sink.name, fingerprint: Self.fingerprint(of: sink, view: plans[viewIndex].view)) {
-            outputChanged = true
-            logger.warning("sink output changed since the last run: the whole view is written again; keys written in the old form are not deleted", metadata: ["eddy.sink": "\(sink.name)"])
-        }
-        if outputChanged {
-            // Redis' marker may already hold the last epoch, and the fence refuses an epoch it holds: the re-send
-            // goes out under a new, empty epoch.
-            try store.commit(epoch: before.epoch + 1, offsets: []) { _ in }
+        // whole view again in the new form: its acknowledgement is forgotten with the new fingerprint, in one
+        // transaction, and Redis' marker names the form, so the fence writes it even at the offsets Redis holds.
+        var sinkForms: [UInt64] = []
+        for (viewIndex, sink) in sinkBindings {
+            let fingerprint = Self.fingerprint(of: sink, view: plans[viewIndex].view)
+            sinkForms.append(SinkProgress.form(ofFingerprint: fingerprint))
+            if try store.recordSink(sink.name, fingerprint: fingerprint) {
+                logger.warning("sink output changed since the last run: the whole view is written again; keys written in the old form are not deleted", metadata: ["eddy.sink": "\(sink.name)"])
+            }
         }
         let checkpoint = try store.loadCheckpoint()
         openStore.withLock { $0 = store }
@@ -132,8 +131,10 @@ public final class PipelineRunner: Sendable {
 
         // Sinks: each re-sends what Redis may lack before new epochs.
         let checkpointThreadBox = LateBound<CheckpointThread>()
-        let drivers = sinkBindings.map { binding in
-            makeSinkDriver(binding.sink, plan: plans[binding.view], handle: viewHandles[binding.view], store: store, checkpoint: checkpoint, commitLock: checkpointThreadBox)
+        let drivers = sinkBindings.enumerated().map { index, binding in
+            makeSinkDriver(
+                binding.sink, form: sinkForms[index], plan: plans[binding.view], handle: viewHandles[binding.view], store: store,
+                checkpoint: checkpoint, commitLock: checkpointThreadBox)
         }
         let checkpointThread = CheckpointThread(store: store, views: viewHandles, sinks: drivers, statistics: statistics, logger: logger)
         checkpointThreadBox.value = checkpointThread
@@ -266,7 +267,7 @@ public final class PipelineRunner: Sendable {
 
             // Backpressure: pause (and keep polling, so the consumer stays alive) while a sink lags.
             let lagging = zip(drivers, sinkBindings).first { driver, binding in
-                driver.unacknowledgedEpochs > binding.sink.redis.maxPendingEpochs.map(UInt64.init) ?? options.maxPendingEpochs
+                driver.backpressureEpochs > binding.sink.redis.maxPendingEpochs.map(UInt64.init) ?? options.maxPendingEpochs
             }
             if !paused, let (driver, _) = lagging {
                 try consumer.pause(partitions: partitions)
@@ -329,8 +330,13 @@ public final class PipelineRunner: Sendable {
             + (view.having.map { "; having \($0)" } ?? "")
     }
 
+    /// The progress of a checkpoint of this pipeline's source, as `sink` (output form `form`) writes it.
+    private func progress(epoch: UInt64, offsets: [TopicPartition: Int64], form: UInt64) -> SinkProgress {
+        SinkProgress(epoch: epoch, form: form, offsets: offsets.filter { $0.key.topic == source.kafka.topic })
+    }
+
     private func makeSinkDriver(
-        _ sink: Sink, plan: ViewPlan, handle: ViewHandle, store: CheckpointStore, checkpoint: StoredCheckpoint,
+        _ sink: Sink, form: UInt64, plan: ViewPlan, handle: ViewHandle, store: CheckpointStore, checkpoint: StoredCheckpoint,
         commitLock: LateBound<CheckpointThread>
     ) -> SinkDriver {
         let renderer = SinkRenderer(sink: sink, plan: plan)
@@ -341,27 +347,31 @@ public final class PipelineRunner: Sendable {
             connectTimeout: options.redisConnectTimeout, commandTimeout: options.redisCommandTimeout, logger: logger)
         let statistics = statistics
         let sinkName = sink.name
+        let acknowledgedEpoch = checkpoint.acknowledgedEpochs[sink.name] ?? 0
         let driver = SinkDriver(
-            name: sink.name, transport: transport, acknowledgedEpoch: checkpoint.acknowledgedEpochs[sink.name] ?? 0,
-            committedEpoch: checkpoint.epoch, backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval,
+            name: sink.name, transport: transport, acknowledgedEpoch: acknowledgedEpoch,
+            acknowledged: checkpoint.acknowledgedOffsets[sink.name].map { progress(epoch: acknowledgedEpoch, offsets: $0, form: form) },
+            committed: progress(epoch: checkpoint.epoch, offsets: checkpoint.offsets, form: form),
+            backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval,
             hooks: .init(
                 renderFullView: {
-                    // Under the commit lock: the entries and the epoch of one checkpoint.
+                    // Under the commit lock: the entries, the epoch and the offsets of one checkpoint.
                     let lock = commitLock.value?.commitLock
                     lock?.lock()
                     defer { lock?.unlock() }
-                    let epoch = try store.loadCheckpoint().epoch
+                    let stored = try store.loadCheckpoint()
                     let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
                     var collisions = 0
                     let pairs = try renderer.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
                     self.reportKeyCollisions(collisions, sink: sinkName)
-                    return (epoch, pairs)
+                    return (self.progress(epoch: stored.epoch, offsets: stored.offsets, form: form), pairs)
                 },
-                recordAcknowledged: { epoch in _ = try store.recordAcknowledged(sink: sinkName, epoch: epoch) },
+                recordAcknowledged: { progress in _ = try store.recordAcknowledged(sink: sinkName, epoch: progress.epoch, offsets: progress.offsets) },
                 didWrite: { epoch, keys, duration in
                     statistics.sinkWrote(sink: sinkName, epoch: epoch, keys: keys, duration: duration)
                 },
-                didFail: { error in statistics.sinkFailed(sink: sinkName, error: "\(error)") }
+                didFail: { error in statistics.sinkFailed(sink: sinkName, error: "\(error)") },
+                otherWriterAhead: { ahead in statistics.sinkOtherWriter(sink: sinkName, ahead: ahead) }
             ),
             logger: logger)
         return driver

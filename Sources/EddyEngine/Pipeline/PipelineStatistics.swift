@@ -34,6 +34,10 @@ public final class PipelineStatistics: Sendable {
         public var failures = 0
         public var lastWrite: ContinuousClock.Instant?
         public var lastError: String?
+        /// Whether the sink waits for another writer's progress (Redis holds values from further along).
+        public var otherWriterAhead = false
+        /// How often the sink found another writer ahead of it.
+        public var otherWriterSightings = 0
     }
 
     public struct Snapshot: Sendable, Equatable {
@@ -82,6 +86,8 @@ public final class PipelineStatistics: Sendable {
         let sinkPending: [String: Gauge]
         let sinkHealthy: [String: Gauge]
         let sinkAcknowledged: [String: Gauge]
+        let sinkOtherWriter: [String: Counter]
+        let sinkWaitingForOtherWriter: [String: Gauge]
         let keyCollisions: [String: Counter]
     }
 
@@ -105,6 +111,10 @@ public final class PipelineStatistics: Sendable {
             sinkPending: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_pending_epochs", dimensions: [("sink", $0.name)])) }),
             sinkHealthy: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_healthy", dimensions: [("sink", $0.name)])) }),
             sinkAcknowledged: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Gauge(label: "eddy_sink_acknowledged_epoch", dimensions: [("sink", $0.name)])) }),
+            sinkOtherWriter: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Counter(label: "eddy_sink_other_writer_total", dimensions: [("sink", $0.name)])) }),
+            sinkWaitingForOtherWriter: Dictionary(uniqueKeysWithValues: sinks.map {
+                ($0.name, Gauge(label: "eddy_sink_waiting_for_other_writer", dimensions: [("sink", $0.name)]))
+            }),
             keyCollisions: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Counter(label: "eddy_sink_key_collisions_total", dimensions: [("sink", $0.name)])) }))
         state.withLock { snapshot in snapshot.sinks = sinks.map { SinkSnapshot(name: $0.name, view: $0.view) } }
     }
@@ -212,6 +222,17 @@ public final class PipelineStatistics: Sendable {
         }
         metrics.sinkRetries[sink]?.increment()
         metrics.sinkHealthy[sink]?.record(0)
+    }
+
+    /// The sink found another writer's marker ahead of its checkpoints (`true`), or has caught up with it.
+    func sinkOtherWriter(sink: String, ahead: Bool) {
+        state.withLock { snapshot in
+            guard let index = snapshot.sinks.firstIndex(where: { $0.name == sink }) else { return }
+            snapshot.sinks[index].otherWriterAhead = ahead
+            if ahead { snapshot.sinks[index].otherWriterSightings += 1 }
+        }
+        if ahead { metrics.sinkOtherWriter[sink]?.increment() }
+        metrics.sinkWaitingForOtherWriter[sink]?.record(ahead ? 1 : 0)
     }
 
     func sinkHealth(sink: String, healthy: Bool, pendingEpochs: UInt64) {

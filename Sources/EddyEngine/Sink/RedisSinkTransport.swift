@@ -20,7 +20,7 @@ final class RedisSinkTransport: SinkTransport {
         self.logger = logger
     }
 
-    func connectAndReadMarker() throws -> UInt64? {
+    func connectAndReadMarker() throws -> SinkProgress.Marker {
         disconnect()
         let connection = try RedisConnection.connect(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout, logger: logger)
         if !warnedAboutEviction, let policy = try? connection.memoryPolicy(), policy.mayEvictSinkKeys {
@@ -32,21 +32,41 @@ final class RedisSinkTransport: SinkTransport {
         }
         let writer = RedisEpochWriter(connection: connection, logger: logger)
         self.writer = writer
-        return try writer.readMarker(sink: sink)
+        return try readMarker()
     }
 
-    func readMarker() throws -> UInt64? {
-        guard let writer else { throw RedisError(code: .connectionBroken, reason: "not connected to Redis at \(url.address)", isRetriable: true, breaksConnection: true) }
-        return try writer.readMarker(sink: sink)
-    }
-
-    func write(epoch: UInt64, pairs: [SinkStateMachine.Pair], minimumMarker: UInt64) throws -> SinkWriteOutcome {
-        guard let writer else { throw RedisError(code: .connectionBroken, reason: "not connected to Redis at \(url.address)", isRetriable: true, breaksConnection: true) }
-        switch try writer.write(sink: sink, epoch: epoch, minimumMarker: minimumMarker, pairs: pairs.lazy.map { (key: $0.key, value: $0.value) }) {
-        case .applied: return .applied
-        case .stale(let marker): return .stale(marker: marker)
-        case .behind(let marker): return .behind(marker: marker)
+    func readMarker() throws -> SinkProgress.Marker {
+        let writer = try connectedWriter()
+        let bytes = try writer.readMarker(sink: sink)
+        guard let bytes else { return .absent }
+        guard let marker = SinkProgress.parseMarker(bytes) else {
+            throw writer.invalidMarker(key: RedisEpochWriter.markerKey(sink: sink), detail: Self.unreadable(bytes))
         }
+        return marker
+    }
+
+    func write(_ write: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal? {
+        let writer = try connectedWriter()
+        return try writer.write(
+            sink: sink, marker: Array(write.progress.markerText.utf8), pairs: write.pairs.lazy.map { (key: $0.key, value: $0.value) }
+        ) { bytes in
+            guard let bytes else { return Self.check(.absent, write) }
+            guard let marker = SinkProgress.parseMarker(bytes) else { return .unreadable(detail: Self.unreadable(bytes)) }
+            return Self.check(marker, write)
+        }
+    }
+
+    private static func check(_ marker: SinkProgress.Marker, _ write: SinkStateMachine.Write) -> RedisMarkerCheck<SinkStateMachine.Refusal> {
+        SinkStateMachine.fence(marker: marker, write: write).map(RedisMarkerCheck.refuse) ?? .write
+    }
+
+    private static func unreadable(_ bytes: [UInt8]) -> String {
+        "holds \"\(String(decoding: bytes.prefix(48), as: UTF8.self))\", not an Eddy epoch marker"
+    }
+
+    private func connectedWriter() throws(RedisError) -> RedisEpochWriter {
+        guard let writer else { throw RedisError(code: .connectionBroken, reason: "not connected to Redis at \(url.address)", isRetriable: true, breaksConnection: true) }
+        return writer
     }
 
     func disconnect() {

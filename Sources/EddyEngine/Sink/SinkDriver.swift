@@ -3,22 +3,15 @@ import Logging
 
 /// The I/O a sink needs, performed only on the sink's own thread.
 public protocol SinkTransport: AnyObject {
-    /// (Re)connect and read the epoch marker (nil when absent).
-    func connectAndReadMarker() throws -> UInt64?
-    /// Read the epoch marker on the current connection (nil when absent).
-    func readMarker() throws -> UInt64?
-    /// The fenced epoch write (see `SinkStateMachine.Action.write`).
-    func write(epoch: UInt64, pairs: [SinkStateMachine.Pair], minimumMarker: UInt64) throws -> SinkWriteOutcome
+    /// (Re)connect and read the marker.
+    func connectAndReadMarker() throws -> SinkProgress.Marker
+    /// Read the marker on the current connection.
+    func readMarker() throws -> SinkProgress.Marker
+    /// The fenced write (`SinkStateMachine.fence(marker:write:)` against the marker, all at once); nil when
+    /// it was applied.
+    func write(_ write: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal?
     /// Drop the connection (after a failure: a request sent to a paused Redis may still run later).
     func disconnect()
-}
-
-public enum SinkWriteOutcome: Sendable, Equatable {
-    case applied
-    /// Redis' marker is at or past the epoch: a newer writer, or our own earlier write of this epoch.
-    case stale(marker: UInt64)
-    /// Redis' marker is below the minimum: Redis lost data.
-    case behind(marker: UInt64?)
 }
 
 /// Why a sink operation failed, as the driver needs to know it.
@@ -34,29 +27,36 @@ public protocol SinkTransportError: Error {
 /// thread; all Redis I/O, rendering of the full view and recording of acknowledgements run on the driver's thread.
 public final class SinkDriver: @unchecked Sendable {
     public struct Hooks: Sendable {
-        /// Renders the whole view from the latest committed checkpoint: its epoch and pairs.
-        public var renderFullView: @Sendable () throws -> (epoch: UInt64, pairs: [SinkStateMachine.Pair])
-        /// Records the acknowledged epoch durably (the checkpoint store).
-        public var recordAcknowledged: @Sendable (UInt64) throws -> Void
+        /// Renders the whole view from the latest committed checkpoint: its progress and pairs.
+        public var renderFullView: @Sendable () throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair])
+        /// Records the acknowledged epoch and its progress durably (the checkpoint store).
+        public var recordAcknowledged: @Sendable (SinkProgress) throws -> Void
         /// Called when a write is applied (for metrics): epoch, keys, duration.
         public var didWrite: @Sendable (UInt64, Int, Duration) -> Void
         /// Called on every failed attempt (for metrics and readiness).
         public var didFail: @Sendable (any Error) -> Void
+        /// Called when the sink finds another writer ahead of it (`true`) and when it has caught up with that
+        /// writer's marker (`false`), for metrics and status.
+        public var otherWriterAhead: @Sendable (Bool) -> Void
 
         public init(
-            renderFullView: @escaping @Sendable () throws -> (epoch: UInt64, pairs: [SinkStateMachine.Pair]),
-            recordAcknowledged: @escaping @Sendable (UInt64) throws -> Void,
+            renderFullView: @escaping @Sendable () throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]),
+            recordAcknowledged: @escaping @Sendable (SinkProgress) throws -> Void,
             didWrite: @escaping @Sendable (UInt64, Int, Duration) -> Void = { _, _, _ in },
-            didFail: @escaping @Sendable (any Error) -> Void = { _ in }
+            didFail: @escaping @Sendable (any Error) -> Void = { _ in },
+            otherWriterAhead: @escaping @Sendable (Bool) -> Void = { _ in }
         ) {
             self.renderFullView = renderFullView
             self.recordAcknowledged = recordAcknowledged
             self.didWrite = didWrite
             self.didFail = didFail
+            self.otherWriterAhead = otherWriterAhead
         }
     }
 
     public let name: String
+    /// The sink's output form (`SinkProgress.form`), the same in every progress it is handed.
+    public let form: UInt64
     private let transport: SinkTransport
     private let hooks: Hooks
     private let backoff: Backoff
@@ -76,16 +76,17 @@ public final class SinkDriver: @unchecked Sendable {
     /// - Parameter probeInterval: how often an idle sink reads Redis' marker, to notice lost data (and an
     ///   unreachable Redis, for readiness) while no epoch is being written.
     public init(
-        name: String, transport: SinkTransport, acknowledgedEpoch: UInt64, committedEpoch: UInt64,
+        name: String, transport: SinkTransport, acknowledgedEpoch: UInt64, acknowledged: SinkProgress?, committed: SinkProgress,
         backoff: Backoff = Backoff(), probeInterval: Duration = .seconds(5), hooks: Hooks, logger: Logger
     ) {
         self.name = name
+        self.form = committed.form
         self.transport = transport
         self.hooks = hooks
         self.backoff = backoff
         self.probeInterval = probeInterval
         self.logger = logger
-        self.machine = SinkStateMachine(acknowledgedEpoch: acknowledgedEpoch, committedEpoch: committedEpoch)
+        self.machine = SinkStateMachine(acknowledgedEpoch: acknowledgedEpoch, acknowledged: acknowledged, committed: committed)
     }
 
     /// Starts the sink's thread.
@@ -96,22 +97,32 @@ public final class SinkDriver: @unchecked Sendable {
         thread = JoinableThread(name: "eddy-sink") { [self] in run() }
     }
 
-    /// Checkpoint `epoch` is durable; `pairs` are its dirty keys rendered from it.
-    public func checkpointCommitted(epoch: UInt64, pairs: [SinkStateMachine.Pair]) {
+    /// Checkpoint `progress` is durable; `pairs` are its dirty keys rendered from it.
+    public func checkpointCommitted(_ progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
         condition.lock()
-        defer { condition.unlock() }
-        let action = machine.checkpointCommitted(epoch: epoch, pairs: pairs)
+        let action = machine.checkpointCommitted(progress, pairs: pairs)
         if action != .none {
             nextAction = action
             condition.broadcast()
         }
+        let waitChange = noteWaiting()
+        condition.unlock()
+        waitChange?()
     }
 
-    /// Epochs committed but not yet in Redis: the pipeline pauses consumption above its limit.
+    /// Epochs committed but not yet in Redis.
     public var unacknowledgedEpochs: UInt64 {
         condition.lock()
         defer { condition.unlock() }
         return machine.unacknowledgedEpochs
+    }
+
+    /// Epochs that hold consumption back: the pipeline pauses consumption above its limit (none while
+    /// waiting to reach another writer's marker, which only consuming can do).
+    public var backpressureEpochs: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return machine.backpressureEpochs
     }
 
     /// Connected and the last attempt succeeded.
@@ -165,6 +176,11 @@ public final class SinkDriver: @unchecked Sendable {
                     let followUp = event(&machine)
                     if followUp != .none { nextAction = followUp }
                     condition.broadcast()
+                    if let waitChange = noteWaiting() {
+                        condition.unlock()
+                        waitChange()
+                        condition.lock()
+                    }
                     probeDue = Date().addingTimeInterval(probeInterval / .seconds(1))
                 }
             }
@@ -177,6 +193,11 @@ public final class SinkDriver: @unchecked Sendable {
             let followUp = event(&machine)
             if followUp != .none { nextAction = followUp }
             condition.broadcast()
+            if let waitChange = noteWaiting() {
+                condition.unlock()
+                waitChange()
+                condition.lock()
+            }
         }
         finished = true
         condition.broadcast()
@@ -192,52 +213,58 @@ public final class SinkDriver: @unchecked Sendable {
         case .connectAndReadMarker:
             do {
                 let marker = try transport.connectAndReadMarker()
-                logger.debug("sink connected", metadata: ["eddy.sink": "\(name)", "eddy.marker": "\(marker.map(String.init) ?? "none")"])
+                logger.debug("sink connected", metadata: ["eddy.sink": "\(name)", "eddy.marker": "\(marker)"])
                 setHealthy(true)
                 return { $0.connected(marker: marker) }
             } catch {
                 return failed(error) { $0.connectFailed() }
             }
 
-        case .write(let epoch, let pairs, let minimumMarker):
+        case .write(let write):
             let started = ContinuousClock.now
             // Recording an acknowledgement is a local store write: when it fails (disk full, I/O error) retrying
             // Redis cannot help, so the sink stops and the pipeline with it (its checkpoints would fail too).
             func acknowledge() -> String? {
                 do {
-                    try hooks.recordAcknowledged(epoch)
+                    try hooks.recordAcknowledged(write.progress)
                     return nil
                 } catch {
-                    return "cannot record epoch \(epoch) as acknowledged in the checkpoint store: \(error)"
+                    return "cannot record epoch \(write.progress.epoch) as acknowledged in the checkpoint store: \(error)"
                 }
             }
             do {
-                switch try transport.write(epoch: epoch, pairs: pairs, minimumMarker: minimumMarker) {
-                case .applied:
+                switch try transport.write(write) {
+                case nil:
                     if let failure = acknowledge() { return stopping(failure) }
-                    hooks.didWrite(epoch, pairs.count, ContinuousClock.now - started)
+                    hooks.didWrite(write.progress.epoch, write.pairs.count, ContinuousClock.now - started)
                     setHealthy(true)
-                    return { $0.writeSucceeded(epoch: epoch) }
-                case .stale(let marker):
-                    if SinkStateMachine.isOwnEarlierWrite(epoch: epoch, marker: marker), let failure = acknowledge() { return stopping(failure) }
-                    return { $0.writeRefusedAsStale(epoch: epoch, marker: marker) }
-                case .behind(let marker):
+                    return { $0.writeSucceeded() }
+                case .alreadyApplied:
+                    if let failure = acknowledge() { return stopping(failure) }
+                    logger.debug("Redis already holds this checkpoint's values", metadata: ["eddy.sink": "\(name)", "eddy.epoch": "\(write.progress.epoch)"])
+                    setHealthy(true)
+                    return { $0.writeRefused(.alreadyApplied) }
+                case .markerAhead(let marker):
+                    setHealthy(true)
+                    return { $0.writeRefused(.markerAhead(marker)) }
+                case .wholeViewNeeded(let reason):
                     logger.warning(
-                        "Redis lost data (its epoch marker is behind what it acknowledged); re-sending the whole view",
-                        metadata: ["eddy.sink": "\(name)", "eddy.marker": "\(marker.map(String.init) ?? "none")", "eddy.acknowledged": "\(minimumMarker)"])
-                    return { $0.writeFoundRedisBehind(epoch: epoch, marker: marker) }
+                        "\(reason); re-sending the whole view",
+                        metadata: ["eddy.sink": "\(name)", "eddy.acknowledged": "\(write.base?.markerText ?? "nothing")"])
+                    setHealthy(true)
+                    return { $0.writeRefused(.wholeViewNeeded(reason)) }
                 }
             } catch {
                 let lost = (error as? any SinkTransportError)?.connectionLost ?? true
                 if lost { transport.disconnect() }
-                return failed(error) { $0.writeFailed(epoch: epoch, connectionLost: lost) }
+                return failed(error) { $0.writeFailed(connectionLost: lost) }
             }
 
         case .renderFullView:
             do {
-                let (epoch, pairs) = try hooks.renderFullView()
-                logger.info("re-sending the whole view to Redis", metadata: ["eddy.sink": "\(name)", "eddy.epoch": "\(epoch)", "eddy.keys": "\(pairs.count)"])
-                return { $0.fullViewRendered(epoch: epoch, pairs: pairs) }
+                let (progress, pairs) = try hooks.renderFullView()
+                logger.info("re-sending the whole view to Redis", metadata: ["eddy.sink": "\(name)", "eddy.epoch": "\(progress.epoch)", "eddy.keys": "\(pairs.count)"])
+                return { $0.fullViewRendered(progress, pairs: pairs) }
             } catch {
                 return stopping("cannot read the view from the checkpoint store: \(error)")
             }
@@ -249,9 +276,6 @@ public final class SinkDriver: @unchecked Sendable {
             while !stopRequested && condition.wait(until: deadline) {}
             condition.unlock()
             return { $0.retryTimerFired() }
-
-        case .stop(let reason):
-            return stopping(reason)
         }
     }
 
@@ -284,6 +308,32 @@ public final class SinkDriver: @unchecked Sendable {
         isHealthy = false
         condition.unlock()
         return { _ in .none }
+    }
+
+    /// Whether the machine waits for another writer's marker, as last reported.
+    private var reportedWaiting: SinkProgress?
+
+    /// Call with `condition` held after feeding the machine: when it started or stopped waiting for another
+    /// writer's marker, returns the report to make (log and hook) once the lock is released.
+    private func noteWaiting() -> (() -> Void)? {
+        let waiting = machine.waitingFor
+        defer { reportedWaiting = waiting }
+        guard (waiting == nil) != (reportedWaiting == nil) else { return nil }
+        let committed = machine.committed
+        return { [self] in
+            if let waiting {
+                logger.warning(
+                    """
+                    another writer is active on this sink: Redis holds values from further along the source than this \
+                    daemon's checkpoints (a second daemon, or a state directory restored from an older copy). Nothing is \
+                    written until this daemon has consumed as far; consumption goes on. Stop one of the two daemons.
+                    """,
+                    metadata: ["eddy.sink": "\(name)", "eddy.redis_marker": "\(waiting.markerText)", "eddy.checkpoint": "\(committed.markerText)"])
+            } else {
+                logger.warning("caught up with the other writer's progress; writing to Redis again", metadata: ["eddy.sink": "\(name)", "eddy.checkpoint": "\(committed.markerText)"])
+            }
+            hooks.otherWriterAhead(waiting != nil)
+        }
     }
 
     private func setHealthy(_ value: Bool) {

@@ -1,7 +1,7 @@
 /// The Redis sink's protocol logic (DESIGN §3), free of I/O so that every path is unit-tested.
 ///
-/// The sink thread feeds it events (a checkpoint committed, a write succeeded or failed, a connection
-/// read the marker) and performs the `Action` it returns, outside any lock. The guarantees it keeps:
+/// The sink thread feeds it events (a checkpoint committed, a write's outcome, a connection read the
+/// marker) and performs the `Action` it returns, outside any lock. The guarantees it keeps:
 ///
 /// - Redis only receives values of **committed** checkpoints: each committed epoch hands over its dirty
 ///   keys already rendered (`key_format`/`value_format`) from the checkpoint, never live state.
@@ -9,12 +9,14 @@
 ///   number of distinct keys however long Redis is away. Each pending value remembers the epoch it
 ///   came from, so that a full re-send of a snapshot never gets overwritten by an older pending value.
 /// - A failed write is retried (the caller waits out the backoff) with everything pending merged in,
-///   under the newest committed epoch; it never drops data.
-/// - When Redis holds a marker *behind* the acknowledged epoch, Redis lost data: the whole view is
-///   re-sent from the latest checkpoint. When the checkpoint is ahead of the acknowledged epoch at
-///   start, the dirty keys of those epochs are unknown, so the whole view is re-sent as well.
-/// - A marker *ahead* of anything this process committed means another writer (or an older copy of
-///   the state directory) is in play: writing would move values backwards, so the sink stops.
+///   under the newest committed checkpoint; it never drops data.
+/// - Every write is **fenced by progress** (`fence(marker:write:)`, the rule `shared/model` checks as
+///   FIX=4): Redis' marker records the source offsets of the values it holds, and a write applies only at
+///   or beyond them. A marker ahead of this daemon (another writer, or this state directory restored from
+///   an older copy) never stops it: it keeps consuming and coalescing, and writes once its checkpoints
+///   have reached the marker. A marker missing, or behind what Redis acknowledged, means Redis lost data:
+///   the whole view is re-sent from the latest checkpoint. So is it at start when the checkpoint is ahead
+///   of the acknowledgement (the dirty keys in between are unknown).
 public struct SinkStateMachine: Sendable {
     public typealias Bytes = [UInt8]
 
@@ -29,21 +31,89 @@ public struct SinkStateMachine: Sendable {
         }
     }
 
+    /// One fenced write: the values of the checkpoint at `progress`.
+    public struct Write: Sendable, Equatable {
+        /// The checkpoint the values come from; it becomes Redis' marker.
+        public var progress: SinkProgress
+        public var pairs: [Pair]
+        /// The whole view (else the keys changed since `base`).
+        public var isWholeView: Bool
+        /// What Redis acknowledged last: the values a delta builds on (nil when nothing was acknowledged).
+        public var base: SinkProgress?
+
+        public init(progress: SinkProgress, pairs: [Pair], isWholeView: Bool, base: SinkProgress?) {
+            self.progress = progress
+            self.pairs = pairs
+            self.isWholeView = isWholeView
+            self.base = base
+        }
+    }
+
+    /// Why a write was not applied, or was already there.
+    public enum Refusal: Sendable, Equatable {
+        /// Redis already holds exactly these values (our own earlier write whose reply was lost, or another
+        /// writer at the same point of the stream): acknowledged without writing.
+        case alreadyApplied
+        /// Redis holds values from further along the stream (on at least one partition): another writer, or
+        /// this state is older than Redis. Wait until the checkpoints have reached `marker`.
+        case markerAhead(SinkProgress)
+        /// A delta cannot be applied: the whole view must be written (`reason` says why).
+        case wholeViewNeeded(WholeViewReason)
+    }
+
+    public enum WholeViewReason: Sendable, Equatable, CustomStringConvertible {
+        /// The marker is missing, or behind what Redis acknowledged: Redis was flushed or restarted empty.
+        case redisLostData
+        /// The marker was written by an Eddy from before the progress fence (a bare epoch number).
+        case epochOnlyMarker
+        /// Redis holds the view in another output form (templates, encoding or the view's output changed).
+        case otherOutputForm
+
+        public var description: String {
+            switch self {
+            case .redisLostData: "Redis lost data (its marker is missing or behind what it acknowledged)"
+            case .epochOnlyMarker: "Redis' marker was written by an older Eddy (an epoch number without offsets)"
+            case .otherOutputForm: "Redis holds the view in another output form"
+            }
+        }
+    }
+
+    /// The progress fence: what `write` does against Redis' `marker` (nil: apply it). Model: `shared/model`,
+    /// FIX=4 (rules 1-4 in its README), with the output form added to "the same state".
+    public static func fence(marker: SinkProgress.Marker, write: Write) -> Refusal? {
+        switch marker {
+        case .absent:
+            // Nothing acknowledged yet: the pending keys are all this lineage ever changed.
+            return write.isWholeView || write.base == nil ? nil : .wholeViewNeeded(.redisLostData)
+        case .epochOnly:
+            return write.isWholeView ? nil : .wholeViewNeeded(.epochOnlyMarker)
+        case .progress(let marker):
+            // 1. Redis holds values from further along on some partition: writing would move them backwards.
+            guard write.progress.hasReached(marker) else { return .markerAhead(marker) }
+            if marker.form != write.progress.form {
+                return write.isWholeView ? nil : .wholeViewNeeded(.otherOutputForm)
+            }
+            // 2. The same offsets are the same state.
+            if write.progress.compared(to: marker) == .same { return .alreadyApplied }
+            // 3. Redis is behind what it acknowledged: it lost data, and a delta would leave holes.
+            if !write.isWholeView, let base = write.base, !marker.hasReached(base) { return .wholeViewNeeded(.redisLostData) }
+            // 4. Apply.
+            return nil
+        }
+    }
+
     public enum Action: Sendable, Equatable {
         /// Nothing to do until the next event.
         case none
         /// (Re)connect, read the epoch marker, and report it with `connected(marker:)`.
         case connectAndReadMarker
-        /// Write these pairs and the marker `epoch` in one fenced call that applies only when Redis' marker
-        /// is at least `minimumMarker` (else Redis lost data) and below `epoch` (else a newer writer was
-        /// there); report the outcome. A full-view write has no lower bound: it is the repair.
-        case write(epoch: UInt64, pairs: [Pair], minimumMarker: UInt64)
+        /// Write in one fenced call (`fence(marker:write:)` against the marker read under `WATCH`), and
+        /// report the outcome.
+        case write(Write)
         /// Render the whole view from the latest checkpoint and report it with `fullViewRendered`.
         case renderFullView
         /// Wait out backoff attempt `attempt` (1, 2, …), then report `retryTimerFired()`.
         case retryAfterBackoff(attempt: Int)
-        /// Stop the pipeline: continuing could move Redis values backwards.
-        case stop(reason: String)
     }
 
     private enum State: Sendable {
@@ -53,60 +123,65 @@ public struct SinkStateMachine: Sendable {
         case idle
         /// Waiting for the owner to render the whole view.
         case renderingFullView
-        /// A fenced write of `epoch` is in flight.
-        case writing(epoch: UInt64, pairs: [Pair])
+        /// A fenced write is in flight.
+        case writing(Write)
         /// A write failed; waiting for the backoff timer. `reconnect` when the connection is gone.
         case backingOff(attempt: Int, reconnect: Bool)
-        case stopped
     }
 
     /// The epoch Redis is known to hold (recorded in the checkpoint store by the owner).
     public private(set) var acknowledgedEpoch: UInt64
-    /// The newest epoch committed to the checkpoint store.
-    public private(set) var committedEpoch: UInt64
+    /// The progress of that epoch; nil when nothing was acknowledged (or a store from before the progress
+    /// fence did not record it).
+    public private(set) var acknowledged: SinkProgress?
+    /// The newest checkpoint committed to the store.
+    public private(set) var committed: SinkProgress
+    public var committedEpoch: UInt64 { committed.epoch }
+    /// Redis' marker when it was found ahead of this daemon's checkpoints: no write until they reach it.
+    public private(set) var waitingFor: SinkProgress?
     private var state: State = .connecting
     private var pending: [Bytes: (value: Bytes?, epoch: UInt64)] = [:]
     private var failedAttempts = 0
-    /// Set at start when the checkpoint is ahead of Redis' acknowledgement: the dirty keys in between are unknown.
+    /// Set when the dirty keys since Redis' values are unknown: the whole view is written next.
     private var needsFullView: Bool
 
     /// - Parameters:
-    ///   - acknowledgedEpoch: the sink's acknowledged epoch from the checkpoint store.
-    ///   - committedEpoch: the newest committed epoch in the checkpoint store.
-    public init(acknowledgedEpoch: UInt64, committedEpoch: UInt64) {
-        precondition(acknowledgedEpoch <= committedEpoch, "acknowledged epoch \(acknowledgedEpoch) is ahead of the committed epoch \(committedEpoch)")
+    ///   - acknowledgedEpoch: the sink's acknowledged epoch from the checkpoint store, and its progress
+    ///     when the store recorded it.
+    ///   - committed: the newest committed checkpoint in the store.
+    public init(acknowledgedEpoch: UInt64, acknowledged: SinkProgress?, committed: SinkProgress) {
+        precondition(acknowledgedEpoch <= committed.epoch, "acknowledged epoch \(acknowledgedEpoch) is ahead of the committed epoch \(committed.epoch)")
         self.acknowledgedEpoch = acknowledgedEpoch
-        self.committedEpoch = committedEpoch
-        self.needsFullView = committedEpoch > acknowledgedEpoch
+        self.acknowledged = acknowledged
+        self.committed = committed
+        // Something acknowledged but not where: a store from before the progress fence.
+        self.needsFullView = committed.epoch > acknowledgedEpoch || (acknowledgedEpoch > 0 && acknowledged == nil)
     }
 
     /// The first action: connect and read the marker.
     public func start() -> Action { .connectAndReadMarker }
 
-    /// Epochs committed but not yet acknowledged by Redis; backpressure compares this to `sink.max_pending_epochs`.
-    public var unacknowledgedEpochs: UInt64 { committedEpoch - acknowledgedEpoch }
+    /// Epochs committed but not yet acknowledged by Redis.
+    public var unacknowledgedEpochs: UInt64 { committed.epoch - acknowledgedEpoch }
+
+    /// Epochs that hold consumption back (backpressure compares this to `sink.max_pending_epochs`): none
+    /// while waiting for the checkpoints to reach another writer's marker, since only consuming gets there.
+    public var backpressureEpochs: UInt64 { waitingFor == nil ? unacknowledgedEpochs : 0 }
 
     /// Distinct keys waiting to be written (not counting a write in flight).
     public var pendingKeyCount: Int { pending.count }
 
     /// True when everything committed has been acknowledged and nothing is in flight: a flush is complete.
     public var isCaughtUp: Bool {
-        if case .idle = state { return pending.isEmpty && !needsFullView && acknowledgedEpoch == committedEpoch }
+        if case .idle = state { return pending.isEmpty && !needsFullView && acknowledgedEpoch == committed.epoch }
         return false
     }
 
-    public var isStopped: Bool {
-        if case .stopped = state { return true }
-        return false
-    }
-
-    /// A connection is up and the marker in Redis reads `marker` (nil when the key does not exist).
-    public mutating func connected(marker: UInt64?) -> Action {
+    /// A connection is up and the marker in Redis reads `marker`.
+    public mutating func connected(marker: SinkProgress.Marker) -> Action {
         guard case .connecting = state else { preconditionFailure("connected(marker:) in state \(state)") }
-        let marker = marker ?? 0
-        if marker > committedEpoch { return stopForNewerMarker(marker) }
-        if marker < acknowledgedEpoch { needsFullView = true }  // Redis lost data: flushed, or restarted without persistence.
         state = .idle
+        observe(marker)
         return nextWrite()
     }
 
@@ -118,14 +193,27 @@ public struct SinkStateMachine: Sendable {
         return false
     }
 
-    /// While idle, the marker read `marker` (nil when absent).
-    public mutating func probed(marker: UInt64?) -> Action {
+    /// While idle, the marker read `marker`.
+    public mutating func probed(marker: SinkProgress.Marker) -> Action {
         guard case .idle = state else { return .none }  // an epoch arrived meanwhile: its write checks again
-        let marker = marker ?? 0
-        if marker > committedEpoch { return stopForNewerMarker(marker) }
-        guard marker < acknowledgedEpoch else { return .none }
-        needsFullView = true
+        observe(marker)
         return nextWrite()
+    }
+
+    /// What connect and probe learn from the marker: the same rules as the fence, before any write.
+    private mutating func observe(_ marker: SinkProgress.Marker) {
+        switch marker {
+        case .absent:
+            if acknowledged != nil { needsFullView = true }  // Redis lost data: flushed, or restarted without persistence.
+        case .epochOnly:
+            needsFullView = true
+        case .progress(let marker):
+            if !committed.hasReached(marker) {
+                waitingFor = marker
+            } else if let acknowledged, !marker.hasReached(acknowledged) {
+                needsFullView = true
+            }
+        }
     }
 
     /// While idle, reading the marker failed: the connection is re-made after a backoff.
@@ -134,89 +222,71 @@ public struct SinkStateMachine: Sendable {
         return backOff(reconnect: true)
     }
 
-    private mutating func stopForNewerMarker(_ marker: UInt64) -> Action {
-        state = .stopped
-        return .stop(reason: """
-            Redis holds epoch \(marker) for this sink, but the checkpoint store's newest epoch is \(committedEpoch): \
-            another Eddy writes to the same keys, or the state directory is older than Redis. Writing would move \
-            values backwards; stop the other writer, or reset the state directory and delete the marker key.
-            """)
-    }
-
-    /// Checkpoint `epoch` committed durably; `pairs` are its dirty keys rendered from that checkpoint.
-    public mutating func checkpointCommitted(epoch: UInt64, pairs: some Sequence<Pair>) -> Action {
-        precondition(epoch > committedEpoch, "checkpoint epoch \(epoch) is not after \(committedEpoch)")
-        committedEpoch = epoch
-        for pair in pairs { pending[pair.key] = (pair.value, epoch) }
+    /// Checkpoint `progress` committed durably; `pairs` are its dirty keys rendered from that checkpoint.
+    public mutating func checkpointCommitted(_ progress: SinkProgress, pairs: some Sequence<Pair>) -> Action {
+        precondition(progress.epoch > committed.epoch, "checkpoint epoch \(progress.epoch) is not after \(committed.epoch)")
+        committed = progress
+        for pair in pairs { pending[pair.key] = (pair.value, progress.epoch) }
         if case .idle = state { return nextWrite() }
         return .none
     }
 
-    /// The owner rendered the whole view as of checkpoint `epoch` (it may be newer than when it was asked).
-    public mutating func fullViewRendered(epoch: UInt64, pairs: [Pair]) -> Action {
+    /// The owner rendered the whole view as of checkpoint `progress` (it may be newer than when it was asked).
+    public mutating func fullViewRendered(_ progress: SinkProgress, pairs: [Pair]) -> Action {
         guard case .renderingFullView = state else { preconditionFailure("fullViewRendered in state \(state)") }
-        precondition(epoch <= committedEpoch, "rendered epoch \(epoch) was never committed (newest \(committedEpoch))")
+        precondition(progress.epoch <= committed.epoch, "rendered epoch \(progress.epoch) was never committed (newest \(committed.epoch))")
         needsFullView = false
         // Pending values from epochs up to the snapshot are contained in it; newer ones must go after it.
-        pending = pending.filter { $0.value.epoch > epoch }
-        state = .writing(epoch: epoch, pairs: pairs)
-        return .write(epoch: epoch, pairs: pairs, minimumMarker: 0)
+        pending = pending.filter { $0.value.epoch > progress.epoch }
+        let write = Write(progress: progress, pairs: pairs, isWholeView: true, base: acknowledged)
+        state = .writing(write)
+        return .write(write)
     }
 
-    /// Redis applied the write of `epoch`; the owner has recorded the acknowledgement in the checkpoint store.
-    public mutating func writeSucceeded(epoch: UInt64) -> Action {
-        guard case .writing(let inFlight, _) = state, inFlight == epoch else {
-            preconditionFailure("writeSucceeded(\(epoch)) in state \(state)")
-        }
-        acknowledgedEpoch = epoch
+    /// Redis holds the write in flight: applied now, or already there (`Refusal.alreadyApplied`). The owner
+    /// has recorded the acknowledgement in the checkpoint store.
+    public mutating func writeSucceeded() -> Action {
+        guard case .writing(let write) = state else { preconditionFailure("writeSucceeded in state \(state)") }
+        acknowledgedEpoch = max(acknowledgedEpoch, write.progress.epoch)
+        acknowledged = write.progress
         failedAttempts = 0
         state = .idle
         return nextWrite()
     }
 
-    /// The fence refused the write: Redis already holds `marker` ≥ the epoch written.
-    ///
-    /// `marker == epoch` is our own earlier write of this very epoch whose reply was lost (a timeout after
-    /// Redis applied it): the values are the same, so it counts as acknowledged. The owner records the
-    /// acknowledgement in that case too (`isOwnEarlierWrite`).
-    public mutating func writeRefusedAsStale(epoch: UInt64, marker: UInt64) -> Action {
-        guard case .writing(let inFlight, _) = state, inFlight == epoch else {
-            preconditionFailure("writeRefusedAsStale(\(epoch)) in state \(state)")
+    /// The fence refused the write in flight (nothing was written).
+    public mutating func writeRefused(_ refusal: Refusal) -> Action {
+        guard case .writing(let write) = state else { preconditionFailure("writeRefused(\(refusal)) in state \(state)") }
+        switch refusal {
+        case .alreadyApplied:
+            return writeSucceeded()
+        case .markerAhead(let marker):
+            putBack(write)
+            waitingFor = marker
+        case .wholeViewNeeded:
+            putBack(write)
+            needsFullView = true
         }
-        if Self.isOwnEarlierWrite(epoch: epoch, marker: marker) { return writeSucceeded(epoch: epoch) }
-        state = .stopped
-        return .stop(reason: """
-            Redis refused epoch \(epoch) for this sink: it already holds epoch \(marker). Another Eddy is writing to \
-            the same keys, or the state directory was restored from an older copy. Stopping so that no value moves backwards.
-            """)
-    }
-
-    /// The fence found Redis' marker `marker` below the acknowledged epoch: Redis lost data (flushed, or
-    /// restarted without persistence) while the connection stayed usable. Nothing was written; the whole
-    /// view is re-sent. The fenced write carries the acknowledged epoch for exactly this check, so loss is
-    /// caught on every write, not only at connect.
-    public mutating func writeFoundRedisBehind(epoch: UInt64, marker: UInt64?) -> Action {
-        guard case .writing(let inFlight, let pairs) = state, inFlight == epoch else {
-            preconditionFailure("writeFoundRedisBehind(\(epoch)) in state \(state)")
-        }
-        for pair in pairs where pending[pair.key] == nil { pending[pair.key] = (pair.value, epoch) }
-        needsFullView = true
         state = .idle
         return nextWrite()
     }
 
-    /// Whether a refused write of `epoch` is in fact acknowledged (see `writeRefusedAsStale`).
-    public static func isOwnEarlierWrite(epoch: UInt64, marker: UInt64) -> Bool { marker == epoch }
-
-    /// The write of `epoch` failed. `connectionLost` when the connection must be re-established (I/O error,
+    /// The write in flight failed. `connectionLost` when the connection must be re-established (I/O error,
     /// timeout: a request sent to a paused Redis may still run later, so the socket is closed and reopened).
-    public mutating func writeFailed(epoch: UInt64, connectionLost: Bool) -> Action {
-        guard case .writing(let inFlight, let pairs) = state, inFlight == epoch else {
-            preconditionFailure("writeFailed(\(epoch)) in state \(state)")
-        }
-        // Put the unsent values back under anything newer that arrived meanwhile.
-        for pair in pairs where pending[pair.key] == nil { pending[pair.key] = (pair.value, epoch) }
+    public mutating func writeFailed(connectionLost: Bool) -> Action {
+        guard case .writing(let write) = state else { preconditionFailure("writeFailed in state \(state)") }
+        putBack(write)
         return backOff(reconnect: connectionLost)
+    }
+
+    /// Puts the unsent values of `write` back under anything newer that arrived meanwhile; a whole view is
+    /// rendered again instead (its values are in the checkpoint).
+    private mutating func putBack(_ write: Write) {
+        if write.isWholeView {
+            needsFullView = true
+        } else {
+            for pair in write.pairs where pending[pair.key] == nil { pending[pair.key] = (pair.value, write.progress.epoch) }
+        }
     }
 
     /// Connecting or reading the marker failed.
@@ -243,16 +313,22 @@ public struct SinkStateMachine: Sendable {
     }
 
     private mutating func nextWrite() -> Action {
+        if let marker = waitingFor {
+            // Behind another writer: nothing this daemon could write now would be at or past Redis' values.
+            guard committed.hasReached(marker) else { return .none }
+            waitingFor = nil
+        }
         if needsFullView {
             state = .renderingFullView
             return .renderFullView
         }
         // An epoch with no dirty keys (every message filtered or bad) still moves the marker, so that
         // acknowledgement, backpressure and restarts see one rule.
-        guard !pending.isEmpty || acknowledgedEpoch < committedEpoch else { return .none }
+        guard !pending.isEmpty || acknowledgedEpoch < committed.epoch else { return .none }
         let pairs = pending.map { Pair(key: $0.key, value: $0.value.value) }
         pending.removeAll(keepingCapacity: true)
-        state = .writing(epoch: committedEpoch, pairs: pairs)
-        return .write(epoch: committedEpoch, pairs: pairs, minimumMarker: acknowledgedEpoch)
+        let write = Write(progress: committed, pairs: pairs, isWholeView: false, base: acknowledged)
+        state = .writing(write)
+        return .write(write)
     }
 }

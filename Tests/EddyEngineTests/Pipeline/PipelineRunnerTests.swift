@@ -17,7 +17,13 @@ import Testing
         let more = try harness.produce(5_000, seed: 2)
         let expected = merged(produced, more)
         #expect(try harness.waitForRedis(expected))
-        #expect(try harness.redis.get("eddy:redis_sink:epoch").flatMap(UInt64.init) ?? 0 > 0)
+        // The marker records where in the stream Redis' values are: every message counted.
+        let marker = try #require(try harness.redis.get("eddy:redis_sink:epoch"))
+        guard case .progress(let progress) = SinkProgress.parseMarker(Array(marker.utf8)) else {
+            Issue.record("marker \(marker) is not a progress marker")
+            return
+        }
+        #expect(progress.offsets.count == 4 && progress.offsets.values.reduce(0, +) == 25_000)
 
         // The checkpoint holds the same counts.
         let runner = try #require(harness.runner)
