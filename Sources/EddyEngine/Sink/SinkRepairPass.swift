@@ -8,9 +8,9 @@ import EddyRedis
 /// folded in as they come (`advance`): their pairs are exactly the keys they changed, rendered from their
 /// checkpoint, so the snapshot plus those pairs is the newest checkpoint's view, and the pass carries on
 /// across epochs instead of starting over after each (on a busy pipeline a large view would otherwise never
-/// be finished). Each chunk is compared only while Redis' marker says Redis holds exactly the values expected
-/// (`markerMatches`), and repaired in a transaction fenced by that marker (`RedisKeyRepairer`), so a repair
-/// never writes over a newer epoch.
+/// be finished). Each chunk is compared only while Redis' marker says Redis holds exactly the checkpoint whose
+/// values are expected (`SinkProgress.isHeld(byMarker:)`), and repaired in a transaction fenced by that marker
+/// (`RedisKeyRepairer`), so a repair never writes over a newer epoch.
 ///
 /// Free of threads; the I/O is the `compare` function handed to `step` (the sink's connection, or a
 /// connection of `eddy verify`).
@@ -44,8 +44,8 @@ public struct SinkRepairPass: Sendable {
         }
     }
 
-    /// The epoch whose values the pass expects: the snapshot's, or the newest folded in since.
-    public private(set) var epoch: UInt64
+    /// The checkpoint whose values the pass expects: the snapshot's, or the newest folded in since.
+    public private(set) var progress: SinkProgress
     /// Keys in the snapshot; the pass compares exactly these (a key new since then waits for the next pass).
     public var keyCount: Int { pairs.count }
     /// Keys compared so far.
@@ -55,24 +55,20 @@ public struct SinkRepairPass: Sendable {
     private let pairs: [SinkStateMachine.Pair]
     /// Values of snapshot keys changed by epochs after the snapshot (nil: the key was deleted).
     private var overrides: [Bytes: Bytes?] = [:]
-    private var markerMatches: @Sendable ([UInt8]?) -> Bool
 
     /// - Parameters:
-    ///   - epoch: the checkpoint the pairs were rendered from.
+    ///   - progress: the checkpoint the pairs were rendered from.
     ///   - pairs: the whole view rendered from it (distinct keys).
-    ///   - markerMatches: whether a marker value (nil: absent) says Redis holds exactly that checkpoint.
-    public init(epoch: UInt64, pairs: [SinkStateMachine.Pair], markerMatches: @escaping @Sendable ([UInt8]?) -> Bool) {
-        self.epoch = epoch
+    public init(progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
+        self.progress = progress
         self.pairs = pairs
-        self.markerMatches = markerMatches
     }
 
-    /// Epoch `epoch`, newer than the pass's, committed with these dirty pairs; from now on Redis must hold it
-    /// (`markerMatches`). An epoch not newer is ignored (its values are already in the snapshot).
-    public mutating func advance(epoch: UInt64, pairs: some Sequence<SinkStateMachine.Pair>, markerMatches: @escaping @Sendable ([UInt8]?) -> Bool) {
-        guard epoch > self.epoch else { return }
-        self.epoch = epoch
-        self.markerMatches = markerMatches
+    /// Checkpoint `progress`, newer than the pass's, committed with these dirty pairs: from now on Redis is
+    /// expected to hold it. An epoch not newer is ignored (its values are already in the snapshot).
+    public mutating func advance(to progress: SinkProgress, pairs: some Sequence<SinkStateMachine.Pair>) {
+        guard progress.epoch > self.progress.epoch else { return }
+        self.progress = progress
         for pair in pairs { overrides[pair.key] = .some(pair.value) }
     }
 
@@ -86,7 +82,7 @@ public struct SinkRepairPass: Sendable {
         for pair in pairs[position..<end] {
             chunk.append((pair.key, overrides[pair.key] ?? pair.value))
         }
-        return Chunk(start: position, pairs: chunk, markerMatches: markerMatches)
+        return Chunk(start: position, pairs: chunk, progress: progress)
     }
 
     /// A chunk's comparison came back. The cursor moves only past a chunk that was compared.
@@ -108,13 +104,23 @@ public struct SinkRepairPass: Sendable {
     /// `nextChunk`, `compare` and `record` in one: compares (with `repair`, repairs) the next chunk.
     public mutating func step(maxKeys: Int, repair: Bool, compare: Compare) throws -> Step {
         guard let chunk = nextChunk(maxKeys: maxKeys) else { return .finished }
-        return record(try compare(chunk.pairs, repair, chunk.markerMatches), of: chunk)
+        return record(try compare(chunk.pairs, repair, chunk.progress.isHeld(byMarker:)), of: chunk)
     }
 
-    /// Keys to compare, taken from the pass at `start`, and the marker check they are valid under.
+    /// Keys to compare, taken from the pass at `start`, with the values of checkpoint `progress`.
     public struct Chunk: Sendable {
         public let start: Int
         public let pairs: [(key: Bytes, value: Bytes?)]
-        public let markerMatches: @Sendable ([UInt8]?) -> Bool
+        public let progress: SinkProgress
+    }
+}
+
+extension SinkProgress {
+    /// Whether Redis' marker (its raw value, nil when absent) says Redis holds exactly this checkpoint's
+    /// values: the same offsets on every partition, in the same output form. The one place the repair and
+    /// `eddy verify` read the marker.
+    public func isHeld(byMarker marker: [UInt8]?) -> Bool {
+        guard let marker, case .progress(let held)? = SinkProgress.parseMarker(marker) else { return false }
+        return held.form == form && held.compared(to: self) == .same
     }
 }
