@@ -364,6 +364,12 @@ public final class SinkDriver: @unchecked Sendable {
     /// Logs and counts what a repair step did: the first repaired keys of a pass by name (never their values),
     /// and a summary when a pass that repaired anything ends.
     private func reportRepair(_ report: SinkRepairSchedule.Report) {
+        if !report.keysToLog.isEmpty {
+            let keys = report.keysToLog.map { String(decoding: $0.prefix(200), as: UTF8.self) }
+            logger.warning(
+                "rewrote keys whose value in Redis differed from the checkpoint (changed or deleted by another program)",
+                metadata: ["eddy.sink": "\(name)", "eddy.keys": "\(keys)", "eddy.keys_repaired": "\(report.repairedKeys)"])
+        }
         let finished: Bool
         switch report.ending {
         case .finished(let keys, let repaired)?:
@@ -382,12 +388,6 @@ public final class SinkDriver: @unchecked Sendable {
                 metadata: ["eddy.sink": "\(name)", "eddy.redis_marker": "\(marker.map { String(decoding: $0.prefix(200), as: UTF8.self) } ?? "none")"])
         case nil:
             finished = false
-        }
-        if !report.keysToLog.isEmpty {
-            let keys = report.keysToLog.map { String(decoding: $0.prefix(200), as: UTF8.self) }
-            logger.warning(
-                "rewrote keys whose value in Redis differed from the checkpoint (changed or deleted by another program)",
-                metadata: ["eddy.sink": "\(name)", "eddy.keys": "\(keys)", "eddy.keys_repaired": "\(report.repairedKeys)"])
         }
         if report.comparedKeys > 0 || finished { hooks.didRepair(report.comparedKeys, report.repairedKeys, finished) }
     }
