@@ -74,12 +74,21 @@ public struct SourceStatus: Codable, Sendable, Equatable {
     public var consumed: Int64
     /// Assigned partitions, in partition order.
     public var partitions: [PartitionStatus]
+    /// Seconds since a Kafka broker last answered the consumer; nil before the consumer exists.
+    public var secondsSinceBrokerAnswered: Double?
+    /// The consumer's last Kafka client error (secrets masked), to say why brokers are silent; nil if none.
+    public var lastBrokerError: String?
 
-    public init(name: String, topic: String, consumed: Int64, partitions: [PartitionStatus]) {
+    public init(
+        name: String, topic: String, consumed: Int64, partitions: [PartitionStatus],
+        secondsSinceBrokerAnswered: Double? = nil, lastBrokerError: String? = nil
+    ) {
         self.name = name
         self.topic = topic
         self.consumed = consumed
         self.partitions = partitions
+        self.secondsSinceBrokerAnswered = secondsSinceBrokerAnswered
+        self.lastBrokerError = lastBrokerError
     }
 
     /// Lag summed over partitions (those with an unknown lag count as 0).
@@ -142,6 +151,12 @@ public struct SinkStatus: Codable, Sendable, Equatable {
     public var secondsSinceLastWrite: Double?
     /// The last failure in words, for the dashboard; nil when healthy.
     public var lastError: String?
+    /// Seconds committed epochs have waited without any write applied (a write stuck in flight, or retries);
+    /// nil while nothing waits.
+    public var secondsWaitingForWrite: Double?
+    /// True while Redis holds values from further along the source than this daemon's checkpoints: another
+    /// writer is active on the sink, and this one writes nothing until it has consumed as far.
+    public var waitingForOtherWriter: Bool
 
     public init(
         name: String,
@@ -151,7 +166,9 @@ public struct SinkStatus: Codable, Sendable, Equatable {
         pendingEpochs: Int,
         retries: Int64,
         secondsSinceLastWrite: Double?,
-        lastError: String? = nil
+        lastError: String? = nil,
+        secondsWaitingForWrite: Double? = nil,
+        waitingForOtherWriter: Bool = false
     ) {
         self.name = name
         self.view = view
@@ -161,6 +178,8 @@ public struct SinkStatus: Codable, Sendable, Equatable {
         self.retries = retries
         self.secondsSinceLastWrite = secondsSinceLastWrite
         self.lastError = lastError
+        self.secondsWaitingForWrite = secondsWaitingForWrite
+        self.waitingForOtherWriter = waitingForOtherWriter
     }
 }
 

@@ -66,8 +66,8 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var connectTimeout: Duration = .seconds(5)
     /// Deliver a `.partitionEOF` item when a partition is caught up (`enable.partition.eof`). Default: false.
     public var reportsPartitionEOF = false
-    /// `statistics.interval.ms`: how often librdkafka's statistics JSON is handed to the statistics handler.
-    /// Default: `nil` (no statistics).
+    /// `statistics.interval.ms`: how often librdkafka's statistics JSON is handed to the statistics handler,
+    /// and how often `KafkaConsumer.lastBrokerAnswer` can move. Default: `nil` (no statistics).
     public var statisticsInterval: Duration?
     /// The most messages one `consumeBatch` call can return (the size of the reused message array).
     /// Default: 10 000.
@@ -160,6 +160,17 @@ func isSecretProperty(_ key: String) -> Bool {
 
 func maskSecret(_ property: (String, String)) -> (String, String) {
     isSecretProperty(property.0) ? (property.0, "***") : property
+}
+
+/// The values of `properties` that `isSecretProperty` marks secret (non-empty ones), for `maskingSecretValues`.
+func secretValues(of properties: [(String, String)]) -> [String] {
+    properties.compactMap { key, value in isSecretProperty(key) && !value.isEmpty ? value : nil }
+}
+
+/// `text` with every occurrence of a secret value starred out: librdkafka's error and log lines are free text
+/// that could echo a setting, and they reach logs and error messages.
+func maskingSecretValues(_ secrets: [String], in text: String) -> String {
+    secrets.reduce(text) { masked, secret in masked.replacing(secret, with: "***") }
 }
 
 extension Duration {

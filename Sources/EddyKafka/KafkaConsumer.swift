@@ -59,21 +59,16 @@ public final class KafkaConsumer: @unchecked Sendable {
             context: context,
             rebalance: true
         )
+        // Before the main queue is forwarded: on failure, this check serves the queued error events itself.
+        let partitionCount = try client.partitionCount(
+            of: configuration.topic,
+            bootstrapServers: configuration.bootstrapServers,
+            timeout: configuration.connectTimeout
+        )
         // Route errors, statistics and rebalances through the consumer queue that consumeBatch drains.
         rd_kafka_poll_set_consumer(client.handle)
         guard let queue = rd_kafka_queue_get_consumer(client.handle) else {
             throw KafkaError(code: .clientCreation, reason: "consumer has no queue (is group.id empty?)")
-        }
-        let partitionCount: Int
-        do {
-            partitionCount = try client.partitionCount(
-                of: configuration.topic,
-                bootstrapServers: configuration.bootstrapServers,
-                timeout: configuration.connectTimeout
-            )
-        } catch {
-            rd_kafka_queue_destroy(queue)
-            throw error
         }
         let consumer = KafkaConsumer(
             configuration: configuration,
@@ -344,8 +339,14 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// The last error librdkafka reported for the client as a whole (e.g. all brokers down), if any. Most
-    /// are transient: librdkafka keeps retrying.
+    /// are transient: librdkafka keeps retrying. Secrets are starred out of its reason.
     public var lastClientError: KafkaError? { client.context.shared.withLock { $0.lastClientError } }
+
+    /// When a broker last answered this consumer: the start-up metadata check, then every statistics report
+    /// (so it moves only with `configuration.statisticsInterval` set) in which a broker is connected and owes
+    /// no reply, or received a reply recently. `now - lastBrokerAnswer` is how long no broker has answered.
+    /// Reports are served inside `consumeBatch`.
+    public var lastBrokerAnswer: ContinuousClock.Instant { client.context.shared.withLock { $0.brokerLiveness.lastAnswer } }
 
     /// Leaves the group (if subscribed) and stops fetching. Called by `deinit` if not called before.
     public func close() {

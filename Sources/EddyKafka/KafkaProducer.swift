@@ -69,32 +69,44 @@ public final class KafkaProducer: @unchecked Sendable {
         payload: UnsafeRawBufferPointer,
         tag: Int = 0
     ) throws {
+        while try !trySend(topic: topic, partition: partition, key: key, payload: payload, tag: tag, waitingIfFull: .milliseconds(10)) {}
+    }
+
+    /// Queues one message like `send`, but when librdkafka's queue is full it serves delivery reports for
+    /// up to `wait` and returns `false` (nothing queued), so that a caller can check for a stop request
+    /// between attempts instead of waiting for a slow or gone broker.
+    public func trySend(
+        topic: String,
+        partition: Int32? = nil,
+        key: UnsafeRawBufferPointer? = nil,
+        payload: UnsafeRawBufferPointer,
+        tag: Int = 0,
+        waitingIfFull wait: Duration
+    ) throws -> Bool {
         precondition(tag >= 0, "tags are non-negative")
         let handle = try topicHandle(topic)
-        let opaque = UnsafeMutableRawPointer(bitPattern: tag + 1)
-        while true {
-            let result = rd_kafka_produce(
-                handle,
-                partition ?? -1,  // RD_KAFKA_PARTITION_UA
-                RD_KAFKA_MSG_F_COPY,
-                UnsafeMutableRawPointer(mutating: payload.baseAddress),
-                payload.count,
-                key?.baseAddress,
-                key?.count ?? 0,
-                opaque
+        let result = rd_kafka_produce(
+            handle,
+            partition ?? -1,  // RD_KAFKA_PARTITION_UA
+            RD_KAFKA_MSG_F_COPY,
+            UnsafeMutableRawPointer(mutating: payload.baseAddress),
+            payload.count,
+            key?.baseAddress,
+            key?.count ?? 0,
+            UnsafeMutableRawPointer(bitPattern: tag + 1)
+        )
+        if result == 0 { return true }
+        let code = rd_kafka_last_error()
+        guard code == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
+            throw KafkaError(
+                code: .produceFailed,
+                rdKafkaCode: code.rawValue,
+                reason: "cannot send to '\(topic)': \(errorString(code))",
+                isRetriable: false
             )
-            if result == 0 { return }
-            let code = rd_kafka_last_error()
-            guard code == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
-                throw KafkaError(
-                    code: .produceFailed,
-                    rdKafkaCode: code.rawValue,
-                    reason: "cannot send to '\(topic)': \(errorString(code))",
-                    isRetriable: false
-                )
-            }
-            rd_kafka_poll(client.handle, 10)
         }
+        rd_kafka_poll(client.handle, wait.millisecondsInt32)
+        return false
     }
 
     /// Serves delivery reports for up to `timeout`; returns how many events were served.
@@ -126,6 +138,31 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// Sends lingering batches at once and serves delivery reports until nothing is outstanding or
+    /// `timeout` passes; returns whether nothing is outstanding. Failures are counted, not thrown.
+    @discardableResult
+    public func awaitAcknowledgements(timeout: Duration) -> Bool {
+        rd_kafka_flush(client.handle, timeout.millisecondsInt32)
+        return rd_kafka_outq_len(client.handle) == 0
+    }
+
+    /// Gives up on every message not yet acknowledged, so that a stopping producer never waits for a slow or
+    /// gone broker: purges librdkafka's queues and its requests in flight, then serves their delivery
+    /// reports for up to `timeout`. Given-up messages count in `abandonedCount`, not as failures. Returns
+    /// how many messages are unacknowledged after it: those given up now, plus any still outstanding
+    /// (none unless `timeout` was too short).
+    ///
+    /// A message given up in flight may still have been written by the broker (its answer is ignored):
+    /// `abandonedInFlightCount` says how many such messages there are.
+    public func abandonOutstanding(timeout: Duration = .seconds(1)) -> Int {
+        let before = abandonedCount
+        guard rd_kafka_outq_len(client.handle) > 0 else { return 0 }
+        rd_kafka_purge(client.handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+        // Purged messages are reported through the delivery callback, served here like acknowledgements.
+        awaitAcknowledgements(timeout: timeout)
+        return abandonedCount - before + outstandingCount
+    }
+
     /// Messages queued but not yet acknowledged or failed.
     public var outstandingCount: Int { Int(rd_kafka_outq_len(client.handle)) }
     /// Messages the broker acknowledged so far (as of the last poll).
@@ -134,8 +171,12 @@ public final class KafkaProducer: @unchecked Sendable {
     public func deliveredCount(tag: Int) -> Int {
         tag < client.context.deliveredByTag.count ? client.context.deliveredByTag[tag] : 0
     }
-    /// Messages whose delivery failed so far.
+    /// Messages whose delivery failed so far (not counting those given up by `abandonOutstanding`).
     public var failedCount: Int { client.context.failedDeliveries }
+    /// Messages given up by `abandonOutstanding` so far.
+    public var abandonedCount: Int { client.context.abandonedDeliveries }
+    /// Of `abandonedCount`, those given up in flight: sent, unanswered, perhaps written by the broker.
+    public var abandonedInFlightCount: Int { client.context.abandonedInFlight }
     /// The first delivery failure, if any.
     public var firstDeliveryError: KafkaError? { client.context.firstDeliveryError }
 }

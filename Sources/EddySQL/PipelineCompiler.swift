@@ -19,9 +19,11 @@ public enum PipelineCompiler {
         if let invalid = firstInvalidUTF8Offset(bytes) {
             let text = SourceText(file: file, text: String(decoding: bytes[..<invalid], as: UTF8.self))
             let location = text.location(text.bytes.count)
+            var lexer = Lexer(source: text, environment: environment)
+            let secrets = SecretRanges.find(in: text, tokens: lexer.tokenize())
             let error = SQLError(
                 .lexical, "the file is not valid UTF-8 (byte 0x\(String(bytes[invalid], radix: 16, uppercase: true)) at byte offset \(invalid))",
-                file: file, range: SourceRange(start: location, length: 1), lineText: text.lineText(location.line))
+                file: file, range: SourceRange(start: location, length: 1), lineText: text.lineText(location.line, masking: secrets))
             return Result(pipeline: nil, errors: [error], warnings: [])
         }
         return compile(text: String(decoding: bytes, as: UTF8.self), file: file, environment: environment)
@@ -36,10 +38,13 @@ public enum PipelineCompiler {
         let statements = parser.parseFile()
         var binder = Binder(source: source)
         var pipeline = binder.bind(statements)
+        // Found from the tokens, not the parse: a statement that does not parse is masked too.
+        let secrets = SecretRanges.find(in: source, tokens: tokens)
         func masked(_ diagnostics: [SQLError]) -> [SQLError] {
             diagnostics.map { diagnostic in
                 var copy = diagnostic
-                copy.lineText = source.lineText(diagnostic.line, masking: parser.secretRanges)
+                copy.lineText = source.lineText(diagnostic.line, masking: secrets)
+                copy.message = SecretRanges.masking(secrets, in: copy.message, of: source)
                 return copy
             }.sorted { $0.range.start < $1.range.start }
         }

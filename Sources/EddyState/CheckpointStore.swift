@@ -536,7 +536,7 @@ public final class CheckpointStore: Sendable {
     }
 
     private func corrupted(_ what: String) -> StateError {
-        StateError(.corrupted, reason: "the state in \(directory) is damaged: \(what)")
+        StateError(.corruptState, reason: "the state in \(directory) is damaged: \(what); \(StateError.restoreOrRebuildAdvice(directory))")
     }
 }
 

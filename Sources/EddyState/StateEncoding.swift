@@ -8,6 +8,15 @@
 ///   (UTF-8).
 /// - `offsets`: topic UTF-8, a NUL byte, partition Int32 big-endian → next offset Int64 LE.
 /// - `view:<name>`: engine bytes → engine bytes.
+///
+/// Values carry no checksum (LMDB keeps none either), by decision: what damages a store in practice is a file
+/// cut short or overwritten from outside, not a torn page (LMDB writes copy-on-write and syncs the data before
+/// the meta page that makes it visible). A short file is refused before it is mapped (`LMDBDataFile`),
+/// garbage over the meta pages by LMDB, and every value is decoded strictly (the engine rejects a wrong
+/// version, tag, length or trailing byte as `corrupt_state`). A checksum would add only the detection of
+/// silent bit flips that leave a value well-formed; it would not cover LMDB's own branch pages, would cost a
+/// format change and a pass over every dirty value at each checkpoint, and the filesystem's checksums (ZFS,
+/// btrfs) or ECC memory cover the whole file better.
 enum StateEncoding {
     /// The on-disk format this build writes and reads. Bump on any incompatible layout change.
     static let formatVersion: UInt64 = 1

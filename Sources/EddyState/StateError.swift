@@ -4,36 +4,37 @@
 /// return code (or `errno`) when there is one, `reason` is a sentence for a human, and `isRetriable`
 /// says whether the same call may succeed later without anyone changing anything.
 public struct StateError: Error, CustomStringConvertible, Sendable {
-    /// What went wrong, coarse enough to switch on.
+    /// What went wrong, coarse enough to switch on; the raw value is the snake_case name messages show (the
+    /// engine's `EngineError` codes read alike, e.g. `corrupt_state`).
     public enum Code: String, Sendable, Hashable {
         /// Another process (or this one) holds the writable lock on the state directory.
-        case directoryLocked
+        case directoryLocked = "directory_locked"
         /// The state directory or a file in it could not be created, opened or read.
-        case directoryUnavailable
+        case directoryUnavailable = "directory_unavailable"
         /// A read-only open found no checkpoint in the directory.
-        case noCheckpoint
+        case noCheckpoint = "no_checkpoint"
         /// The directory was written by a newer or unknown on-disk format.
-        case unsupportedFormat
+        case unsupportedFormat = "unsupported_format"
         /// A view's definition differs from the one the stored state was built with.
-        case pipelineChanged
+        case pipelineChanged = "pipeline_changed"
         /// A view that the store does not know (never validated, or dropped).
-        case unknownView
+        case unknownView = "unknown_view"
         /// The map reached `maximumMapSize` and the commit still did not fit.
-        case mapFull
+        case mapFull = "map_full"
         /// The disk is full (`ENOSPC`, `EDQUOT`).
-        case diskFull
+        case diskFull = "disk_full"
         /// An I/O error (`EIO` and friends) while reading or writing the state.
-        case ioError
+        case ioError = "io_error"
         /// A write was attempted on a store opened read-only.
-        case readOnly
+        case readOnly = "read_only"
         /// A caller passed a value the store cannot take (empty or oversized key, epoch going backwards).
-        case invalidArgument
-        /// The data file is damaged or was not written by LMDB.
-        case corrupted
+        case invalidArgument = "invalid_argument"
+        /// The data file is damaged: cut short, or its pages do not fit together.
+        case corruptState = "corrupt_state"
         /// All LMDB reader slots are taken.
-        case readersFull
+        case readersFull = "readers_full"
         /// Any other LMDB failure.
-        case storageFailure
+        case storageFailure = "storage_failure"
     }
 
     /// What went wrong.

@@ -34,8 +34,11 @@ public final class EddyProcess: @unchecked Sendable {
         return Finished(status: process.exitStatus ?? -1, standardOutput: process.standardOutput, standardError: process.standardError)
     }
 
-    /// Starts `eddy arguments` with `environment` added to the test's own.
-    public static func launch(_ arguments: [String], environment: [String: String] = [:], outputDirectory: String, name: String = "eddy") throws -> EddyProcess {
+    /// Starts `eddy arguments` (or another `executable`, such as a script of ops/ run by bash) with
+    /// `environment` added to the test's own.
+    public static func launch(
+        _ arguments: [String], executable: URL = executable, environment: [String: String] = [:], outputDirectory: String, name: String = "eddy"
+    ) throws -> EddyProcess {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments

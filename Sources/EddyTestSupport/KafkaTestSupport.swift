@@ -53,6 +53,24 @@ public final class KafkaTestBroker: Sendable {
         return KafkaProducedEvents(total: producer.deliveredCount, countsByEvent: counts)
     }
 
+    /// Makes the next `count` Fetch requests the mock handles answer OFFSET_OUT_OF_RANGE for every partition
+    /// they ask for, whatever the offset: the fault of a broker that answers it for an offset it holds.
+    public func failNextFetchesWithOffsetOutOfRange(_ count: Int = 1) {
+        broker.pushRequestErrors(apiKey: Self.fetchAPIKey, codes: Array(repeating: Self.offsetOutOfRangeCode, count: count))
+    }
+
+    /// Kafka's API key of Fetch requests.
+    public static let fetchAPIKey: Int16 = 1
+    /// Kafka's OFFSET_OUT_OF_RANGE error code.
+    public static let offsetOutOfRangeCode: Int32 = 1
+
+    /// Takes every broker of the cluster down (connections closed, new ones refused), or brings them back.
+    public func setAllBrokers(up: Bool) throws {
+        for id in 1...Int32(broker.brokerCount) {
+            if up { try broker.setBrokerUp(id) } else { try broker.setBrokerDown(id) }
+        }
+    }
+
     /// Low watermarks of `partitions` of `topic`: all 0 means the mock has dropped nothing.
     public func lowWatermarks(topic: String, partitions: Int32) throws -> [Int64] {
         let consumer = try KafkaConsumer.make(configuration: KafkaConsumerConfiguration(bootstrapServers: bootstrapServers, topic: topic))

@@ -12,7 +12,7 @@ struct DevBrokerCommand: ParsableCommand {
         commandName: "dev-broker",
         abstract: "Host a Kafka-protocol broker (librdkafka's mock cluster) on 127.0.0.1.",
         discussion: """
-            Prints `bootstrap=127.0.0.1:PORT` as its first line on stdout, then serves until SIGTERM or SIGINT. Any Kafka client (kcat included) can use it.
+            Prints `bootstrap=127.0.0.1:PORT` as its first line on stdout, then serves until SIGTERM or SIGINT (or, with --exit-with-parent, until its parent exits). Any Kafka client (kcat included) can use it.
 
             Limits: for development and tests only. Data is kept in memory and lost on exit. The mock drops a partition's oldest messages once the partition holds more than 5 MiB (librdkafka 2.0.2; about 35 000 messages of ~140 bytes). To keep every message of a large run, use enough partitions (`eddy produce` spreads evenly) or consume while producing, and check that the low watermark is still 0.
             """
@@ -27,9 +27,13 @@ struct DevBrokerCommand: ParsableCommand {
     @Option(help: "Number of brokers in the mock cluster.")
     var brokers: Int = 1
 
+    @Option(name: .customLong("exit-with-parent"), help: ArgumentHelp(exitWithParentHelp, valueName: "pid"))
+    var exitWithParent: Int32?
+
     func validate() throws {
         if let port, !(1...65_535).contains(port) { throw ValidationError("--port \(port) is not a TCP port (1-65535)") }
         guard (1...16).contains(brokers) else { throw ValidationError("--brokers must be between 1 and 16") }
+        if let exitWithParent, exitWithParent < 1 { throw ValidationError("--exit-with-parent must be a process id, not \(exitWithParent)") }
         _ = try parsedTopics()
     }
 
@@ -49,6 +53,12 @@ struct DevBrokerCommand: ParsableCommand {
         let logger = makeCLILogger(label: "eddy.dev-broker")
         let stop = DispatchSemaphore(value: 0)
         let signals = handleTerminationSignals { stop.signal() }
+        let parentWatch = exitWithParent.map { parent in
+            watchParentProcess(parent) {
+                printToStandardError("eddy dev-broker: parent process \(parent) exited; stopping")
+                stop.signal()
+            }
+        }
         let broker = try KafkaDevBroker.make(partitionsByTopic: try parsedTopics(), brokers: brokers, port: port, logger: logger)
         // Written unbuffered: scripts read this line while the broker keeps running.
         FileHandle.standardOutput.write(Data("bootstrap=\(broker.bootstrapServers)\n".utf8))
@@ -58,7 +68,7 @@ struct DevBrokerCommand: ParsableCommand {
                 + "In memory only; drops a partition's oldest messages past a few MB. Stop with Ctrl-C or SIGTERM."
         )
         stop.wait()
-        withExtendedLifetime((broker, signals)) {}
+        withExtendedLifetime((broker, signals, parentWatch)) {}
         printToStandardError("eddy dev-broker: stopped")
     }
 }

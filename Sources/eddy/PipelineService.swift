@@ -115,14 +115,20 @@ struct RunnerDataSource: EddyHTTPDataSource {
             pipeline: pipelineName,
             uptimeSeconds: (now - snapshot.startedAt) / .seconds(1),
             state: Self.state(snapshot.phase),
-            sources: source.map { [SourceStatus(name: $0.name, topic: $0.kafka.topic, consumed: Int64(snapshot.messagesConsumed), partitions: partitions)] } ?? [],
+            sources: source.map {
+                [SourceStatus(
+                    name: $0.name, topic: $0.kafka.topic, consumed: Int64(snapshot.messagesConsumed), partitions: partitions,
+                    secondsSinceBrokerAnswered: snapshot.lastBrokerAnswer.map { (now - $0) / .seconds(1) }, lastBrokerError: snapshot.lastKafkaError)]
+            } ?? [],
             decodeErrors: snapshot.skippedByReason.mapValues(Int64.init).merging(["wrong_type_field": Int64(snapshot.wrongTypeFields)]) { $1 },
             views: runner.pipeline.views.map { ViewSummary(name: $0.name, source: $0.sourceName, groups: snapshot.groupsByView[$0.name] ?? 0) },
             sinks: snapshot.sinks.map {
                 SinkStatus(
                     name: $0.name, view: $0.view, healthy: $0.isHealthy, acknowledgedEpoch: $0.acknowledgedEpoch,
                     pendingEpochs: Int($0.pendingEpochs), retries: Int64($0.failures),
-                    secondsSinceLastWrite: $0.lastWrite.map { (now - $0) / .seconds(1) }, lastError: $0.lastError)
+                    secondsSinceLastWrite: $0.lastWrite.map { (now - $0) / .seconds(1) }, lastError: $0.lastError,
+                    secondsWaitingForWrite: $0.waitingForWriteSince.map { max(0, (now - $0) / .seconds(1)) },
+                    waitingForOtherWriter: $0.otherWriterAhead)
             },
             checkpoint: CheckpointStatus(
                 epoch: snapshot.lastCommittedEpoch, secondsSinceCommit: snapshot.lastCommit.map { (now - $0) / .seconds(1) },

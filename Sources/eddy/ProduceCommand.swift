@@ -15,7 +15,7 @@ struct ProduceCommand: ParsableCommand {
         discussion: """
             One JSON object per message, {"event_timestamp": "YYYY-MM-DD HH:MM:SS", "user": "...", "page": "...", "event": "..."}, with about 1000 fake logins, about 100 pages and one of click, scroll, submit, download, focus.
 
-            Messages have no key; they go round-robin over the partitions. Stops after --count messages, or on SIGINT/SIGTERM; then waits for the broker to acknowledge everything sent, writes the manifest, and fails if any message was not delivered. Prints progress on stderr every 5 seconds and a summary at the end.
+            Messages have no key; they go round-robin over the partitions. Stops after --count messages, or on SIGINT/SIGTERM; then waits for the broker to acknowledge everything sent (up to 30 s, but only 1 s more after SIGINT/SIGTERM), gives up on what is still unacknowledged, writes the manifest, and fails if any message was not delivered or was given up. Prints progress on stderr every 5 seconds and a summary at the end.
             """
     )
 
@@ -40,11 +40,14 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: "Write round-robin to partitions 0..<P of the topic (P at most its partition count). Default: round-robin over all of its partitions, so each gets the same share (librdkafka's sticky partitioner would fill one partition at a time, and the dev broker drops the oldest messages of an overfull partition).")
     var partitions: Int?
 
-    @Option(help: "Write JSON here at the end: {\"topic\": ..., \"total\": N, \"events\": {\"click\": n, ...}, \"failed\": f}, counting only messages the broker acknowledged.")
+    @Option(help: "Write JSON here at the end: {\"topic\": ..., \"total\": N, \"events\": {\"click\": n, ...}, \"failed\": f, \"unacknowledged\": u}, counting in total and events only messages the broker acknowledged.")
     var manifest: String?
 
     @Option(name: .customLong("connect-timeout"), help: "Seconds to wait for a broker at start.")
     var connectTimeout: Double = 5
+
+    @Option(name: .customLong("exit-with-parent"), help: ArgumentHelp(exitWithParentHelp, valueName: "pid"))
+    var exitWithParent: Int32?
 
     func validate() throws {
         if let count, count < 0 { throw ValidationError("--count must be 0 or more, not \(count)") }
@@ -52,10 +55,22 @@ struct ProduceCommand: ParsableCommand {
         if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, not \(partitions)") }
         guard connectTimeout > 0, connectTimeout <= 600 else { throw ValidationError("--connect-timeout must be in (0, 600] seconds") }
         guard !topic.isEmpty else { throw ValidationError("--topic must not be empty") }
+        if let exitWithParent, exitWithParent < 1 { throw ValidationError("--exit-with-parent must be a process id, not \(exitWithParent)") }
     }
 
     func run() throws {
         let logger = makeCLILogger(label: "eddy.produce")
+        // Before connecting: a stop requested meanwhile ends the run as soon as the broker has answered.
+        let stopRequested = StopFlag()
+        let signals = handleTerminationSignals { stopRequested.flag.store(true, ordering: .relaxed) }
+        let parentWatch = exitWithParent.map { parent in
+            watchParentProcess(parent) {
+                printToStandardError("eddy produce: parent process \(parent) exited; stopping")
+                stopRequested.flag.store(true, ordering: .relaxed)
+            }
+        }
+        defer { withExtendedLifetime((signals, parentWatch)) {} }
+
         var configuration = KafkaProducerConfiguration(bootstrapServers: brokers)
         configuration.connectTimeout = .milliseconds(Int64(connectTimeout * 1000))
         let producer = try KafkaProducer.make(configuration: configuration, logger: logger)
@@ -63,10 +78,6 @@ struct ProduceCommand: ParsableCommand {
         if let partitions, partitions > topicPartitions {
             throw ProduceError(reason: "--partitions \(partitions): topic '\(topic)' has only \(topicPartitions) partition(s)")
         }
-
-        let stopRequested = StopFlag()
-        let signals = handleTerminationSignals { stopRequested.flag.store(true, ordering: .relaxed) }
-        defer { withExtendedLifetime(signals) {} }
 
         let seed = self.seed ?? UInt64(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds ^ UInt64(getpid()))
         var generator = UserEventGenerator(seed: seed)
@@ -78,24 +89,46 @@ struct ProduceCommand: ParsableCommand {
         } catch {
             runError = error
         }
-        var flushError: Error?
-        do { try producer.flush(timeout: .seconds(30)) } catch { flushError = error }
+        let unacknowledged = loop.drain(
+            producer: producer, stop: stopRequested, timeout: Self.acknowledgementTimeout, graceAfterStop: Self.acknowledgementGraceAfterStop)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 
         var events: [String: Int] = [:]
         for (index, name) in UserEventGenerator.eventNames.enumerated() { events[name] = producer.deliveredCount(tag: index) }
         if let manifest {
-            try writeManifest(ProduceManifest(topic: topic, total: producer.deliveredCount, events: events, failed: producer.failedCount), to: manifest)
+            try writeManifest(
+                ProduceManifest(topic: topic, total: producer.deliveredCount, events: events, failed: producer.failedCount, unacknowledged: unacknowledged),
+                to: manifest)
         }
         let throughput = seconds > 0 ? Double(producer.deliveredCount) / seconds : 0
         printToStandardError(
             "eddy produce: \(producer.deliveredCount) message(s) acknowledged by \(brokers) in "
                 + String(format: "%.2f s (%.0f msg/s)", seconds, throughput)
                 + (producer.failedCount > 0 ? ", \(producer.failedCount) failed" : "")
+                + (unacknowledged > 0 ? ", \(unacknowledged) unacknowledged" : "")
         )
-        if let error = runError ?? flushError { throw error }
+        if let runError { throw runError }
+        if let error = producer.firstDeliveryError {
+            throw ProduceError(reason: "\(producer.failedCount) message(s) not delivered; first: \(error.reason)")
+        }
+        if unacknowledged > 0 {
+            let inFlight = producer.abandonedInFlightCount
+            throw ProduceError(
+                reason: "\(unacknowledged) message(s) still unacknowledged "
+                    + (stopRequested.isSet ? "\(Self.acknowledgementGraceAfterStop) after the stop request" : "after \(Self.acknowledgementTimeout)")
+                    + "; given up"
+                    + (inFlight > 0 ? " (\(inFlight) of them were sent and may be in the topic)" : "")
+                    + (manifest == nil ? "" : "; the manifest counts only acknowledged messages"))
+        }
     }
+
+    /// How long the end of a run waits for acknowledgements: librdkafka fails a message after 30 s anyway
+    /// (`message.timeout.ms`).
+    static let acknowledgementTimeout: Duration = .seconds(30)
+    /// How long it waits once a stop is requested: a stop must not wait for a slow or gone broker (the demo
+    /// script and service managers give a few seconds before they kill).
+    static let acknowledgementGraceAfterStop: Duration = .seconds(1)
 
     private func writeManifest(_ manifest: ProduceManifest, to path: String) throws {
         let encoder = JSONEncoder()
@@ -114,9 +147,11 @@ struct ProduceManifest: Codable, Equatable {
     var total: Int
     var events: [String: Int]
     var failed: Int
+    /// Messages given up when the run ended (stopped, or the broker too slow): not counted in `total`.
+    var unacknowledged: Int
 }
 
-/// Set from a signal handler, read by the produce loop.
+/// Set once from another thread (a signal handler, the parent watch), read by the produce loop.
 final class StopFlag: Sendable {
     let flag = Atomic<Bool>(false)
     var isSet: Bool { flag.load(ordering: .relaxed) }

@@ -47,7 +47,14 @@ struct ProduceLoop {
             buffer.removeAll(keepingCapacity: true)
             let event = generator.appendMessage(timestamp: timestamp, to: &buffer)
             let partition = Int32(truncatingIfNeeded: sent % Int(partitions))
-            try buffer.withUnsafeBytes { try producer.send(topic: topic, partition: partition, payload: $0, tag: event) }
+            // A full queue (a broker slower than --rate 0, or gone) waits in slices, so a stop is seen.
+            let queued = try buffer.withUnsafeBytes { payload in
+                while !stop.isSet {
+                    if try producer.trySend(topic: topic, partition: partition, payload: payload, tag: event, waitingIfFull: .milliseconds(10)) { return true }
+                }
+                return false
+            }
+            guard queued else { break }
             sent += 1
             if sent & 1023 == 0 || interval != nil {
                 producer.poll()
@@ -62,5 +69,25 @@ struct ProduceLoop {
                 }
             }
         }
+    }
+
+    /// After `run`: waits for the broker to acknowledge what was sent, for up to `timeout` — but once a stop
+    /// is requested (before or during the wait) for only `graceAfterStop` more, so that SIGTERM ends the
+    /// process within about a second even when the broker is slow or gone — then gives up on the rest.
+    /// Returns how many messages were given up unacknowledged.
+    func drain(producer: KafkaProducer, stop: StopFlag, timeout: Duration, graceAfterStop: Duration) -> Int {
+        let clock = ContinuousClock()
+        var deadline = clock.now + timeout
+        var stopSeen = false
+        while producer.outstandingCount > 0 {
+            let now = clock.now
+            if !stopSeen, stop.isSet {
+                stopSeen = true
+                deadline = min(deadline, now + graceAfterStop)
+            }
+            if now >= deadline { break }
+            producer.awaitAcknowledgements(timeout: min(deadline - now, .milliseconds(100)))
+        }
+        return producer.abandonOutstanding()
     }
 }

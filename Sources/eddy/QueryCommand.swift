@@ -34,7 +34,8 @@ struct QueryCommand: ParsableCommand {
         do {
             store = try CheckpointStore.open(directory: stateDirectory, options: .init(readOnly: true))
         } catch {
-            throw QueryError(reason: error.reason)
+            // The whole description: its code (`corrupt_state`, `no_checkpoint`, …) is what scripts match.
+            throw QueryError(reason: error.description)
         }
         let checkpoint = try store.loadCheckpoint()
         var views: [View] = []

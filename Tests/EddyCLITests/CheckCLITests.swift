@@ -39,6 +39,30 @@ private let examplePipeline = URL(fileURLWithPath: #filePath).deletingLastPathCo
         #expect(!run.standardError.contains("hunter2"))
     }
 
+    /// The fault drill's lines: a sink line that does not parse (a doubled '=', an unterminated string) is
+    /// echoed with its password starred, and so is an unquoted Kafka password.
+    @Test func aLineThatDoesNotParseIsEchoedWithItsSecretsMasked() throws {
+        let directory = try ScratchDirectory(prefix: "eddy-check")
+        defer { directory.remove() }
+        let source = "CREATE SOURCE s (event VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1') FORMAT PLAIN ENCODE JSON;"
+        let view = "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s GROUP BY event;"
+        let sinks = [
+            "CREATE SINK k FROM v WITH (connector='redis', primary_key='event', redis.url = = 'redis://user:hunter2pw@host') FORMAT PLAIN ENCODE JSON;",
+            "CREATE SINK k FROM v WITH (connector='redis', primary_key='event', redis.url='redis://user:hunter2pw@host) FORMAT PLAIN ENCODE JSON;",
+        ]
+        for (index, sink) in sinks.enumerated() {
+            let path = directory.path + "/bad\(index).sql"
+            try [source.replacingOccurrences(of: "'h:1')", with: "'h:1', properties.sasl.password = hunter2kafka)"), view, sink]
+                .joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            let run = try EddyProcess.run(["check", path])
+            #expect(run.status == 1)
+            #expect(!run.standardError.contains("hunter2") && !run.standardOutput.contains("hunter2"), "\(run.standardError)")
+            #expect(run.standardError.contains("\(path):3:"), "\(run.standardError)")
+            #expect(run.standardError.contains("redis://\(String(repeating: "*", count: "user:hunter2pw".count))@host"), "\(run.standardError)")
+            #expect(run.standardError.contains("properties.sasl.password = \(String(repeating: "*", count: "hunter2kafka".count)))"))
+        }
+    }
+
     @Test func aMissingFileOrVariableIsOneClearLine() throws {
         let missing = try EddyProcess.run(["check", "/nonexistent/pipeline.sql"])
         #expect(missing.status != 0)

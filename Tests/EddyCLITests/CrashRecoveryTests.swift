@@ -74,6 +74,93 @@ private final class MonotonicityMonitor: @unchecked Sendable {
         try scenario(messages: 1_000_000, kills: 10)
     }
 
+    /// The drill that broke the epoch fence: a second daemon restored from a copy of the first one's state
+    /// directory (what a failover from a backup does) while the first is stopped with SIGSTOP, then the first
+    /// resumed. Both number their epochs alike; the progress fence keeps every value from moving backwards,
+    /// neither daemon stops, and Redis ends exact. The copy is taken once the first daemon has acknowledged
+    /// everything, or mid-run (older than what Redis then holds).
+    @Test(arguments: [true, false])
+    func aSecondDaemonFromACopiedStateDirectoryNeverMovesValuesBackwards(copyFullyAcknowledged: Bool) throws {
+        let directory = try ScratchDirectory(prefix: "eddy-zombie")
+        defer { directory.remove() }
+        let broker = try DevBrokerProcess(topics: ["test:8"])
+        defer { _ = broker.stop() }
+        let redis = try RedisTestServer()
+        try redis.start(persistent: false)
+        let environment = ["KAFKA_BROKERS": broker.bootstrapServers, "REDIS_URL": "redis://127.0.0.1:\(redis.port)"]
+        func launchDaemon(_ name: String) throws -> EddyProcess {
+            try EddyProcess.launch(
+                ["run", examplePipeline, "--state-dir", directory.path + "/" + name, "--http", "off", "--checkpoint-interval", "0.1"],
+                environment: environment, outputDirectory: directory.path, name: name)
+        }
+        func redisTotal() -> Int { events.compactMap { (try? redis.get($0)).flatMap { $0.flatMap { Int($0) } } }.reduce(0, +) }
+        var expected: [String: Int] = [:]
+        var produced = 0
+        func produce(_ count: Int, seed: Int) throws {
+            let manifestPath = directory.path + "/manifest-\(seed).json"
+            let producer = try EddyProcess.run([
+                "produce", "--brokers", broker.bootstrapServers, "--topic", "test", "--count", String(count), "--rate", "0",
+                "--seed", String(seed), "--manifest", manifestPath,
+            ])
+            #expect(producer.status == 0, "\(producer.standardError)")
+            let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
+            produced += manifest.total
+            expected.merge(manifest.events, uniquingKeysWith: +)
+        }
+        /// A consistent copy of a running daemon's state directory, as a backup tool takes it (before the daemon is
+        /// stopped: a process stopped inside LMDB may hold the lock a reader needs).
+        func copyState(of name: String, to copy: String) throws {
+            try FileManager.default.createDirectory(atPath: directory.path + "/" + copy, withIntermediateDirectories: true)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/mdb_copy")
+            process.arguments = [directory.path + "/" + name, directory.path + "/" + copy]
+            try process.run()
+            let finished = eventually(timeout: .seconds(30)) { !process.isRunning }
+            if !finished { process.terminate() }
+            #expect(finished && process.terminationStatus == 0)
+        }
+
+        let monitor = MonotonicityMonitor(url: RedisURL(host: "127.0.0.1", port: redis.port))
+        let first = try launchDaemon("first")
+        try produce(20_000, seed: 1)
+        if copyFullyAcknowledged {
+            #expect(eventually(timeout: .seconds(60)) { redisTotal() == produced })
+            try copyState(of: "first", to: "second")
+            first.send(SIGSTOP)
+        } else {
+            // Mid-run: Redis shows part of the messages; the copy is older than what Redis holds once the first
+            // daemon has gone on.
+            #expect(eventually(timeout: .seconds(60), every: .milliseconds(5)) { redisTotal() >= 5_000 })
+            try copyState(of: "first", to: "second")
+            #expect(eventually(timeout: .seconds(60)) { redisTotal() == produced })
+            first.send(SIGSTOP)
+        }
+        let second = try launchDaemon("second")
+        try produce(10_000, seed: 2)
+        if copyFullyAcknowledged {
+            // The copy writes ahead of the stopped daemon's last write.
+            #expect(eventually(timeout: .seconds(60)) { redisTotal() == produced }, "\(second.standardError.suffix(1500))")
+        } else {
+            // The copy is behind Redis: it must wait until it has consumed as far.
+            #expect(second.waitForOutput(containing: "another writer is active on this sink", timeout: .seconds(30)), "\(second.standardError.suffix(1500))")
+        }
+        first.send(SIGCONT)
+        try produce(10_000, seed: 3)
+
+        let exact = eventually(timeout: .seconds(90), every: .milliseconds(20)) {
+            events.allSatisfy { event in (try? redis.get(event)).flatMap { $0.flatMap { Int($0) } } == expected[event] }
+        }
+        #expect(exact, "Redis total \(redisTotal()) vs \(produced); first: \(first.standardError.suffix(1500)); second: \(second.standardError.suffix(1500))")
+        let (decreases, polls) = monitor.finish()
+        #expect(decreases.isEmpty, "values moved backwards: \(decreases.prefix(10))")
+        #expect(polls > 100)
+        // Neither stopped: both are still running and stop cleanly.
+        for daemon in [first, second] {
+            daemon.send(SIGTERM)
+            #expect(daemon.waitForExit(timeout: .seconds(15)) == 0, "\(daemon.standardError.suffix(2000))")
+        }
+    }
+
     private struct Manifest: Decodable {
         let total: Int
         let events: [String: Int]

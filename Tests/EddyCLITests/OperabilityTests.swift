@@ -60,6 +60,9 @@ struct OperabilityTests {
             return (0..<partitionCount).allSatisfy {
                 PrometheusText.value(in: final, name: "eddy_consumer_lag_messages", labels: ["partition": String($0)]) == 0
             } && PrometheusText.value(in: final, name: "eddy_sink_pending_epochs", labels: ["sink": exampleSink]) == 0
+                // The gauge is published every 100 ms: the write that filled Redis may not be in it yet.
+                && (PrometheusText.value(in: final, name: "eddy_sink_write_duration_seconds_count", labels: ["sink": exampleSink]) ?? 0)
+                    > (PrometheusText.value(in: first, name: "eddy_sink_write_duration_seconds_count", labels: ["sink": exampleSink]) ?? 0)
         }
         #expect(settled, "lag or pending epochs never reached 0")
         #expect(PrometheusText.value(in: final, name: "eddy_messages_consumed_total") == 3_503)
@@ -166,6 +169,52 @@ struct OperabilityTests {
         let samples = try await rig.scrape()
         #expect((PrometheusText.value(in: samples, name: "eddy_sink_retries_total", labels: ["sink": exampleSink]) ?? 0) >= 1)
         #expect(PrometheusText.value(in: samples, name: "eddy_messages_consumed_total") == Double(rig.producedTotal))
+        try rig.stopDaemon()
+    }
+
+    @Test("/readyz turns 503 within seconds of a broker outage, saying so, and 200 once the broker is back; Redis then holds every count")
+    func readinessFollowsTheBroker() async throws {
+        let rig = try PipelineRig()
+        try rig.produce(2_000)
+        try await rig.launch(["--checkpoint-interval", "0.2"])
+        await rig.awaitRedisEqualsProduced()
+        #expect(await rig.awaitReadiness(200), "never ready")
+
+        try rig.broker.setAllBrokers(up: false)
+        // 3 s of silence, statistics once a second, the HTTP poll: well within 10 s.
+        #expect(await rig.awaitReadiness(503, timeout: .seconds(10)), "still ready with every broker down")
+        let notReady = try await rig.get("/readyz")
+        #expect(notReady.text.contains("no Kafka broker has answered for"), "\(notReady.text)")
+
+        try rig.broker.setAllBrokers(up: true)
+        #expect(await rig.awaitReadiness(200, timeout: .seconds(20)), "not ready again after the broker came back")
+        try rig.produce(1_000)
+        try await rig.awaitConsumed(3_000)
+        await rig.awaitRedisEqualsProduced()
+        try rig.stopDaemon()
+    }
+
+    @Test("/readyz turns 503 while Redis holds writes (CLIENT PAUSE WRITE) with epochs waiting, and 200 after")
+    func readinessFollowsAStalledSink() async throws {
+        let rig = try PipelineRig()
+        try rig.produce(1_000)
+        // The default checkpoint interval (1 s): backpressure would pause consumption only after 8 epochs, and
+        // the held write times out after 10 s; the stall must show before either.
+        try await rig.launch()
+        await rig.awaitRedisEqualsProduced()
+        #expect(await rig.awaitReadiness(200), "never ready")
+
+        // Reads go on (the idle probe succeeds): only the waiting writes can tell.
+        try rig.redis.pause(writesFor: .seconds(30))
+        let trickle = TrickleProducer.start(broker: rig.broker) { _ in 20 }
+        #expect(await rig.awaitReadiness(503, timeout: .seconds(7)), "still ready with Redis holding every write")
+        let notReady = try await rig.get("/readyz")
+        #expect(notReady.text.contains("sink \(exampleSink) stalled"), "\(notReady.text)")
+
+        try rig.redis.unpause()
+        #expect(await rig.awaitReadiness(200, timeout: .seconds(20)), "not ready again after Redis took writes")
+        rig.add(try trickle.stop())
+        await rig.awaitRedisEqualsProduced()
         try rig.stopDaemon()
     }
 

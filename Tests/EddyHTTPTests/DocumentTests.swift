@@ -127,4 +127,38 @@ struct ReadinessRulesTests {
         status.sources[0].partitions[1].lag = 0
         #expect(ReadinessRules(maximumLag: 1_000).notReadyReasons(for: status) == ["starting: loading state and re-sending unacknowledged epochs"])
     }
+
+    @Test("silent brokers and stalled sink writes are not ready past their bounds, each with its reason")
+    func silentBrokersAndStalledSinks() {
+        let rules = ReadinessRules(maximumLag: 1_000, maximumBrokerSilence: .seconds(3), maximumSinkWait: .seconds(3))
+        var status = TestPipeline.exampleStatus
+        status.sources[0].secondsSinceBrokerAnswered = 0.4
+        status.sinks[0].secondsWaitingForWrite = 0.2
+        status.sinks[0].pendingEpochs = 1
+        #expect(rules.apply(to: status).ready, "within the bounds: \(rules.notReadyReasons(for: status))")
+
+        status.sources[0].secondsSinceBrokerAnswered = 4.26
+        status.sources[0].lastBrokerError = "127.0.0.1:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused"
+        status.sinks[0].secondsWaitingForWrite = 3.5
+        status.sinks[0].pendingEpochs = 4
+        #expect(
+            rules.notReadyReasons(for: status) == [
+                "sink redis_sink stalled: 4 committed epochs have waited 3.5 s for a write",
+                "source user_events: no Kafka broker has answered for 4.3 s (last error: 127.0.0.1:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused)",
+            ])
+
+        // An unhealthy sink already says why; a stall is not repeated for it.
+        status.sinks[0].healthy = false
+        status.sinks[0].lastError = "timed out"
+        status.sources[0].secondsSinceBrokerAnswered = nil
+        #expect(rules.notReadyReasons(for: status) == ["sink redis_sink unhealthy: timed out"])
+
+        // Behind another writer: its epochs wait on purpose, and the reason says why.
+        status.sinks[0].healthy = true
+        status.sinks[0].waitingForOtherWriter = true
+        #expect(
+            rules.notReadyReasons(for: status) == [
+                "sink redis_sink: another writer is ahead of this daemon on the same keys; nothing is written until it has consumed as far"
+            ])
+    }
 }

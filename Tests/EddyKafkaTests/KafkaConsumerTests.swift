@@ -248,6 +248,97 @@ private func makeConsumer(
         #expect(errors.first == .offsetOutOfRange(partition: 0, requested: 0, low: low, high: 40))
     }
 
+    @Test func outOfRangeAnsweredForAnOffsetThePartitionHoldsIsRetriedWithNothingSkippedOrReadTwice() throws {
+        let broker = try KafkaTestBroker.start(topics: ["spurious": 2])
+        try broker.produce(topic: "spurious", messages: (0..<200).map { (Int32($0 % 2), Array("m\($0)".utf8)) })
+        let consumer = try makeConsumer(broker, topic: "spurious")
+        defer { consumer.close() }
+        try consumer.assign(partitions: [0, 1])
+        var messages = try consumer.collect { messages, _ in messages.count >= 200 }.messages
+        #expect(messages.count == 200)
+
+        // The next fetch of every partition is answered OFFSET_OUT_OF_RANGE although the offset is inside.
+        broker.failNextFetchesWithOffsetOutOfRange(2)
+        try broker.produce(topic: "spurious", messages: (200..<400).map { (Int32($0 % 2), Array("m\($0)".utf8)) })
+        var errors: [KafkaMessageError] = []
+        var next: [Int32: Int64] = [0: 100, 1: 100]
+        let deadline = ContinuousClock.now + .seconds(20)
+        while messages.count < 400, ContinuousClock.now < deadline {
+            let batch = try consumer.collect(timeout: .milliseconds(200)) { _, errors in !errors.isEmpty }
+            messages += batch.messages
+            for message in batch.messages { next[message.partition] = message.offset + 1 }
+            for error in batch.errors {
+                errors.append(error)
+                guard case .offsetOutOfRange(let partition, let requested, let low, let high) = error else { continue }
+                let expected = next[partition] ?? -1
+                // The report names the offset the failed fetch asked for, with the partition's real watermarks.
+                #expect(requested == expected && low == 0 && high >= expected)
+                let recovery = OffsetOutOfRangeRecovery(expected: expected, low: low, high: high)
+                #expect(recovery == .retry(at: expected))
+                try consumer.seek(partition: partition, to: recovery.nextOffset)
+            }
+        }
+        #expect(!errors.isEmpty, "the injected fetch errors never reached the consumer")
+        #expect(errors.allSatisfy { if case .offsetOutOfRange = $0 { true } else { false } }, "\(errors)")
+        #expect(messages.count == 400)
+        expectContiguous(messages, partitions: [0: 200, 1: 200])
+    }
+
+    @Test func authenticationFailureIsNamedAtErrorLevelAndInTheStartupError() throws {
+        // The mock cluster has no SASL: it answers "SASL Handshake not supported by broker", an
+        // authentication failure, as a broker with other mechanisms would.
+        let broker = try KafkaTestBroker.start(topics: ["secured": 1])
+        let logs = RecordedLogs(level: .info)
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, topic: "secured")
+        configuration.connectTimeout = .seconds(3)
+        configuration.security.securityProtocol = "SASL_PLAINTEXT"
+        configuration.security.saslMechanism = "PLAIN"
+        configuration.security.saslUsername = "eddy"
+        configuration.security.saslPassword = "hunter2-secret"
+        let error = try #require(throws: KafkaError.self) { try KafkaConsumer.make(configuration: configuration, logger: logs.logger()) }
+        #expect(error.code == .brokersUnreachable)
+        #expect(error.reason.contains("SASL"), "\(error.reason)")
+        let errorLines = logs.lines(atLeast: .error)
+        // Once: librdkafka repeats the failure at every reconnect.
+        #expect(errorLines.filter { $0.text.contains("SASL Handshake not supported") }.count == 1, "\(logs.lines)")
+        let everything = logs.lines.map(\.text).joined(separator: "\n") + error.reason
+        #expect(!everything.contains("hunter2-secret"))
+    }
+
+    @Test func tlsFailureIsNamedAtErrorLevelAndInTheStartupError() throws {
+        // The mock cluster speaks plaintext only: a TLS client's handshake is broken off.
+        let broker = try KafkaTestBroker.start(topics: ["tls": 1])
+        let logs = RecordedLogs(level: .info)
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: broker.bootstrapServers, topic: "tls")
+        configuration.connectTimeout = .seconds(2)
+        configuration.security.securityProtocol = "SSL"
+        let error = try #require(throws: KafkaError.self) { try KafkaConsumer.make(configuration: configuration, logger: logs.logger()) }
+        #expect(error.code == .brokersUnreachable)
+        #expect(error.reason.contains("SSL handshake failed"), "\(error.reason)")
+        #expect(logs.lines(atLeast: .error).filter { $0.text.contains("SSL handshake failed") }.count == 1, "\(logs.lines)")
+    }
+
+    @Test func brokerSilenceShowsWithinSecondsAndEndsWhenTheBrokerReturns() throws {
+        let broker = try KafkaTestBroker.start(topics: ["silence": 2])
+        let consumer = try makeConsumer(broker, topic: "silence") { $0.statisticsInterval = .milliseconds(200) }
+        defer { consumer.close() }
+        try consumer.assign(partitions: [0, 1])
+        func silence() -> Duration { ContinuousClock.now - consumer.lastBrokerAnswer }
+        func pollUntil(_ condition: () -> Bool) throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(15)
+            while !condition(), ContinuousClock.now < deadline { _ = try consumer.collect(timeout: .milliseconds(100)) { _, _ in false } }
+            return condition()
+        }
+        // Fetching from a live broker: it answers at least every fetch wait.
+        #expect(try pollUntil { silence() < .seconds(1) })
+        try broker.setAllBrokers(up: false)
+        #expect(try pollUntil { silence() > .seconds(2) }, "still answering \(silence()) ago with the broker down")
+        try broker.setAllBrokers(up: true)
+        #expect(try pollUntil { silence() < .seconds(1) }, "silent for \(silence()) after the broker came back")
+        try broker.produce(topic: "silence", messages: (0..<10).map { (Int32($0 % 2), Array("m\($0)".utf8)) })
+        #expect(try consumer.collect { messages, _ in messages.count >= 10 }.messages.count == 10)
+    }
+
     @Test func wrongBootstrapAddressFailsFastWithOneClearError() throws {
         var configuration = KafkaConsumerConfiguration(bootstrapServers: "127.0.0.1:\(KafkaTestBroker.unusedLoopbackPort())", topic: "t")
         configuration.connectTimeout = .seconds(2)

@@ -77,6 +77,9 @@ let badInputs: [BadInput] = [
     BadInput(sql: file(source, view, "SELECT * FROM events_statistics_mv;"), line: 3, at: "events_statistics_mv", message: "did you mean 'events_statisics_mv'?"),
     BadInput(sql: file(source, view, "SELECT * FROM user_events;"), line: 3, at: "user_events", message: "'user_events' is a source: Eddy answers queries over materialized views"),
     BadInput(sql: file(source, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM other.user_events GROUP BY event;"), line: 2, at: "other", message: "schema 'other' is not supported"),
+    // An unknown column written in several clauses is reported where it first occurs, as PostgreSQL does.
+    BadInput(sql: file(source, "CREATE MATERIALIZED VIEW v AS SELECT evnt, COUNT(*) FROM user_events GROUP BY evnt;"), line: 2, at: "evnt", message: "column 'evnt' does not exist in 'user_events'; did you mean 'event'?"),
+    BadInput(sql: file(source, "CREATE MATERIALIZED VIEW v AS SELECT COUNT(*), evnt FROM user_events WHERE evnt <> 'x' GROUP BY evnt;"), line: 2, at: "evnt", message: "column 'evnt' does not exist in 'user_events'"),
 
     // Grouping and types.
     BadInput(sql: file(source, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM user_events WHERE COUNT(*) > 1 GROUP BY event;"), line: 2, at: "COUNT(*) >", message: "aggregate functions are not allowed in WHERE"),
@@ -181,6 +184,58 @@ let badInputs: [BadInput] = [
         let afterScheme = url.dropFirst("redis://".count)
         let userinfo = afterScheme[..<(try #require(afterScheme.lastIndex(of: "@")))]
         #expect(error.description.contains("redis://" + String(repeating: "*", count: userinfo.count) + "@"))
+    }
+
+    /// One report per unknown column and statement, at its first occurrence (line:column), however many clauses
+    /// repeat it; a different mistake in GROUP BY is still reported on its own.
+    @Test func anUnknownColumnIsReportedOnceWhereItFirstOccurs() throws {
+        let repeated = compile(file(source, "CREATE MATERIALIZED VIEW v AS SELECT evnt, COUNT(*) FROM user_events WHERE evnt <> 'x' GROUP BY evnt HAVING MAX(evnt) > 'a';"))
+        #expect(repeated.errors.map(\.headline) == [
+            "test.sql:2:38: error: column 'evnt' does not exist in 'user_events'; did you mean 'event'? (columns: event_timestamp, user, page, event)",
+        ])
+        let two = compile(file(source, "CREATE MATERIALIZED VIEW v AS SELECT evnt, COUNT(*) FROM user_events GROUP BY evnt, pge;"))
+        #expect(two.errors.map { "\($0.line):\($0.column)" } == ["2:38", "2:85"])
+        #expect(two.errors.last?.message.hasPrefix("column 'pge' does not exist in 'user_events'; did you mean 'page'?") == true)
+        // A GROUP BY error does not hide a type error of the select list, nor invent a grouping one.
+        let typed = compile(file(source, "CREATE MATERIALIZED VIEW v AS SELECT page, SUM(page) FROM user_events GROUP BY pge;"))
+        #expect(typed.errors.map { String($0.message.prefix(20)) } == ["function sum(VARCHAR", "column 'pge' does no"])
+    }
+
+    /// Lines that do not parse still hide their secrets: the value after a password option and the user-info
+    /// of a Redis URL, whatever the tokens around them. `SECRET` stands for every secret part of each line.
+    @Test(arguments: [
+        // The two lines of the fault drill: a doubled '=' and an unterminated string in the sink.
+        "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url = = 'redis://SECRETuser:SECRETpw@host') FORMAT PLAIN ENCODE JSON;",
+        "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url='redis://SECRETuser:SECRETpw@host) FORMAT PLAIN ENCODE JSON;",
+        // '@' (and ':') inside the password: everything up to the last '@' is user-info.
+        "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url = = 'rediss://SECRET:SECRET@SECRET@host:1') FORMAT PLAIN ENCODE JSON;",
+        "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url='REDIS://SECRET:SECRET@SECRET@host:1",
+        // A bare URL, and one in a comment on a line with an error.
+        "CREATE SINK k FROM events_statisics_mv WITH (connector='redis', primary_key='event', redis.url=redis://SECRETuser:SECRETpw@host:1) FORMAT PLAIN ENCODE JSON;",
+        "SHOW TABLES; -- was redis://SECRETuser:SECRET'pw@host",
+        // Kafka passwords: unterminated, unquoted, without '=', after a doubled '=', with a quote doubled inside.
+        "CREATE SOURCE s (a VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1', properties.sasl.password='SECRETpw) FORMAT PLAIN ENCODE JSON;",
+        "CREATE SOURCE s (a VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1', properties.sasl.password=SECRETpw) FORMAT PLAIN ENCODE JSON;",
+        "CREATE SOURCE s (a VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1', properties.sasl.password 'SECRETpw') FORMAT PLAIN ENCODE JSON;",
+        "CREATE SOURCE s (a VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1', properties.ssl.key.password = = 'SECRET''pw') FORMAT PLAIN ENCODE JSON;",
+        "CREATE SOURCE s (a VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1', 'properties.sasl.oauthbearer.client.secret'='SECRET' 'x') FORMAT PLAIN ENCODE JSON;",
+    ])
+    func unparsableLinesNeverShowTheirSecrets(_ line: String) throws {
+        let result = compile(file(source, view, line))
+        #expect(!result.errors.isEmpty)
+        let output = (result.errors + result.warnings).map(\.description).joined(separator: "\n")
+        #expect(!output.contains("SECRET"), "\(output)")
+        // The offending line is shown, starred where the secret was.
+        #expect(output.contains("\n    " + String(line.prefix(12))), "\(output)")
+        #expect(output.contains("*"), "\(output)")
+    }
+
+    @Test func aSecretBeforeInvalidUTF8IsMaskedToo() throws {
+        let bytes = Array("CREATE SINK k FROM v WITH (redis.url='redis://u:SECRETpw@h".utf8) + [0xFF] + Array("');".utf8)
+        let result = PipelineCompiler.compile(bytes: bytes, file: "bad.sql", environment: [:])
+        let error = try #require(result.errors.first)
+        #expect(error.message.hasPrefix("the file is not valid UTF-8"))
+        #expect(!error.description.contains("SECRET") && error.description.contains("redis://" + String(repeating: "*", count: 10) + "@h"))
     }
 
     @Test func thereAreAtLeastFortyBadInputs() {

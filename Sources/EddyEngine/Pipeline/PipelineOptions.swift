@@ -39,6 +39,9 @@ public struct PipelineOptions: Sendable {
     public var allowNewViews = false
     /// How long the start-up checks may wait for a Kafka broker.
     public var kafkaConnectTimeout: Duration = .seconds(10)
+    /// How often librdkafka reports statistics, from which the runner learns when a broker last answered
+    /// (`/readyz` turns not ready after a few seconds of silence). Default 1 s: one small report a second.
+    public var brokerStatisticsInterval: Duration = .seconds(1)
 
     public init(stateDirectory: String) {
         self.stateDirectory = stateDirectory

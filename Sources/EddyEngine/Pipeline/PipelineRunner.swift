@@ -235,6 +235,7 @@ public final class PipelineRunner: Sendable {
                 groupsByView: Dictionary(uniqueKeysWithValues: zip(plans, hot.aggregators).map { ($0.view.name, $1.table.groupCount) }))
             for index in hot.consumedPerPartition.indices { hot.consumedPerPartition[index] = 0 }
             for driver in drivers { statistics.sinkHealth(sink: driver.name, healthy: driver.healthy, pendingEpochs: driver.unacknowledgedEpochs) }
+            statistics.brokerContact(lastAnswer: consumer.lastBrokerAnswer, lastError: consumer.lastClientError?.reason)
         }
 
         // Record where every partition starts before reading anything: a crash before the first regular
@@ -393,13 +394,17 @@ public final class PipelineRunner: Sendable {
         }
         configuration.connectTimeout = options.kafkaConnectTimeout
         configuration.maxBatchSize = options.batchSize
+        // Statistics move `lastBrokerAnswer`, which readiness reads.
+        configuration.statisticsInterval = options.brokerStatisticsInterval
         // Security, SASL, SSL and pass-through settings, already in librdkafka's names.
         configuration.clientProperties = settings.clientProperties.map { ($0.key, $0.value) }
         return try KafkaConsumer.make(configuration: configuration, logger: logger)
     }
 
-    /// A per-message error from Kafka. Offsets that fell out of retention are never skipped silently: the gap is
-    /// logged and counted, then the partition restarts where `scan.startup.mode` says.
+    /// A per-message error from Kafka. An offset out of range is judged against the partition's real
+    /// watermarks (`OffsetOutOfRangeRecovery`): only an offset below the low watermark is a retention gap
+    /// (logged loudly, counted, continued at the low watermark); one beyond the end continues at the end;
+    /// any other is fetched again at the same offset, so that nothing is skipped or counted twice.
     ///
     /// - Parameter paused: whether consumption is paused for backpressure (recovering a partition re-assigns
     ///   them all, which resumes them: the pause is applied again).
@@ -407,36 +412,39 @@ public final class PipelineRunner: Sendable {
         switch error {
         case .partitionEOF:
             return
-        case .offsetOutOfRange(let partition, let requested, var low, var high):
-            if low < 0 || high < 0 {
-                // Without the partition's bounds there is no safe place to continue: ask once more, then stop.
-                (low, high) = try consumer.watermarks(partition: partition, timeout: options.kafkaConnectTimeout)
-            }
-            let target: Int64
-            if requested > high {
-                // The partition ends before a position Eddy already reached (a truncated log, an unclean leader
-                // election, or a re-created topic). Going back would count messages twice: continue at its end.
-                target = high
+        case .offsetOutOfRange(let partition, let reported, let low, let high):
+            // The engine's own next offset is what it has applied up to; librdkafka's report names the same
+            // fetch (messages and errors of a partition arrive in order), but the engine's is authoritative.
+            let index = Int(partition)
+            let expected = index < nextOffsets.count && nextOffsets[index] >= 0 ? nextOffsets[index] : reported
+            let recovery = OffsetOutOfRangeRecovery(expected: expected, low: low, high: high)
+            let metadata: Logger.Metadata = [
+                "eddy.topic": "\(source.kafka.topic)", "eddy.partition": "\(partition)", "eddy.offset": "\(expected)",
+                "eddy.low": "\(low)", "eddy.high": "\(high)",
+            ]
+            switch recovery {
+            case .retentionGap(let target, let missing):
                 logger.error("""
-                    stored offset \(requested) of partition \(partition) is past the partition's end (\(high)): the log was \
-                    truncated or the topic re-created. Continuing at offset \(high); what is written below offset \(requested) \
-                    from now on was not counted before and will be.
-                    """)
-            } else {
-                target = switch source.kafka.startupMode {
-                case .latest: high
-                default: low
-                }
-                let skipped = target - requested
+                    offset \(expected) of partition \(partition) is no longer in Kafka (retained: \(low)..<\(high)): \(missing) \
+                    messages were deleted by retention before Eddy read them and are missing from every view. Continuing at \
+                    offset \(target).
+                    """, metadata: metadata)
+                statistics.offsetOutOfRange(.retentionGap, gap: missing)
+            case .pastEnd(let target, _):
                 logger.error("""
-                    stored offset \(requested) of partition \(partition) is no longer in Kafka (retained: \(low)..<\(high)); \
-                    \(skipped) messages are skipped: \(low - requested) deleted by retention before Eddy read them\
-                    \(target > low ? " and \(target - low) passed over by scan.startup.mode='latest'" : ""). Continuing at offset \(target).
-                    """)
-                statistics.offsetGap(skipped)
+                    offset \(expected) of partition \(partition) is past the partition's end (\(high)): the log was truncated or \
+                    the topic re-created. Continuing at offset \(target); what is written below offset \(expected) from now on \
+                    was not counted before and will be.
+                    """, metadata: metadata)
+                statistics.offsetOutOfRange(.pastEnd)
+            case .retry:
+                let judged = low >= 0 && high >= 0 ? "inside the partition (\(low)..<\(high))" : "not checkable (watermarks unknown)"
+                logger.warning(
+                    "Kafka answered offset out of range for an offset \(judged); fetching it again", metadata: metadata)
+                statistics.offsetOutOfRange(.retried)
             }
-            try consumer.seek(partition: partition, to: target)
-            nextOffsets[Int(partition)] = target
+            try consumer.seek(partition: partition, to: recovery.nextOffset)
+            if index < nextOffsets.count { nextOffsets[index] = recovery.nextOffset }
             if paused { try consumer.pause(partitions: consumer.assignedPartitions) }
         case .other(let partition, let kafkaError):
             if kafkaError.isFatal { throw kafkaError }

@@ -43,6 +43,17 @@ public final class PipelineStatistics: Sendable {
         public var repairedKeys = 0
         /// Repair passes that compared the whole view.
         public var repairPasses = 0
+        /// When committed epochs were first seen waiting for this sink (nil while none wait).
+        public var pendingSince: ContinuousClock.Instant?
+
+        /// Since when committed epochs have waited without any write applied: the later of `pendingSince`
+        /// and the last write. Nil while nothing waits. A write in flight to a paused Redis, or retries
+        /// that keep failing, make `now` minus this grow.
+        public var waitingForWriteSince: ContinuousClock.Instant? {
+            guard pendingEpochs > 0, let pendingSince else { return nil }
+            guard let lastWrite else { return pendingSince }
+            return max(pendingSince, lastWrite)
+        }
     }
 
     public struct Snapshot: Sendable, Equatable {
@@ -64,7 +75,14 @@ public final class PipelineStatistics: Sendable {
         public var sinks: [SinkSnapshot] = []
         public var isPaused = false
         public var isCaughtUp = false
+        /// Messages deleted by retention before they were read (offset-out-of-range gaps).
         public var offsetGapMessages: Int64 = 0
+        /// Offset-out-of-range answers by outcome (`retention_gap`, `past_end`, `retried`).
+        public var offsetOutOfRangeByOutcome: [String: Int] = [:]
+        /// When a Kafka broker last answered the consumer (nil before the consumer exists).
+        public var lastBrokerAnswer: ContinuousClock.Instant?
+        /// The consumer's last client-wide Kafka error (secrets masked), for saying why no broker answers.
+        public var lastKafkaError: String?
 
         public var skippedMessages: Int { skippedByReason.values.reduce(0, +) }
     }
@@ -85,6 +103,7 @@ public final class PipelineStatistics: Sendable {
         let checkpointEpoch: Gauge
         let paused: Gauge
         let offsetGap: Counter
+        let offsetOutOfRange: [String: Counter]
         let skipped: [String: Counter]
         let sinkWrite: [String: Timer]
         let sinkRetries: [String: Counter]
@@ -109,6 +128,9 @@ public final class PipelineStatistics: Sendable {
             checkpointEpoch: Gauge(label: "eddy_checkpoint_epoch"),
             paused: Gauge(label: "eddy_consumer_paused_partitions"),
             offsetGap: Counter(label: "eddy_source_offset_gap_messages_total"),
+            offsetOutOfRange: Dictionary(uniqueKeysWithValues: OffsetOutOfRangeOutcome.allCases.map {
+                ($0.rawValue, Counter(label: "eddy_source_offset_out_of_range_total", dimensions: [("outcome", $0.rawValue)]))
+            }),
             skipped: Dictionary(uniqueKeysWithValues: SkipReason.allCases.map {
                 ($0.description, Counter(label: "eddy_source_errors_total", dimensions: [("reason", $0.description)]))
             }),
@@ -180,11 +202,11 @@ public final class PipelineStatistics: Sendable {
             snapshot.groupsByView = groupsByView
             return (rows, filtered, wrongType, skipped)
         }
-        if newlyConsumed > 0 { metrics.consumed.increment(by: newlyConsumed) }
+        Self.add(newlyConsumed, to: metrics.consumed)
         let partitions = state.withLock { $0.partitions }
         partitionMetrics.withLock { handles in
             for (index, handle) in handles.enumerated() where index < partitions.count {
-                if index < consumedPerPartition.count, consumedPerPartition[index] > 0 { handle.consumed.increment(by: consumedPerPartition[index]) }
+                if index < consumedPerPartition.count { Self.add(consumedPerPartition[index], to: handle.consumed) }
                 if let lag = partitions[index].lag { handle.lag.record(Double(lag)) }
                 if partitions[index].nextOffset >= 0 { handle.nextOffset.record(Double(partitions[index].nextOffset)) }
             }
@@ -192,10 +214,17 @@ public final class PipelineStatistics: Sendable {
         viewGroups.withLock { gauges in
             for (view, groups) in groupsByView { gauges[view]?.record(Double(groups)) }
         }
-        if deltas.rows > 0 { metrics.rows.increment(by: deltas.rows) }
-        if deltas.filtered > 0 { metrics.filtered.increment(by: deltas.filtered) }
-        if deltas.wrongType > 0 { metrics.wrongType.increment(by: deltas.wrongType) }
-        for (reason, count) in deltas.skipped { metrics.skipped[reason]?.increment(by: count) }
+        Self.add(deltas.rows, to: metrics.rows)
+        Self.add(deltas.filtered, to: metrics.filtered)
+        Self.add(deltas.wrongType, to: metrics.wrongType)
+        for (reason, count) in deltas.skipped { Self.add(count, to: metrics.skipped[reason]) }
+    }
+
+    /// Adds `amount` to `counter` when positive. swift-metrics traps on a negative increment, and a count
+    /// computed as a difference must never stop the daemon: a non-positive one is ignored.
+    private static func add(_ amount: some BinaryInteger, to counter: Counter?) {
+        guard amount > 0, let counter else { return }
+        counter.increment(by: Int64(clamping: amount))
     }
 
     func checkpointSubmitted(epoch: UInt64) { state.withLock { $0.lastSubmittedEpoch = epoch } }
@@ -262,11 +291,16 @@ public final class PipelineStatistics: Sendable {
         if passFinished { metrics.sinkRepairPasses[sink]?.increment() }
     }
 
-    func sinkHealth(sink: String, healthy: Bool, pendingEpochs: UInt64) {
+    func sinkHealth(sink: String, healthy: Bool, pendingEpochs: UInt64, at now: ContinuousClock.Instant = .now) {
         state.withLock { snapshot in
             guard let index = snapshot.sinks.firstIndex(where: { $0.name == sink }) else { return }
             snapshot.sinks[index].isHealthy = healthy
             snapshot.sinks[index].pendingEpochs = pendingEpochs
+            if pendingEpochs == 0 {
+                snapshot.sinks[index].pendingSince = nil
+            } else if snapshot.sinks[index].pendingSince == nil {
+                snapshot.sinks[index].pendingSince = now
+            }
         }
         metrics.sinkPending[sink]?.record(Double(pendingEpochs))
         metrics.sinkHealthy[sink]?.record(healthy ? 1 : 0)
@@ -288,11 +322,37 @@ public final class PipelineStatistics: Sendable {
     }
 
     func keyCollisions(_ count: Int, sink: String) {
-        metrics.keyCollisions[sink]?.increment(by: count)
+        Self.add(count, to: metrics.keyCollisions[sink])
     }
 
-    func offsetGap(_ messages: Int64) {
-        state.withLock { $0.offsetGapMessages += messages }
-        metrics.offsetGap.increment(by: Int(messages))
+    /// An offset-out-of-range answer and what was done about it; `gap` is the number of messages retention
+    /// deleted before they were read (0 unless `outcome` is `.retentionGap`).
+    func offsetOutOfRange(_ outcome: OffsetOutOfRangeOutcome, gap: Int64 = 0) {
+        let gap = max(0, gap)
+        state.withLock {
+            $0.offsetOutOfRangeByOutcome[outcome.rawValue, default: 0] += 1
+            $0.offsetGapMessages += gap
+        }
+        Self.add(1, to: metrics.offsetOutOfRange[outcome.rawValue])
+        Self.add(gap, to: metrics.offsetGap)
     }
+
+    /// The consumer's view of the brokers, published with each batch.
+    func brokerContact(lastAnswer: ContinuousClock.Instant, lastError: String?) {
+        state.withLock {
+            $0.lastBrokerAnswer = lastAnswer
+            $0.lastKafkaError = lastError
+        }
+    }
+}
+
+/// What the runner did about an offset-out-of-range answer (the `outcome` label of
+/// `eddy_source_offset_out_of_range_total`).
+public enum OffsetOutOfRangeOutcome: String, Sendable, CaseIterable {
+    /// Below the low watermark: messages were deleted unread; continued at the low watermark.
+    case retentionGap = "retention_gap"
+    /// Beyond the high watermark: continued at the partition's end.
+    case pastEnd = "past_end"
+    /// Inside the partition (or not judgeable): fetched the same offset again.
+    case retried
 }

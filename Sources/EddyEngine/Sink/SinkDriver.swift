@@ -27,6 +27,9 @@ public protocol SinkTransportError: Error {
 /// Runs one sink on its own thread: performs `SinkStateMachine` actions, retries with capped exponential
 /// backoff and jitter, and lets the pipeline observe backpressure and wait for a flush.
 ///
+/// While caught up and idle, it also runs the background repair (`SinkRepairSchedule`, `SinkRepairPass`) on
+/// the same connection, a chunk at a time, so an epoch to write never waits for more than one chunk.
+///
 /// Thread contract: `checkpointCommitted`, `unacknowledgedEpochs`, `flush` and `stop` may be called from any
 /// thread; all Redis I/O, rendering of the full view and recording of acknowledgements run on the driver's thread.
 public final class SinkDriver: @unchecked Sendable {

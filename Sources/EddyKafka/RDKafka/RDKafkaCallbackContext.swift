@@ -13,6 +13,13 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
         var lastClientError: KafkaError?
         var fatalError: KafkaError?
         var allBrokersDown = false
+        /// Values of the client's secret properties, starred out of every reason librdkafka gives.
+        var secretValues: [String] = []
+        /// When a broker last answered (moved by statistics reports).
+        var brokerLiveness = BrokerLiveness(answeredAt: .now)
+        /// The last cause logged at error level, and when: librdkafka repeats a failing connection's error
+        /// at every reconnect, and one line per cause and minute is enough.
+        var lastLoggedCause: (reason: Substring, at: ContinuousClock.Instant)?
     }
 
     let logger: Logger
@@ -24,6 +31,9 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
     var deliveredTotal = 0
     var failedDeliveries = 0
     var firstDeliveryError: KafkaError?
+    /// Messages purged by the producer itself (`rd_kafka_purge`): given up, not failed.
+    var abandonedDeliveries = 0
+    var abandonedInFlight = 0
 
     // Owner-thread state (consumer rebalances): set by the consumer, called from `rebalance`.
     var rebalanceHandler: ((_ isAssignment: Bool, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Void)?
@@ -41,26 +51,67 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
     /// down); what matters to the caller arrives as typed errors instead.
     func log(level: Int32, facility: String, message: String) {
         logger.debug(
-            "\(message)",
+            "\(maskingSecretValues(shared.withLock { $0.secretValues }, in: message))",
             metadata: ["eddy.rdkafka.facility": "\(facility)", "eddy.rdkafka.syslog_level": "\(level)"]
         )
     }
 
-    func recordClientError(code: Int32, reason: String) {
+    /// An error librdkafka reports for the client as a whole. Most are transient and logged at debug (librdkafka
+    /// retries them); those an operator must act on — authentication, TLS, authorization — at error level,
+    /// with their reason, since nothing else would name the cause.
+    func recordClientError(code: Int32, reason rawReason: String) {
         let isFatal = code == RD_KAFKA_RESP_ERR__FATAL.rawValue
-        let error = KafkaError(
-            code: .client,
-            rdKafkaCode: code,
-            reason: reason,
-            isRetriable: !isFatal,
-            isFatal: isFatal
-        )
-        shared.withLock { state in
+        let now = ContinuousClock.now
+        let isOperatorCause = Self.isAuthenticationOrTLSError(code, reason: rawReason)
+        let (reason, logsAtErrorLevel) = shared.withLock { state in
+            let reason = maskingSecretValues(state.secretValues, in: rawReason)
+            let error = KafkaError(code: .client, rdKafkaCode: code, reason: reason, isRetriable: !isFatal, isFatal: isFatal)
             state.lastClientError = error
             if isFatal { state.fatalError = error }
             if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue { state.allBrokersDown = true }
+            guard isOperatorCause else { return (reason, false) }
+            let cause = Self.cause(of: reason)
+            if let last = state.lastLoggedCause, last.reason == cause, now - last.at < .seconds(60) { return (reason, false) }
+            state.lastLoggedCause = (cause, now)
+            return (reason, true)
         }
-        logger.debug("librdkafka error: \(reason)", metadata: ["eddy.rdkafka.error": "\(code)"])
+        if logsAtErrorLevel {
+            logger.error("Kafka: \(reason)", metadata: ["eddy.rdkafka.error": "\(errorName(code))"])
+        } else {
+            logger.debug("librdkafka error: \(reason)", metadata: ["eddy.rdkafka.error": "\(code)"])
+        }
+    }
+
+    /// A reason without librdkafka's trailing "(after 0ms in state …, 2 identical error(s) suppressed)", which
+    /// differs between repeats of one cause.
+    static func cause(of reason: String) -> Substring {
+        guard let range = reason.ranges(of: " (after ").last else { return reason[...] }
+        return reason[..<range.lowerBound]
+    }
+
+    /// Whether the error says the client cannot authenticate, cannot set up TLS, or is not allowed in. A TLS
+    /// handshake the broker breaks off (e.g. TLS spoken to a plaintext listener) comes as a transport error:
+    /// its reason tells it apart.
+    static func isAuthenticationOrTLSError(_ code: Int32, reason: String) -> Bool {
+        if code == RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, reason.contains("SSL handshake failed") || reason.contains("SASL") {
+            return true
+        }
+        let codes: [rd_kafka_resp_err_t] = [
+            RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR__SSL, RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED,
+            RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM, RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE,
+            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+            RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED,
+        ]
+        return codes.contains { $0.rawValue == code }
+    }
+
+    /// One statistics report: moves the broker-liveness instant, then goes to the caller's handler.
+    func recordStatistics(_ json: String) {
+        if let brokers = BrokerLiveness.brokers(inStatistics: json) {
+            let now = ContinuousClock.now
+            shared.withLock { $0.brokerLiveness.record(brokers, at: now) }
+        }
+        statisticsHandler?(json)
     }
 
     func recordDelivery(tag: Int, errorCode: Int32) {
@@ -68,6 +119,9 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
             if tag >= deliveredByTag.count { deliveredByTag += Array(repeating: 0, count: tag + 1 - deliveredByTag.count) }
             deliveredByTag[tag] += 1
             deliveredTotal += 1
+        } else if errorCode == RD_KAFKA_RESP_ERR__PURGE_QUEUE.rawValue || errorCode == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT.rawValue {
+            abandonedDeliveries += 1
+            if errorCode == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT.rawValue { abandonedInFlight += 1 }
         } else {
             failedDeliveries += 1
             if firstDeliveryError == nil {
@@ -97,13 +151,11 @@ func installCallbacks(on conf: OpaquePointer, context: RDKafkaCallbackContext, d
     rd_kafka_conf_set_error_cb(conf) { _, code, reason, opaque in
         RDKafkaCallbackContext.from(opaque)?.recordClientError(code: code, reason: reason.map { String(cString: $0) } ?? "")
     }
-    if context.statisticsHandler != nil {
-        rd_kafka_conf_set_stats_cb(conf) { _, json, length, opaque in
-            guard let json, let context = RDKafkaCallbackContext.from(opaque) else { return 0 }
-            let text = String(decoding: UnsafeRawBufferPointer(start: json, count: length), as: UTF8.self)
-            context.statisticsHandler?(text)
-            return 0  // librdkafka frees the JSON
-        }
+    // Only called when `statistics.interval.ms` is set: feeds broker liveness and the caller's handler.
+    rd_kafka_conf_set_stats_cb(conf) { _, json, length, opaque in
+        guard let json, let context = RDKafkaCallbackContext.from(opaque) else { return 0 }
+        context.recordStatistics(String(decoding: UnsafeRawBufferPointer(start: json, count: length), as: UTF8.self))
+        return 0  // librdkafka frees the JSON
     }
     if deliveryReports {
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in

@@ -40,6 +40,7 @@ final class RDKafkaClient: @unchecked Sendable {
                 )
             }
         }
+        context.shared.withLock { $0.secretValues = secretValues(of: properties) }
         installCallbacks(on: conf, context: context, deliveryReports: deliveryReports, rebalance: rebalance)
         let type = kind == .producer ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER
         // On success rd_kafka_new owns `conf`; on failure it is still ours.
@@ -55,8 +56,11 @@ final class RDKafkaClient: @unchecked Sendable {
     }
 
     /// Fetches the cluster's topics and returns the partition count of `topic`, or throws
-    /// `brokersUnreachable` (no broker answered within `timeout`) or `topicNotFound` (listing the topics
-    /// that exist).
+    /// `brokersUnreachable` (no broker answered within `timeout`, with the last cause librdkafka gave, e.g. an
+    /// authentication failure) or `topicNotFound` (listing the topics that exist).
+    ///
+    /// Call it before a consumer's main queue is forwarded (`rd_kafka_poll_set_consumer`): on failure it
+    /// serves the error events queued meanwhile with `rd_kafka_poll`, to learn their cause.
     func partitionCount(of topic: String, bootstrapServers: String, timeout: Duration) throws -> Int {
         var metadataPointer: UnsafePointer<rd_kafka_metadata>?
         let code = rd_kafka_metadata(handle, 1, nil, &metadataPointer, timeout.millisecondsInt32)
@@ -65,10 +69,13 @@ final class RDKafkaClient: @unchecked Sendable {
                 || code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN
             {
                 let seconds = Double(timeout.milliseconds) / 1000
+                rd_kafka_poll(handle, 0)
+                let cause = context.shared.withLock { $0.lastClientError?.reason }
                 throw KafkaError(
                     code: .brokersUnreachable,
                     rdKafkaCode: code.rawValue,
-                    reason: "no Kafka broker reachable at \(bootstrapServers) within \(seconds) s",
+                    reason: "no Kafka broker reachable at \(bootstrapServers) within \(seconds) s"
+                        + (cause.map { " (last error: \($0))" } ?? ""),
                     isRetriable: true
                 )
             }
@@ -80,6 +87,7 @@ final class RDKafkaClient: @unchecked Sendable {
             )
         }
         defer { rd_kafka_metadata_destroy(metadata) }
+        context.shared.withLock { $0.brokerLiveness = BrokerLiveness(answeredAt: .now) }
         var names: [String] = []
         for index in 0..<Int(metadata.pointee.topic_cnt) {
             let entry = metadata.pointee.topics[index]
@@ -112,6 +120,9 @@ final class RDKafkaClient: @unchecked Sendable {
 }
 
 func errorString(_ code: rd_kafka_resp_err_t) -> String { String(cString: rd_kafka_err2str(code)) }
+
+/// librdkafka's symbolic name of an error code, e.g. `_AUTHENTICATION`.
+func errorName(_ code: Int32) -> String { String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(rawValue: code))) }
 
 /// Turns an `rd_kafka_error_t*` into a `KafkaError` and destroys it.
 func consumeError(_ error: OpaquePointer, code: KafkaError.Code, context: String) -> KafkaError {

@@ -135,8 +135,17 @@ struct Binder {
             }
             groupBy.append(index)
         }
-        // Without its grouping, every select item would be reported as ungrouped: stop at the real error.
+        // Without its grouping, every select item would be reported as ungrouped: bind the select list and
+        // HAVING as if every column were grouped, so that only errors of their own (an unknown column written
+        // there first, a type error) are added, then stop.
         guard errors.count == errorCount else {
+            var everyColumnGrouped = ExpressionBinder(
+                source: source, scope: .grouped(columns: input.columns, relation: input.name, groupBy: Array(input.columns.indices)),
+                clause: "the select list")
+            for item in query.items { if let expression = item.expression { _ = everyColumnGrouped.bind(expression) } }
+            if let expression = query.having { _ = everyColumnGrouped.bindCondition(expression) }
+            errors += everyColumnGrouped.errors
+            keepFirstOccurrenceOfUnknownNames(since: errorCount)
             failedRelations.insert(create.name.name)
             return
         }
@@ -181,6 +190,7 @@ struct Binder {
             warnings.append(source.error(.unsupported, "ORDER BY in a materialized view has no effect (views are unordered); order in a query over the view", from: first.expression.span.start, to: first.expression.span.end, severity: .warning))
         }
         guard errors.count == errorCount else {
+            keepFirstOccurrenceOfUnknownNames(since: errorCount)
             failedRelations.insert(create.name.name)
             return
         }
@@ -196,6 +206,21 @@ struct Binder {
             name: create.name.name, sourceName: input.name, outputColumns: outputs, groupBy: groupBy, groupByNames: groupByNames,
             aggregates: aggregates, filter: filter, having: having, definitionText: text(create.start, create.end),
             canonicalText: canonical))
+    }
+
+    /// One error per unknown name in a statement, at its first occurrence in the text (as PostgreSQL and
+    /// RisingWave report it), however many clauses repeat the name: clauses are bound out of text order
+    /// (WHERE and GROUP BY before the select list), and the same mistake reported three times is noise.
+    private mutating func keepFirstOccurrenceOfUnknownNames(since start: Int) {
+        var firstByMessage: [String: SQLError] = [:]
+        for error in errors[start...] where error.code == .unknownName {
+            if let first = firstByMessage[error.message], first.range.start <= error.range.start { continue }
+            firstByMessage[error.message] = error
+        }
+        let statementErrors = errors[start...].filter { error in
+            error.code != .unknownName || firstByMessage[error.message].map { $0.range.start == error.range.start } ?? true
+        }
+        errors.replaceSubrange(start..., with: statementErrors)
     }
 
     private mutating func addOutput(_ column: OutputColumn, at span: (Int, Int), _ outputs: inout [OutputColumn], _ names: inout [String: Int]) {
@@ -251,7 +276,9 @@ struct Binder {
             for item in query.items where item.alias?.name == name.name {
                 if case .column(_, let aliased)? = item.expression, let index = input.columnIndex(named: aliased.name) { return index }
             }
-            errors.append(source.error(.unknownName, "column '\(name.name)' does not exist in '\(input.name)'\(closestName(name.name, input.columns.map(\.name)).map { "; did you mean '\($0)'?" } ?? "") (columns: \(input.columns.map(\.name).joined(separator: ", ")))", from: name.start, to: name.end))
+            errors.append(source.error(
+                .unknownName, ExpressionBinder.unknownColumnMessage(name.name, in: input.name, candidates: input.columns.map(\.name)),
+                from: name.start, to: name.end))
             return nil
         case .literal(.integer(let ordinal), let start, let end):
             guard ordinal >= 1, ordinal <= query.items.count else {

@@ -201,12 +201,12 @@ struct ExpressionBinder {
         switch scope {
         case .row(let columns, _):
             guard let index = columns.firstIndex(where: { $0.name == name.name }) else {
-                throw fail(.unknownName, unknownColumnMessage(name.name, in: relation, candidates: columns.map(\.name)), span)
+                throw fail(.unknownName, Self.unknownColumnMessage(name.name, in: relation, candidates: columns.map(\.name)), span)
             }
             return (.column(index, name: name.name), ValueType(columns[index].type))
         case .grouped(let columns, _, let groupBy):
             guard let index = columns.firstIndex(where: { $0.name == name.name }) else {
-                throw fail(.unknownName, unknownColumnMessage(name.name, in: relation, candidates: columns.map(\.name)), span)
+                throw fail(.unknownName, Self.unknownColumnMessage(name.name, in: relation, candidates: columns.map(\.name)), span)
             }
             guard let position = groupBy.firstIndex(of: index) else {
                 throw fail(.grouping, "column '\(name.name)' must appear in the GROUP BY clause or be used in an aggregate function", span)
@@ -214,13 +214,15 @@ struct ExpressionBinder {
             return (.groupKey(position, name: name.name), ValueType(columns[index].type))
         case .view(let columns, _):
             guard let index = columns.firstIndex(where: { $0.name == name.name }) else {
-                throw fail(.unknownName, unknownColumnMessage(name.name, in: relation, candidates: columns.map(\.name)), span)
+                throw fail(.unknownName, Self.unknownColumnMessage(name.name, in: relation, candidates: columns.map(\.name)), span)
             }
             return (.column(index, name: name.name), columns[index].type)
         }
     }
 
-    private func unknownColumnMessage(_ name: String, in relation: String, candidates: [String]) -> String {
+    /// "column 'x' does not exist in 'r'", with the closest name as a hint; one wording for every clause, so
+    /// that the binder can tell two reports of one unknown column apart from two different ones.
+    static func unknownColumnMessage(_ name: String, in relation: String, candidates: [String]) -> String {
         var message = "column '\(name)' does not exist in '\(relation)'"
         if let close = candidates.first(where: { $0.lowercased() == name.lowercased() }) {
             message += "; did you mean \"\(close)\"? (quoted names keep their case)"

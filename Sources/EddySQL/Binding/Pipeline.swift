@@ -63,7 +63,7 @@ public struct KafkaSourceSettings: Sendable, Equatable {
         /// (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`, `sasl.oauthbearer.client.secret`),
         /// PEM strings (`ssl.key.pem` is a private key; `ssl.certificate.pem` and `ssl.ca.pem` are public but
         /// hidden alike), `ssl_key…`, and the OAUTHBEARER settings that may hold a token or credentials
-        /// (`sasl.oauthbearer.config`, `sasl.oauthbearer.extensions`). The parser masks the same keys in the
+        /// (`sasl.oauthbearer.config`, `sasl.oauthbearer.extensions`). `SecretRanges` masks the same keys in the
         /// source lines errors show.
         public static func isSecret(key: String) -> Bool {
             let key = key.lowercased()

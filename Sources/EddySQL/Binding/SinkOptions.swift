@@ -212,7 +212,7 @@ struct SinkOptionsCompiler {
             return fail("expected redis://[user[:password]@]host[:port][/db]")
         }
         rest = rest.dropFirst("redis://".count)
-        // The credentials go first (everything before the last '@', as the parser's masking reads it), so
+        // The credentials go first (everything before the last '@', as SecretRanges masks it), so
         // that no later message can quote any part of them: a password may hold '?', '/' or ':'.
         var username: String?
         var password: String?

@@ -9,9 +9,6 @@ struct Parser {
     private var index = 0
     private var depth = 0
     private(set) var errors: [SQLError] = []
-    /// Byte ranges of secrets written literally in the file (password options, the password in `redis.url`),
-    /// masked wherever a line of the file is shown.
-    private(set) var secretRanges: [Range<Int>] = []
 
     /// Deeper nesting than this is refused (a pipeline never needs it; 1 MB of `(` must not crash).
     static let maximumDepth = 200
@@ -297,9 +294,11 @@ struct Parser {
                 advance()
                 value = "-" + advance().text
             default:
-                throw fail("expected a quoted value for option '\(parts.joined(separator: "."))', found \(describe(valueToken))")
+                // A secret written unquoted is still a secret: never echo it (SecretRanges masks the line).
+                let key = parts.joined(separator: ".")
+                let found = KafkaSourceSettings.Property.isSecret(key: key) ? "an unquoted value" : describe(valueToken)
+                throw fail("expected a quoted value for option '\(key)', found \(found)")
             }
-            recordSecret(key: parts.joined(separator: ".").lowercased(), token: valueToken)
             options.append(OptionEntry(
                 key: parts.joined(separator: ".").lowercased(), keyStart: keyStart, keyEnd: keyEnd, value: value,
                 valueStart: valueToken.start, valueEnd: lookahead(-1).end, isSubstituted: valueToken.isSubstituted,
@@ -307,22 +306,6 @@ struct Parser {
         } while accept(symbol: ",")
         try expect(symbol: ")", "to close the option list")
         return options
-    }
-
-    private mutating func recordSecret(key: String, token: Token) {
-        guard token.kind == .string, !token.isSubstituted, token.end - token.start > 2 else { return }
-        let inner = (token.start + 1)..<(token.end - 1)
-        if KafkaSourceSettings.Property.isSecret(key: key) {
-            secretRanges.append(inner)
-        } else if key == "redis.url" {
-            // The credentials of redis://user:password@host, user included (some clients read a lone
-            // userinfo as the password): between "//" and the last '@', as the binder reads them.
-            let bytes = source.bytes[inner]
-            guard let slashes = bytes.firstRange(of: [UInt8(ascii: "/"), UInt8(ascii: "/")]),
-                let at = bytes.lastIndex(of: UInt8(ascii: "@")), at > slashes.upperBound
-            else { return }
-            secretRanges.append(slashes.upperBound..<at)
-        }
     }
 
     private mutating func parseFormatClause() throws(Failure) -> FormatClause {

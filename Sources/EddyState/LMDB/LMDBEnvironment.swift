@@ -64,6 +64,8 @@ final class LMDBEnvironment: @unchecked Sendable {
         guard rc == 0 else { throw .lmdb(rc, "setting the number of databases", path: directory) }
         rc = mdb_env_set_mapsize(envPointer, mapSize)
         guard rc == 0 else { throw .lmdb(rc, "setting the map size to \(mapSize) bytes", path: directory) }
+        // Before anything maps the file: a file cut short would raise SIGBUS instead of an error.
+        try LMDBDataFile.check(directory: directory)
         // Durable: no MDB_NOSYNC / MDB_NOMETASYNC. MDB_NOTLS: read transactions move between threads.
         let flags = UInt32(MDB_NOTLS) | (readOnly ? UInt32(MDB_RDONLY) : 0)
         rc = mdb_env_open(envPointer, directory, flags, 0o644)
@@ -100,6 +102,13 @@ final class LMDBEnvironment: @unchecked Sendable {
         var stat = MDB_stat()
         mdb_env_stat(handle, &stat)
         return (info.me_mapsize, Int(stat.ms_psize), info.me_last_pgno + 1)
+    }
+
+    /// The id of the last committed transaction (`me_last_txnid`), as the newest meta page records it.
+    var lastTransactionID: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        return info.me_last_txnid
     }
 
     /// Resizes the map. Waits until no transaction of this process is open, and holds them off meanwhile.

@@ -109,6 +109,56 @@ import Testing
         try harness.stopPipeline()
     }
 
+    @Test func outOfRangeAnsweredForOffsetsKafkaHoldsIsFetchedAgainAndRedisEndsExact() throws {
+        let harness = try PipelineHarness(partitions: 3)
+        let first = try harness.produce(3_000)
+        try harness.start()
+        #expect(try harness.waitForRedis(first))
+        try harness.stopPipeline()
+
+        // A backlog, then the restart's first fetches (at the stored offsets, inside every partition) are
+        // answered OFFSET_OUT_OF_RANGE: the drill that once sought back to 0 and then crashed on a negative count.
+        let second = try harness.produce(3_000, seed: 7)
+        harness.broker.failNextFetchesWithOffsetOutOfRange(3)
+        try harness.start()
+        #expect(try harness.waitForRedis(merged(first, second)))
+        let runner = try #require(harness.runner)
+        #expect(eventually { runner.statistics.snapshot.isCaughtUp })
+        try harness.stopPipeline()
+        let statistics = runner.statistics.snapshot
+        #expect((statistics.offsetOutOfRangeByOutcome["retried"] ?? 0) >= 1, "the injected errors never reached the runner")
+        #expect(statistics.offsetOutOfRangeByOutcome["retention_gap"] == nil && statistics.offsetGapMessages == 0)
+        #expect(statistics.messagesConsumed == 3_000)
+        #expect(try harness.redisCounts() == merged(first, second))
+    }
+
+    @Test func aStoredOffsetDeletedByRetentionIsAGapCountedAndContinuedAtTheLowWatermark() throws {
+        let harness = try PipelineHarness(partitions: 1)
+        let first = try harness.produce(1_000)
+        try harness.start()
+        #expect(try harness.waitForRedis(first))
+        try harness.stopPipeline()
+
+        // The mock keeps about 5 MB per partition: 8 MB of 200 kB (non-JSON) messages pushes the oldest out,
+        // past the stored offset 1000.
+        let bulky = [UInt8](repeating: UInt8(ascii: "x"), count: 200_000)
+        try harness.broker.produce(topic: harness.topic, messages: (0..<40).map { _ in (0, bulky) })
+        let low = try #require(try harness.broker.lowWatermarks(topic: harness.topic, partitions: 1).first)
+        try #require(low > 1_000, "the mock kept offset 1000 (low watermark \(low)): no gap to test")
+
+        try harness.start()
+        let runner = try #require(harness.runner)
+        #expect(eventually { runner.statistics.snapshot.offsetGapMessages == low - 1_000 })
+        let second = try harness.produce(500, seed: 5)
+        #expect(try harness.waitForRedis(merged(first, second)))
+        try harness.stopPipeline()
+        let statistics = runner.statistics.snapshot
+        #expect(statistics.offsetOutOfRangeByOutcome == ["retention_gap": 1])
+        #expect(statistics.offsetGapMessages == low - 1_000)
+        // Read from the low watermark on: the surviving bulky messages (skipped as not JSON) and the new events.
+        #expect(statistics.messagesConsumed == Int(1_040 - low) + 500)
+    }
+
     @Test func redisRestartedEmptyGetsTheWholeViewAgain() throws {
         let harness = try PipelineHarness(partitions: 2)
         let first = try harness.produce(2_000)
