@@ -161,12 +161,14 @@ public final class RedisKeyRepairer: @unchecked Sendable {
                 command.append(deletes)
                 queued += 1
             }
-            // markerMatches accepted it, so it exists (an absent marker never stands for a checkpoint).
-            command.appendCommandHeader(argumentCount: 3)
-            command.appendArgument("SET")
-            command.appendArgument(markerKey)
-            command.appendArgument(marker ?? [])
-            queued += 1
+            // (An absent marker stands for no checkpoint, so it is never accepted; were it, WATCH alone fences.)
+            if let marker {
+                command.appendCommandHeader(argumentCount: 3)
+                command.appendArgument("SET")
+                command.appendArgument(markerKey)
+                command.appendArgument(marker)
+                queued += 1
+            }
         }
         command.appendCommandHeader(argumentCount: 1)
         command.appendArgument("EXEC")
