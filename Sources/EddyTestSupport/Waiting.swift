@@ -13,6 +13,19 @@ public func eventually(
     }
 }
 
+/// `eventually` for a condition that awaits (an HTTP request): polls until it holds or `timeout` passes;
+/// returns whether it held.
+public func awaitCondition(
+    timeout: Duration = .seconds(20), every interval: Duration = .milliseconds(50), _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try await condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        try? await Task.sleep(for: interval)
+    }
+}
+
 /// A fresh directory under /tmp, removed by `remove()`.
 public struct ScratchDirectory: Sendable {
     public let path: String

@@ -17,6 +17,7 @@ struct Eddy: AsyncParsableCommand {
             DevBrokerCommand.self,
             ProduceCommand.self,
             QueryCommand.self,
+            VerifyCommand.self,
         ]
     )
 }

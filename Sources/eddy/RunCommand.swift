@@ -60,6 +60,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds to wait for the sinks to acknowledge the final checkpoint at shutdown.")
     var shutdownTimeout: Double = 10
 
+    @Option(name: .customLong("repair-interval"), help: "Seconds between passes of the background repair, which compares Redis with the checkpoint while a sink is caught up and rewrites keys someone else changed or deleted; 0 turns it off.")
+    var repairInterval: Double = 60
+
+    @Option(name: .customLong("repair-rate"), help: "Keys per second the background repair compares at most.")
+    var repairRate: Int = 10_000
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -68,6 +74,10 @@ struct RunCommand: AsyncParsableCommand {
         guard maximumStateMiB >= 1 else { throw ValidationError("--max-state-size must be at least 1 MiB") }
         guard maximumMessageBytes >= 64 else { throw ValidationError("--max-message-size must be at least 64 bytes") }
         guard shutdownTimeout >= 0, shutdownTimeout <= 600 else { throw ValidationError("--shutdown-timeout must be in [0, 600] seconds") }
+        guard repairInterval == 0 || (repairInterval >= 0.01 && repairInterval <= 86_400) else {
+            throw ValidationError("--repair-interval must be 0 (off) or from 0.01 to 86400 seconds")
+        }
+        guard repairRate >= 1 else { throw ValidationError("--repair-rate must be at least 1 key per second") }
         if http != "off" { _ = try HTTPBindAddress(parsing: http) }
     }
 
@@ -85,6 +95,7 @@ struct RunCommand: AsyncParsableCommand {
         options.decoderLimits.maxMessageBytes = maximumMessageBytes
         options.shutdownFlushTimeout = .milliseconds(Int64(shutdownTimeout * 1000))
         options.allowNewViews = allowNewViews
+        options.sinkRepair = repairInterval > 0 ? SinkRepairSettings(interval: .milliseconds(Int64(repairInterval * 1000)), keysPerSecond: repairRate) : nil
         let runner: PipelineRunner
         do {
             runner = try PipelineRunner(pipeline: pipeline, options: options, logger: logger)

@@ -29,6 +29,10 @@ public struct PipelineOptions: Sendable {
     /// How often an idle sink checks Redis (its epoch marker), so that data Redis lost, or Redis being down,
     /// is noticed while no new epoch is written.
     public var sinkProbeInterval: Duration = .seconds(5)
+    /// The background repair of every sink (`--repair-interval`, `--repair-rate`): while a sink is caught up,
+    /// Redis is compared with the checkpoint, a full pass at most every 60 s at no more than 10,000 keys/s, and
+    /// keys changed or deleted by someone else are rewritten. Nil turns it off.
+    public var sinkRepair: SinkRepairSettings? = SinkRepairSettings()
     /// Start a view the state directory has never seen although it already holds offsets of the topic
     /// (`--allow-new-views`): the new view then counts only messages after those offsets. Default: refuse,
     /// saying how to build it from the start of the topic instead.

@@ -333,7 +333,12 @@ public final class PipelineRunner: Sendable {
 
     /// The progress of a checkpoint of this pipeline's source, as `sink` (output form `form`) writes it.
     private func progress(epoch: UInt64, offsets: [TopicPartition: Int64], form: UInt64) -> SinkProgress {
-        SinkProgress(epoch: epoch, form: form, offsets: offsets.filter { $0.key.topic == source.kafka.topic })
+        Self.progress(epoch: epoch, offsets: offsets, form: form, topic: source.kafka.topic)
+    }
+
+    /// The progress of a checkpoint of `topic`'s offsets, for a sink of output form `form`.
+    static func progress(epoch: UInt64, offsets: [TopicPartition: Int64], form: UInt64, topic: String) -> SinkProgress {
+        SinkProgress(epoch: epoch, form: form, offsets: offsets.filter { $0.key.topic == topic })
     }
 
     private func makeSinkDriver(
@@ -341,38 +346,39 @@ public final class PipelineRunner: Sendable {
         commitLock: LateBound<CheckpointThread>
     ) -> SinkDriver {
         let renderer = SinkRenderer(sink: sink, plan: plan)
-        let endpoint = sink.redis.endpoint
         let transport = RedisSinkTransport(
-            sink: sink.name,
-            url: RedisURL(host: endpoint.host, port: endpoint.port, user: endpoint.username, password: endpoint.password, database: endpoint.database),
+            sink: sink.name, url: sink.redisURL,
             connectTimeout: options.redisConnectTimeout, commandTimeout: options.redisCommandTimeout, logger: logger)
         let statistics = statistics
         let sinkName = sink.name
         let acknowledgedEpoch = checkpoint.acknowledgedEpochs[sink.name] ?? 0
+        let topic = source.kafka.topic
+        @Sendable func render(countingCollisions: Bool) throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
+            // Under the commit lock: the entries, the epoch and the offsets of one checkpoint.
+            let lock = commitLock.value?.commitLock
+            lock?.lock()
+            defer { lock?.unlock() }
+            let rendered = try renderer.renderCheckpoint(of: store, view: handle, form: form, topic: topic)
+            if countingCollisions { self.reportKeyCollisions(rendered.collisions, sink: sinkName) }
+            return (rendered.progress, rendered.pairs)
+        }
         let driver = SinkDriver(
             name: sink.name, transport: transport, acknowledgedEpoch: acknowledgedEpoch,
             acknowledged: checkpoint.acknowledgedOffsets[sink.name].map { progress(epoch: acknowledgedEpoch, offsets: $0, form: form) },
             committed: progress(epoch: checkpoint.epoch, offsets: checkpoint.offsets, form: form),
-            backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval,
+            backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval, repair: options.sinkRepair,
             hooks: .init(
-                renderFullView: {
-                    // Under the commit lock: the entries, the epoch and the offsets of one checkpoint.
-                    let lock = commitLock.value?.commitLock
-                    lock?.lock()
-                    defer { lock?.unlock() }
-                    let stored = try store.loadCheckpoint()
-                    let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
-                    var collisions = 0
-                    let pairs = try renderer.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
-                    self.reportKeyCollisions(collisions, sink: sinkName)
-                    return (self.progress(epoch: stored.epoch, offsets: stored.offsets, form: form), pairs)
-                },
+                renderFullView: { try render(countingCollisions: true) },
                 recordAcknowledged: { progress in _ = try store.recordAcknowledged(sink: sinkName, epoch: progress.epoch, offsets: progress.offsets) },
                 didWrite: { epoch, keys, duration in
                     statistics.sinkWrote(sink: sinkName, epoch: epoch, keys: keys, duration: duration)
                 },
                 didFail: { error in statistics.sinkFailed(sink: sinkName, error: "\(error)") },
-                otherWriterAhead: { ahead in statistics.sinkOtherWriter(sink: sinkName, ahead: ahead) }
+                otherWriterAhead: { ahead in statistics.sinkOtherWriter(sink: sinkName, ahead: ahead) },
+                renderForRepair: { try render(countingCollisions: false) },
+                didRepair: { compared, repaired, passFinished in
+                    statistics.sinkRepaired(sink: sinkName, comparedKeys: compared, repairedKeys: repaired, passFinished: passFinished)
+                }
             ),
             logger: logger)
         return driver

@@ -38,6 +38,11 @@ public final class PipelineStatistics: Sendable {
         public var otherWriterAhead = false
         /// How often the sink found another writer ahead of it.
         public var otherWriterSightings = 0
+        /// Keys the background repair compared with the checkpoint, and rewrote because they differed.
+        public var repairComparedKeys = 0
+        public var repairedKeys = 0
+        /// Repair passes that compared the whole view.
+        public var repairPasses = 0
         /// When committed epochs were first seen waiting for this sink (nil while none wait).
         public var pendingSince: ContinuousClock.Instant?
 
@@ -107,6 +112,9 @@ public final class PipelineStatistics: Sendable {
         let sinkAcknowledged: [String: Gauge]
         let sinkOtherWriter: [String: Counter]
         let sinkWaitingForOtherWriter: [String: Gauge]
+        let sinkRepairCompared: [String: Counter]
+        let sinkRepaired: [String: Counter]
+        let sinkRepairPasses: [String: Counter]
         let keyCollisions: [String: Counter]
     }
 
@@ -137,6 +145,11 @@ public final class PipelineStatistics: Sendable {
             sinkWaitingForOtherWriter: Dictionary(uniqueKeysWithValues: sinks.map {
                 ($0.name, Gauge(label: "eddy_sink_waiting_for_other_writer", dimensions: [("sink", $0.name)]))
             }),
+            sinkRepairCompared: Dictionary(uniqueKeysWithValues: sinks.map {
+                ($0.name, Counter(label: "eddy_sink_repair_compared_keys_total", dimensions: [("sink", $0.name)]))
+            }),
+            sinkRepaired: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Counter(label: "eddy_sink_repaired_keys_total", dimensions: [("sink", $0.name)])) }),
+            sinkRepairPasses: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Counter(label: "eddy_sink_repair_passes_total", dimensions: [("sink", $0.name)])) }),
             keyCollisions: Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, Counter(label: "eddy_sink_key_collisions_total", dimensions: [("sink", $0.name)])) }))
         state.withLock { snapshot in snapshot.sinks = sinks.map { SinkSnapshot(name: $0.name, view: $0.view) } }
     }
@@ -262,6 +275,20 @@ public final class PipelineStatistics: Sendable {
         }
         if ahead { metrics.sinkOtherWriter[sink]?.increment() }
         metrics.sinkWaitingForOtherWriter[sink]?.record(ahead ? 1 : 0)
+    }
+
+    /// A repair chunk compared `comparedKeys` keys and rewrote `repairedKeys` of them; `passFinished` when it
+    /// completed a pass over the whole view.
+    func sinkRepaired(sink: String, comparedKeys: Int, repairedKeys: Int, passFinished: Bool) {
+        state.withLock { snapshot in
+            guard let index = snapshot.sinks.firstIndex(where: { $0.name == sink }) else { return }
+            snapshot.sinks[index].repairComparedKeys += comparedKeys
+            snapshot.sinks[index].repairedKeys += repairedKeys
+            if passFinished { snapshot.sinks[index].repairPasses += 1 }
+        }
+        metrics.sinkRepairCompared[sink]?.increment(by: comparedKeys)
+        metrics.sinkRepaired[sink]?.increment(by: repairedKeys)
+        if passFinished { metrics.sinkRepairPasses[sink]?.increment() }
     }
 
     func sinkHealth(sink: String, healthy: Bool, pendingEpochs: UInt64, at now: ContinuousClock.Instant = .now) {

@@ -10,6 +10,7 @@ final class RedisSinkTransport: SinkTransport {
     private let commandTimeout: Duration
     private let logger: Logger
     private var writer: RedisEpochWriter?
+    private var repairer: RedisKeyRepairer?
     private var warnedAboutEviction = false
 
     init(sink: String, url: RedisURL, connectTimeout: Duration, commandTimeout: Duration, logger: Logger) {
@@ -32,6 +33,7 @@ final class RedisSinkTransport: SinkTransport {
         }
         let writer = RedisEpochWriter(connection: connection, logger: logger)
         self.writer = writer
+        repairer = RedisKeyRepairer(connection: connection, logger: logger)
         return try readMarker()
     }
 
@@ -56,6 +58,11 @@ final class RedisSinkTransport: SinkTransport {
         }
     }
 
+    func compare(_ chunk: SinkRepairPass.Chunk, repair: Bool) throws -> RedisChunkComparison {
+        guard let repairer else { throw RedisError(code: .connectionBroken, reason: "not connected to Redis at \(url.address)", isRetriable: true, breaksConnection: true) }
+        return try repairer.compare(markerKey: RedisEpochWriter.markerKey(sink: sink), pairs: chunk.pairs, repair: repair, markerMatches: chunk.progress.isHeld(byMarker:))
+    }
+
     private static func check(_ marker: SinkProgress.Marker, _ write: SinkStateMachine.Write) -> RedisMarkerCheck<SinkStateMachine.Refusal> {
         SinkStateMachine.fence(marker: marker, write: write).map(RedisMarkerCheck.refuse) ?? .write
     }
@@ -72,6 +79,7 @@ final class RedisSinkTransport: SinkTransport {
     func disconnect() {
         writer?.connection.close()
         writer = nil
+        repairer = nil
     }
 }
 

@@ -1,3 +1,4 @@
+import EddyRedis
 import Foundation
 import Logging
 
@@ -10,6 +11,9 @@ public protocol SinkTransport: AnyObject {
     /// The fenced write (`SinkStateMachine.fence(marker:write:)` against the marker, all at once); nil when
     /// it was applied.
     func write(_ write: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal?
+    /// Compares a repair chunk with Redis under its marker check, rewriting what differs when `repair`
+    /// (`RedisKeyRepairer.compare`).
+    func compare(_ chunk: SinkRepairPass.Chunk, repair: Bool) throws -> RedisChunkComparison
     /// Drop the connection (after a failure: a request sent to a paused Redis may still run later).
     func disconnect()
 }
@@ -22,6 +26,9 @@ public protocol SinkTransportError: Error {
 
 /// Runs one sink on its own thread: performs `SinkStateMachine` actions, retries with capped exponential
 /// backoff and jitter, and lets the pipeline observe backpressure and wait for a flush.
+///
+/// While caught up and idle, it also runs the background repair (`SinkRepairSchedule`, `SinkRepairPass`) on
+/// the same connection, a chunk at a time, so an epoch to write never waits for more than one chunk.
 ///
 /// Thread contract: `checkpointCommitted`, `unacknowledgedEpochs`, `flush` and `stop` may be called from any
 /// thread; all Redis I/O, rendering of the full view and recording of acknowledgements run on the driver's thread.
@@ -38,19 +45,27 @@ public final class SinkDriver: @unchecked Sendable {
         /// Called when the sink finds another writer ahead of it (`true`) and when it has caught up with that
         /// writer's marker (`false`), for metrics and status.
         public var otherWriterAhead: @Sendable (Bool) -> Void
+        /// Renders the whole view for the repair (as `renderFullView`, without counting key collisions again).
+        public var renderForRepair: (@Sendable () throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]))?
+        /// Called after each repair chunk (for metrics): keys compared, keys repaired; and when a pass ends.
+        public var didRepair: @Sendable (_ compared: Int, _ repaired: Int, _ passFinished: Bool) -> Void
 
         public init(
             renderFullView: @escaping @Sendable () throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]),
             recordAcknowledged: @escaping @Sendable (SinkProgress) throws -> Void,
             didWrite: @escaping @Sendable (UInt64, Int, Duration) -> Void = { _, _, _ in },
             didFail: @escaping @Sendable (any Error) -> Void = { _ in },
-            otherWriterAhead: @escaping @Sendable (Bool) -> Void = { _ in }
+            otherWriterAhead: @escaping @Sendable (Bool) -> Void = { _ in },
+            renderForRepair: (@Sendable () throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]))? = nil,
+            didRepair: @escaping @Sendable (_ compared: Int, _ repaired: Int, _ passFinished: Bool) -> Void = { _, _, _ in }
         ) {
             self.renderFullView = renderFullView
             self.recordAcknowledged = recordAcknowledged
             self.didWrite = didWrite
             self.didFail = didFail
             self.otherWriterAhead = otherWriterAhead
+            self.renderForRepair = renderForRepair
+            self.didRepair = didRepair
         }
     }
 
@@ -70,14 +85,19 @@ public final class SinkDriver: @unchecked Sendable {
     private var isHealthy = false
     private var thread: JoinableThread?
     private var finished = false
+    /// The background repair (nil when off).
+    private var repair: SinkRepairSchedule?
 
     private let probeInterval: Duration
 
-    /// - Parameter probeInterval: how often an idle sink reads Redis' marker, to notice lost data (and an
-    ///   unreachable Redis, for readiness) while no epoch is being written.
+    /// - Parameters:
+    ///   - probeInterval: how often an idle sink reads Redis' marker, to notice lost data (and an unreachable
+    ///     Redis, for readiness) while no epoch is being written.
+    ///   - repair: how often and how fast an idle, caught-up sink compares Redis with the checkpoint and
+    ///     rewrites keys someone else changed (`SinkRepairSchedule`); nil: never.
     public init(
         name: String, transport: SinkTransport, acknowledgedEpoch: UInt64, acknowledged: SinkProgress?, committed: SinkProgress,
-        backoff: Backoff = Backoff(), probeInterval: Duration = .seconds(5), hooks: Hooks, logger: Logger
+        backoff: Backoff = Backoff(), probeInterval: Duration = .seconds(5), repair: SinkRepairSettings? = nil, hooks: Hooks, logger: Logger
     ) {
         self.name = name
         self.form = committed.form
@@ -87,6 +107,7 @@ public final class SinkDriver: @unchecked Sendable {
         self.probeInterval = probeInterval
         self.logger = logger
         self.machine = SinkStateMachine(acknowledgedEpoch: acknowledgedEpoch, acknowledged: acknowledged, committed: committed)
+        self.repair = repair.map { SinkRepairSchedule(settings: $0, now: .now) }
     }
 
     /// Starts the sink's thread.
@@ -101,6 +122,7 @@ public final class SinkDriver: @unchecked Sendable {
     public func checkpointCommitted(_ progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
         condition.lock()
         let action = machine.checkpointCommitted(progress, pairs: pairs)
+        repair?.checkpointCommitted(progress, pairs: pairs)
         if action != .none {
             nextAction = action
             condition.broadcast()
@@ -167,21 +189,33 @@ public final class SinkDriver: @unchecked Sendable {
     private func run() {
         condition.lock()
         while true {
-            var probeDue = Date().addingTimeInterval(probeInterval / .seconds(1))
+            var probeDue = ContinuousClock.now + probeInterval
             while nextAction == .none && !stopRequested {
-                if !condition.wait(until: probeDue) && nextAction == .none && !stopRequested && machine.isIdle {
+                // Idle: wait for an action, the next probe, or the next repair step (only while caught up).
+                var wake = probeDue
+                if let repairDue = repair?.wakeTime(caughtUp: machine.isCaughtUp, committed: machine.committed) { wake = min(wake, repairDue) }
+                if condition.wait(until: Date(timeIntervalSinceNow: (wake - .now) / .seconds(1))) { continue }
+                guard nextAction == .none && !stopRequested && machine.isIdle else { continue }
+                let event: (inout SinkStateMachine) -> SinkStateMachine.Action
+                if ContinuousClock.now >= probeDue {
+                    probeDue = ContinuousClock.now + probeInterval
                     condition.unlock()
-                    let event = probe()
+                    event = probe()
                     condition.lock()
-                    let followUp = event(&machine)
-                    if followUp != .none { nextAction = followUp }
-                    condition.broadcast()
-                    if let waitChange = noteWaiting() {
-                        condition.unlock()
-                        waitChange()
-                        condition.lock()
-                    }
-                    probeDue = Date().addingTimeInterval(probeInterval / .seconds(1))
+                } else if let task = repair?.task(now: .now, caughtUp: machine.isCaughtUp, committed: machine.committed) {
+                    condition.unlock()
+                    event = performRepair(task)
+                    condition.lock()
+                } else {
+                    continue
+                }
+                let followUp = event(&machine)
+                if followUp != .none { nextAction = followUp }
+                condition.broadcast()
+                if let waitChange = noteWaiting() {
+                    condition.unlock()
+                    waitChange()
+                    condition.lock()
                 }
             }
             if stopRequested { break }
@@ -289,6 +323,76 @@ public final class SinkDriver: @unchecked Sendable {
             if (error as? any SinkTransportError)?.connectionLost ?? true { transport.disconnect() }
             return failed(error) { $0.probeFailed() }
         }
+    }
+
+    /// Performs a repair task outside the lock: renders the view, or compares (and repairs) a chunk. A Redis
+    /// failure is handled like a failed probe (reconnect after a backoff).
+    private func performRepair(_ task: SinkRepairSchedule.Task) -> (inout SinkStateMachine) -> SinkStateMachine.Action {
+        switch task {
+        case .renderView:
+            do {
+                let (progress, pairs) = try (hooks.renderForRepair ?? hooks.renderFullView)()
+                logger.debug("repair pass started", metadata: ["eddy.sink": "\(name)", "eddy.epoch": "\(progress.epoch)", "eddy.keys": "\(pairs.count)"])
+                let report = withRepair { $0.rendered(progress, pairs: pairs, now: .now) }
+                if let report { reportRepair(report) }
+            } catch {
+                withRepair { $0.renderFailed(now: .now) }
+                logger.warning("cannot read the view for the repair; trying again later", metadata: ["eddy.sink": "\(name)", "eddy.error": "\(error)"])
+            }
+            return { _ in .none }
+
+        case .compare(let chunk):
+            do {
+                let comparison = try transport.compare(chunk, repair: true)
+                setHealthy(true)
+                if let report = withRepair({ $0.compared(comparison, of: chunk, now: .now) }) { reportRepair(report) }
+                return { _ in .none }
+            } catch {
+                withRepair { $0.compareFailed(of: chunk, now: .now) }
+                if (error as? any SinkTransportError)?.connectionLost ?? true { transport.disconnect() }
+                return failed(error) { $0.probeFailed() }
+            }
+        }
+    }
+
+    /// Runs `body` on the repair schedule under the lock.
+    @discardableResult
+    private func withRepair<Result>(_ body: (inout SinkRepairSchedule) -> Result) -> Result? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard repair != nil else { return nil }
+        return body(&repair!)
+    }
+
+    /// Logs and counts what a repair step did: the first repaired keys of a pass by name (never their values),
+    /// and a summary when a pass that repaired anything ends.
+    private func reportRepair(_ report: SinkRepairSchedule.Report) {
+        if !report.keysToLog.isEmpty {
+            let keys = report.keysToLog.map { String(decoding: $0.prefix(200), as: UTF8.self) }
+            logger.warning(
+                "rewrote keys whose value in Redis differed from the checkpoint (changed or deleted by another program)",
+                metadata: ["eddy.sink": "\(name)", "eddy.keys": "\(keys)", "eddy.keys_repaired": "\(report.repairedKeys)"])
+        }
+        let finished: Bool
+        switch report.ending {
+        case .finished(let keys, let repaired)?:
+            finished = true
+            if repaired > 0 {
+                logger.warning(
+                    "repair pass done: keys that differed from the checkpoint were rewritten",
+                    metadata: ["eddy.sink": "\(name)", "eddy.keys_compared": "\(keys)", "eddy.keys_repaired": "\(repaired)"])
+            } else {
+                logger.debug("repair pass done: Redis equals the checkpoint", metadata: ["eddy.sink": "\(name)", "eddy.keys_compared": "\(keys)"])
+            }
+        case .abandoned(let marker)?:
+            finished = false
+            logger.info(
+                "repair pass given up: Redis' marker does not stand for the newest checkpoint (another writer?); next pass after the interval",
+                metadata: ["eddy.sink": "\(name)", "eddy.redis_marker": "\(marker.map { String(decoding: $0.prefix(200), as: UTF8.self) } ?? "none")"])
+        case nil:
+            finished = false
+        }
+        if report.comparedKeys > 0 || finished { hooks.didRepair(report.comparedKeys, report.repairedKeys, finished) }
     }
 
     private func failed(_ error: any Error, _ event: @escaping (inout SinkStateMachine) -> SinkStateMachine.Action)
