@@ -138,3 +138,35 @@ public struct ProcessError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension EddyProcess {
+    /// SIGTERM, and a clean exit (status 0) within `timeout`; else an error with the process's standard error.
+    public func stopGracefully(timeout: Duration = .seconds(20)) throws {
+        send(SIGTERM)
+        guard waitForExit(timeout: timeout) == 0 else {
+            throw ProcessError("eddy exited with \(exitStatus.map(String.init) ?? "nothing (still running)"): \(standardError)")
+        }
+    }
+
+    /// Launches `eddy` with the arguments `arguments(port)` builds around a free loopback port (for `--http`), and
+    /// waits until `/healthz` answers there. A port free a moment ago may be taken by the time the daemon binds
+    /// it: then another is tried (three in all).
+    public static func launchServingHTTP(
+        environment: [String: String], outputDirectory: String, name: String, _ arguments: (Int) -> [String]
+    ) async throws -> (process: EddyProcess, port: Int) {
+        for attempt in 1...3 {
+            let port = LoopbackPort.unused()
+            let process = try EddyProcess.launch(arguments(port), environment: environment, outputDirectory: outputDirectory, name: name)
+            let answered = await awaitCondition(timeout: .seconds(30)) {
+                guard process.isRunning else { return true }
+                return (try? await HTTPTestClient.get("http://127.0.0.1:\(port)/healthz"))?.status == 200
+            }
+            if answered && process.isRunning { return (process, port) }
+            process.kill()
+            process.waitForExit(timeout: .seconds(10))
+            if attempt < 3 && process.standardError.localizedCaseInsensitiveContains("in use") { continue }
+            throw ProcessError("eddy did not serve HTTP on 127.0.0.1:\(port): \(process.standardError)")
+        }
+        preconditionFailure("unreachable")
+    }
+}

@@ -311,37 +311,17 @@ private final class PipelineRig: @unchecked Sendable {
     func launch(_ extraArguments: [String] = []) async throws {
         precondition(daemon?.isRunning != true, "one daemon at a time")
         let environment = ["KAFKA_BROKERS": broker.bootstrapServers, "REDIS_URL": "redis://127.0.0.1:\(redis.port)"]
-        for attempt in 1...3 {
-            // The port was free a moment ago; if another process took it since, try another.
-            let port = LoopbackPort.unused()
-            let process = try EddyProcess.launch(
-                ["run", examplePipeline, "--state-dir", stateDirectory, "--http", "127.0.0.1:\(port)"] + extraArguments,
-                environment: environment, outputDirectory: directory.path, name: "eddy-run")
-            let base = "http://127.0.0.1:\(port)"
-            let answered = await awaitCondition(timeout: .seconds(30)) {
-                guard process.isRunning else { return true }
-                return (try? await HTTPTestClient.get(base + "/healthz"))?.status == 200
-            }
-            if answered && process.isRunning {
-                daemon = process
-                baseURL = base
-                httpPort = port
-                return
-            }
-            process.kill()
-            process.waitForExit(timeout: .seconds(10))
-            if attempt < 3 && process.standardError.localizedCaseInsensitiveContains("in use") { continue }
-            throw ProcessError("eddy run did not serve HTTP on \(base): \(process.standardError)")
+        let (process, port) = try await EddyProcess.launchServingHTTP(environment: environment, outputDirectory: directory.path, name: "eddy-run") {
+            ["run", examplePipeline, "--state-dir", stateDirectory, "--http", "127.0.0.1:\($0)"] + extraArguments
         }
+        daemon = process
+        baseURL = "http://127.0.0.1:\(port)"
+        httpPort = port
     }
 
     /// SIGTERM, and a clean exit.
     func stopDaemon() throws {
-        guard let daemon else { return }
-        daemon.send(SIGTERM)
-        guard daemon.waitForExit(timeout: .seconds(20)) == 0 else {
-            throw ProcessError("eddy run exited with \(daemon.exitStatus.map(String.init) ?? "nothing (still running)"): \(daemon.standardError)")
-        }
+        try daemon?.stopGracefully()
     }
 
     func get(_ path: String) async throws -> HTTPTestResponse { try await HTTPTestClient.get(baseURL + path) }
@@ -561,14 +541,3 @@ private func loopbackAddress(port: Int) -> sockaddr_in {
     return address
 }
 
-/// Polls `condition` (which may await) until it holds or `timeout` passes; whether it held.
-private func awaitCondition(
-    timeout: Duration = .seconds(20), every interval: Duration = .milliseconds(50), _ condition: () async throws -> Bool
-) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while true {
-        if try await condition() { return true }
-        if ContinuousClock.now >= deadline { return false }
-        try? await Task.sleep(for: interval)
-    }
-}

@@ -116,35 +116,15 @@ private final class RepairRig: @unchecked Sendable {
 
     /// Launches `eddy run` and waits until its HTTP side answers.
     func launch(_ extraArguments: [String]) async throws {
-        for attempt in 1...3 {
-            let port = LoopbackPort.unused()
-            let process = try EddyProcess.launch(
-                ["run", examplePipeline, "--state-dir", stateDirectory, "--http", "127.0.0.1:\(port)", "--checkpoint-interval", "0.2"] + extraArguments,
-                environment: environment, outputDirectory: directory.path, name: "eddy-run")
-            let base = "http://127.0.0.1:\(port)"
-            let answered = await awaitCondition(timeout: .seconds(30)) {
-                guard process.isRunning else { return true }
-                return (try? await HTTPTestClient.get(base + "/healthz"))?.status == 200
-            }
-            if answered && process.isRunning {
-                daemon = process
-                baseURL = base
-                return
-            }
-            process.kill()
-            process.waitForExit(timeout: .seconds(10))
-            // The port was free a moment ago; if another process took it since, try another.
-            if attempt < 3 && process.standardError.localizedCaseInsensitiveContains("in use") { continue }
-            throw ProcessError("eddy run did not serve HTTP on \(base): \(process.standardError)")
+        let (process, port) = try await EddyProcess.launchServingHTTP(environment: environment, outputDirectory: directory.path, name: "eddy-run") {
+            ["run", examplePipeline, "--state-dir", stateDirectory, "--http", "127.0.0.1:\($0)", "--checkpoint-interval", "0.2"] + extraArguments
         }
+        daemon = process
+        baseURL = "http://127.0.0.1:\(port)"
     }
 
     func stopDaemon() throws {
-        guard let daemon else { return }
-        daemon.send(SIGTERM)
-        guard daemon.waitForExit(timeout: .seconds(20)) == 0 else {
-            throw ProcessError("eddy run exited with \(daemon.exitStatus.map(String.init) ?? "nothing (still running)"): \(daemon.standardError)")
-        }
+        try daemon?.stopGracefully()
     }
 
     func scrape() async throws -> [PrometheusText.Sample] {

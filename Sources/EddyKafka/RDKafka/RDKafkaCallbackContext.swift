@@ -59,7 +59,8 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
     /// An error librdkafka reports for the client as a whole. Most are transient and logged at debug (librdkafka
     /// retries them); those an operator must act on — authentication, TLS, authorization — at error level,
     /// with their reason, since nothing else would name the cause.
-    func recordClientError(code: Int32, reason rawReason: String) {
+    func recordClientError(code: Int32, reason librdkafkaReason: String) {
+        let rawReason = Self.explained(code, reason: librdkafkaReason)
         let isFatal = code == RD_KAFKA_RESP_ERR__FATAL.rawValue
         let now = ContinuousClock.now
         let isOperatorCause = Self.isAuthenticationOrTLSError(code, reason: rawReason)
@@ -70,7 +71,8 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
             if isFatal { state.fatalError = error }
             if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue { state.allBrokersDown = true }
             guard isOperatorCause else { return (reason, false) }
-            let cause = Self.cause(of: reason)
+            // One TLS handshake failure, however librdkafka words it this time, is one cause.
+            let cause = reason.contains("SSL handshake failed") ? "SSL handshake failed" : Self.cause(of: reason)
             if let last = state.lastLoggedCause, last.reason == cause, now - last.at < .seconds(60) { return (reason, false) }
             state.lastLoggedCause = (cause, now)
             return (reason, true)
@@ -87,6 +89,16 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
     static func cause(of reason: String) -> Substring {
         guard let range = reason.ranges(of: " (after ").last else { return reason[...] }
         return reason[..<range.lowerBound]
+    }
+
+    /// librdkafka's reason, with what it means said first where the reason alone hides it: a connection the
+    /// broker closes during the TLS handshake reads "Disconnected (after 0ms in state SSL_HANDSHAKE)" as often
+    /// as "SSL handshake failed", depending on timing.
+    static func explained(_ code: Int32, reason: String) -> String {
+        guard code == RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, !reason.contains("SSL handshake failed"),
+            reason.contains("in state SSL_HANDSHAKE")
+        else { return reason }
+        return "SSL handshake failed (the broker closed the connection during the TLS handshake: is its listener TLS?): \(reason)"
     }
 
     /// Whether the error says the client cannot authenticate, cannot set up TLS, or is not allowed in. A TLS
