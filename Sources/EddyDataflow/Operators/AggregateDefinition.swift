@@ -38,8 +38,8 @@ public struct AggregateFunction: Sendable, Hashable, CustomStringConvertible {
         self.filter = filter
     }
 
-    /// The aggregate of a bound view (whose arguments are source columns).
-    public init(_ call: AggregateCall, filter: BoundExpression? = nil) throws(DataflowError) {
+    /// The aggregate of a bound view (whose arguments and `FILTER` read the view's input columns).
+    public init(_ call: AggregateCall) throws(DataflowError) {
         let argument = call.argument.map { BoundExpression.column($0, name: call.argumentName ?? "column \($0 + 1)") }
         let kind: Kind =
             switch call.function {
@@ -49,7 +49,7 @@ public struct AggregateFunction: Sendable, Hashable, CustomStringConvertible {
             case .min: .minimum
             case .max: .maximum
             }
-        try self.init(kind, argument: argument, isDistinct: call.isDistinct, filter: filter)
+        try self.init(kind, argument: argument, isDistinct: call.isDistinct, filter: call.filter)
     }
 
     /// Whether the aggregate keeps its values (with a count each): `MIN`/`MAX` to find the next extreme after
@@ -112,6 +112,9 @@ public struct AggregateDefinition: Sendable, Hashable {
     /// The definition of a bound `GROUP BY` view over a source of `inputWidth` columns: its WHERE, grouping,
     /// aggregates, output columns and HAVING.
     public init(view: View, inputWidth: Int) throws(DataflowError) {
+        guard view.isAggregating else {
+            throw DataflowError(.invalidDefinition, "view \(view.name) does not aggregate: it is a filter and projection, not an aggregate")
+        }
         var aggregates: [AggregateFunction] = []
         for call in view.aggregates { aggregates.append(try AggregateFunction(call)) }
         try self.init(
@@ -151,8 +154,8 @@ enum ExpressionPlace {
             return firstProblem(in: operand)
         case .binary(_, let left, let right), .like(let left, let right, _, _):
             return firstProblem(in: left) ?? firstProblem(in: right)
-        case .inList(let operand, let items, _):
-            return firstProblem(in: operand) ?? items.lazy.compactMap(firstProblem(in:)).first
+        case .inList, .caseWhen, .function:
+            return expression.children.lazy.compactMap(firstProblem(in:)).first
         }
     }
 }

@@ -5,7 +5,8 @@ import Glibc
 
 /// A view's `WHERE` compiled to work on the decoded row's bytes and numbers: no `String`, no allocation per
 /// message. Built by `make(_:schema:)` for the forms it knows (literals, columns, arithmetic, comparisons,
-/// AND/OR/NOT, IS NULL, IN, LIKE); anything else (ILIKE, `||`) falls back to `ReferencePredicate`.
+/// AND/OR/NOT, IS NULL, IN, LIKE); anything else (ILIKE, `||`, CASE, function calls) falls back to
+/// `ReferencePredicate`.
 ///
 /// It follows `BoundExpression.evaluate` exactly — three-valued logic, NULL on overflow and division by
 /// zero, text compared as UTF-8 bytes, times compared as times (a time literal is compiled to the column's
@@ -237,6 +238,8 @@ final class CompiledPredicate: RowPredicate, @unchecked Sendable {
                 }
             case .groupKey, .aggregate:
                 return nil
+            case .caseWhen, .function:
+                return nil  // CASE and functions (strings, regexp_match, to_char) are left to the reference evaluator
             case .unary(.not, let operand):
                 return compile(operand).map { (.not($0), .other) }
             case .unary(.negate, let operand):

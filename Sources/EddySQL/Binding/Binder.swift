@@ -14,10 +14,15 @@ struct Binder {
     private var sinkDefinitions: [String: Int] = [:]
     /// Relations whose definition had errors: statements using them are skipped without more errors.
     private var failedRelations: Set<String> = []
+    /// Where each view of the file is defined, to tell a view read before its definition from an unknown name.
+    private var laterViews: [String: Int] = [:]
 
     init(source: SourceText) { self.source = source }
 
     mutating func bind(_ statements: [Statement]) -> Pipeline {
+        for case .createView(let create) in statements where laterViews[create.name.name] == nil {
+            laterViews[create.name.name] = create.name.start
+        }
         for statement in statements {
             switch statement {
             case .createSource(let create): bindSource(create)
@@ -101,31 +106,96 @@ struct Binder {
     // MARK: Views
 
     private mutating func bindView(_ create: CreateView) {
-        let query = create.query
-        guard let input = resolveSourceForView(query.from, viewName: create.name.name) else {
+        guard let input = resolveInput(create.query.from, viewName: create.name) else {
             if define(relation: create.name, kind: "materialized view", ifNotExists: create.ifNotExists) {
                 failedRelations.insert(create.name.name)
             }
             return
         }
         guard define(relation: create.name, kind: "materialized view", ifNotExists: create.ifNotExists) else { return }
-        let errorCount = errors.count
+        if bindSelect(create.query, asView: create.name.name, input: input, definitionText: text(create.start, create.end), isDerivedTable: false) == nil {
+            failedRelations.insert(create.name.name)
+        }
+    }
 
-        // WHERE, over the source's rows.
+    /// The relation a view reads, as the view sees it.
+    private struct BoundInput {
+        var input: View.Input
+        /// The name columns may be qualified with: the alias, else the relation's name.
+        var qualifier: String
+        var columns: [Column]
+        var rootSource: Source
+        /// What a reader's stored state depends on about its input.
+        var canonicalText: String
+        /// Where the input is named, for constructs a runtime may refuse.
+        var offset: Int
+
+        func columnIndex(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
+    }
+
+    /// The source, view or subquery a view reads; nil with an error (or silently, when the relation itself
+    /// failed). A subquery is bound here, as a view of its own named `view.alias`.
+    private mutating func resolveInput(_ item: FromItem, viewName: Identifier) -> BoundInput? {
+        switch item {
+        case .derived(let query, let alias, let start):
+            let name = viewName.name + "." + alias.name
+            guard case let inner? = resolveInput(query.from, viewName: viewName),
+                let view = bindSelect(query, asView: name, input: inner, definitionText: text(start, alias.end), isDerivedTable: true)
+            else { return nil }
+            return boundInput(view: view, qualifier: alias.name, offset: start)
+        case .relation(let name, let alias):
+            let qualifier = alias?.name ?? name.name
+            if let input = sources.first(where: { $0.name == name.name }) {
+                return BoundInput(
+                    input: .source(input.name), qualifier: qualifier, columns: input.columns, rootSource: input,
+                    canonicalText: "source \(BoundExpression.quoteIfNeeded(input.name)) topic \(input.kafka.topic)", offset: name.start)
+            }
+            if let view = views.first(where: { $0.name == name.name && !$0.isDerivedTable }) {
+                return boundInput(view: view, qualifier: qualifier, offset: name.start)
+            }
+            if failedRelations.contains(name.name) { return nil }
+            if name.name == viewName.name {
+                errors.append(source.error(.unknownName, "materialized view '\(name.name)' reads itself: views may not form a cycle", from: name.start, to: name.end))
+            } else if let later = laterViews[name.name], later > viewName.start {
+                errors.append(source.error(.unknownName, "materialized view '\(name.name)' is defined later (line \(source.location(later).line)): define a view before the views that read it, so that views never form a cycle", from: name.start, to: name.end))
+            } else {
+                errors.append(source.error(.unknownName, unknownRelationMessage(name.name, expected: "source or materialized view"), from: name.start, to: name.end))
+            }
+            return nil
+        }
+    }
+
+    private func boundInput(view: View, qualifier: String, offset: Int) -> BoundInput? {
+        guard let root = sources.first(where: { $0.name == view.sourceName }) else { return nil }
+        return BoundInput(
+            input: .view(view.name), qualifier: qualifier,
+            columns: view.outputColumns.map { Column(name: $0.name, type: SQLType($0.type)) }, rootSource: root,
+            canonicalText: "view \(BoundExpression.quoteIfNeeded(view.name)) (\(view.canonicalText))", offset: offset)
+    }
+
+    private func construct(_ kind: View.Construct.Kind, at offset: Int) -> View.Construct {
+        View.Construct(kind: kind, location: "\(source.file):\(source.location(offset))")
+    }
+
+    /// Binds a view's query over `input` and appends the view; nil (with errors) when it does not bind.
+    private mutating func bindSelect(_ query: SelectStatement, asView name: String, input: BoundInput, definitionText: String, isDerivedTable: Bool) -> View? {
+        let errorCount = errors.count
+        var constructs: [View.Construct] = []
+        if case .view = input.input { constructs.append(construct(.viewInput, at: input.offset)) }
+
+        // WHERE, over the input's rows.
         var filter: BoundExpression?
         if let expression = query.filter {
-            var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.name), clause: "WHERE")
+            var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.qualifier), clause: "WHERE")
             filter = binder.bindCondition(expression)
             errors += binder.errors
         }
 
         if query.groupBy.isEmpty && !(query.items.contains { $0.expression.map(Self.callsAggregate) ?? false } || query.having.map(Self.callsAggregate) ?? false) {
-            errors.append(source.error(.unsupported, "materialized view '\(create.name.name)' does not aggregate: Eddy maintains GROUP BY views and aggregates (COUNT, SUM, MIN, MAX, AVG)", from: query.start, to: query.start + 6))
-            failedRelations.insert(create.name.name)
-            return
+            return bindRowView(query, asView: name, input: input, filter: filter, constructs: constructs, definitionText: definitionText, isDerivedTable: isDerivedTable, errorCount: errorCount)
         }
 
-        // GROUP BY: source columns, or select-list ordinals and aliases that name one.
+        // GROUP BY: input columns, or select-list ordinals and aliases that name one.
         var groupBy: [Int] = []
         for expression in query.groupBy {
             guard let index = groupByColumn(expression, query: query, input: input) else { continue }
@@ -140,24 +210,23 @@ struct Binder {
         // there first, a type error) are added, then stop.
         guard errors.count == errorCount else {
             var everyColumnGrouped = ExpressionBinder(
-                source: source, scope: .grouped(columns: input.columns, relation: input.name, groupBy: Array(input.columns.indices)),
+                source: source, scope: .grouped(columns: input.columns, relation: input.qualifier, groupBy: Array(input.columns.indices)),
                 clause: "the select list")
             for item in query.items { if let expression = item.expression { _ = everyColumnGrouped.bind(expression) } }
             if let expression = query.having { _ = everyColumnGrouped.bindCondition(expression) }
             errors += everyColumnGrouped.errors
             keepFirstOccurrenceOfUnknownNames(since: errorCount)
-            failedRelations.insert(create.name.name)
-            return
+            return nil
         }
 
         // The select list and HAVING, over groups.
         var binder = ExpressionBinder(
-            source: source, scope: .grouped(columns: input.columns, relation: input.name, groupBy: groupBy), clause: "the select list")
+            source: source, scope: .grouped(columns: input.columns, relation: input.qualifier, groupBy: groupBy), clause: "the select list")
         var outputs: [OutputColumn] = []
         var outputNames: [String: Int] = [:]
         for item in query.items {
             guard let expression = item.expression else {
-                // `*` in a grouped view: every source column, each of which must be grouped.
+                // `*` in a grouped view: every input column, each of which must be grouped.
                 for column in input.columns {
                     let reference = Expression.column(qualifier: nil, name: Identifier(name: column.name, isQuoted: true, start: item.start, end: item.end))
                     if let (bound, type) = binder.bind(reference) {
@@ -167,45 +236,92 @@ struct Binder {
                 continue
             }
             guard let (bound, type) = binder.bind(expression) else { continue }
-            let name = item.alias?.name ?? Self.outputName(of: expression)
+            let outputName = item.alias?.name ?? Self.outputName(of: expression)
             let span = item.alias.map { ($0.start, $0.end) } ?? expression.span
-            addOutput(OutputColumn(name: name, type: type == .unknown ? .text : type, expression: bound), at: span, &outputs, &outputNames)
+            addOutput(OutputColumn(name: outputName, type: type == .unknown ? .text : type, expression: bound), at: span, &outputs, &outputNames)
         }
         var having: BoundExpression?
         if let expression = query.having {
             var havingBinder = ExpressionBinder(
-                source: source, scope: .grouped(columns: input.columns, relation: input.name, groupBy: groupBy), clause: "HAVING",
+                source: source, scope: .grouped(columns: input.columns, relation: input.qualifier, groupBy: groupBy), clause: "HAVING",
                 aggregates: binder.aggregates)
             having = havingBinder.bindCondition(expression)
             errors += havingBinder.errors
             binder.aggregates = havingBinder.aggregates
+            binder.aggregateFilterOffsets += havingBinder.aggregateFilterOffsets
         }
         errors += binder.errors
         let aggregates = binder.aggregates
+        constructs += binder.aggregateFilterOffsets.sorted().map { construct(.aggregateFilter, at: $0) }
 
+        checkViewTail(query)
+        guard errors.count == errorCount else {
+            keepFirstOccurrenceOfUnknownNames(since: errorCount)
+            return nil
+        }
+
+        let groupByNames = groupBy.map { input.columns[$0].name }
+        var canonical = input.canonicalText
+        let used = Set(groupBy + aggregates.compactMap(\.argument) + (filter.map(Self.columnsUsed) ?? []) + aggregates.compactMap(\.filter).flatMap(Self.columnsUsed))
+        canonical += "; columns " + used.sorted().map { "\(BoundExpression.quoteIfNeeded(input.columns[$0].name)) \(input.columns[$0].type)" }.joined(separator: ", ")
+        if let filter { canonical += "; where \(filter)" }
+        canonical += "; group by " + groupByNames.map(BoundExpression.quoteIfNeeded).joined(separator: ", ")
+        canonical += "; aggregates " + aggregates.map(\.description).joined(separator: ", ")
+        let view = View(
+            name: name, input: input.input, sourceName: input.rootSource.name, isDerivedTable: isDerivedTable, isAggregating: true,
+            constructs: constructs, outputColumns: outputs, groupBy: groupBy, groupByNames: groupByNames,
+            aggregates: aggregates, filter: filter, having: having, definitionText: definitionText, canonicalText: canonical)
+        views.append(view)
+        return view
+    }
+
+    /// A view that does not aggregate: every input row that passes `WHERE`, projected.
+    private mutating func bindRowView(
+        _ query: SelectStatement, asView name: String, input: BoundInput, filter: BoundExpression?, constructs: [View.Construct],
+        definitionText: String, isDerivedTable: Bool, errorCount: Int
+    ) -> View? {
+        var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.qualifier), clause: "the select list")
+        var outputs: [OutputColumn] = []
+        var outputNames: [String: Int] = [:]
+        for item in query.items {
+            guard let expression = item.expression else {
+                for (index, column) in input.columns.enumerated() {
+                    addOutput(OutputColumn(name: column.name, type: ValueType(column.type), expression: .column(index, name: column.name)), at: (item.start, item.end), &outputs, &outputNames)
+                }
+                continue
+            }
+            guard let (bound, type) = binder.bind(expression) else { continue }
+            let outputName = item.alias?.name ?? Self.outputName(of: expression)
+            let span = item.alias.map { ($0.start, $0.end) } ?? expression.span
+            addOutput(OutputColumn(name: outputName, type: type == .unknown ? .text : type, expression: bound), at: span, &outputs, &outputNames)
+        }
+        errors += binder.errors
+        checkViewTail(query)
+        guard errors.count == errorCount else {
+            keepFirstOccurrenceOfUnknownNames(since: errorCount)
+            return nil
+        }
+        var canonical = input.canonicalText
+        let used = Set((filter.map(Self.columnsUsed) ?? []) + outputs.flatMap { Self.columnsUsed($0.expression) })
+        canonical += "; columns " + used.sorted().map { "\(BoundExpression.quoteIfNeeded(input.columns[$0].name)) \(input.columns[$0].type)" }.joined(separator: ", ")
+        if let filter { canonical += "; where \(filter)" }
+        canonical += "; rows " + outputs.map { "\($0.expression) AS \(BoundExpression.quoteIfNeeded($0.name))" }.joined(separator: ", ")
+        let view = View(
+            name: name, input: input.input, sourceName: input.rootSource.name, isDerivedTable: isDerivedTable, isAggregating: false,
+            constructs: constructs + [construct(.rowsWithoutAggregation, at: query.start)], outputColumns: outputs, groupBy: [], groupByNames: [],
+            aggregates: [], filter: filter, having: nil, definitionText: definitionText, canonicalText: canonical)
+        views.append(view)
+        return view
+    }
+
+    /// LIMIT and ORDER BY, which a view cannot keep.
+    private mutating func checkViewTail(_ query: SelectStatement) {
         if let limit = query.limit {
             errors.append(source.error(.unsupported, "LIMIT in a materialized view (a streaming top-N) is not supported; use LIMIT in a query over the view", from: limit.start, to: limit.end))
         }
         if let first = query.orderBy.first {
             warnings.append(source.error(.unsupported, "ORDER BY in a materialized view has no effect (views are unordered); order in a query over the view", from: first.expression.span.start, to: first.expression.span.end, severity: .warning))
         }
-        guard errors.count == errorCount else {
-            keepFirstOccurrenceOfUnknownNames(since: errorCount)
-            failedRelations.insert(create.name.name)
-            return
-        }
-
-        let groupByNames = groupBy.map { input.columns[$0].name }
-        var canonical = "source \(BoundExpression.quoteIfNeeded(input.name)) topic \(input.kafka.topic)"
-        let used = Set(groupBy + aggregates.compactMap(\.argument) + (filter.map(Self.columnsUsed) ?? []))
-        canonical += "; columns " + used.sorted().map { "\(BoundExpression.quoteIfNeeded(input.columns[$0].name)) \(input.columns[$0].type)" }.joined(separator: ", ")
-        if let filter { canonical += "; where \(filter)" }
-        canonical += "; group by " + groupByNames.map(BoundExpression.quoteIfNeeded).joined(separator: ", ")
-        canonical += "; aggregates " + aggregates.map(\.description).joined(separator: ", ")
-        views.append(View(
-            name: create.name.name, sourceName: input.name, outputColumns: outputs, groupBy: groupBy, groupByNames: groupByNames,
-            aggregates: aggregates, filter: filter, having: having, definitionText: text(create.start, create.end),
-            canonicalText: canonical))
     }
 
     /// One error per unknown name in a statement, at its first occurrence in the text (as PostgreSQL and
@@ -232,43 +348,44 @@ struct Binder {
         outputs.append(column)
     }
 
-    /// Whether an expression calls an aggregate function anywhere.
+    /// Whether an expression calls an aggregate function anywhere (a FILTER makes a call an aggregate too).
     private static func callsAggregate(_ expression: Expression) -> Bool {
         switch expression {
         case .literal, .column, .star: false
-        case .call(let name, let arguments, _, _, _):
-            ExpressionBinder.aggregateNames.contains(name.name) || arguments.contains(where: callsAggregate)
+        case .call(let name, let arguments, _, let filter, _, _):
+            ExpressionBinder.aggregateNames.contains(name.name) || filter != nil || arguments.contains(where: callsAggregate)
         case .unary(_, let operand, _, _), .isNull(let operand, _, _, _): callsAggregate(operand)
         case .binary(_, let left, let right, _, _), .like(let left, let right, _, _, _, _): callsAggregate(left) || callsAggregate(right)
         case .inList(let operand, let items, _, _, _): callsAggregate(operand) || items.contains(where: callsAggregate)
         case .between(let operand, let low, let high, _, _, _): callsAggregate(operand) || callsAggregate(low) || callsAggregate(high)
+        case .caseWhen(let operand, let branches, let otherwise, _, _):
+            (operand.map(callsAggregate) ?? false) || branches.contains { callsAggregate($0.condition) || callsAggregate($0.result) }
+                || (otherwise.map(callsAggregate) ?? false)
+        case .element(let base, let index, _, _): callsAggregate(base) || callsAggregate(index)
         }
     }
 
-    /// PostgreSQL's output name: the column's name, the function's name, else `?column?`.
+    /// PostgreSQL's output name: the column's name, the function's name, `case` for CASE, else `?column?`.
     static func outputName(of expression: Expression) -> String {
         switch expression {
         case .column(_, let name): name.name
-        case .call(let name, _, _, _, _): name.name
+        case .call(let name, _, _, _, _, _): name.name
+        case .caseWhen: "case"
+        case .element(let base, _, _, _): outputName(of: base)
         default: "?column?"
         }
     }
 
     private static func columnsUsed(_ expression: BoundExpression) -> [Int] {
-        switch expression {
-        case .literal, .groupKey, .aggregate: []
-        case .column(let index, _): [index]
-        case .unary(_, let operand), .isNull(let operand, _): columnsUsed(operand)
-        case .binary(_, let left, let right), .like(let left, let right, _, _): columnsUsed(left) + columnsUsed(right)
-        case .inList(let operand, let items, _): columnsUsed(operand) + items.flatMap(columnsUsed)
-        }
+        if case .column(let index, _) = expression { return [index] }
+        return expression.children.flatMap(columnsUsed)
     }
 
-    private mutating func groupByColumn(_ expression: Expression, query: SelectStatement, input: Source) -> Int? {
+    private mutating func groupByColumn(_ expression: Expression, query: SelectStatement, input: BoundInput) -> Int? {
         switch expression {
         case .column(let qualifier, let name):
-            if let qualifier, qualifier.name != input.name {
-                errors.append(source.error(.unknownName, "missing FROM-clause entry for '\(qualifier.name)': the view reads '\(input.name)'", from: qualifier.start, to: qualifier.end))
+            if let qualifier, qualifier.name != input.qualifier {
+                errors.append(source.error(.unknownName, "missing FROM-clause entry for '\(qualifier.name)': the view reads '\(input.qualifier)'", from: qualifier.start, to: qualifier.end))
                 return nil
             }
             if let index = input.columnIndex(named: name.name) { return index }
@@ -277,7 +394,7 @@ struct Binder {
                 if case .column(_, let aliased)? = item.expression, let index = input.columnIndex(named: aliased.name) { return index }
             }
             errors.append(source.error(
-                .unknownName, ExpressionBinder.unknownColumnMessage(name.name, in: input.name, candidates: input.columns.map(\.name)),
+                .unknownName, ExpressionBinder.unknownColumnMessage(name.name, in: input.qualifier, candidates: input.columns.map(\.name)),
                 from: name.start, to: name.end))
             return nil
         case .literal(.integer(let ordinal), let start, let end):
@@ -286,23 +403,12 @@ struct Binder {
                 return nil
             }
             if case .column(_, let name)? = query.items[Int(ordinal) - 1].expression, let index = input.columnIndex(named: name.name) { return index }
-            errors.append(source.error(.unsupported, "GROUP BY position \(ordinal) must refer to a plain column of '\(input.name)'", from: start, to: end))
+            errors.append(source.error(.unsupported, "GROUP BY position \(ordinal) must refer to a plain column of '\(input.qualifier)'", from: start, to: end))
             return nil
         default:
-            errors.append(source.error(.unsupported, "GROUP BY an expression is not supported yet; group by columns of the source", from: expression.span.start, to: expression.span.end))
+            errors.append(source.error(.unsupported, "GROUP BY an expression is not supported yet; group by columns of the input (compute the expression in a view below this one)", from: expression.span.start, to: expression.span.end))
             return nil
         }
-    }
-
-    private mutating func resolveSourceForView(_ name: Identifier, viewName: String) -> Source? {
-        if let input = sources.first(where: { $0.name == name.name }) { return input }
-        if failedRelations.contains(name.name) { return nil }
-        if views.contains(where: { $0.name == name.name }) {
-            errors.append(source.error(.unsupported, "view '\(viewName)' reads view '\(name.name)': views over views are not supported yet; read the source", from: name.start, to: name.end))
-            return nil
-        }
-        errors.append(source.error(.unknownName, unknownRelationMessage(name.name, expected: "source"), from: name.start, to: name.end))
-        return nil
     }
 
     private func unknownRelationMessage(_ name: String, expected: String) -> String {
@@ -311,13 +417,14 @@ struct Binder {
             message = "\(kind) '\(name)' cannot be used here: expected a \(expected)"
         } else {
             message = "\(expected) '\(name)' does not exist"
-            let candidates = expected == "source" ? sources.map(\.name) : views.map(\.name)
+            let namedViews = views.filter { !$0.isDerivedTable }.map(\.name)
+            let candidates = expected == "materialized view" ? namedViews : sources.map(\.name) + namedViews
             if let close = closestName(name, candidates) {
                 message += "; did you mean '\(close)'?"
             } else if candidates.isEmpty {
                 message += " (define it earlier in the file)"
             } else {
-                message += " (\(expected)s defined so far: \(candidates.joined(separator: ", ")))"
+                message += " (defined so far: \(candidates.joined(separator: ", ")))"
             }
         }
         return message
@@ -364,18 +471,25 @@ struct Binder {
 
     /// Binds a `SELECT` over one of `views` (also used by `eddy query`).
     mutating func bindQuery(_ select: SelectStatement, views: [View]) -> Query? {
-        guard let view = views.first(where: { $0.name == select.from.name }) else {
-            if failedRelations.contains(select.from.name) { return nil }
-            if sources.contains(where: { $0.name == select.from.name }) {
-                errors.append(source.error(.unsupported, "'\(select.from.name)' is a source: Eddy answers queries over materialized views; create one over the source", from: select.from.start, to: select.from.end))
+        guard case .relation(let from, let alias) = select.from else {
+            let span = select.from.span
+            errors.append(source.error(.unsupported, "a subquery in FROM of a query is not supported; define a materialized view with it and query that", from: span.start, to: span.end))
+            return nil
+        }
+        guard let view = views.first(where: { $0.name == from.name && !$0.isDerivedTable }) else {
+            if failedRelations.contains(from.name) { return nil }
+            if sources.contains(where: { $0.name == from.name }) {
+                errors.append(source.error(.unsupported, "'\(from.name)' is a source: Eddy answers queries over materialized views; create one over the source", from: from.start, to: from.end))
             } else {
-                var message = "materialized view '\(select.from.name)' does not exist"
-                if let close = closestName(select.from.name, views.map(\.name)) { message += "; did you mean '\(close)'?" }
-                else if !views.isEmpty { message += " (views: \(views.map(\.name).joined(separator: ", ")))" }
-                errors.append(source.error(.unknownName, message, from: select.from.start, to: select.from.end))
+                let named = views.filter { !$0.isDerivedTable }.map(\.name)
+                var message = "materialized view '\(from.name)' does not exist"
+                if let close = closestName(from.name, named) { message += "; did you mean '\(close)'?" }
+                else if !named.isEmpty { message += " (views: \(named.joined(separator: ", ")))" }
+                errors.append(source.error(.unknownName, message, from: from.start, to: from.end))
             }
             return nil
         }
+        let qualifier = alias?.name ?? view.name
         let errorCount = errors.count
         if let first = select.groupBy.first {
             errors.append(source.error(.unsupported, "GROUP BY in a query over a view is not supported; define a materialized view for it", from: first.span.start, to: first.span.end))
@@ -383,7 +497,7 @@ struct Binder {
         if let having = select.having {
             errors.append(source.error(.unsupported, "HAVING in a query over a view is not supported", from: having.span.start, to: having.span.end))
         }
-        var binder = ExpressionBinder(source: source, scope: .view(columns: view.outputColumns, relation: view.name), clause: "the select list")
+        var binder = ExpressionBinder(source: source, scope: .view(columns: view.outputColumns, relation: qualifier), clause: "the select list")
         var columns: [OutputColumn] = []
         for item in select.items {
             guard let expression = item.expression else {
@@ -397,7 +511,7 @@ struct Binder {
         }
         var filter: BoundExpression?
         if let expression = select.filter {
-            var whereBinder = ExpressionBinder(source: source, scope: .view(columns: view.outputColumns, relation: view.name), clause: "WHERE")
+            var whereBinder = ExpressionBinder(source: source, scope: .view(columns: view.outputColumns, relation: qualifier), clause: "WHERE")
             filter = whereBinder.bindCondition(expression)
             errors += whereBinder.errors
         }
@@ -416,7 +530,7 @@ struct Binder {
             {
                 bound = aliased.expression
             } else {
-                var orderBinder = ExpressionBinder(source: source, scope: .view(columns: view.outputColumns, relation: view.name), clause: "ORDER BY")
+                var orderBinder = ExpressionBinder(source: source, scope: .view(columns: view.outputColumns, relation: qualifier), clause: "ORDER BY")
                 bound = orderBinder.bind(item.expression)?.0
                 errors += orderBinder.errors
             }

@@ -61,6 +61,22 @@ public indirect enum BoundExpression: Sendable, Hashable, CustomStringConvertibl
     case isNull(BoundExpression, negated: Bool)
     case inList(BoundExpression, [BoundExpression], negated: Bool)
     case like(BoundExpression, pattern: BoundExpression, negated: Bool, caseInsensitive: Bool)
+    /// `CASE WHEN c THEN r … [ELSE e] END` (the simple form `CASE x WHEN v …` is bound as `WHEN x = v`):
+    /// the result of the first branch whose condition is true, else `otherwise`, else NULL.
+    case caseWhen([CaseBranch], otherwise: BoundExpression?)
+    /// A scalar function over its arguments (see `ScalarFunction` for each one's meaning).
+    case function(ScalarFunction, [BoundExpression])
+
+    /// `WHEN condition THEN result`.
+    public struct CaseBranch: Sendable, Hashable {
+        public var condition: BoundExpression
+        public var result: BoundExpression
+
+        public init(condition: BoundExpression, result: BoundExpression) {
+            self.condition = condition
+            self.result = result
+        }
+    }
 
     /// Canonical SQL text (names, not positions): used in plans and in view fingerprints.
     public var description: String {
@@ -75,6 +91,25 @@ public indirect enum BoundExpression: Sendable, Hashable, CustomStringConvertibl
             "(\(operand) \(negated ? "NOT " : "")IN (\(items.map(\.description).joined(separator: ", "))))"
         case .like(let operand, let pattern, let negated, let caseInsensitive):
             "(\(operand) \(negated ? "NOT " : "")\(caseInsensitive ? "ILIKE" : "LIKE") \(pattern))"
+        case .caseWhen(let branches, let otherwise):
+            "(CASE" + branches.map { " WHEN \($0.condition) THEN \($0.result)" }.joined()
+                + (otherwise.map { " ELSE \($0)" } ?? "") + " END)"
+        case .function(.regexpMatchElement, let arguments) where arguments.count == 3:
+            "(regexp_match(\(arguments[0]), \(arguments[1])))[\(arguments[2])]"
+        case .function(let function, let arguments):
+            "\(function.rawValue)(\(arguments.map(\.description).joined(separator: ", ")))"
+        }
+    }
+
+    /// The direct operands, for walks over the tree.
+    public var children: [BoundExpression] {
+        switch self {
+        case .literal, .column, .groupKey, .aggregate: []
+        case .unary(_, let operand), .isNull(let operand, _): [operand]
+        case .binary(_, let left, let right), .like(let left, let right, _, _): [left, right]
+        case .inList(let operand, let items, _): [operand] + items
+        case .caseWhen(let branches, let otherwise): branches.flatMap { [$0.condition, $0.result] } + (otherwise.map { [$0] } ?? [])
+        case .function(_, let arguments): arguments
         }
     }
 
@@ -143,6 +178,17 @@ public indirect enum BoundExpression: Sendable, Hashable, CustomStringConvertibl
                 ? LikePattern.matches(text.lowercased(), pattern: patternText.lowercased())
                 : LikePattern.matches(text, pattern: patternText)
             return .bool(matched != negated)
+        case .caseWhen(let branches, let otherwise):
+            for branch in branches where eval(branch.condition) == .bool(true) { return eval(branch.result) }
+            return otherwise.map(eval) ?? .null
+        case .function(.coalesce, let arguments):
+            for argument in arguments {
+                let value = eval(argument)
+                if !value.isNull { return value }
+            }
+            return .null
+        case .function(let function, let arguments):
+            return function.apply(arguments.map(eval))
         }
     }
 

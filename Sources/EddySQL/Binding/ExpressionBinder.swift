@@ -15,6 +15,8 @@ struct ExpressionBinder {
     let clause: String
     /// Aggregates collected in the grouped scope, each once.
     var aggregates: [AggregateCall] = []
+    /// Byte offsets of the `FILTER` clauses bound, for a runtime that must point at one it cannot run.
+    var aggregateFilterOffsets: [Int] = []
     var errors: [SQLError] = []
 
     init(source: SourceText, scope: Scope, clause: String, aggregates: [AggregateCall] = []) {
@@ -63,8 +65,70 @@ struct ExpressionBinder {
         case .star(let start, let end):
             throw fail(.syntax, "'*' is only allowed as the whole select list or in COUNT(*)", (start, end))
 
-        case .call(let name, let arguments, let isDistinct, let start, let end):
-            return try bindCall(name: name, arguments: arguments, isDistinct: isDistinct, span: (start, end))
+        case .call(let name, let arguments, let isDistinct, let filter, let start, let end):
+            if Self.aggregateNames.contains(name.name) {
+                return try bindCall(name: name, arguments: arguments, isDistinct: isDistinct, filter: filter, span: (start, end))
+            }
+            if let filter {
+                throw fail(.grouping, "FILTER is only allowed on aggregate functions; \(name.name)() is not one", filter.span)
+            }
+            if name.name == "regexp_match" {
+                throw fail(.unsupported, "regexp_match returns text[], which a column cannot hold yet: take an element, e.g. (regexp_match(s, pattern))[1]", (start, end))
+            }
+            if isDistinct { throw fail(.syntax, "DISTINCT is only allowed in aggregate functions; \(name.name)() is not one", (start, end)) }
+            return try bindScalarCall(name: name, arguments: arguments, span: (start, end))
+
+        case .element(let base, let index, let start, let end):
+            guard case .call(let name, let arguments, false, nil, _, _) = base, name.name == "regexp_match" else {
+                throw fail(.unsupported, "only the result of regexp_match(...) can be subscripted (Eddy has no array columns yet)", base.span)
+            }
+            guard arguments.count == 2 else {
+                throw fail(.syntax, "function regexp_match takes 2 arguments (text, pattern), got \(arguments.count)", base.span)
+            }
+            let (text, textType) = try bindChecked(arguments[0])
+            let (pattern, patternType) = try bindChecked(arguments[1])
+            let (position, positionType) = try bindChecked(index)
+            for (argument, type) in [(arguments[0], textType), (arguments[1], patternType)] where type != .text && type != .unknown {
+                throw fail(.typeMismatch, "function regexp_match(\(textType), \(patternType)) does not exist: regexp_match takes text and a text pattern", argument.span)
+            }
+            guard positionType == .integer || positionType == .unknown else {
+                throw fail(.typeMismatch, "array subscript must be an integer, not \(positionType)", index.span)
+            }
+            if case .literal(.string(let literal)) = pattern, RegularExpressionCache.shared.expression(literal) == nil {
+                throw fail(.typeMismatch, "invalid regular expression '\(literal)' in regexp_match", arguments[1].span)
+            }
+            _ = (start, end)
+            return (.function(.regexpMatchElement, [text, pattern, position]), .text)
+
+        case .caseWhen(let operand, let branches, let otherwise, _, _):
+            var boundOperand: (BoundExpression, ValueType)?
+            if let operand { boundOperand = try bindChecked(operand) }
+            var boundBranches: [BoundExpression.CaseBranch] = []
+            var results: [(Expression, ValueType)] = []
+            for branch in branches {
+                var condition: BoundExpression
+                if let (value, valueType) = boundOperand {
+                    let (candidate, candidateType) = try bindChecked(branch.condition)
+                    let (left, right) = try coerceForComparison(value, valueType, candidate, candidateType, operatorSpan: branch.condition.span, operatorText: "=")
+                    condition = .binary(.equal, left, right)
+                } else {
+                    let (bound, type) = try bindChecked(branch.condition)
+                    guard type == .boolean || type == .unknown else {
+                        throw fail(.typeMismatch, "argument of CASE/WHEN must be boolean, not \(type)", branch.condition.span)
+                    }
+                    condition = bound
+                }
+                let (result, resultType) = try bindChecked(branch.result)
+                results.append((branch.result, resultType))
+                boundBranches.append(.init(condition: condition, result: result))
+            }
+            var boundOtherwise: BoundExpression?
+            if let otherwise {
+                let (bound, type) = try bindChecked(otherwise)
+                results.append((otherwise, type))
+                boundOtherwise = bound
+            }
+            return (.caseWhen(boundBranches, otherwise: boundOtherwise), try commonType(results, construct: "CASE"))
 
         case .unary(let op, let operand, let start, _):
             let (bound, type) = try bindChecked(operand)
@@ -140,6 +204,22 @@ struct ExpressionBinder {
             let inside = BoundExpression.binary(.and, .binary(.greaterOrEqual, a, l), .binary(.lessOrEqual, b, h))
             return (negated ? .unary(.not, inside) : inside, .boolean)
         }
+    }
+
+    /// The type of a value that may come from any of `candidates` (CASE results, COALESCE arguments), as
+    /// PostgreSQL resolves it: NULLs fit anything, numbers widen, anything else must match exactly.
+    private mutating func commonType(_ candidates: [(Expression, ValueType)], construct: String) throws(Failure) -> ValueType {
+        var result = ValueType.unknown
+        for (expression, type) in candidates where type != .unknown {
+            if result == .unknown || result == type {
+                result = type
+            } else if result.isNumeric && type.isNumeric {
+                result = result == .double || type == .double ? .double : .numeric
+            } else {
+                throw fail(.typeMismatch, "\(construct) types \(result) and \(type) cannot be matched", expression.span)
+            }
+        }
+        return result
     }
 
     private static func boundOperator(_ op: BinaryOperator) -> BoundExpression.BinaryOperator {
@@ -234,15 +314,81 @@ struct ExpressionBinder {
 
     // MARK: Calls
 
-    static let aggregateNames = Set(AggregateCall.Function.allCases.map(\.rawValue))
+    /// Aggregates Eddy has and those it knows by name but has not (so that both are bound as aggregates).
+    static let aggregateNames = Set(AggregateCall.Function.allCases.map(\.rawValue)).union([
+        "string_agg", "array_agg", "stddev", "variance", "bool_and", "bool_or", "every", "count_if", "approx_count_distinct",
+    ])
 
-    private mutating func bindCall(name: Identifier, arguments: [Expression], isDistinct: Bool, span: (Int, Int)) throws(Failure) -> (BoundExpression, ValueType) {
-        guard let function = AggregateCall.Function(rawValue: name.name) else {
-            let known = ["string_agg", "array_agg", "stddev", "variance", "bool_and", "bool_or", "every", "count_if", "approx_count_distinct"]
-            if known.contains(name.name) {
-                throw fail(.unsupported, "aggregate \(name.name)() is not supported yet; supported: COUNT, SUM, MIN, MAX, AVG", span)
+    /// The scalar functions by the names a query may call them, with the argument types each takes
+    /// (`nil` for any type) and its result type.
+    private static let scalarFunctions: [String: (function: ScalarFunction, arguments: [[ValueType?]], result: ValueType?)] = [
+        "lower": (.lower, [[.text]], .text),
+        "upper": (.upper, [[.text]], .text),
+        "substr": (.substr, [[.text, .integer], [.text, .integer, .integer]], .text),
+        "substring": (.substr, [[.text, .integer], [.text, .integer, .integer]], .text),
+        "split_part": (.splitPart, [[.text, .text, .integer]], .text),
+        "length": (.length, [[.text]], .integer),
+        "char_length": (.length, [[.text]], .integer),
+        "character_length": (.length, [[.text]], .integer),
+        "trim": (.btrim, [[.text]], .text),
+        "btrim": (.btrim, [[.text], [.text, .text]], .text),
+        "ltrim": (.ltrim, [[.text], [.text, .text]], .text),
+        "rtrim": (.rtrim, [[.text], [.text, .text]], .text),
+        "to_char": (.toChar, [[.timestamp, .text]], .text),
+        "nullif": (.nullif, [[nil, nil]], nil),
+    ]
+
+    static let scalarFunctionList = "coalesce, nullif, lower, upper, substr, substring, split_part, concat, length, char_length, trim, btrim, ltrim, rtrim, regexp_match, to_char"
+
+    private mutating func bindScalarCall(name: Identifier, arguments: [Expression], span: (Int, Int)) throws(Failure) -> (BoundExpression, ValueType) {
+        var bound: [BoundExpression] = []
+        var types: [ValueType] = []
+        for argument in arguments {
+            if case .star(let start, let end) = argument { throw fail(.syntax, "'*' is only allowed in COUNT(*)", (start, end)) }
+            let (expression, type) = try bindChecked(argument)
+            bound.append(expression)
+            types.append(type)
+        }
+        let signature = "\(name.name)(\(types.map(\.description).joined(separator: ", ")))"
+        switch name.name {
+        case "coalesce":
+            guard !arguments.isEmpty else { throw fail(.syntax, "function coalesce takes at least one argument", span) }
+            return (.function(.coalesce, bound), try commonType(Array(zip(arguments, types)), construct: "COALESCE"))
+        case "concat":
+            guard !arguments.isEmpty else { throw fail(.syntax, "function concat takes at least one argument", span) }
+            return (.function(.concat, bound), .text)
+        default:
+            break
+        }
+        guard let (function, signatures, result) = Self.scalarFunctions[name.name] else {
+            throw fail(.unsupported, "function \(name.name)() is not supported; a view may use the aggregates COUNT, SUM, MIN, MAX, AVG and the functions \(Self.scalarFunctionList)", span)
+        }
+        let counts = signatures.map(\.count)
+        guard counts.contains(arguments.count) else {
+            let expected = counts.map(String.init).joined(separator: " or ")
+            throw fail(.syntax, "function \(name.name) takes \(expected) argument\(counts == [1] ? "" : "s"), got \(arguments.count)", span)
+        }
+        let expected = signatures.first { $0.count == arguments.count }!
+        for (position, (want, have)) in zip(expected, types).enumerated() {
+            guard let want, have != .unknown else { continue }
+            let fits = want == have || (want == .timestamp && have == .date) || (want == .integer && have == .integer)
+            if !fits {
+                throw fail(.typeMismatch, "function \(signature) does not exist: argument \(position + 1) of \(name.name) must be \(want)", arguments[position].span)
             }
-            throw fail(.unsupported, "function \(name.name)() is not supported; a view may use the aggregates COUNT, SUM, MIN, MAX and AVG", span)
+        }
+        if function == .nullif {
+            _ = try coerceForComparison(bound[0], types[0], bound[1], types[1], operatorSpan: arguments[1].span, operatorText: "NULLIF")
+            return (.function(.nullif, bound), types[0])
+        }
+        if function == .toChar, case .literal(.string(let format)) = bound[1], case .failure(let unsupported) = TimestampFormat.parse(format) {
+            throw fail(.unsupported, "to_char pattern '\(unsupported.pattern)' is not supported (supported: \(TimestampFormat.supportedList)); put literal text in double quotes", arguments[1].span)
+        }
+        return (.function(function, bound), result ?? .text)
+    }
+
+    private mutating func bindCall(name: Identifier, arguments: [Expression], isDistinct: Bool, filter: Expression?, span: (Int, Int)) throws(Failure) -> (BoundExpression, ValueType) {
+        guard let function = AggregateCall.Function(rawValue: name.name) else {
+            throw fail(.unsupported, "aggregate \(name.name)() is not supported yet; supported: COUNT, SUM, MIN, MAX, AVG", span)
         }
         let upper = function.rawValue.uppercased()
         switch scope {
@@ -267,7 +413,7 @@ struct ExpressionBinder {
                 guard case (.column(let index, _), let type)? = bound else { throw Failure() }
                 argument = index
                 argumentType = type
-            case .call(let inner, _, _, let start, let end) where Self.aggregateNames.contains(inner.name):
+            case .call(let inner, _, _, _, let start, let end) where Self.aggregateNames.contains(inner.name):
                 throw fail(.grouping, "aggregate function calls cannot be nested", (start, end))
             case let other:
                 throw fail(.unsupported, "\(upper) of an expression is not supported yet: aggregate a column (compute the expression in the source instead)", other.span)
@@ -290,9 +436,17 @@ struct ExpressionBinder {
                 }
                 resultType = argumentType
             }
+            var boundFilter: BoundExpression?
+            if let filter {
+                var rowBinder = ExpressionBinder(source: source, scope: .row(columns: columns, relation: relation), clause: "FILTER")
+                boundFilter = rowBinder.bindCondition(filter)
+                errors += rowBinder.errors
+                guard boundFilter != nil else { throw Failure() }
+                aggregateFilterOffsets.append(filter.span.start)
+            }
             let call = AggregateCall(
                 function: function, argument: argument, argumentName: argument.map { columns[$0].name }, isDistinct: isDistinct,
-                resultType: resultType)
+                resultType: resultType, filter: boundFilter)
             let index: Int
             if let existing = aggregates.firstIndex(of: call) {
                 index = existing

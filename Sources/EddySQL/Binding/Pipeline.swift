@@ -99,10 +99,13 @@ public struct AggregateCall: Sendable, Hashable, CustomStringConvertible {
     public var isDistinct: Bool
     /// The SQL type of the result.
     public var resultType: ValueType
+    /// `FILTER (WHERE …)`, over the same columns as `argument`: only rows where it is true are aggregated.
+    public var filter: BoundExpression? = nil
 
     public var description: String {
         let argument = argumentName.map(BoundExpression.quoteIfNeeded) ?? "*"
-        return "\(function.rawValue)(\(isDistinct ? "DISTINCT " : "")\(argument))"
+        let call = "\(function.rawValue)(\(isDistinct ? "DISTINCT " : "")\(argument))"
+        return filter.map { "\(call) FILTER (WHERE \($0))" } ?? call
     }
 }
 
@@ -113,27 +116,77 @@ public struct OutputColumn: Sendable, Hashable {
     public var expression: BoundExpression
 }
 
-/// `CREATE MATERIALIZED VIEW name AS SELECT … FROM source [WHERE] [GROUP BY] [HAVING]`.
+/// `CREATE MATERIALIZED VIEW name AS SELECT … FROM input [WHERE] [GROUP BY] [HAVING]`, where the input is a
+/// source, another view, or a subquery (bound as a view of its own, `isDerivedTable`).
 ///
-/// The engine keeps, per group (the values of `groupBy`), the state of each of `aggregates`; the output
-/// columns and `HAVING` are computed from those.
+/// An aggregating view keeps, per group (the values of `groupBy`), the state of each of `aggregates`; the
+/// output columns and `HAVING` are computed from those. A view that does not aggregate (`isAggregating`
+/// false) holds every input row that passes `filter`, its output columns computed from the row's columns.
+///
+/// "Input columns" below are the source's columns, or the input view's output columns, in order.
 public struct View: Sendable {
+    /// What a view reads directly.
+    public enum Input: Sendable, Hashable, CustomStringConvertible {
+        case source(String)
+        case view(String)
+
+        public var name: String {
+            switch self {
+            case .source(let name), .view(let name): name
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .source(let name): "source \(name)"
+            case .view(let name): "view \(name)"
+            }
+        }
+    }
+
+    /// A construct of the definition that a runtime may not run yet, with where it is written, so that a
+    /// refusal can point at it (`file:line:column`).
+    public struct Construct: Sendable, Hashable {
+        public enum Kind: String, Sendable, Hashable {
+            /// The view reads another view (or a subquery).
+            case viewInput = "a view over a view"
+            /// The view does not aggregate: it holds filtered, projected input rows.
+            case rowsWithoutAggregation = "a view that does not aggregate"
+            /// An aggregate has `FILTER (WHERE …)`.
+            case aggregateFilter = "FILTER (WHERE ...) on an aggregate"
+        }
+
+        public var kind: Kind
+        /// `file:line:column` of the construct.
+        public var location: String
+    }
+
     public var name: String
+    /// What the view reads: a source, or a view earlier in `Pipeline.views`.
+    public var input: Input
+    /// The source at the root of the view's inputs (its own input when that is a source).
     public var sourceName: String
+    /// A subquery in `FROM` of another view, named `outer.alias`: no statement may name it.
+    public var isDerivedTable: Bool = false
+    /// Whether the view groups and aggregates; false for a filter and projection of its input's rows.
+    public var isAggregating: Bool = true
+    /// Constructs a runtime may refuse, in the order written.
+    public var constructs: [Construct] = []
     public var outputColumns: [OutputColumn]
-    /// Source column indices, in `GROUP BY` order. Empty for a view with one global group.
+    /// Input column indices, in `GROUP BY` order. Empty for a view with one global group, or one that does not
+    /// aggregate.
     public var groupBy: [Int]
     public var groupByNames: [String]
     /// Every aggregate the output columns and `HAVING` use, each once.
     public var aggregates: [AggregateCall]
-    /// `WHERE`, over the source's columns.
+    /// `WHERE`, over the input's columns.
     public var filter: BoundExpression?
     /// `HAVING`, over group keys and aggregates.
     public var having: BoundExpression?
     /// The definition as written (whitespace collapsed), for plans and logs.
     public var definitionText: String
-    /// What the view's stored state depends on: the source's topic, the columns it reads and their types, the
-    /// filter, the grouping and the aggregates. Output expressions and `HAVING` are left out: changing them
+    /// What the view's stored state depends on: the source's topic (or the input view's own canonical text),
+    /// the columns it reads and their types, the filter, the grouping and the aggregates with their FILTERs. Output expressions and `HAVING` are left out: changing them
     /// does not invalidate stored state.
     public var canonicalText: String
 

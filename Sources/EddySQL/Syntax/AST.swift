@@ -80,7 +80,12 @@ indirect enum Expression: Sendable {
     case column(qualifier: Identifier?, name: Identifier)
     /// `*` as a function argument (`COUNT(*)`) or a select item.
     case star(start: Int, end: Int)
-    case call(name: Identifier, arguments: [Expression], isDistinct: Bool, start: Int, end: Int)
+    /// A function or aggregate call; `filter` is an aggregate's `FILTER (WHERE …)`.
+    case call(name: Identifier, arguments: [Expression], isDistinct: Bool, filter: Expression?, start: Int, end: Int)
+    /// `CASE [operand] WHEN … THEN … [ELSE …] END`; with an operand, each `WHEN` is a value compared to it.
+    case caseWhen(operand: Expression?, branches: [CaseBranch], otherwise: Expression?, start: Int, end: Int)
+    /// `base[index]` (PostgreSQL arrays are 1-based).
+    case element(Expression, index: Expression, start: Int, end: Int)
     case unary(UnaryOperator, Expression, start: Int, end: Int)
     case binary(BinaryOperator, Expression, Expression, operatorStart: Int, operatorEnd: Int)
     case isNull(Expression, negated: Bool, start: Int, end: Int)
@@ -93,7 +98,8 @@ indirect enum Expression: Sendable {
         switch self {
         case .literal(_, let start, let end), .star(let start, let end): (start, end)
         case .column(let qualifier, let name): (qualifier?.start ?? name.start, name.end)
-        case .call(_, _, _, let start, let end), .unary(_, _, let start, let end): (start, end)
+        case .call(_, _, _, _, let start, let end), .unary(_, _, let start, let end): (start, end)
+        case .caseWhen(_, _, _, let start, let end), .element(_, _, let start, let end): (start, end)
         case .binary(_, let left, let right, _, _): (left.span.start, right.span.end)
         case .isNull(let operand, _, _, let end): (operand.span.start, end)
         case .inList(let operand, _, _, _, let end): (operand.span.start, end)
@@ -101,6 +107,12 @@ indirect enum Expression: Sendable {
         case .between(let operand, _, _, _, _, let end): (operand.span.start, end)
         }
     }
+}
+
+/// One `WHEN condition THEN result` of a CASE.
+struct CaseBranch: Sendable {
+    var condition: Expression
+    var result: Expression
 }
 
 struct SelectItem: Sendable {
@@ -117,10 +129,34 @@ struct OrderItem: Sendable {
     var nullsFirst: Bool?
 }
 
-/// `SELECT ... FROM name [WHERE] [GROUP BY] [HAVING] [ORDER BY] [LIMIT]`.
+/// What a `SELECT` reads: a named relation or a subquery, either with an optional alias.
+indirect enum FromItem: Sendable {
+    /// `name [[AS] alias]`.
+    case relation(Identifier, alias: Identifier?)
+    /// `(SELECT …) [AS] alias`: a derived table (RisingWave requires no alias; Eddy names it after the alias).
+    case derived(SelectStatement, alias: Identifier, start: Int)
+
+    /// The name the query's columns are qualified with (`alias.column`).
+    var qualifier: Identifier {
+        switch self {
+        case .relation(let name, let alias): alias ?? name
+        case .derived(_, let alias, _): alias
+        }
+    }
+
+    /// Where the item is written, for errors.
+    var span: (start: Int, end: Int) {
+        switch self {
+        case .relation(let name, let alias): (name.start, alias?.end ?? name.end)
+        case .derived(_, let alias, let start): (start, alias.end)
+        }
+    }
+}
+
+/// `SELECT ... FROM item [WHERE] [GROUP BY] [HAVING] [ORDER BY] [LIMIT]`.
 struct SelectStatement: Sendable {
     var items: [SelectItem]
-    var from: Identifier
+    var from: FromItem
     var filter: Expression?
     var groupBy: [Expression]
     var having: Expression?

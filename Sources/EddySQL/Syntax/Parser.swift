@@ -344,14 +344,11 @@ struct Parser {
             items.append(SelectItem(expression: expression, alias: alias, start: itemStart, end: lookahead(-1).end))
         } while accept(symbol: ",")
         try expect(keyword: "FROM", "after the select list (Eddy's queries read one source or view)")
-        let from = try parseObjectName(what: "source or view")
+        let from = try parseFromItem()
         if current.isSymbol(",") || current.isKeyword("JOIN") || current.isKeyword("INNER") || current.isKeyword("LEFT")
             || current.isKeyword("RIGHT") || current.isKeyword("FULL") || current.isKeyword("CROSS")
         {
             throw fail("joins are not supported: a query reads one source or view", code: .unsupported)
-        }
-        if current.isKeyword("AS") || (current.kind == .word && !Self.reservedWords.contains(current.text)) {
-            throw fail("table aliases are not supported; refer to columns by name", code: .unsupported)
         }
         var filter: Expression?
         if accept(keyword: "WHERE") { filter = try parseExpression() }
@@ -395,6 +392,31 @@ struct Parser {
         return SelectStatement(
             items: items, from: from, filter: filter, groupBy: groupBy, having: having, orderBy: orderBy, limit: limit,
             start: start, end: lookahead(-1).end)
+    }
+
+    /// `name [[AS] alias]` or `(SELECT …) [AS] alias`.
+    private mutating func parseFromItem() throws(Failure) -> FromItem {
+        if current.isSymbol("(") {
+            let open = advance()
+            guard current.isKeyword("SELECT") else { throw fail("expected SELECT after '(' in FROM, found \(describe(current))") }
+            let query = try nested { (parser: inout Parser) throws(Failure) in try parser.parseSelect() }
+            try expect(symbol: ")", "to close the subquery in FROM")
+            let hadAs = accept(keyword: "AS")
+            guard hadAs || (current.kind == .word && !Self.reservedWords.contains(current.text)) || current.kind == .quotedIdentifier else {
+                throw fail("a subquery in FROM needs an alias, e.g. (SELECT ...) AS t, found \(describe(current))")
+            }
+            let alias = try parseIdentifier(what: "an alias for the subquery")
+            return .derived(query, alias: alias, start: open.start)
+        }
+        let name = try parseObjectName(what: "source or view")
+        var alias: Identifier?
+        if accept(keyword: "AS") {
+            alias = try parseIdentifier(what: "a table alias after AS")
+        } else if (current.kind == .word && !Self.reservedWords.contains(current.text)) || current.kind == .quotedIdentifier {
+            alias = try parseIdentifier(what: "a table alias")
+        }
+        if current.isSymbol("(") { throw fail("column aliases after a table alias are not supported; name the columns with AS in the SELECT", code: .unsupported) }
+        return .relation(name, alias: alias)
     }
 
     // MARK: Names
@@ -567,9 +589,38 @@ struct Parser {
             }
             return .unary(token.text == "-" ? .minus : .plus, operand, start: token.start, end: operand.span.end)
         }
-        let primary = try parsePrimary()
+        var primary = try parsePrimary()
+        while current.isSymbol("[") {
+            advance()
+            let index = try parseExpression()
+            guard current.isSymbol("]") else { throw fail("expected ']' to close the subscript, found \(describe(current))") }
+            let close = advance()
+            if current.isSymbol(":") { throw fail("array slices ([a:b]) are not supported", code: .unsupported) }
+            primary = .element(primary, index: index, start: primary.span.start, end: close.end)
+        }
         if current.isSymbol("::") { throw fail("casts (::type) are not supported yet", code: .unsupported) }
         return primary
+    }
+
+    /// `CASE [operand] WHEN … THEN … [WHEN …]… [ELSE …] END`.
+    private mutating func parseCase() throws(Failure) -> Expression {
+        let start = advance().start
+        return try nested { (parser: inout Parser) throws(Failure) in
+            var operand: Expression?
+            if !parser.current.isKeyword("WHEN") { operand = try parser.parseExpression() }
+            var branches: [CaseBranch] = []
+            while parser.accept(keyword: "WHEN") {
+                let condition = try parser.parseExpression()
+                try parser.expect(keyword: "THEN", "after the WHEN condition")
+                branches.append(CaseBranch(condition: condition, result: try parser.parseExpression()))
+            }
+            guard !branches.isEmpty else { throw parser.fail("expected WHEN in CASE, found \(parser.describe(parser.current))") }
+            var otherwise: Expression?
+            if parser.accept(keyword: "ELSE") { otherwise = try parser.parseExpression() }
+            guard parser.current.isKeyword("END") else { throw parser.fail("expected END to close CASE, found \(parser.describe(parser.current))") }
+            let end = parser.advance().end
+            return .caseWhen(operand: operand, branches: branches, otherwise: otherwise, start: start, end: end)
+        }
     }
 
     private mutating func parsePrimary() throws(Failure) -> Expression {
@@ -604,7 +655,7 @@ struct Parser {
                 advance()
                 return .literal(.bool(token.text == "true"), start: token.start, end: token.end)
             case "case":
-                throw fail("CASE expressions are not supported yet", code: .unsupported)
+                return try parseCase()
             case "cast":
                 throw fail("CAST is not supported yet", code: .unsupported)
             case "exists":
@@ -624,13 +675,26 @@ struct Parser {
         }
     }
 
+    /// `FILTER (WHERE condition)` after an aggregate's arguments, if present.
+    private mutating func parseAggregateFilter() throws(Failure) -> Expression? {
+        // `count(*) filter` without a parenthesis is an alias named filter.
+        guard current.isKeyword("FILTER") && lookahead(1).isSymbol("(") else { return nil }
+        advance()
+        try expect(symbol: "(", "after FILTER")
+        try expect(keyword: "WHERE", "in FILTER (WHERE ...)")
+        let condition = try parseExpression()
+        try expect(symbol: ")", "to close FILTER (WHERE ...")
+        return condition
+    }
+
     /// `name`, `qualifier.name`, or `function(args)`.
     private mutating func parseNameOrCall() throws(Failure) -> Expression {
         let first = try parseIdentifier(what: "a name")
         if current.isSymbol("(") {
             advance()
             if accept(symbol: ")") {
-                return .call(name: first, arguments: [], isDistinct: false, start: first.start, end: lookahead(-1).end)
+                let end = lookahead(-1).end
+                return .call(name: first, arguments: [], isDistinct: false, filter: try parseAggregateFilter(), start: first.start, end: end)
             }
             let isDistinct = accept(keyword: "DISTINCT")
             _ = !isDistinct && accept(keyword: "ALL")
@@ -644,13 +708,13 @@ struct Parser {
                 }
             } while accept(symbol: ",")
             if current.isKeyword("ORDER") || current.isKeyword("FILTER") {
-                throw fail("\(current.text.uppercased()) inside an aggregate call is not supported", code: .unsupported)
+                throw fail("\(current.text.uppercased()) inside an aggregate call is not supported (FILTER goes after the closing parenthesis)", code: .unsupported)
             }
             try expect(symbol: ")", "to close the arguments of \(first.name)(")
             let end = lookahead(-1).end
+            let filter = try parseAggregateFilter()
             if current.isKeyword("OVER") { throw fail("window functions (OVER) are not supported", code: .unsupported) }
-            if current.isKeyword("FILTER") { throw fail("FILTER (WHERE ...) on aggregates is not supported", code: .unsupported) }
-            return .call(name: first, arguments: arguments, isDistinct: isDistinct, start: first.start, end: end)
+            return .call(name: first, arguments: arguments, isDistinct: isDistinct, filter: filter, start: first.start, end: end)
         }
         if accept(symbol: ".") {
             if current.isSymbol("*") { throw fail("qualified '*' (\(first.name).*) is not supported; write * alone", code: .unsupported) }

@@ -36,3 +36,18 @@ public enum SQLType: String, Sendable, Hashable, CaseIterable, CustomStringConve
         "VARCHAR/TEXT, SMALLINT, INT/INTEGER, BIGINT, REAL, DOUBLE PRECISION/FLOAT, DECIMAL/NUMERIC, BOOLEAN, TIMESTAMP, TIMESTAMPTZ, DATE"
     }
 }
+
+extension SQLType {
+    /// The column type that holds values of an expression's type (a view's output read by another view).
+    init(_ type: ValueType) {
+        switch type {
+        case .boolean: self = .boolean
+        case .integer: self = .bigint
+        case .double: self = .double
+        case .numeric: self = .decimal
+        case .text, .unknown: self = .varchar
+        case .timestamp: self = .timestamp
+        case .date: self = .date
+        }
+    }
+}
