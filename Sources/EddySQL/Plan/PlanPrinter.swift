@@ -14,9 +14,18 @@ extension Pipeline {
             }
         }
         for view in views {
-            lines.append("materialized view \(view.name): from \(view.sourceName)")
+            let kind = view.isDerivedTable ? "subquery" : "materialized view"
+            lines.append("\(kind) \(view.name): from \(view.input)")
             lines.append("  columns:    " + view.outputColumns.map { "\($0.name) \($0.type)" }.joined(separator: ", "))
             if let filter = view.filter { lines.append("  where:      \(filter)") }
+            guard view.isAggregating else {
+                lines.append("  rows:       every input row that passes WHERE (no aggregation)")
+                for column in view.outputColumns {
+                    if case .column(_, let name) = column.expression, name == column.name { continue }
+                    lines.append("  \(column.name) = \(column.expression)")
+                }
+                continue
+            }
             lines.append("  group by:   " + (view.groupByNames.isEmpty ? "(one global group)" : view.groupByNames.joined(separator: ", ")))
             lines.append("  aggregates: " + (view.aggregates.isEmpty ? "(none)" : view.aggregates.map(\.description).joined(separator: ", ")))
             if let having = view.having { lines.append("  having:     \(having)") }
@@ -39,6 +48,12 @@ extension Pipeline {
             }
             lines.append("  epoch marker key: \(sink.markerKey)")
             if let pending = sink.redis.maxPendingEpochs { lines.append("  sink.max_pending_epochs: \(pending)") }
+        }
+        if views.contains(where: { if case .view = $0.input { true } else { false } }) {
+            // The graph in dependency order (a view is defined after what it reads), then who reads each sink.
+            lines.append("graph (dependency order):")
+            for view in views { lines.append("  \(view.input) -> \(view.isDerivedTable ? "subquery" : "view") \(view.name)") }
+            for sink in sinks { lines.append("  view \(sink.viewName) -> sink \(sink.name)") }
         }
         for query in queries {
             lines.append("query: \(query.text)")

@@ -593,9 +593,9 @@ struct Parser {
         while current.isSymbol("[") {
             advance()
             let index = try parseExpression()
+            if current.isSymbol(":") { throw fail("array slices ([a:b]) are not supported", code: .unsupported) }
             guard current.isSymbol("]") else { throw fail("expected ']' to close the subscript, found \(describe(current))") }
             let close = advance()
-            if current.isSymbol(":") { throw fail("array slices ([a:b]) are not supported", code: .unsupported) }
             primary = .element(primary, index: index, start: primary.span.start, end: close.end)
         }
         if current.isSymbol("::") { throw fail("casts (::type) are not supported yet", code: .unsupported) }
@@ -607,6 +607,9 @@ struct Parser {
         let start = advance().start
         return try nested { (parser: inout Parser) throws(Failure) in
             var operand: Expression?
+            if parser.current.isKeyword("END") || parser.current.isKeyword("ELSE") {
+                throw parser.fail("expected WHEN in CASE, found \(parser.describe(parser.current))")
+            }
             if !parser.current.isKeyword("WHEN") { operand = try parser.parseExpression() }
             var branches: [CaseBranch] = []
             while parser.accept(keyword: "WHEN") {
