@@ -22,6 +22,28 @@ private let examplePipeline = URL(fileURLWithPath: #filePath).deletingLastPathCo
         #expect(!plan.contains("hunter2") && !run.standardError.contains("hunter2"))
     }
 
+    /// What `eddy check` accepts but the runtime cannot run yet is refused by `eddy run` at the construct, before
+    /// anything connects; `eddy check` prints the graph.
+    @Test func eddyRunRefusesViewsOverViewsAndFiltersAtTheirPosition() throws {
+        let directory = try ScratchDirectory(prefix: "eddy-check")
+        defer { directory.remove() }
+        let source = "CREATE SOURCE s (user VARCHAR, event VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='127.0.0.1:1') FORMAT PLAIN ENCODE JSON;"
+        let cases: [(view: String, column: Int, message: String)] = [
+            ("CREATE MATERIALIZED VIEW b AS SELECT count, COUNT(*) AS users FROM a GROUP BY count;", 68, "view b reads view a: views over views are not run yet"),
+            ("CREATE MATERIALIZED VIEW b AS SELECT event, COUNT(*) FILTER (WHERE user = 'x') FROM s GROUP BY event;", 68, "FILTER (WHERE ...) on an aggregate is not supported by the runtime yet"),
+        ]
+        for (index, testCase) in cases.enumerated() {
+            let path = directory.path + "/p\(index).sql"
+            try [source, "CREATE MATERIALIZED VIEW a AS SELECT user, COUNT(*) FROM s GROUP BY user;", testCase.view]
+                .joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            let check = try EddyProcess.run(["check", path])
+            #expect(check.status == 0, "\(check.standardError)")
+            let run = try EddyProcess.run(["run", path, "--state-dir", directory.path + "/state\(index)", "--http", "off"], timeout: .seconds(30))
+            #expect(run.status != 0)
+            #expect(run.standardError.contains("\(path):3:\(testCase.column): \(index == 0 ? "" : "view b: ")\(testCase.message)"), "\(run.standardError)")
+        }
+    }
+
     @Test func errorsNameFileLineAndColumnAndExitOne() throws {
         let directory = try ScratchDirectory(prefix: "eddy-check")
         defer { directory.remove() }
