@@ -39,10 +39,12 @@ let package = Package(
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
 
+        // What is never printed (secret settings, URL passwords): one rule for the SQL, Kafka and log sides.
+        .target(name: "EddySecrets"),
         // Pure Swift: lexer, parser, AST, binder, catalog, errors with line:column.
-        .target(name: "EddySQL"),
+        .target(name: "EddySQL", dependencies: ["EddySecrets"]),
         // librdkafka: consumer, producer, dev broker (mock cluster), configuration.
-        .target(name: "EddyKafka", dependencies: ["CRdKafka", logging]),
+        .target(name: "EddyKafka", dependencies: ["CRdKafka", "EddySecrets", logging]),
         // hiredis: connections, pipelined commands, fenced epoch writes (the SQL binder parses redis:// URLs).
         .target(name: "EddyRedis", dependencies: ["CHiredis", logging]),
         // LMDB: state, offsets, epochs, format version, pipeline fingerprint.
@@ -64,11 +66,12 @@ let package = Package(
         .executableTarget(
             name: "eddy",
             dependencies: [
-                "EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", "EddyHTTP", argumentParser, logging,
+                "EddySQL", "EddySecrets", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", "EddyHTTP", argumentParser, logging,
                 metrics, prometheus, serviceLifecycle,
             ]
         ),
 
+        .testTarget(name: "EddySecretsTests", dependencies: ["EddySecrets"]),
         .testTarget(name: "EddySQLTests", dependencies: ["EddySQL", "EddyWorkload"]),
         .testTarget(name: "EddyKafkaTests", dependencies: ["EddyKafka", "EddyTestSupport"]),
         .testTarget(name: "EddyRedisTests", dependencies: ["EddyRedis", "EddyTestSupport"]),
@@ -78,7 +81,7 @@ let package = Package(
         .testTarget(name: "EddyHTTPTests", dependencies: ["EddyHTTP", "EddyTestSupport", "EddyWorkload", metrics, prometheus, serviceLifecycle, logging]),
         .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyWorkload", "EddyTestSupport", logging]),
         // Unit tests of the command line's own helpers (log formats), through `@testable import eddy`.
-        .testTarget(name: "EddyCommandTests", dependencies: ["eddy", logging]),
+        .testTarget(name: "EddyCommandTests", dependencies: ["eddy", "EddySecrets", logging]),
         // Runs the built `eddy` binary as a user would.
         .testTarget(name: "EddyCLITests", dependencies: ["EddyTestSupport", "EddyKafka", "EddyRedis", logging]),
     ],

@@ -1,3 +1,5 @@
+import EddySecrets
+
 /// Where a consumer starts reading a partition for which Eddy has no stored offset
 /// (`scan.startup.mode` of the SQL source).
 public enum KafkaStartupMode: Sendable, Equatable {
@@ -148,29 +150,13 @@ public struct KafkaProducerConfiguration: Sendable {
     public var maskedProperties: [(String, String)] { rdKafkaProperties.map(maskSecret) }
 }
 
-/// Whether a librdkafka property carries a secret inline: passwords and secrets, PEM strings (a private
-/// key in `ssl.key.pem`), `ssl_key…`, and OAUTHBEARER settings that may hold credentials. The SQL front end
-/// applies the same rule to `properties.*` (`KafkaSourceSettings.Property.isSecret(key:)`), which cannot
-/// share this function: EddySQL links no Kafka code.
-func isSecretProperty(_ key: String) -> Bool {
-    let key = key.lowercased()
-    return key.contains("password") || key.contains("secret") || key.contains(".pem") || key.contains("ssl_key")
-        || key.contains("oauthbearer.config") || key.contains("oauthbearer.extensions")
-}
-
 func maskSecret(_ property: (String, String)) -> (String, String) {
-    isSecretProperty(property.0) ? (property.0, "***") : property
+    Secrets.isSecretSetting(property.0) ? (property.0, Secrets.mask) : property
 }
 
-/// The values of `properties` that `isSecretProperty` marks secret (non-empty ones), for `maskingSecretValues`.
+/// The values of `properties` that are secret (non-empty ones), for `Secrets.maskingValues`.
 func secretValues(of properties: [(String, String)]) -> [String] {
-    properties.compactMap { key, value in isSecretProperty(key) && !value.isEmpty ? value : nil }
-}
-
-/// `text` with every occurrence of a secret value starred out: librdkafka's error and log lines are free text
-/// that could echo a setting, and they reach logs and error messages.
-func maskingSecretValues(_ secrets: [String], in text: String) -> String {
-    secrets.reduce(text) { masked, secret in masked.replacing(secret, with: "***") }
+    properties.compactMap { key, value in Secrets.isSecretSetting(key) && !value.isEmpty ? value : nil }
 }
 
 extension Duration {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EddySecrets
 import ArgumentParser
 import EddyEngine
 import Foundation
@@ -105,9 +106,9 @@ struct JSONLogHandler: LogHandler {
         line += "\"timestamp\":" + jsonString(utcTimestamp())
         line += ",\"level\":" + jsonString(event.level.rawValue)
         line += ",\"label\":" + jsonString(label)
-        line += ",\"message\":" + jsonString(maskingURLPasswords(event.message.description))
+        line += ",\"message\":" + jsonString(Secrets.maskingURLPasswords(event.message.description))
         line += ",\"source\":" + jsonString(event.source)
-        if let error = event.error { line += ",\"error\":" + jsonString(maskingURLPasswords("\(error)")) }
+        if let error = event.error { line += ",\"error\":" + jsonString(Secrets.maskingURLPasswords("\(error)")) }
         var flat: [(String, String)] = []
         for (key, value) in merged { flatten(key: key, value: value, into: &flat) }
         for (key, rendered) in flat.sorted(by: { $0.0 < $1.0 }) {
@@ -120,14 +121,14 @@ struct JSONLogHandler: LogHandler {
 
     /// Adds `key` (dotted for nested dictionaries) and its JSON rendering, masked when the key says secret.
     private func flatten(key: String, value: Logger.Metadata.Value, into flat: inout [(String, String)]) {
-        if isSecretKey(key) {
-            flat.append((key, jsonString(maskedValue)))
+        if Secrets.isSecretSetting(key) {
+            flat.append((key, jsonString(Secrets.mask)))
             return
         }
         switch value {
-        case .string(let text): flat.append((key, jsonString(maskingURLPasswords(text))))
-        case .stringConvertible(let convertible): flat.append((key, jsonString(maskingURLPasswords(convertible.description))))
-        case .array(let values): flat.append((key, "[" + values.map { jsonString(maskingURLPasswords(plainText($0))) }.joined(separator: ",") + "]"))
+        case .string(let text): flat.append((key, jsonString(Secrets.maskingURLPasswords(text))))
+        case .stringConvertible(let convertible): flat.append((key, jsonString(Secrets.maskingURLPasswords(convertible.description))))
+        case .array(let values): flat.append((key, "[" + values.map { jsonString(Secrets.maskingURLPasswords(plainText($0))) }.joined(separator: ",") + "]"))
         case .dictionary(let dictionary):
             for (inner, innerValue) in dictionary { flatten(key: key + "." + inner, value: innerValue, into: &flat) }
         }
@@ -166,45 +167,27 @@ struct MaskingLogHandler<Wrapped: LogHandler>: LogHandler {
         var merged = metadata
         if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
         masked.metadata = maskSecrets(merged)
-        masked.message = Logger.Message(stringLiteral: maskingURLPasswords(event.message.description))
+        masked.message = Logger.Message(stringLiteral: Secrets.maskingURLPasswords(event.message.description))
         wrapped.log(event: masked)
     }
-}
-
-private let maskedValue = "***"
-
-/// Whether a metadata key names something never to print.
-func isSecretKey(_ key: String) -> Bool {
-    let lowered = key.lowercased()
-    return lowered.contains("password") || lowered.contains("secret")
 }
 
 /// `metadata` with every value under a secret-sounding key replaced by `***`, at any depth.
 func maskSecrets(_ metadata: Logger.Metadata) -> Logger.Metadata {
     var result: Logger.Metadata = [:]
     for (key, value) in metadata {
-        if isSecretKey(key) {
-            result[key] = .string(maskedValue)
+        if Secrets.isSecretSetting(key) {
+            result[key] = .string(Secrets.mask)
             continue
         }
         switch value {
         case .dictionary(let inner): result[key] = .dictionary(maskSecrets(inner))
-        case .string(let text): result[key] = .string(maskingURLPasswords(text))
-        case .stringConvertible(let convertible): result[key] = .string(maskingURLPasswords(convertible.description))
-        case .array(let values): result[key] = .array(values.map { .string(maskingURLPasswords(plainText($0))) })
+        case .string(let text): result[key] = .string(Secrets.maskingURLPasswords(text))
+        case .stringConvertible(let convertible): result[key] = .string(Secrets.maskingURLPasswords(convertible.description))
+        case .array(let values): result[key] = .array(values.map { .string(Secrets.maskingURLPasswords(plainText($0))) })
         }
     }
     return result
-}
-
-/// `scheme://user:password@host` → `scheme://user:***@host`, for every URL in `text`. The password runs to
-/// the last '@' before whitespace, as Eddy's `redis.url` parser reads it: a password may hold '/', '?', ':'
-/// or '@' unescaped. Masking too much (a later '@' in the same word) is the safe way to be wrong.
-func maskingURLPasswords(_ text: String) -> String {
-    guard text.contains("://"), text.contains("@") else { return text }
-    return text.replacing(/(?<scheme>[A-Za-z][A-Za-z0-9+.\-]*:\/\/)(?<user>[^:@\/\s]*):(?<password>\S+)@/) { match in
-        "\(match.output.scheme)\(match.output.user):\(maskedValue)@"
-    }
 }
 
 private func plainText(_ value: Logger.Metadata.Value) -> String {

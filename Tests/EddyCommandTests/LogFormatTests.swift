@@ -1,3 +1,4 @@
+import EddySecrets
 import Foundation
 import Logging
 import Testing
@@ -109,7 +110,7 @@ struct LogFormatTests {
         ("redis://h:6379/0", "redis://h:6379/0"),
     ])
     func urlPasswordsWithSlashes(_ text: String, _ expected: String) {
-        #expect(maskingURLPasswords(text) == expected)
+        #expect(Secrets.maskingURLPasswords(text) == expected)
     }
 
     @Test("text: the wrapped handler only ever sees masked metadata")

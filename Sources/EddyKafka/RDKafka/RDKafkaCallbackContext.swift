@@ -1,4 +1,5 @@
 import CRdKafka
+import EddySecrets
 import Logging
 import Synchronization
 
@@ -51,7 +52,7 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
     /// down); what matters to the caller arrives as typed errors instead.
     func log(level: Int32, facility: String, message: String) {
         logger.debug(
-            "\(maskingSecretValues(shared.withLock { $0.secretValues }, in: message))",
+            "\(Secrets.maskingValues(shared.withLock { $0.secretValues }, in: message))",
             metadata: ["eddy.rdkafka.facility": "\(facility)", "eddy.rdkafka.syslog_level": "\(level)"]
         )
     }
@@ -65,7 +66,7 @@ final class RDKafkaCallbackContext: @unchecked Sendable {
         let now = ContinuousClock.now
         let isOperatorCause = Self.isAuthenticationOrTLSError(code, reason: rawReason)
         let (reason, logsAtErrorLevel) = shared.withLock { state in
-            let reason = maskingSecretValues(state.secretValues, in: rawReason)
+            let reason = Secrets.maskingValues(state.secretValues, in: rawReason)
             let error = KafkaError(code: .client, rdKafkaCode: code, reason: reason, isRetriable: !isFatal, isFatal: isFatal)
             state.lastClientError = error
             if isFatal { state.fatalError = error }

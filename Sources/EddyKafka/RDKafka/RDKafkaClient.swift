@@ -1,4 +1,5 @@
 import CRdKafka
+import EddySecrets
 import Logging
 
 /// Owns one `rd_kafka_t` (producer or consumer) and the callback context it points to.
@@ -33,7 +34,7 @@ final class RDKafkaClient: @unchecked Sendable {
             let result = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
             guard result == RD_KAFKA_CONF_OK else {
                 rd_kafka_conf_destroy(conf)
-                let shown = isSecretProperty(key) ? "***" : value
+                let shown = Secrets.isSecretSetting(key) ? Secrets.mask : value
                 throw KafkaError(
                     code: .invalidConfiguration,
                     reason: "Kafka property \(key)=\(shown): \(text())"

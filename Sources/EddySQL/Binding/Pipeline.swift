@@ -1,3 +1,5 @@
+import EddySecrets
+
 /// A pipeline file, parsed and bound: its sources, views, sinks and queries, every name resolved and
 /// every option checked. Built by `PipelineCompiler`.
 public struct Pipeline: Sendable {
@@ -59,17 +61,8 @@ public struct KafkaSourceSettings: Sendable, Equatable {
         public var isSecret: Bool { Self.isSecret(key: key) }
 
         /// Whether a librdkafka property (with or without the SQL's `properties.` prefix) carries a secret
-        /// inline, from librdkafka 2.0.2's CONFIGURATION.md: anything named `…password…` or `…secret…`
-        /// (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`, `sasl.oauthbearer.client.secret`),
-        /// PEM strings (`ssl.key.pem` is a private key; `ssl.certificate.pem` and `ssl.ca.pem` are public but
-        /// hidden alike), `ssl_key…`, and the OAUTHBEARER settings that may hold a token or credentials
-        /// (`sasl.oauthbearer.config`, `sasl.oauthbearer.extensions`). `SecretRanges` masks the same keys in the
-        /// source lines errors show.
-        public static func isSecret(key: String) -> Bool {
-            let key = key.lowercased()
-            return key.contains("password") || key.contains("secret") || key.contains(".pem") || key.contains("ssl_key")
-                || key.contains("oauthbearer.config") || key.contains("oauthbearer.extensions")
-        }
+        /// inline (`Secrets.isSecretSetting`). `SecretRanges` masks the same keys in the source lines errors show.
+        public static func isSecret(key: String) -> Bool { Secrets.isSecretSetting(key) }
     }
 
     /// `properties.bootstrap.server`: `host:port[,host:port…]`.
@@ -84,7 +77,7 @@ public struct KafkaSourceSettings: Sendable, Equatable {
 
     /// The properties with secrets replaced by `***`.
     public var maskedClientProperties: [Property] {
-        clientProperties.map { $0.isSecret ? Property(key: $0.key, value: "***") : $0 }
+        clientProperties.map { $0.isSecret ? Property(key: $0.key, value: Secrets.mask) : $0 }
     }
 }
 
