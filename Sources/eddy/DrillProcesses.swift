@@ -1,0 +1,198 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EddyRedis
+import Foundation
+import Logging
+
+/// The processes `eddy drill` runs — `eddy dev-broker`, `redis-server`, `eddy produce`, `eddy run`, `eddy query` —
+/// each in a session of its own (so a Ctrl-C at the terminal reaches only the drill, which stops them in
+/// order), with its output in a log file of the drill's scratch directory.
+///
+/// Not thread-safe: the drill's main loop alone starts, signals and reaps them.
+final class DrillProcesses {
+    /// A child that exited on its own or by a signal, with `waitpid`'s status decoded.
+    enum Exit: Equatable, CustomStringConvertible {
+        case status(Int32)
+        case signal(Int32)
+
+        var description: String {
+            switch self {
+            case .status(let code): "status \(code)"
+            case .signal(let number): "signal \(number)"
+            }
+        }
+    }
+
+    /// The scratch directory: logs, the daemon's state, manifests, Redis's working directory.
+    let directory: String
+    /// This binary, run again for the `eddy` children.
+    let eddy: String
+    /// Children not yet reaped, in start order, with their names.
+    private var running: [(pid: pid_t, name: String)] = []
+    private var exits: [pid_t: Exit] = [:]
+
+    init(directory: String) {
+        self.directory = directory
+        // /proc/self/exe rather than argv[0]: the drill may have been started through PATH or a relative path.
+        eddy = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    func logPath(_ name: String) -> String { directory + "/" + name + ".log" }
+
+    /// Starts `executable arguments` with `environment` added to the drill's own; stdout goes to `output` (or
+    /// the log), stderr is appended to `logPath(name)`.
+    func spawn(_ name: String, executable: String? = nil, _ arguments: [String], environment: [String: String] = [:], output: String? = nil) throws -> pid_t {
+        let executable = executable ?? eddy
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + variables).forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output ?? logPath(name), O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, logPath(name), O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        // The drill ignores SIGINT/SIGTERM (it handles them) and an ignored signal survives exec: children start
+        // with every signal at its default and none blocked, so that SIGTERM stops them.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        // POSIX_SPAWN_SETSID (glibc's 0x80, not imported into Swift): a session of its own.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | 0x80))
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, variables)
+        guard status == 0 else { throw DrillError(reason: "cannot start \(name) (\(executable)): \(String(cString: strerror(status)))") }
+        running.append((pid, name))
+        return pid
+    }
+
+    /// How `pid` exited, or nil while it runs (reaps it when it has exited).
+    func exit(of pid: pid_t) -> Exit? {
+        if let exit = exits[pid] { return exit }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        let exit: Exit = status & 0x7F == 0 ? .status((status >> 8) & 0xFF) : .signal(status & 0x7F)
+        exits[pid] = exit
+        running.removeAll { $0.pid == pid }
+        return exit
+    }
+
+    /// Waits up to `timeout` for `pid` to exit.
+    func waitForExit(_ pid: pid_t, timeout: Duration) -> Exit? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let exit = exit(of: pid) { return exit }
+            if ContinuousClock.now >= deadline { return nil }
+            usleep(2_000)
+        }
+    }
+
+    func send(_ signal: Int32, to pid: pid_t) { _ = kill(pid, signal) }
+
+    /// SIGTERM (and SIGCONT, in case it is stopped), then SIGKILL if it has not exited within `grace`.
+    @discardableResult
+    func stop(_ pid: pid_t, grace: Duration) -> Exit? {
+        guard exit(of: pid) == nil else { return exits[pid] }
+        send(SIGTERM, to: pid)
+        send(SIGCONT, to: pid)
+        if let exit = waitForExit(pid, timeout: grace) { return exit }
+        send(SIGKILL, to: pid)
+        return waitForExit(pid, timeout: .seconds(10))
+    }
+
+    /// Stops every child still running, the last started first (the daemon before Redis and the broker, so that
+    /// its final checkpoint still finds them).
+    func stopAll() {
+        for child in running.reversed() { stop(child.pid, grace: .seconds(child.name == "run" ? 15 : 5)) }
+    }
+
+    /// The last lines of a child's log, for error messages.
+    func logTail(_ name: String, lines: Int = 15) -> String {
+        let text = (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(lines).map { "  | " + $0 }.joined(separator: "\n")
+    }
+
+    // MARK: - The drill's children
+
+    /// `eddy dev-broker` with `topic` of `partitions` partitions; returns its pid and bootstrap address.
+    func startBroker(topic: String, partitions: Int) throws -> (pid: pid_t, bootstrap: String) {
+        let output = directory + "/dev-broker.out"
+        let pid = try spawn("dev-broker", ["dev-broker", "--topic", "\(topic):\(partitions)", "--exit-with-parent", String(getpid())], output: output)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline, exit(of: pid) == nil {
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first, text.contains("\n"), line.hasPrefix("bootstrap=") {
+                return (pid, String(line.dropFirst("bootstrap=".count)))
+            }
+            usleep(10_000)
+        }
+        throw DrillError(reason: "eddy dev-broker did not print its address:\n\(logTail("dev-broker"))")
+    }
+
+    /// Debian's `redis-server`, found on PATH or in /usr/bin, /usr/sbin.
+    static func redisServerExecutable() throws -> String {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin", "/usr/sbin"]
+        guard let found = path.map({ $0 + "/redis-server" }).first(where: { access($0, X_OK) == 0 }) else {
+            throw DrillError(reason: "redis-server is not installed: the drill runs a Redis of its own (apt-get install redis-server)")
+        }
+        return found
+    }
+
+    /// `redis-server` on 127.0.0.1:`port`, without persistence (every start is empty); returns once it answers.
+    func startRedis(port: Int) throws -> pid_t {
+        let redisDirectory = directory + "/redis"
+        try FileManager.default.createDirectory(atPath: redisDirectory, withIntermediateDirectories: true)
+        let pid = try spawn(
+            "redis", executable: try Self.redisServerExecutable(),
+            ["--port", String(port), "--bind", "127.0.0.1", "--dir", redisDirectory, "--save", "", "--appendonly", "no", "--daemonize", "no"])
+        let url = RedisURL(host: "127.0.0.1", port: port)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, exit(of: pid) == nil {
+            if let connection = try? RedisConnection.connect(url: url, connectTimeout: .milliseconds(200), commandTimeout: .seconds(1), logger: Logger(label: "eddy.drill")) {
+                connection.close()
+                return pid
+            }
+            usleep(10_000)
+        }
+        stop(pid, grace: .seconds(1))
+        throw DrillError(reason: "redis-server did not answer on 127.0.0.1:\(port):\n\(logTail("redis"))")
+    }
+
+    /// A loopback TCP port that was free a moment ago (the kernel picks it for a socket bound to port 0).
+    static func unusedLoopbackPort() -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                _ = bind(descriptor, pointer, length)
+                return getsockname(descriptor, pointer, &length)
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Runs `eddy arguments` to completion (killed after `timeout`); its exit and stdout.
+    func run(_ name: String, _ arguments: [String], timeout: Duration) throws -> (exit: Exit?, output: String) {
+        let output = directory + "/\(name).out"
+        let pid = try spawn(name, arguments, output: output)
+        let exit = waitForExit(pid, timeout: timeout) ?? stop(pid, grace: .seconds(1))
+        return (exit, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
+}
+
+/// Why the drill could not run (exit status 2), printed as one message.
+struct DrillError: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
+}
