@@ -191,8 +191,9 @@ final class DrillProcesses {
     }
 }
 
-/// Why the drill could not run (exit status 2), printed as one message.
+/// Why the drill could not run (exit status 2), or found the daemon gone (1), printed as one message.
 struct DrillError: Error, CustomStringConvertible {
     let reason: String
+    var status: Int32 = 2
     var description: String { reason }
 }

@@ -18,6 +18,7 @@ struct Eddy: AsyncParsableCommand {
             ProduceCommand.self,
             QueryCommand.self,
             VerifyCommand.self,
+            DrillCommand.self,
         ]
     )
 }

@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EddyRedis
+import Foundation
+import Logging
+
+/// One run of `eddy drill`: starts the children, produces in paced chunks, injects the schedule's faults one at a
+/// time (each once the pipeline recovered from the previous one), then checks the end result.
+struct DrillLoop {
+    /// Where the fault schedule stands.
+    private enum Phase {
+        /// Waiting `until` before injecting `fault`.
+        case waiting(until: ContinuousClock.Instant, fault: DrillFault)
+        /// A stop or pause in force until `liftAt`.
+        case active(index: Int, liftAt: ContinuousClock.Instant)
+        /// Lifted at `liftedAt`: waiting for Redis's total to pass `threshold` (the fault's report index, nil for
+        /// the start-up, when the drill waits for the daemon's first write).
+        case recovering(index: Int?, liftedAt: ContinuousClock.Instant, threshold: Int)
+        case done
+    }
+
+    /// How long a fault may take to recover before the drill records it as not recovered and goes on.
+    private static let recoveryBound: Duration = .seconds(30)
+    /// How far Redis may lag behind what was produced before the next chunk waits: well under what 8 partitions of
+    /// the dev broker keep (about 35 000 of these messages each), so that no unread message is ever dropped.
+    private static let maximumLagPerPartition = 12_000
+
+    private let command: DrillCommand
+    private let view: DrillSeedView
+    private let pipelinePath: String
+    private let processes: DrillProcesses
+    private var schedule: DrillSchedule
+    private let interrupted: StopFlag
+    private let started = ContinuousClock.now
+    private let redisPort: Int
+    private let brokers: String
+    private let monitor: DrillMonitor
+    private var redisProcess: pid_t
+    private var daemon: pid_t
+    private var phase: Phase = .done
+    private var faults: [DrillReport.Fault] = []
+    private var producer: (pid: pid_t, chunk: Int, manifest: String)?
+    private var chunks = 0
+    private var produced = 0
+    private var expected: [String: Int] = [:]
+    private var lastProgress = ContinuousClock.now
+    private let showsProgress = isatty(2) == 1
+
+    init(command: DrillCommand, view: DrillSeedView, pipelinePath: String, processes: DrillProcesses, schedule: DrillSchedule, interrupted: StopFlag) throws {
+        self.command = command
+        self.view = view
+        self.pipelinePath = pipelinePath
+        self.processes = processes
+        self.schedule = schedule
+        self.interrupted = interrupted
+        redisPort = DrillProcesses.unusedLoopbackPort()
+        redisProcess = try processes.startRedis(port: redisPort)
+        brokers = try processes.startBroker(topic: view.topic, partitions: command.partitions).bootstrap
+        monitor = DrillMonitor(url: RedisURL(host: "127.0.0.1", port: redisPort), keys: view.keys, started: started)
+        daemon = 0
+        daemon = try startDaemon()
+        phase = .recovering(index: nil, liftedAt: .now, threshold: 0)
+    }
+
+    private var elapsed: Double { (ContinuousClock.now - started) / .seconds(1) }
+
+    private func startDaemon() throws -> pid_t {
+        try processes.spawn(
+            "run", ["run", pipelinePath, "--state-dir", processes.directory + "/state", "--http", "off", "--checkpoint-interval", "0.2"],
+            environment: [DrillSeedView.brokersVariable: brokers, DrillSeedView.redisVariable: "redis://127.0.0.1:\(redisPort)"])
+    }
+
+    mutating func run() throws -> DrillReport {
+        while !(isDone && producer == nil) {
+            if interrupted.isSet { throw DrillError(reason: "interrupted; every child stopped") }
+            if let exit = processes.exit(of: daemon) {
+                throw DrillError(reason: "eddy run exited by itself (\(exit)); the end of its log:\n\(processes.logTail("run"))", status: 1)
+            }
+            try stepProduction(producing: !isDone)
+            try stepFaults()
+            showProgress()
+            usleep(2_000)
+        }
+        return try finish()
+    }
+
+    /// Every fault injected and recovered from (or given up on): production stops.
+    private var isDone: Bool { if case .done = phase { true } else { false } }
+
+    // MARK: - Load
+
+    /// Collects a finished chunk; starts the next one while `producing`, once Redis is close enough behind.
+    private mutating func stepProduction(producing: Bool) throws {
+        if let running = producer, let exit = processes.exit(of: running.pid) {
+            producer = nil
+            guard exit == .status(0), let data = FileManager.default.contents(atPath: running.manifest),
+                let manifest = try? JSONDecoder().decode(ProduceManifest.self, from: data), manifest.failed == 0, manifest.unacknowledged == 0
+            else {
+                throw DrillError(reason: "eddy produce (chunk \(running.chunk)) failed (\(exit)), so the expected result is unknown:\n\(processes.logTail("produce"))")
+            }
+            produced += manifest.total
+            expected.merge(manifest.events.filter { $0.value > 0 }, uniquingKeysWith: +)
+        }
+        let chunkSize = command.rate
+        let maximumLag = Self.maximumLagPerPartition * command.partitions
+        guard producing, producer == nil, monitor.snapshot.total >= produced + chunkSize - maximumLag else { return }
+        let manifest = processes.directory + "/manifest-\(chunks).json"
+        let pid = try processes.spawn(
+            "produce",
+            [
+                "produce", "--brokers", brokers, "--topic", view.topic, "--count", String(chunkSize), "--rate", String(command.rate),
+                "--seed", String(schedule.producerSeed(chunk: chunks)), "--manifest", manifest, "--exit-with-parent", String(getpid()),
+            ])
+        producer = (pid, chunks, manifest)
+        chunks += 1
+    }
+
+    // MARK: - Faults
+
+    private mutating func stepFaults() throws {
+        let now = ContinuousClock.now
+        switch phase {
+        case .waiting(let until, let fault) where now >= until:
+            try inject(fault)
+        case .active(let index, let liftAt) where now >= liftAt:
+            if faults[index].kind == .daemonStop { processes.send(SIGCONT, to: daemon) }
+            phase = .recovering(index: index, liftedAt: now, threshold: thresholds[index])
+        case .recovering(let index, let liftedAt, let threshold):
+            let recovered = monitor.snapshot.total > threshold
+            guard recovered || now - liftedAt > Self.recoveryBound else { return }
+            if let index, recovered { faults[index].recoverySeconds = (now - liftedAt) / .seconds(1) }
+            scheduleNext()
+        default:
+            break
+        }
+    }
+
+    /// Redis's total just before each fault.
+    private var thresholds: [Int] = []
+
+    private mutating func scheduleNext() {
+        let limit = command.faults ?? (command.duration == nil ? 24 : Int.max)
+        let outOfTime = command.duration.map { elapsed >= $0 } ?? false
+        guard faults.count < limit, !outOfTime, let fault = schedule.next() else {
+            phase = .done
+            return
+        }
+        phase = .waiting(until: .now + fault.delay, fault: fault)
+    }
+
+    private mutating func inject(_ fault: DrillFault) throws {
+        let index = faults.count
+        thresholds.append(monitor.snapshot.total)
+        faults.append(DrillReport.Fault(kind: fault.kind, atSeconds: elapsed, lengthSeconds: fault.length / .seconds(1)))
+        switch fault.kind {
+        case .daemonKill:
+            processes.send(SIGKILL, to: daemon)
+            guard processes.waitForExit(daemon, timeout: .seconds(10)) != nil else { throw DrillError(reason: "eddy run survived kill -9 for 10 s") }
+            daemon = try startDaemon()
+        case .daemonStop:
+            processes.send(SIGSTOP, to: daemon)
+        case .redisRestartEmpty:
+            try monitor.forgetValues {
+                // SHUTDOWN's connection closes without a reply: the error is expected.
+                _ = try? redisConnection().command("SHUTDOWN", "NOSAVE")
+                if processes.waitForExit(redisProcess, timeout: .seconds(5)) == nil { processes.stop(redisProcess, grace: .seconds(1)) }
+                usleep(UInt32(fault.length / .microseconds(1)))
+                redisProcess = try processes.startRedis(port: redisPort)
+            }
+        case .redisPauseWrites:
+            let milliseconds = max(1, Int(fault.length / .milliseconds(1)))
+            _ = try redisConnection().command("CLIENT", "PAUSE", String(milliseconds), "WRITE")
+        }
+        phase = fault.length > .zero && fault.kind != .redisRestartEmpty
+            ? .active(index: index, liftAt: .now + fault.length)
+            : .recovering(index: index, liftedAt: .now, threshold: thresholds[index])
+    }
+
+    private func redisConnection() throws -> RedisConnection {
+        do {
+            return try RedisConnection.connect(
+                url: RedisURL(host: "127.0.0.1", port: redisPort), connectTimeout: .seconds(2), commandTimeout: .seconds(2), logger: Logger(label: "eddy.drill"))
+        } catch {
+            throw DrillError(reason: "the drill's Redis on 127.0.0.1:\(redisPort) does not answer: \(error.reason)\n\(processes.logTail("redis"))")
+        }
+    }
+
+    private mutating func showProgress() {
+        guard showsProgress, ContinuousClock.now - lastProgress >= .milliseconds(250) else { return }
+        lastProgress = .now
+        let byKind = DrillFaultKind.allCases.map { kind in "\(kind.rawValue) \(faults.filter { $0.kind == kind }.count)" }.joined(separator: ", ")
+        let line = String(format: "%.1f s", elapsed) + " | faults \(faults.count) (\(byKind)) | produced \(produced) | Redis total \(monitor.snapshot.total)"
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+    }
+
+    // MARK: - The end
+
+    /// Waits until Redis holds the expected values, then compares Redis and `eddy query` with them.
+    private mutating func finish() throws -> DrillReport {
+        let expectedRedis = Dictionary(uniqueKeysWithValues: expected.map { (view.key(for: $0.key), $0.value) })
+        let deadline = ContinuousClock.now + .seconds(60)
+        while monitor.snapshot.values != expectedRedis && ContinuousClock.now < deadline {
+            if interrupted.isSet { throw DrillError(reason: "interrupted; every child stopped") }
+            showProgress()
+            usleep(10_000)
+        }
+        if showsProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        let seen = monitor.finish()
+        var differences: [DrillReport.Difference] = []
+        for key in Set(expectedRedis.keys).union(seen.values.keys).sorted() where expectedRedis[key] != seen.values[key] {
+            differences.append(.init(place: "redis", key: key, expected: expectedRedis[key], found: seen.values[key]))
+        }
+        let query = try processes.run(
+            "query", ["query", "--state-dir", processes.directory + "/state", "--format", "csv", view.query], timeout: .seconds(60))
+        guard query.exit == .status(0) else {
+            throw DrillError(reason: "eddy query failed (\(query.exit.map(String.init(describing:)) ?? "timed out")):\n\(processes.logTail("query"))", status: 1)
+        }
+        // CSV: a header, then `event,count` rows.
+        var rows: [String: Int] = [:]
+        for line in query.output.split(whereSeparator: \.isNewline).dropFirst() {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            if fields.count == 2, let count = Int(fields[1]) { rows[String(fields[0])] = count }
+        }
+        for event in Set(expected.keys).union(rows.keys).sorted() where expected[event] != rows[event] {
+            differences.append(.init(place: "eddy query", key: event, expected: expected[event], found: rows[event]))
+        }
+        return DrillReport(
+            seed: schedule.seed, pipeline: pipelinePath, seconds: elapsed, faults: faults, messagesProduced: produced,
+            messagesCounted: seen.total, decreases: seen.decreases, monitorPolls: seen.polls, differences: differences,
+            notCovered: [
+                "crash points compiled into the daemon", "Redis out of memory", "broker faults (down, leader moved, fetch errors)",
+                "a second writer", "a build with the fence disabled",
+            ])
+    }
+}
