@@ -17,9 +17,13 @@ set -euo pipefail
 set +m  # no job control: see start() below
 # Signals blocked by whoever started the script (seen: a Swift program spawning it from a Dispatch thread,
 # which blocks nearly all) would reach neither its traps nor redis-server, and bash does not unblock them:
-# start again with them unblocked (env resets them to their default handling, which a blocked signal had).
-if (( 16#$(sed -n 's/^SigBlk:[[:space:]]*//p' /proc/$$/status) & (1 << 0 | 1 << 1 | 1 << 12 | 1 << 14) )); then
-    exec env --default-signal=HUP,INT,PIPE,TERM bash "$0" "$@"
+# start again with them unblocked (env resets them to their default handling and unblocks them). The mask is
+# read by bash itself: inside a command substitution bash briefly blocks SIGINT, so `$(sed … /proc/$$/status)`
+# would see it blocked at random and start again forever. Once is enough in any case (EDDY_DEMO_RESTARTED).
+blocked=0
+while read -r field value; do [ "$field" = SigBlk: ] && blocked=$value; done < /proc/$$/status
+if [ -z "${EDDY_DEMO_RESTARTED:-}" ] && (( 16#$blocked & (1 << 0 | 1 << 1 | 1 << 12 | 1 << 14) )); then
+    EDDY_DEMO_RESTARTED=1 exec env --default-signal=HUP,INT,PIPE,TERM bash "$0" "$@"
 fi
 cd "$(dirname "$0")/.."
 source ops/demo-children.sh

@@ -140,10 +140,9 @@ private final class MonotonicityMonitor: @unchecked Sendable {
         if copyFullyAcknowledged {
             // The copy writes ahead of the stopped daemon's last write.
             #expect(eventually(timeout: .seconds(60)) { redisTotal() == produced }, "\(second.standardError.suffix(1500))")
-        } else {
-            // The copy is behind Redis: it must wait until it has consumed as far.
-            #expect(second.waitForOutput(containing: "another writer is active on this sink", timeout: .seconds(30)), "\(second.standardError.suffix(1500))")
         }
+        // (A copy behind Redis waits until it has consumed as far, and says so, when its sink reads the marker before
+        // its checkpoints have passed it: a race with consumption, so not asserted here; SinkStateMachineTests do.)
         first.send(SIGCONT)
         try produce(10_000, seed: 3)
 
