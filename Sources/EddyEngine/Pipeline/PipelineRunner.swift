@@ -192,6 +192,9 @@ public final class PipelineRunner: Sendable {
             consumedPerPartition: [Int](repeating: 0, count: partitionCount))
         let renderers = sinkBindings.map { SinkRenderer(sink: $0.sink, plan: plans[$0.view]) }
         var highWatermarks = [Int64](repeating: -1, count: partitionCount)
+        let schedule = CheckpointSchedule(
+            interval: options.checkpointInterval, catchUpInterval: options.maxCheckpointInterval,
+            dirtyGroupLimit: options.checkpointDirtyGroups, catchUpBacklog: options.catchUpBacklog)
 
         func checkpointNow() throws {
             var dirtyCount = 0
@@ -261,7 +264,8 @@ public final class PipelineRunner: Sendable {
                 publishStatistics()
                 lastPublished = now
             }
-            if (now - lastCheckpoint >= options.checkpointInterval || hot.dirtyCount >= options.checkpointDirtyGroups) && checkpointThread.isIdle {
+            let backlog = CheckpointSchedule.backlog(nextOffsets: hot.nextOffsets, highWatermarks: highWatermarks, targets: catchUpTargets)
+            if schedule.isDue(elapsed: now - lastCheckpoint, dirtyGroups: hot.dirtyCount, backlog: backlog) && checkpointThread.isIdle {
                 try checkpointNow()
                 lastCheckpoint = now
             }
@@ -370,8 +374,9 @@ public final class PipelineRunner: Sendable {
             hooks: .init(
                 renderFullView: { try render(countingCollisions: true) },
                 recordAcknowledged: { progress in _ = try store.recordAcknowledged(sink: sinkName, epoch: progress.epoch, offsets: progress.offsets) },
-                didWrite: { epoch, keys, duration in
+                didWrite: { [logger] epoch, keys, duration in
                     statistics.sinkWrote(sink: sinkName, epoch: epoch, keys: keys, duration: duration)
+                    logger.debug("sink wrote", metadata: ["eddy.sink": "\(sinkName)", "eddy.epoch": "\(epoch)", "eddy.keys": "\(keys)", "eddy.duration": "\(duration)"])
                 },
                 didFail: { error in statistics.sinkFailed(sink: sinkName, error: "\(error)") },
                 otherWriterAhead: { ahead in statistics.sinkOtherWriter(sink: sinkName, ahead: ahead) },
