@@ -1,7 +1,8 @@
 // swift-tools-version:6.1
 // Benchmarks live in their own package so the harness (ordo-one/benchmark, simdjson) stays out of the
 // main build and CI. Run from this folder: `swift package benchmark` (hot path, with malloc counts),
-// `swift run -c release ConsumerBenchmark` (consumer vs kcat) and `swift run -c release RedisSinkBenchmark`
+// `swift run -c release ConsumerBenchmark` (consumer vs kcat) and `swift run -c release KeysCurve` (the daemon at 5…1M group keys vs the floor),
+// `swift run -c release RedisSinkBenchmark`
 // (fenced epoch writes vs redis-benchmark). Every speed is reported as a ratio against a reference
 // measured in the same run.
 import Foundation
@@ -27,6 +28,17 @@ let package = Package(
                 .product(name: "EddyTestSupport", package: eddy),
             ],
             path: "ConsumerBenchmark"
+        ),
+        // The keys curve (issue 13): `eddy run` on a view grouped by user at 5…1M distinct users, against the floor.
+        .executableTarget(
+            name: "KeysCurve",
+            dependencies: [
+                .product(name: "EddyKafka", package: eddy),
+                .product(name: "EddyRedis", package: eddy),
+                .product(name: "EddyTestSupport", package: eddy),
+                .product(name: "EddyWorkload", package: eddy),
+            ],
+            path: "KeysCurve"
         ),
         // RedisEpochWriter's fenced epochs against redis-benchmark's pipelined SETs on one redis-server.
         .executableTarget(

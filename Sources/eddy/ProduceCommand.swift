@@ -13,7 +13,7 @@ struct ProduceCommand: ParsableCommand {
         commandName: "produce",
         abstract: "Generate user-behaviour events into a Kafka topic.",
         discussion: """
-            One JSON object per message, {"event_timestamp": "YYYY-MM-DD HH:MM:SS", "user": "...", "page": "...", "event": "..."}, with about 1000 fake logins, about 100 pages and one of click, scroll, submit, download, focus.
+            One JSON object per message, {"event_timestamp": "YYYY-MM-DD HH:MM:SS", "user": "...", "page": "...", "event": "..."}, with about 1000 fake logins (--users), about 100 pages and one of click, scroll, submit, download, focus.
 
             Messages have no key; they go round-robin over the partitions. Stops after --count messages, or on SIGINT/SIGTERM; then waits for the broker to acknowledge everything sent (up to 30 s, but only 1 s more after SIGINT/SIGTERM), gives up on what is still unacknowledged, writes the manifest, and fails if any message was not delivered or was given up. Prints progress on stderr every 5 seconds and a summary at the end.
             """
@@ -37,6 +37,9 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: "Seed of the users, pages and events (default: from the clock). The same seed gives the same stream.")
     var seed: UInt64?
 
+    @Option(help: "Distinct user logins to draw from (default 1000, as the original). Benchmarks use it to vary the number of groups of a view grouped by user.")
+    var users: Int = 1000
+
     @Option(help: "Write round-robin to partitions 0..<P of the topic (P at most its partition count). Default: round-robin over all of its partitions, so each gets the same share (librdkafka's sticky partitioner would fill one partition at a time, and the dev broker drops the oldest messages of an overfull partition).")
     var partitions: Int?
 
@@ -52,6 +55,7 @@ struct ProduceCommand: ParsableCommand {
     func validate() throws {
         if let count, count < 0 { throw ValidationError("--count must be 0 or more, not \(count)") }
         guard messagesPerSecond.isFinite, messagesPerSecond >= 0 else { throw ValidationError("--rate must be a number of messages per second, 0 or more") }
+        guard users >= 1, users <= 10_000_000 else { throw ValidationError("--users must be in 1...10000000, not \(users)") }
         if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, not \(partitions)") }
         guard connectTimeout > 0, connectTimeout <= 600 else { throw ValidationError("--connect-timeout must be in (0, 600] seconds") }
         guard !topic.isEmpty else { throw ValidationError("--topic must not be empty") }
@@ -80,7 +84,7 @@ struct ProduceCommand: ParsableCommand {
         }
 
         let seed = self.seed ?? UInt64(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds ^ UInt64(getpid()))
-        var generator = UserEventGenerator(seed: seed)
+        var generator = UserEventGenerator(seed: seed, userCount: users)
         var loop = ProduceLoop(rate: messagesPerSecond, count: count, partitions: Int32(partitions ?? topicPartitions))
         let started = ContinuousClock.now
         var runError: Error?

@@ -45,6 +45,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("checkpoint-interval"), help: "Seconds between checkpoints (durable LMDB commit, then Redis).")
     var checkpointInterval: Double = 1
 
+    @Option(name: .customLong("max-checkpoint-interval"), help: "Seconds one checkpoint may cover at most while eddy is catching up with a backlog (default 10 × --checkpoint-interval): a key touched throughout the backlog is then written once per long checkpoint, not every interval. Once caught up --checkpoint-interval holds.")
+    var maxCheckpointInterval: Double?
+
     @Option(name: .customLong("max-pending-epochs"), help: "Pause consuming while a sink is more than this many checkpoints behind (a sink's sink.max_pending_epochs overrides it).")
     var maxPendingEpochs: Int = 8
 
@@ -70,6 +73,9 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard checkpointInterval > 0, checkpointInterval <= 3600 else { throw ValidationError("--checkpoint-interval must be in (0, 3600] seconds") }
+        if let maxCheckpointInterval, !(maxCheckpointInterval >= checkpointInterval && maxCheckpointInterval <= 3600) {
+            throw ValidationError("--max-checkpoint-interval must be from --checkpoint-interval (\(checkpointInterval)) to 3600 seconds")
+        }
         guard maxPendingEpochs >= 1 else { throw ValidationError("--max-pending-epochs must be at least 1") }
         guard maximumStateMiB >= 1 else { throw ValidationError("--max-state-size must be at least 1 MiB") }
         guard maximumMessageBytes >= 64 else { throw ValidationError("--max-message-size must be at least 64 bytes") }
@@ -90,6 +96,7 @@ struct RunCommand: AsyncParsableCommand {
         let pipeline = try loadPipeline(file)
         var options = PipelineOptions(stateDirectory: stateDirectory)
         options.checkpointInterval = .milliseconds(Int64(checkpointInterval * 1000))
+        options.maxCheckpointInterval = maxCheckpointInterval.map { .milliseconds(Int64($0 * 1000)) }
         options.maxPendingEpochs = UInt64(maxPendingEpochs)
         options.maximumStateBytes = maximumStateMiB << 20
         options.decoderLimits.maxMessageBytes = maximumMessageBytes

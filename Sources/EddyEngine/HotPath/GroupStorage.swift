@@ -204,6 +204,15 @@ struct GroupState {
         }
     }
 
+    /// The `index`th dirty group, in the order they first changed (`index < dirtyCount`).
+    func dirtyGroup(at index: Int) -> Int { Int(dirtyList[index]) }
+
+    /// Clears the dirty set.
+    mutating func clearDirty() {
+        for index in 0..<dirtyCount { dirtyFlags[Int(dirtyList[index])] = false }
+        dirtyCount = 0
+    }
+
     /// The dirty groups in the order they first changed; clears the set.
     mutating func takeDirty() -> [Int] {
         let taken = (0..<dirtyCount).map { Int(dirtyList[$0]) }

@@ -13,8 +13,29 @@ extension GroupTable {
 
     /// Replaces `state` with the encoded aggregate state of `group`.
     public mutating func encodeState(ofGroup group: Int, into state: inout [UInt8]) {
-        precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
         state.removeAll(keepingCapacity: true)
+        appendState(ofGroup: group, to: &state)
+    }
+
+    /// Appends every dirty group's storage key (`keyBytes`) and encoded state (`encodeState`) to `delta`, in
+    /// the order the groups first changed, and clears the dirty set: the barrier's hand-over. Copies bytes
+    /// only; once `delta` has grown it allocates nothing (keys over 511 bytes aside).
+    mutating func takeDirty(into delta: inout BarrierDelta) {
+        let state = uniqueState()
+        for index in 0..<state.pointee.dirtyCount {
+            let group = state.pointee.dirtyGroup(at: index)
+            if let storageKey = longStorageKeys[group] {
+                storageKey.withUnsafeBufferPointer { key in delta.append(key: key) { appendState(ofGroup: group, to: &$0) } }
+            } else {
+                delta.append(key: state.pointee.key(group)) { appendState(ofGroup: group, to: &$0) }
+            }
+        }
+        state.pointee.clearDirty()
+    }
+
+    /// Appends the encoded aggregate state of `group` to `state`.
+    mutating func appendState(ofGroup group: Int, to state: inout [UInt8]) {
+        precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
         state.append(Self.stateVersion)
         if longStorageKeys[group] != nil {
             state.append(Self.longKeyFlag)

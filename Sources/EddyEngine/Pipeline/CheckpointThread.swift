@@ -2,14 +2,21 @@ import EddyState
 import Foundation
 import Logging
 
-/// One checkpoint, prepared on the hot path: everything the store and the sinks need, already encoded.
+/// One checkpoint, handed over by the hot path: the groups each view changed (key and state bytes, copied
+/// flat), and the offsets and epoch they belong to. The checkpoint thread does the rest: store puts, sink pairs.
 struct CheckpointRequest: Sendable {
     var epoch: UInt64
     var offsets: [(TopicPartition, Int64)]
-    /// Per view (by index into the store handles): encoded group key and encoded aggregate state.
-    var entries: [[(key: [UInt8], state: [UInt8])]]
-    /// Per sink: the rendered Redis pairs of the dirty groups.
-    var sinkPairs: [[SinkStateMachine.Pair]]
+    /// Per view (by index into the store handles): its changed groups.
+    var deltas: [BarrierDelta]
+}
+
+/// How a sink's pairs are made from a checkpoint: the renderer of its view, the view's index, and where
+/// groups that render to one key are reported.
+struct SinkRendering: Sendable {
+    var view: Int
+    var renderer: SinkRenderer
+    var reportCollisions: @Sendable (Int) -> Void
 }
 
 /// Commits checkpoints on its own thread (an fsync must not stall the hot path), then hands each committed
@@ -19,6 +26,8 @@ final class CheckpointThread: @unchecked Sendable {
     private let store: CheckpointStore
     private let views: [ViewHandle]
     private let sinks: [SinkDriver]
+    /// Per sink, in `sinks`' order.
+    private let renderings: [SinkRendering]
     private let statistics: PipelineStatistics
     private let logger: Logger
     /// Held while committing, and while a sink reads the whole view for a re-send, so that the re-send sees
@@ -32,11 +41,18 @@ final class CheckpointThread: @unchecked Sendable {
     private var finished = false
     private var failure: (any Error)?
     private var thread: JoinableThread?
+    /// The deltas of the last committed checkpoint, emptied, for the hot path to fill again.
+    private var spareDeltas: [BarrierDelta] = []
 
-    init(store: CheckpointStore, views: [ViewHandle], sinks: [SinkDriver], statistics: PipelineStatistics, logger: Logger) {
+    init(
+        store: CheckpointStore, views: [ViewHandle], sinks: [SinkDriver], renderings: [SinkRendering], statistics: PipelineStatistics,
+        logger: Logger
+    ) {
+        precondition(sinks.count == renderings.count, "one rendering per sink")
         self.store = store
         self.views = views
         self.sinks = sinks
+        self.renderings = renderings
         self.statistics = statistics
         self.logger = logger
     }
@@ -57,6 +73,17 @@ final class CheckpointThread: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return failure
+    }
+
+    /// Empty deltas for the next barrier, one per view: those of the last committed checkpoint (their capacity
+    /// kept), so that a warm barrier allocates nothing. Call only when `isIdle`.
+    func takeSpareDeltas() -> [BarrierDelta] {
+        condition.lock()
+        var deltas = spareDeltas
+        spareDeltas = []
+        condition.unlock()
+        if deltas.count != views.count { deltas = Array(repeating: BarrierDelta(), count: views.count) }
+        return deltas
     }
 
     /// Queues `request`; call only when `isIdle`.
@@ -89,12 +116,17 @@ final class CheckpointThread: @unchecked Sendable {
         condition.lock()
         while true {
             while request == nil && !stopping { condition.wait() }
-            guard let next = request, failure == nil else { break }
+            guard var next = request, failure == nil else { break }
             request = nil
             busy = true
             condition.unlock()
             let outcome = Result { try commit(next) }
+            // Hand the deltas back emptied (uniquely held once `next` lets go, so emptying keeps their storage).
+            var deltas = next.deltas
+            next.deltas = []
+            for index in deltas.indices { deltas[index].removeAll() }
             condition.lock()
+            spareDeltas = deltas
             busy = false
             if case .failure(let error) = outcome {
                 failure = error
@@ -109,17 +141,31 @@ final class CheckpointThread: @unchecked Sendable {
 
     private func commit(_ request: CheckpointRequest) throws {
         let started = ContinuousClock.now
+        // The sinks' pairs, rendered here rather than on the hot path: each view's changed groups restored into
+        // a table of their own (the same decoding as a restart), then rendered as a full view would be.
+        var sinkPairs = [[SinkStateMachine.Pair]](repeating: [], count: sinks.count)
+        var tables: [Int: GroupTable] = [:]
+        for (index, rendering) in renderings.enumerated() {
+            let delta = request.deltas[rendering.view]
+            if delta.isEmpty { continue }
+            let table = try tables[rendering.view] ?? rendering.renderer.plan.table { body in try delta.forEach(body) }
+            tables[rendering.view] = table
+            var collisions = 0
+            sinkPairs[index] = try rendering.renderer.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
+            if collisions > 0 { rendering.reportCollisions(collisions) }
+        }
+        tables.removeAll()
         // The sinks learn of the epoch under the same lock: a sink re-sending the whole view (which reads the
         // checkpoint under this lock) must never see an epoch it has not been handed yet.
         let summary = try commitLock.withLock {
             let summary = try store.commit(epoch: request.epoch, offsets: request.offsets) { writer in
-                for (viewIndex, entries) in request.entries.enumerated() {
-                    for entry in entries { try writer.put(view: views[viewIndex], key: entry.key, value: entry.state) }
+                for (viewIndex, delta) in request.deltas.enumerated() {
+                    try delta.forEach { key, state throws(StateError) in try writer.put(view: views[viewIndex], key: key, value: state) }
                 }
             }
             let offsets = Dictionary(request.offsets, uniquingKeysWith: { _, last in last })
             for (index, sink) in sinks.enumerated() {
-                sink.checkpointCommitted(SinkProgress(epoch: request.epoch, form: sink.form, offsets: offsets), pairs: request.sinkPairs[index])
+                sink.checkpointCommitted(SinkProgress(epoch: request.epoch, form: sink.form, offsets: offsets), pairs: sinkPairs[index])
             }
             return summary
         }

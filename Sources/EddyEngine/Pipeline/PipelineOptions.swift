@@ -9,6 +9,12 @@ public struct PipelineOptions: Sendable {
     public var checkpointInterval: Duration = .seconds(1)
     /// A checkpoint is taken sooner when this many groups are dirty, to bound one transaction's size.
     public var checkpointDirtyGroups = 100_000
+    /// The longest one epoch may run while the consumer is catching up (`--max-checkpoint-interval`; nil: 10×
+    /// `checkpointInterval`). Longer epochs during a backlog write a key touched throughout it once per epoch,
+    /// not once per `checkpointInterval`; once caught up `checkpointInterval` holds.
+    public var maxCheckpointInterval: Duration?
+    /// Messages behind the partitions' ends beyond which the consumer counts as catching up.
+    public var catchUpBacklog: Int64 = 100_000
     /// Consumption pauses while a sink is more than this many epochs behind (`sink.max_pending_epochs` of a
     /// sink overrides it).
     public var maxPendingEpochs: UInt64 = 8

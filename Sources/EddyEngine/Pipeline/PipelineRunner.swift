@@ -136,7 +136,13 @@ public final class PipelineRunner: Sendable {
                 binding.sink, form: sinkForms[index], plan: plans[binding.view], handle: viewHandles[binding.view], store: store,
                 checkpoint: checkpoint, commitLock: checkpointThreadBox)
         }
-        let checkpointThread = CheckpointThread(store: store, views: viewHandles, sinks: drivers, statistics: statistics, logger: logger)
+        let renderings = sinkBindings.map { binding in
+            SinkRendering(
+                view: binding.view, renderer: SinkRenderer(sink: binding.sink, plan: plans[binding.view]),
+                reportCollisions: { [self] collisions in reportKeyCollisions(collisions, sink: binding.sink.name) })
+        }
+        let checkpointThread = CheckpointThread(
+            store: store, views: viewHandles, sinks: drivers, renderings: renderings, statistics: statistics, logger: logger)
         checkpointThreadBox.value = checkpointThread
         checkpointThread.start()
         drivers.forEach { $0.start() }
@@ -190,37 +196,24 @@ public final class PipelineRunner: Sendable {
         var hot = HotLoop(
             aggregators: restored, nextOffsets: partitions.map { startOffsets[$0] ?? -1 },
             consumedPerPartition: [Int](repeating: 0, count: partitionCount))
-        let renderers = sinkBindings.map { SinkRenderer(sink: $0.sink, plan: plans[$0.view]) }
         var highWatermarks = [Int64](repeating: -1, count: partitionCount)
+        let schedule = CheckpointSchedule(
+            interval: options.checkpointInterval, catchUpInterval: options.maxCheckpointInterval,
+            dirtyGroupLimit: options.checkpointDirtyGroups, catchUpBacklog: options.catchUpBacklog)
 
-        func checkpointNow() throws {
-            var dirtyCount = 0
-            var entries: [[(key: [UInt8], state: [UInt8])]] = []
-            var sinkPairs = [[SinkStateMachine.Pair]](repeating: [], count: drivers.count)
-            for viewIndex in hot.aggregators.indices {
-                let dirty = hot.aggregators[viewIndex].table.takeDirty()
-                dirtyCount += dirty.count
-                var viewEntries: [(key: [UInt8], state: [UInt8])] = []
-                viewEntries.reserveCapacity(dirty.count)
-                for group in dirty {
-                    var state: [UInt8] = []
-                    hot.aggregators[viewIndex].table.encodeState(ofGroup: group, into: &state)
-                    viewEntries.append((hot.aggregators[viewIndex].table.keyBytes(ofGroup: group), state))
-                }
-                entries.append(viewEntries)
-                for (sinkIndex, binding) in sinkBindings.enumerated() where binding.view == viewIndex {
-                    var collisions = 0
-                    sinkPairs[sinkIndex] = try renderers[sinkIndex].pairs(of: hot.aggregators[viewIndex].table, groups: dirty, collisions: &collisions)
-                    reportKeyCollisions(collisions, sink: binding.sink.name)
-                }
-            }
-            guard dirtyCount > 0 || hot.nextOffsets != checkpointedOffsets else { return }
+        // The barrier: copy each view's changed groups (key and state bytes) into the deltas the checkpoint
+        // thread handed back, and go back to consuming; encoding for the store and rendering for the sinks
+        // happen on the checkpoint thread. Call only when it is idle.
+        func checkpointNow() {
+            guard hot.dirtyCount > 0 || hot.nextOffsets != checkpointedOffsets else { return }
+            var deltas = checkpointThread.takeSpareDeltas()
+            for viewIndex in hot.aggregators.indices { hot.aggregators[viewIndex].table.takeDirty(into: &deltas[viewIndex]) }
             var offsets: [(TopicPartition, Int64)] = []
             for partition in 0..<partitionCount where hot.nextOffsets[partition] >= 0 {
                 offsets.append((TopicPartition(topic: topic, partition: Int32(partition)), hot.nextOffsets[partition]))
             }
             epoch += 1
-            checkpointThread.submit(CheckpointRequest(epoch: epoch, offsets: offsets, entries: entries, sinkPairs: sinkPairs))
+            checkpointThread.submit(CheckpointRequest(epoch: epoch, offsets: offsets, deltas: deltas))
             checkpointedOffsets = hot.nextOffsets
             statistics.checkpointSubmitted(epoch: epoch)
         }
@@ -240,7 +233,7 @@ public final class PipelineRunner: Sendable {
 
         // Record where every partition starts before reading anything: a crash before the first regular
         // checkpoint must not make the restart resolve scan.startup.mode again (latest would skip messages).
-        try checkpointNow()
+        checkpointNow()
         checkpointThread.waitUntilIdle()
         if let error = checkpointThread.error { throw error }
 
@@ -261,8 +254,9 @@ public final class PipelineRunner: Sendable {
                 publishStatistics()
                 lastPublished = now
             }
-            if (now - lastCheckpoint >= options.checkpointInterval || hot.dirtyCount >= options.checkpointDirtyGroups) && checkpointThread.isIdle {
-                try checkpointNow()
+            let backlog = CheckpointSchedule.backlog(nextOffsets: hot.nextOffsets, highWatermarks: highWatermarks, targets: catchUpTargets)
+            if schedule.isDue(elapsed: now - lastCheckpoint, dirtyGroups: hot.dirtyCount, backlog: backlog) && checkpointThread.isIdle {
+                checkpointNow()
                 lastCheckpoint = now
             }
 
@@ -298,7 +292,7 @@ public final class PipelineRunner: Sendable {
         logger.info("stopping: final checkpoint and sink flush")
         checkpointThread.waitUntilIdle()
         if let error = checkpointThread.error { throw error }
-        try checkpointNow()
+        checkpointNow()
         checkpointThread.waitUntilIdle()
         if let error = checkpointThread.error { throw error }
         publishStatistics()
@@ -370,8 +364,9 @@ public final class PipelineRunner: Sendable {
             hooks: .init(
                 renderFullView: { try render(countingCollisions: true) },
                 recordAcknowledged: { progress in _ = try store.recordAcknowledged(sink: sinkName, epoch: progress.epoch, offsets: progress.offsets) },
-                didWrite: { epoch, keys, duration in
+                didWrite: { [logger] epoch, keys, duration in
                     statistics.sinkWrote(sink: sinkName, epoch: epoch, keys: keys, duration: duration)
+                    logger.debug("sink wrote", metadata: ["eddy.sink": "\(sinkName)", "eddy.epoch": "\(epoch)", "eddy.keys": "\(keys)", "eddy.duration": "\(duration)"])
                 },
                 didFail: { error in statistics.sinkFailed(sink: sinkName, error: "\(error)") },
                 otherWriterAhead: { ahead in statistics.sinkOtherWriter(sink: sinkName, ahead: ahead) },

@@ -6,6 +6,8 @@ struct SinkRenderer: Sendable {
     let plan: ViewPlan
     /// The plan without HAVING, to name the keys of groups HAVING removed (upsert sinks delete them).
     private let keyPlan: ViewPlan
+    /// Seeds the hash of the collision check, so that crafted keys cannot aim at one slot.
+    private let keySeed = UInt64.random(in: 0...UInt64.max)
 
     init(sink: Sink, plan: ViewPlan) {
         self.sink = sink
@@ -24,10 +26,27 @@ struct SinkRenderer: Sendable {
     /// over a deletion, and `collisions` counts the keys so shared.
     func pairs(of table: GroupTable, groups: some Sequence<Int>, collisions: inout Int) throws(EngineError) -> [SinkStateMachine.Pair] {
         var pairs: [SinkStateMachine.Pair] = []
-        var indexByKey: [[UInt8]: Int] = [:]
+        pairs.reserveCapacity(groups.underestimatedCount)
+        // The keys seen, in one flat table (entry i is the key of pairs[keyIndices[i]]): no dictionary of byte
+        // arrays, whose hashing went byte by byte through Swift's Hasher.
+        var keys = ByteSetTable(expectedCount: max(16, groups.underestimatedCount))
+        var keyIndices: [Int] = []
+        var emptyKeyIndex: Int?
         func add(_ pair: SinkStateMachine.Pair) {
-            guard let index = indexByKey[pair.key] else {
-                indexByKey[pair.key] = pairs.count
+            let index: Int
+            if pair.key.isEmpty {
+                // An empty array has no buffer to hash; at most one key is empty.
+                index = emptyKeyIndex ?? -1
+                if index < 0 { emptyKeyIndex = pairs.count }
+            } else {
+                index = pair.key.withUnsafeBufferPointer { key in
+                    let hash = KeyHasher.hash(key.baseAddress.unsafelyUnwrapped, count: key.count, seed: keySeed)
+                    let found = keys.find(key.baseAddress.unsafelyUnwrapped, count: key.count, hash: hash)
+                    if found < 0 { keyIndices.append(pairs.count); _ = keys.insertNew(UnsafeRawBufferPointer(key), hash: hash) }
+                    return found < 0 ? -1 : keyIndices[found]
+                }
+            }
+            guard index >= 0 else {
                 pairs.append(pair)
                 return
             }

@@ -140,7 +140,9 @@ public struct SinkStateMachine: Sendable {
     /// Redis' marker when it was found ahead of this daemon's checkpoints: no write until they reach it.
     public private(set) var waitingFor: SinkProgress?
     private var state: State = .connecting
-    private var pending: [Bytes: (value: Bytes?, epoch: UInt64)] = [:]
+    private var pending: [PendingKey: (value: Bytes?, epoch: UInt64)] = [:]
+    /// Seeds the pending keys' hash, so that crafted keys cannot aim at one bucket.
+    private let keySeed = UInt64.random(in: 0...UInt64.max)
     private var failedAttempts = 0
     /// Set when the dirty keys since Redis' values are unknown: the whole view is written next.
     private var needsFullView: Bool
@@ -226,7 +228,7 @@ public struct SinkStateMachine: Sendable {
     public mutating func checkpointCommitted(_ progress: SinkProgress, pairs: some Sequence<Pair>) -> Action {
         precondition(progress.epoch > committed.epoch, "checkpoint epoch \(progress.epoch) is not after \(committed.epoch)")
         committed = progress
-        for pair in pairs { pending[pair.key] = (pair.value, progress.epoch) }
+        for pair in pairs { pending[pendingKey(pair.key)] = (pair.value, progress.epoch) }
         if case .idle = state { return nextWrite() }
         return .none
     }
@@ -285,7 +287,10 @@ public struct SinkStateMachine: Sendable {
         if write.isWholeView {
             needsFullView = true
         } else {
-            for pair in write.pairs where pending[pair.key] == nil { pending[pair.key] = (pair.value, write.progress.epoch) }
+            for pair in write.pairs {
+                let key = pendingKey(pair.key)
+                if pending[key] == nil { pending[key] = (pair.value, write.progress.epoch) }
+            }
         }
     }
 
@@ -325,10 +330,27 @@ public struct SinkStateMachine: Sendable {
         // An epoch with no dirty keys (every message filtered or bad) still moves the marker, so that
         // acknowledgement, backpressure and restarts see one rule.
         guard !pending.isEmpty || acknowledgedEpoch < committed.epoch else { return .none }
-        let pairs = pending.map { Pair(key: $0.key, value: $0.value.value) }
+        let pairs = pending.map { Pair(key: $0.key.bytes, value: $0.value.value) }
         pending.removeAll(keepingCapacity: true)
         let write = Write(progress: committed, pairs: pairs, isWholeView: false, base: acknowledged)
         state = .writing(write)
         return .write(write)
     }
+
+    private func pendingKey(_ bytes: Bytes) -> PendingKey {
+        let hash = bytes.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress.map { KeyHasher.hash($0, count: buffer.count, seed: keySeed) } ?? keySeed
+        }
+        return PendingKey(bytes: bytes, hash: hash)
+    }
+}
+
+/// A key waiting to be written: its bytes, and their hash computed once as one word (a `[UInt8]` key hashes
+/// through Swift's `Hasher` one byte at a time, which dominated coalescing at many keys).
+private struct PendingKey: Hashable {
+    let bytes: [UInt8]
+    let hash: UInt64
+
+    static func == (lhs: PendingKey, rhs: PendingKey) -> Bool { lhs.hash == rhs.hash && lhs.bytes == rhs.bytes }
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 }

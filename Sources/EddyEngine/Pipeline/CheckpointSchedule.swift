@@ -1,0 +1,47 @@
+/// When the hot path closes an epoch: every `interval` while caught up (freshness), but while the consumer is
+/// far behind the partitions' end an epoch may run up to `catchUpInterval`, so that a group touched throughout a
+/// backlog is written to LMDB and Redis once per long epoch rather than once per second. Either way an epoch
+/// closes as soon as `dirtyGroupLimit` groups are dirty (it bounds one transaction's size and the barrier's
+/// work). Only when an epoch closes changes, never what it holds: exactness is the same either way.
+struct CheckpointSchedule: Sendable, Equatable {
+    /// The configured interval (`--checkpoint-interval`): the one that holds once caught up.
+    var interval: Duration
+    /// The longest an epoch may run while catching up (`--max-checkpoint-interval`); at least `interval`.
+    var catchUpInterval: Duration
+    /// Dirty groups that close an epoch at once.
+    var dirtyGroupLimit: Int
+    /// Messages behind the partitions' ends beyond which the consumer counts as catching up.
+    var catchUpBacklog: Int64
+
+    init(interval: Duration, catchUpInterval: Duration? = nil, dirtyGroupLimit: Int, catchUpBacklog: Int64) {
+        precondition(interval > .zero, "the checkpoint interval must be positive")
+        self.interval = interval
+        self.catchUpInterval = max(interval, catchUpInterval ?? interval * 10)
+        self.dirtyGroupLimit = dirtyGroupLimit
+        self.catchUpBacklog = catchUpBacklog
+    }
+
+    /// Whether to close the epoch now.
+    ///
+    /// - Parameters:
+    ///   - elapsed: time since the last checkpoint.
+    ///   - dirtyGroups: groups changed since then.
+    ///   - backlog: messages between the consumer's positions and the partitions' ends, as last known.
+    func isDue(elapsed: Duration, dirtyGroups: Int, backlog: Int64) -> Bool {
+        if dirtyGroups >= dirtyGroupLimit { return true }
+        return elapsed >= (isCatchingUp(backlog: backlog) ? catchUpInterval : interval)
+    }
+
+    func isCatchingUp(backlog: Int64) -> Bool { backlog > catchUpBacklog }
+
+    /// The messages still to read: per partition, the end (the larger of its last known high watermark and
+    /// `targets`, the ends at start) minus the next offset; a partition whose position is unknown counts 0.
+    static func backlog(nextOffsets: [Int64], highWatermarks: [Int64], targets: [Int64]) -> Int64 {
+        var total: Int64 = 0
+        for index in nextOffsets.indices where nextOffsets[index] >= 0 {
+            let end = max(index < highWatermarks.count ? highWatermarks[index] : -1, index < targets.count ? targets[index] : -1)
+            total += max(0, end - nextOffsets[index])
+        }
+        return total
+    }
+}

@@ -1,0 +1,56 @@
+import Testing
+
+@testable import EddyEngine
+
+@Suite struct BarrierDeltaTests {
+    func makeView() -> Aggregator {
+        Aggregator(schema: AggregatorTests.wide, groupBy: [0], aggregates: AggregatorTests.everyAggregate, filter: nil)
+    }
+
+    /// The delta holds, for each dirty group in the order it first changed, what `keyBytes` and `encodeState`
+    /// give; taking it clears the dirty set.
+    @Test func holdsEachDirtyGroupsKeyAndStateInOrder() throws {
+        var view = makeView()
+        let long = String(repeating: "x", count: 700)  // a key over LMDB's limit: its storage key goes in the delta
+        for message in AggregatorTests.wideMessages + [#"{"g": "\#(long)", "n": 1}"#] { view.apply(message) }
+        var expected: [(key: [UInt8], state: [UInt8])] = []
+        var reference = view
+        for group in reference.table.takeDirty() {
+            var state: [UInt8] = []
+            reference.table.encodeState(ofGroup: group, into: &state)
+            expected.append((reference.table.keyBytes(ofGroup: group), state))
+        }
+        #expect(expected.count >= 3)
+
+        var delta = BarrierDelta()
+        view.table.takeDirty(into: &delta)
+        #expect(view.table.dirtyCount == 0)
+        var entries: [(key: [UInt8], state: [UInt8])] = []
+        delta.forEach { key, state in entries.append((Array(key), Array(state))) }
+        #expect(entries.map(\.key) == expected.map(\.key))
+        #expect(entries.map(\.state) == expected.map(\.state))
+        #expect(entries.contains { $0.key.first == GroupKey.longMarker })
+
+        // What a restart makes of it is the same view.
+        var restored = makeView()
+        try delta.forEach { key, state in _ = try restored.table.restoreGroup(key: Array(key), state: Array(state)) }
+        #expect(try restored.table.results() == view.table.results())
+    }
+
+    /// Emptied and filled again with no more entries than before, the delta keeps its storage: a warm barrier
+    /// allocates nothing per group.
+    @Test func reusedItKeepsItsStorage() {
+        var view = makeView()
+        for message in AggregatorTests.wideMessages { view.apply(message) }
+        var delta = BarrierDelta()
+        view.table.takeDirty(into: &delta)
+        let first = delta.count
+        let bytes = delta.bytes.withUnsafeBufferPointer { $0.baseAddress }
+        delta.removeAll()
+        #expect(delta.isEmpty)
+        for message in AggregatorTests.wideMessages { view.apply(message) }
+        view.table.takeDirty(into: &delta)
+        #expect(delta.count == first)
+        #expect(delta.bytes.withUnsafeBufferPointer { $0.baseAddress } == bytes)
+    }
+}
