@@ -150,6 +150,7 @@ func runDaemon(pipeline: String, directory: String, redis: RedisTestServer, expe
             break
         }
         guard process.isRunning else { fail("eddy run exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
+        guard now() - started < 600 else { process.terminate(); fail("eddy run did not catch up in 600 s; its log: \(log)") }
         usleep(1_000)
     }
     // The CPU of the whole run, threads included, up to its exit: the last sample before the process is reaped.
@@ -199,24 +200,39 @@ func runDaemon(pipeline: String, directory: String, redis: RedisTestServer, expe
     return DaemonRun(caughtUp: caughtUp, stopped: stopped, residentBytes: resident, checkpoints: checkpoints, sinkWrites: writes)
 }
 
+/// The floor, retried when the consumer stalls: against the mock cluster an in-process consumer sometimes stops
+/// receiving partway (seen here with both the old and the new daemon's broker, with and without EOF reports).
 func floorConsumer(bootstrap: String, partitions: Int) throws -> Usage {
+    for attempt in 1...4 {
+        if let usage = try floorConsumerAttempt(bootstrap: bootstrap, partitions: partitions) { return usage }
+        FileHandle.standardError.write(Data("KeysCurve: the floor consumer stalled (attempt \(attempt)); again\n".utf8))
+    }
+    fail("the floor consumer stalled four times")
+}
+
+func floorConsumerAttempt(bootstrap: String, partitions: Int) throws -> Usage? {
     var configuration = KafkaConsumerConfiguration(bootstrapServers: bootstrap, topic: "keys")
     configuration.startupMode = .earliest
-    configuration.reportsPartitionEOF = true
     let cpuBefore = selfCPU()
     let started = now()
     let consumer = try KafkaConsumer.make(configuration: configuration)
     try consumer.assign(partitions: Array(0..<Int32(partitions)))
     var received = 0
-    var finished = Set<Int32>()
     var checksum: UInt8 = 0
-    while finished.count < partitions {
+    // Done at the known count; no message for 5 s is a stall.
+    var lastProgress = now()
+    var lastReceived = 0
+    while received < messageCount {
+        if received != lastReceived {
+            lastReceived = received
+            lastProgress = now()
+        } else if now() - lastProgress > 5 {
+            consumer.close()
+            return nil
+        }
         try consumer.consumeBatch(maxMessages: 10_000, timeout: .milliseconds(100)) { batch in
             for index in 0..<batch.count {
-                if batch.isError(at: index) {
-                    if case .partitionEOF(let partition, let offset)? = batch.error(at: index), offset > 0 { finished.insert(partition) }
-                    continue
-                }
+                if batch.isError(at: index) { continue }
                 checksum ^= batch.payload(at: index).last ?? 0  // touch the bytes, as a decoder would
                 received += 1
             }
