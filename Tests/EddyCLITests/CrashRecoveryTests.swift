@@ -246,7 +246,9 @@ private final class MonotonicityMonitor: @unchecked Sendable {
                 line.split(separator: " ").first { $0.hasPrefix("eddy.epoch=") }.flatMap { UInt64($0.dropFirst("eddy.epoch=".count)) }
             }
         }
-        #expect(restoredEpochs.count == kills)
+        // A kill can land before a daemon has even restored (Redis may reach the kill's target from the previous
+        // daemon's writes), so not every restart logs it.
+        #expect(restoredEpochs.count <= kills && restoredEpochs.count >= kills / 2, "epochs restored: \(restoredEpochs)")
         #expect(restoredEpochs == restoredEpochs.sorted())
         #expect(restoredEpochs.filter { $0 > 0 }.count >= kills / 2, "epochs restored: \(restoredEpochs)")
 
@@ -256,7 +258,9 @@ private final class MonotonicityMonitor: @unchecked Sendable {
         let expectedCSV = "event,count\r\n" + manifest.events.sorted { $0.key < $1.key }.map { "\($0.key),\($0.value)\r\n" }.joined()
         #expect(query.standardOutput == expectedCSV)
 
-        // ...and the daemon stops cleanly on SIGTERM.
+        // ...and the daemon stops cleanly on SIGTERM, once it runs (Redis may have been exact since before it started:
+        // the previous daemon can have written everything before its kill).
+        #expect(daemon.waitForOutput(containing: "consuming", timeout: .seconds(60)), "\(daemon.standardError.suffix(2000))")
         daemon.send(SIGTERM)
         #expect(daemon.waitForExit(timeout: .seconds(15)) == 0, "\(daemon.standardError.suffix(2000))")
         #expect(daemon.standardError.contains("stopped"))

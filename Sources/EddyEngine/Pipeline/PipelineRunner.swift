@@ -161,7 +161,10 @@ public final class PipelineRunner: Sendable {
         }
         var bounds: [Int32: (low: Int64, high: Int64)] = [:]
         for partition in partitions {
-            guard !stop.isRequested else { return }  // nothing consumed yet: nothing to checkpoint
+            guard !stop.isRequested else {  // nothing consumed yet: nothing to checkpoint
+                logger.info("stopped during start-up, before consuming anything")
+                return
+            }
             bounds[partition] = try consumer.watermarks(partition: partition, timeout: options.kafkaConnectTimeout)
         }
         var startOffsets = try consumer.concreteStartOffsets(partitions: partitions, stored: stored, bounds: bounds)
