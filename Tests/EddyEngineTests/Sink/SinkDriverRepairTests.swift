@@ -93,7 +93,7 @@ private final class RedisMonitor: @unchecked Sendable {
                     $0.reads += 1
                     $0.decreases += found.prefix(max(0, 20 - $0.decreases.count))
                 }
-                Thread.sleep(forTimeInterval: 0.002)
+                Thread.sleep(forTimeInterval: 0.002)  // the sampling period of a monitor, not a wait for a condition
             }
         }
         thread.start()
