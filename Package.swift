@@ -54,8 +54,8 @@ let package = Package(
         // The dataflow's pure core (DESIGN §2): batches of changes, operators over them, their state encodings.
         // No I/O, no threads.
         .target(name: "EddyDataflow", dependencies: ["EddySQL"]),
-        // Row decoding, aggregation, epochs, sink coordination, the pipeline runner.
-        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyKafka", "EddyRedis", "EddyState", logging, metrics]),
+        // Row decoding, aggregation on the hot path, the dataflow graph, epochs, sink coordination, the pipeline runner.
+        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyDataflow", "EddyKafka", "EddyRedis", "EddyState", logging, metrics]),
         // HTTP side (Hummingbird): /metrics, /healthz, /readyz, views and status as JSON, the dashboard.
         // Sees only plain Codable documents through `EddyHTTPDataSource`, never the engine.
         .target(name: "EddyHTTP", dependencies: [hummingbird, prometheus, serviceLifecycle, logging]),

@@ -20,6 +20,7 @@ if [ "${1:-}" = test ]; then
         libsimdjson-dev  # reference decoder for the hot-path benchmark
         chromium         # headless browser: the dashboard test loads the page and takes a screenshot
         fonts-dejavu-core  # a font for that screenshot (a bare machine has none)
+        python3          # the SQL tests' oracle: its sqlite3 module computes the same views in batch
     )
 fi
 

@@ -346,6 +346,12 @@ public final class CheckpointStore: Sendable {
         try core.withSnapshot { snapshot in try snapshot.forEach(view.database, body) }
     }
 
+    /// Calls `body` with one snapshot of the last checkpoint, for point reads (`CheckpointSnapshot`); the same
+    /// rules as `forEachEntry` apply (no writes from inside `body`).
+    public func withSnapshot<Result>(_ body: (borrowing CheckpointSnapshot) throws -> Result) throws -> Result {
+        try core.withSnapshot { transaction in try body(CheckpointSnapshot(transaction: transaction, environmentID: core.environmentID)) }
+    }
+
     /// Sizes and counts for metrics and logs, as of the last checkpoint.
     public func statistics() throws(StateError) -> StateStatistics {
         let checkpoint = try loadCheckpoint()

@@ -10,6 +10,27 @@ public struct ViewHandle: Hashable, Sendable, CustomStringConvertible {
     public var description: String { name }
 }
 
+/// Reads view entries from one snapshot of the last checkpoint (`CheckpointStore.withSnapshot`); valid only
+/// inside the closure it is passed to.
+public struct CheckpointSnapshot: ~Copyable {
+    let transaction: LMDBReadTransaction
+    let environmentID: ObjectIdentifier
+
+    /// Calls `body` with the value stored under `key` in `view` (borrowed: valid only during the call), or nil.
+    public func withValue<Result>(
+        view: ViewHandle, key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> Result
+    ) throws -> Result {
+        precondition(view.environmentID == environmentID, "view handle '\(view.name)' belongs to another store")
+        return try transaction.withValue(view.database, key: key, body)
+    }
+
+    /// Calls `body` with every entry of `view` in key order (buffers borrowed, as `withValue`'s).
+    public func forEachEntry(view: ViewHandle, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+        precondition(view.environmentID == environmentID, "view handle '\(view.name)' belongs to another store")
+        try transaction.forEach(view.database, body)
+    }
+}
+
 /// Puts and deletes view entries inside one checkpoint's write transaction (`CheckpointStore.commit`).
 ///
 /// Valid only inside the `writes` closure it is passed to; the closure may be run more than once (after the

@@ -39,14 +39,14 @@ struct QueryCommand: ParsableCommand {
         }
         let checkpoint = try store.loadCheckpoint()
         var views: [View] = []
-        var sources: [String: Source] = [:]
+        var pipelines: [String: Pipeline] = [:]
         for (name, definition) in checkpoint.viewDefinitions.sorted(by: { $0.key < $1.key }) {
             let compiled = PipelineCompiler.compile(text: definition, file: "\(stateDirectory) (view \(name))", environment: ProcessInfo.processInfo.environment)
-            guard let pipeline = compiled.pipeline, let view = pipeline.view(named: name), let source = pipeline.source(named: view.sourceName) else {
+            guard let pipeline = compiled.pipeline, let view = pipeline.view(named: name) else {
                 throw QueryError(reason: "the definition of view '\(name)' recorded in \(stateDirectory) does not compile: \(compiled.errors.first?.message ?? "unknown error")")
             }
             views.append(view)
-            sources[name] = source
+            pipelines[name] = pipeline
         }
         guard !views.isEmpty else {
             throw QueryError(reason: "\(stateDirectory) records no views yet (has `eddy run` checkpointed there?)")
@@ -56,11 +56,9 @@ struct QueryCommand: ParsableCommand {
             for error in errors { printToStandardError(error.description) }
             throw ExitCode.failure
         }
-        let view = views.first { $0.name == compiled.viewName }!
-        let plan = try ViewPlan(view: view, source: sources[view.name]!)
-        let handle = try store.view(named: view.name)
-        let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
-        let rows = compiled.run(on: try plan.outputRows(of: table))
+        // The view's definition compiles with the views it reads: their graph reads it from the checkpoint.
+        let graph = try DataflowGraph(pipeline: pipelines[compiled.viewName]!)
+        let rows = compiled.run(on: try graph.rows(ofView: graph.index(ofView: compiled.viewName)!, in: store))
         print(ResultTable(columns: compiled.columns.map(\.name), rows: rows).rendered(as: ResultTable.Format(rawValue: format)!), terminator: "")
     }
 }

@@ -7,14 +7,21 @@ import Logging
 struct CheckpointRequest: Sendable {
     var epoch: UInt64
     var offsets: [(TopicPartition, Int64)]
-    /// Per view (by index into the store handles): its changed groups.
+    /// Per view aggregated on the hot path (in `DataflowGraph.sourcePlans`' order): its changed groups.
     var deltas: [BarrierDelta]
 }
 
-/// How a sink's pairs are made from a checkpoint: the renderer of its view, the view's index, and where
+/// How a sink's pairs are made from a checkpoint: the renderer of its view, what it renders, and where
 /// groups that render to one key are reported.
 struct SinkRendering: Sendable {
-    var view: Int
+    enum Input: Sendable {
+        /// The changed groups of a source view: the index of its delta in the request.
+        case groups(delta: Int)
+        /// The changes of a derived view: its index in the graph.
+        case changes(view: Int)
+    }
+
+    var input: Input
     var renderer: SinkRenderer
     var reportCollisions: @Sendable (Int) -> Void
 }
@@ -24,7 +31,10 @@ struct SinkRendering: Sendable {
 /// meanwhile and submits them with the next epoch.
 final class CheckpointThread: @unchecked Sendable {
     private let store: CheckpointStore
+    /// The state of each view aggregated on the hot path, in the order of the requests' deltas.
     private let views: [ViewHandle]
+    /// The derived views; only this thread touches it once started.
+    private var cascade: Cascade
     private let sinks: [SinkDriver]
     /// Per sink, in `sinks`' order.
     private let renderings: [SinkRendering]
@@ -45,12 +55,13 @@ final class CheckpointThread: @unchecked Sendable {
     private var spareDeltas: [BarrierDelta] = []
 
     init(
-        store: CheckpointStore, views: [ViewHandle], sinks: [SinkDriver], renderings: [SinkRendering], statistics: PipelineStatistics,
-        logger: Logger
+        store: CheckpointStore, views: [ViewHandle], cascade: Cascade, sinks: [SinkDriver], renderings: [SinkRendering],
+        statistics: PipelineStatistics, logger: Logger
     ) {
         precondition(sinks.count == renderings.count, "one rendering per sink")
         self.store = store
         self.views = views
+        self.cascade = cascade
         self.sinks = sinks
         self.renderings = renderings
         self.statistics = statistics
@@ -141,17 +152,27 @@ final class CheckpointThread: @unchecked Sendable {
 
     private func commit(_ request: CheckpointRequest) throws {
         let started = ContinuousClock.now
-        // The sinks' pairs, rendered here rather than on the hot path: each view's changed groups restored into
-        // a table of their own (the same decoding as a restart), then rendered as a full view would be.
+        // The derived views' changes, from the source views' changed groups and the last checkpoint's rows.
+        if !cascade.isEmpty {
+            try store.withSnapshot { snapshot in try cascade.propagate(deltas: request.deltas, snapshot: snapshot) }
+        }
+        // The sinks' pairs, rendered here rather than on the hot path: a source view's changed groups restored
+        // into a table of their own (the same decoding as a restart), then rendered as a full view would be; a
+        // derived view's changes as they are.
         var sinkPairs = [[SinkStateMachine.Pair]](repeating: [], count: sinks.count)
         var tables: [Int: GroupTable] = [:]
         for (index, rendering) in renderings.enumerated() {
-            let delta = request.deltas[rendering.view]
-            if delta.isEmpty { continue }
-            let table = try tables[rendering.view] ?? rendering.renderer.plan.table { body in try delta.forEach(body) }
-            tables[rendering.view] = table
             var collisions = 0
-            sinkPairs[index] = try rendering.renderer.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
+            switch rendering.input {
+            case .groups(let deltaIndex):
+                let delta = request.deltas[deltaIndex]
+                if delta.isEmpty { continue }
+                let table = try tables[deltaIndex] ?? rendering.renderer.plan!.table { body in try delta.forEach(body) }
+                tables[deltaIndex] = table
+                sinkPairs[index] = try rendering.renderer.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
+            case .changes(let view):
+                sinkPairs[index] = rendering.renderer.pairs(of: cascade.changes[view]!, collisions: &collisions)
+            }
             if collisions > 0 { rendering.reportCollisions(collisions) }
         }
         tables.removeAll()
@@ -161,6 +182,13 @@ final class CheckpointThread: @unchecked Sendable {
             let summary = try store.commit(epoch: request.epoch, offsets: request.offsets) { writer in
                 for (viewIndex, delta) in request.deltas.enumerated() {
                     try delta.forEach { key, state throws(StateError) in try writer.put(view: views[viewIndex], key: key, value: state) }
+                }
+                for write in cascade.stateWrites {
+                    if let value = write.value {
+                        try writer.put(view: write.view, key: write.key, value: value)
+                    } else {
+                        try writer.delete(view: write.view, key: write.key)
+                    }
                 }
             }
             let offsets = Dictionary(request.offsets, uniquingKeysWith: { _, last in last })

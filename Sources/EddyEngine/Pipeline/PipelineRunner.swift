@@ -20,8 +20,11 @@ public final class PipelineRunner: Sendable {
     public let statistics: PipelineStatistics
     private let logger: Logger
     private let source: Source
+    /// Every view, as the engine runs it.
+    public let graph: DataflowGraph
+    /// The views aggregated on the hot path, in the order of the hot loop's aggregators.
     private let plans: [ViewPlan]
-    /// Per sink: the index of its view in `plans`, and the sink.
+    /// Per sink: the index of its view in the graph, and the sink.
     private let sinkBindings: [(view: Int, sink: Sink)]
     /// The open store while running, for reads from other threads (HTTP, tests).
     private let openStore = Mutex<CheckpointStore?>(nil)
@@ -32,18 +35,11 @@ public final class PipelineRunner: Sendable {
         self.pipeline = pipeline
         self.options = options
         self.logger = logger
-        guard !pipeline.views.isEmpty else {
-            throw EngineError(.unsupported, "the pipeline defines no materialized view: there is nothing to run")
-        }
-        let sourceNames = Set(pipeline.views.map(\.sourceName))
-        guard sourceNames.count == 1, let sourceName = sourceNames.first, let source = pipeline.source(named: sourceName) else {
-            throw EngineError(.unsupported, "views read from \(sourceNames.sorted().joined(separator: ", ")): Eddy runs the views of one source per pipeline for now")
-        }
-        self.source = source
-        var plans: [ViewPlan] = []
-        for view in pipeline.views { plans.append(try ViewPlan(view: view, source: source)) }
-        self.plans = plans
-        sinkBindings = pipeline.sinks.map { sink in (pipeline.views.firstIndex { $0.name == sink.viewName }!, sink) }
+        let graph = try DataflowGraph(pipeline: pipeline)
+        self.graph = graph
+        source = graph.source
+        plans = graph.sourcePlans.map(\.plan)
+        sinkBindings = pipeline.sinks.map { sink in (graph.index(ofView: sink.viewName)!, sink) }
         statistics = PipelineStatistics(sinks: pipeline.sinks.map { ($0.name, $0.viewName) })
     }
 
@@ -55,11 +51,9 @@ public final class PipelineRunner: Sendable {
     /// A view's rows from the last committed checkpoint, read in a snapshot without disturbing the pipeline.
     /// Nil when the view is unknown or the pipeline is not running.
     public func checkpointedRows(view name: String) throws -> (columns: [OutputColumn], rows: [[SQLValue]], epoch: UInt64)? {
-        guard let plan = plans.first(where: { $0.view.name == name }), let store = openStore.withLock({ $0 }) else { return nil }
+        guard let index = graph.index(ofView: name), let store = openStore.withLock({ $0 }) else { return nil }
         let epoch = try store.loadCheckpoint().epoch
-        let handle = try store.view(named: name)
-        let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
-        return (plan.view.outputColumns, try plan.outputRows(of: table), epoch)
+        return (graph.views[index].outputColumns, try graph.rows(ofView: index, in: store), epoch)
     }
 
     /// Whether every sink is connected and its last attempt succeeded.
@@ -78,7 +72,7 @@ public final class PipelineRunner: Sendable {
             options: .init(maximumMapSize: options.maximumStateBytes, logger: logger))
         // Offsets are shared by all views: a view the state has never seen would count only what comes after them.
         let before = try store.loadCheckpoint()
-        let newViews = plans.map(\.view.name).filter { before.viewFingerprints[$0] == nil }
+        let newViews = graph.views.map(\.name).filter { before.viewFingerprints[$0] == nil }
         if !newViews.isEmpty && before.offsets.keys.contains(where: { $0.topic == source.kafka.topic }) && !options.allowNewViews {
             throw EngineError(.pipelineChanged, """
                 view \(newViews.map { "'\($0)'" }.joined(separator: ", ")) is new, but \(options.stateDirectory) already holds \
@@ -88,18 +82,19 @@ public final class PipelineRunner: Sendable {
                 """)
         }
         let validation = try store.validatePipeline(
-            fingerprints: Dictionary(uniqueKeysWithValues: plans.map { ($0.view.name, $0.fingerprint) }),
-            definitions: Dictionary(uniqueKeysWithValues: plans.map { ($0.view.name, $0.view.selfContainedDefinition(source: source)) }))
+            fingerprints: Dictionary(uniqueKeysWithValues: graph.views.indices.map { (graph.views[$0].name, graph.fingerprint(ofView: $0)) }),
+            definitions: Dictionary(uniqueKeysWithValues: graph.views.indices.map { (graph.views[$0].name, graph.selfContainedDefinition(ofView: $0)) }))
         if !validation.droppedViews.isEmpty {
             logger.warning("the state directory holds views this pipeline no longer defines; their state is kept", metadata: ["eddy.views": "\(validation.droppedViews)"])
         }
-        let viewHandles = try plans.map { plan throws(StateError) in try store.view(named: plan.view.name) }
+        let graphHandles = try graph.views.map { view throws(StateError) in try store.view(named: view.name) }
+        let viewHandles = graph.sourcePlans.map { graphHandles[$0.index] }
         // A sink whose output changed (templates, encoding, the view's output columns or HAVING) writes the
         // whole view again in the new form: its acknowledgement is forgotten with the new fingerprint, in one
         // transaction, and Redis' marker names the form, so the fence writes it even at the offsets Redis holds.
         var sinkForms: [UInt64] = []
         for (viewIndex, sink) in sinkBindings {
-            let fingerprint = Self.fingerprint(of: sink, view: plans[viewIndex].view)
+            let fingerprint = Self.fingerprint(of: sink, view: graph.views[viewIndex])
             sinkForms.append(SinkProgress.form(ofFingerprint: fingerprint))
             if try store.recordSink(sink.name, fingerprint: fingerprint) {
                 logger.warning("sink output changed since the last run: the whole view is written again; keys written in the old form are not deleted", metadata: ["eddy.sink": "\(sink.name)"])
@@ -119,9 +114,11 @@ public final class PipelineRunner: Sendable {
             _ = aggregator.table.takeDirty()
             restored.append(aggregator)
         }
+        var cascade = Cascade(graph: graph, handles: graphHandles)
+        try cascade.restore(from: store)
         logger.info("state restored", metadata: [
             "eddy.state_dir": "\(options.stateDirectory)", "eddy.epoch": "\(checkpoint.epoch)",
-            "eddy.groups": "\(restored.map(\.table.groupCount))",
+            "eddy.groups": "\(restored.map(\.table.groupCount) + graph.views.compactMap { cascade.groupCounts[$0.name] })",
         ])
 
         // The source first: a wrong address or a missing topic is the likeliest start-up error, and it
@@ -133,16 +130,17 @@ public final class PipelineRunner: Sendable {
         let checkpointThreadBox = LateBound<CheckpointThread>()
         let drivers = sinkBindings.enumerated().map { index, binding in
             makeSinkDriver(
-                binding.sink, form: sinkForms[index], plan: plans[binding.view], handle: viewHandles[binding.view], store: store,
-                checkpoint: checkpoint, commitLock: checkpointThreadBox)
+                binding.sink, form: sinkForms[index], view: binding.view, store: store, checkpoint: checkpoint, commitLock: checkpointThreadBox)
         }
+        let sourcePositions = Dictionary(uniqueKeysWithValues: graph.sourcePlans.enumerated().map { ($1.index, $0) })
         let renderings = sinkBindings.map { binding in
             SinkRendering(
-                view: binding.view, renderer: SinkRenderer(sink: binding.sink, plan: plans[binding.view]),
+                input: sourcePositions[binding.view].map { .groups(delta: $0) } ?? .changes(view: binding.view),
+                renderer: SinkRenderer(sink: binding.sink, node: graph.nodes[binding.view]),
                 reportCollisions: { [self] collisions in reportKeyCollisions(collisions, sink: binding.sink.name) })
         }
         let checkpointThread = CheckpointThread(
-            store: store, views: viewHandles, sinks: drivers, renderings: renderings, statistics: statistics, logger: logger)
+            store: store, views: viewHandles, cascade: cascade, sinks: drivers, renderings: renderings, statistics: statistics, logger: logger)
         checkpointThreadBox.value = checkpointThread
         checkpointThread.start()
         drivers.forEach { $0.start() }
@@ -286,6 +284,17 @@ public final class PipelineRunner: Sendable {
                 statistics.setCaughtUp()
                 var rows: [String: [[SQLValue]]] = [:]
                 for (plan, aggregator) in zip(plans, hot.aggregators) { rows[plan.view.name] = try plan.outputRows(of: aggregator.table) }
+                if graph.hasDerivedViews {
+                    // Derived views are computed at barriers: one now, and they are read from it.
+                    checkpointThread.waitUntilIdle()
+                    checkpointNow()
+                    lastCheckpoint = now
+                    checkpointThread.waitUntilIdle()
+                    if let error = checkpointThread.error { throw error }
+                    for (index, node) in graph.nodes.enumerated() {
+                        if case .derived = node { rows[graph.views[index].name] = try graph.rows(ofView: index, in: store) }
+                    }
+                }
                 caughtUpRows.withLock { $0 = rows }
                 caughtUp(self)
             }
@@ -339,10 +348,10 @@ public final class PipelineRunner: Sendable {
     }
 
     private func makeSinkDriver(
-        _ sink: Sink, form: UInt64, plan: ViewPlan, handle: ViewHandle, store: CheckpointStore, checkpoint: StoredCheckpoint,
-        commitLock: LateBound<CheckpointThread>
+        _ sink: Sink, form: UInt64, view: Int, store: CheckpointStore, checkpoint: StoredCheckpoint, commitLock: LateBound<CheckpointThread>
     ) -> SinkDriver {
-        let renderer = SinkRenderer(sink: sink, plan: plan)
+        let renderer = SinkRenderer(sink: sink, node: graph.nodes[view])
+        let graph = graph
         let transport = RedisSinkTransport(
             sink: sink.name, url: sink.redisURL,
             connectTimeout: options.redisConnectTimeout, commandTimeout: options.redisCommandTimeout, logger: logger)
@@ -355,7 +364,7 @@ public final class PipelineRunner: Sendable {
             let lock = commitLock.value?.commitLock
             lock?.lock()
             defer { lock?.unlock() }
-            let rendered = try renderer.renderCheckpoint(of: store, view: handle, form: form, topic: topic)
+            let rendered = try renderer.renderCheckpoint(of: store, graph: graph, view: view, form: form, topic: topic)
             if countingCollisions { self.reportKeyCollisions(rendered.collisions, sink: sinkName) }
             return (rendered.progress, rendered.pairs)
         }

@@ -10,8 +10,8 @@ public struct ViewPlan: Sendable {
     /// The kind of each aggregate's argument column (nil for `COUNT(*)`), to show MIN/MAX of times as times.
     private let argumentKinds: [ColumnKind?]
 
-    /// - Throws: `.unsupported` when the hot path cannot aggregate the view as bound: it reads another view,
-    ///   does not aggregate, or uses `FILTER` (each refused at `file:line:column` of the construct).
+    /// - Throws: `.unsupported` when the hot path cannot aggregate the view as bound: it does not aggregate, or
+    ///   uses `FILTER` (each refused at `file:line:column` of the construct).
     public init(view: View, source: Source) throws(EngineError) {
         try Self.refuseWhatTheHotPathCannotRun(view)
         precondition(view.sourceName == source.name, "view \(view.name) reads \(view.sourceName), not \(source.name)")
@@ -27,21 +27,19 @@ public struct ViewPlan: Sendable {
         }
     }
 
-    /// The hot path aggregates source rows: it has no stream of a view's changes, no row store for a view
-    /// that does not aggregate, and no per-aggregate filter. The dataflow engine (EddyDataflow) will.
+    /// The hot path aggregates source rows by columns: a view over a source that does not aggregate, or uses
+    /// `FILTER`, is not run on it (views over views are: the dataflow operators run them).
     private static func refuseWhatTheHotPathCannotRun(_ view: View) throws(EngineError) {
-        guard let first = view.constructs.first else { return }
+        guard let first = view.constructs.first(where: { $0.kind != .viewInput }) else { return }
         let name = view.isDerivedTable ? "subquery \(view.name)" : "view \(view.name)"
         let reason: String
-        switch (first.kind, view.input) {
-        case (.viewInput, .view(let input)):
-            reason = "\(name) reads view \(input): views over views are not run yet (subqueries in FROM are views too)"
-        case (.rowsWithoutAggregation, _):
-            reason = "\(name) does not aggregate: views that only filter and project rows are not run yet; add GROUP BY"
-        case (.aggregateFilter, _):
-            reason = "\(name): FILTER (WHERE ...) on an aggregate is not supported by the runtime yet; move the condition to WHERE or to a view of its own"
-        case (.viewInput, .source):
-            reason = "\(name): \(first.kind.rawValue) is not run yet"
+        switch first.kind {
+        case .rowsWithoutAggregation:
+            reason = "\(name) reads source \(view.sourceName) without aggregating: views that only filter and project a source's rows are not run yet; add GROUP BY, or filter a view instead"
+        case .aggregateFilter:
+            reason = "\(name): FILTER (WHERE ...) on an aggregate over a source is not run yet; move the condition to WHERE, or aggregate a view with FILTER"
+        case .viewInput:
+            reason = "\(name) reads a view"
         }
         throw EngineError(.unsupported, "\(first.location): \(reason)")
     }

@@ -1,16 +1,21 @@
+import EddyDataflow
 import EddySQL
 
-/// Renders a view's groups into a sink's Redis keys and values (`ENCODE TEMPLATE` or `ENCODE JSON`).
+/// Renders a view's rows into a sink's Redis keys and values (`ENCODE TEMPLATE` or `ENCODE JSON`): the groups
+/// of a source view's table, a derived view's changes, or whole views' rows.
 struct SinkRenderer: Sendable {
     let sink: Sink
-    let plan: ViewPlan
+    let view: View
+    /// For a view aggregated on the hot path: how its groups become rows.
+    let plan: ViewPlan?
     /// The plan without HAVING, to name the keys of groups HAVING removed (upsert sinks delete them).
-    private let keyPlan: ViewPlan
+    private let keyPlan: ViewPlan?
     /// Seeds the hash of the collision check, so that crafted keys cannot aim at one slot.
     private let keySeed = UInt64.random(in: 0...UInt64.max)
 
     init(sink: Sink, plan: ViewPlan) {
         self.sink = sink
+        view = plan.view
         self.plan = plan
         var unfiltered = plan.view
         unfiltered.having = nil
@@ -18,49 +23,66 @@ struct SinkRenderer: Sendable {
         keyPlan = try! ViewPlan(view: unfiltered, source: plan.source)
     }
 
-    /// The pairs of `groups`, one per key. A group that `HAVING` excludes becomes a deletion of its key, unless
-    /// the sink is `force_append_only` (then Redis keeps its last value, as RisingWave's append-only sinks do).
+    /// A renderer of a view run by the dataflow operators (rows and changes only).
+    init(sink: Sink, derivedView view: View) {
+        self.sink = sink
+        self.view = view
+        plan = nil
+        keyPlan = nil
+    }
+
+    /// A renderer for `node` of a dataflow graph.
+    init(sink: Sink, node: DataflowGraph.Node) {
+        switch node {
+        case .source(let plan): self.init(sink: sink, plan: plan)
+        case .derived(let derived): self.init(sink: sink, derivedView: derived.view)
+        }
+    }
+
+    /// The pairs of `groups` of a source view's table, one per key. A group that `HAVING` excludes becomes a
+    /// deletion of its key, unless the sink is `force_append_only` (then Redis keeps its last value, as
+    /// RisingWave's append-only sinks do).
     ///
     /// Two groups can render to one key when the template cannot tell them apart (a NULL group and the text
     /// `NULL`, or `{a}{b}` for ('x','yz') and ('xy','z')): the later group's value is kept, a value always wins
     /// over a deletion, and `collisions` counts the keys so shared.
     func pairs(of table: GroupTable, groups: some Sequence<Int>, collisions: inout Int) throws(EngineError) -> [SinkStateMachine.Pair] {
-        var pairs: [SinkStateMachine.Pair] = []
-        pairs.reserveCapacity(groups.underestimatedCount)
-        // The keys seen, in one flat table (entry i is the key of pairs[keyIndices[i]]): no dictionary of byte
-        // arrays, whose hashing went byte by byte through Swift's Hasher.
-        var keys = ByteSetTable(expectedCount: max(16, groups.underestimatedCount))
-        var keyIndices: [Int] = []
-        var emptyKeyIndex: Int?
-        func add(_ pair: SinkStateMachine.Pair) {
-            let index: Int
-            if pair.key.isEmpty {
-                // An empty array has no buffer to hash; at most one key is empty.
-                index = emptyKeyIndex ?? -1
-                if index < 0 { emptyKeyIndex = pairs.count }
-            } else {
-                index = pair.key.withUnsafeBufferPointer { key in
-                    let hash = KeyHasher.hash(key.baseAddress.unsafelyUnwrapped, count: key.count, seed: keySeed)
-                    let found = keys.find(key.baseAddress.unsafelyUnwrapped, count: key.count, hash: hash)
-                    if found < 0 { keyIndices.append(pairs.count); _ = keys.insertNew(UnsafeRawBufferPointer(key), hash: hash) }
-                    return found < 0 ? -1 : keyIndices[found]
-                }
-            }
-            guard index >= 0 else {
-                pairs.append(pair)
-                return
-            }
-            collisions += 1
-            if pair.value != nil || pairs[index].value == nil { pairs[index] = pair }
-        }
+        guard let plan, let keyPlan else { preconditionFailure("view \(view.name) has no group table: it is run by the dataflow operators") }
+        var collector = PairCollector(expectedCount: groups.underestimatedCount, seed: keySeed)
         for group in groups {
             if let row = try plan.outputRow(of: group, in: table) {
-                add(pair(for: row))
-            } else if !sink.redis.forceAppendOnly, let key = try deletedKey(of: group, in: table) {
-                add(SinkStateMachine.Pair(key: key, value: nil))
+                collector.add(pair(for: row))
+            } else if !sink.redis.forceAppendOnly, let row = try keyPlan.outputRow(of: group, in: table) {
+                collector.add(SinkStateMachine.Pair(key: key(for: row), value: nil))
             }
         }
-        return pairs
+        collisions += collector.collisions
+        return collector.pairs
+    }
+
+    /// The pairs of an epoch's changes to the view: an inserted or updated row sets its key, a deleted row
+    /// deletes its key (unless the sink is `force_append_only`), and an update that moves a row to another key
+    /// deletes the old one. Collisions as in `pairs(of:groups:collisions:)`.
+    func pairs(of changes: ChangeBatch, collisions: inout Int) -> [SinkStateMachine.Pair] {
+        var collector = PairCollector(expectedCount: changes.count, seed: keySeed)
+        for index in 0..<changes.count {
+            let newPair = changes.newRow(at: index).map { pair(for: Array($0)) }
+            if !sink.redis.forceAppendOnly, let old = changes.oldRow(at: index) {
+                let oldKey = key(for: Array(old))
+                if oldKey != newPair?.key { collector.add(SinkStateMachine.Pair(key: oldKey, value: nil)) }
+            }
+            if let newPair { collector.add(newPair) }
+        }
+        collisions += collector.collisions
+        return collector.pairs
+    }
+
+    /// The pairs of a whole view's rows. Collisions as in `pairs(of:groups:collisions:)`.
+    func pairs(ofRows rows: [[SQLValue]], collisions: inout Int) -> [SinkStateMachine.Pair] {
+        var collector = PairCollector(expectedCount: rows.count, seed: keySeed)
+        for row in rows { collector.add(pair(for: row)) }
+        collisions += collector.collisions
+        return collector.pairs
     }
 
     /// The key and value of an output row.
@@ -71,20 +93,15 @@ struct SinkRenderer: Sendable {
     private func key(for row: [SQLValue]) -> [UInt8] {
         switch sink.redis.encoding {
         case .template(let key, _): Array(key.render { row[$0] }.utf8)
-        case .json: Array(Self.jsonObject(sink.redis.primaryKeyColumns.map { (plan.view.outputColumns[$0].name, row[$0]) }).utf8)
+        case .json: Array(Self.jsonObject(sink.redis.primaryKeyColumns.map { (view.outputColumns[$0].name, row[$0]) }).utf8)
         }
     }
 
     private func value(for row: [SQLValue]) -> [UInt8] {
         switch sink.redis.encoding {
         case .template(_, let value): Array(value.render { row[$0] }.utf8)
-        case .json: Array(Self.jsonObject(plan.view.outputColumns.indices.map { (plan.view.outputColumns[$0].name, row[$0]) }).utf8)
+        case .json: Array(Self.jsonObject(view.outputColumns.indices.map { (view.outputColumns[$0].name, row[$0]) }).utf8)
         }
-    }
-
-    /// The key of a group HAVING removed (keys use only primary-key columns, which are group keys).
-    private func deletedKey(of group: Int, in table: GroupTable) throws(EngineError) -> [UInt8]? {
-        try keyPlan.outputRow(of: group, in: table).map(key(for:))
     }
 
     /// `{"name":value,...}` in column order (RisingWave's JSON encoding of a row).
@@ -95,5 +112,47 @@ struct SinkRenderer: Sendable {
             text += ResultTable.jsonString(name) + ":" + value.jsonText
         }
         return text + "}"
+    }
+}
+
+/// Pairs, one per key: the later pair of a key replaces the earlier, except that a deletion never replaces
+/// a value. Keys are checked in one flat table (no dictionary of byte arrays, whose hashing went byte by byte
+/// through Swift's Hasher).
+private struct PairCollector {
+    private(set) var pairs: [SinkStateMachine.Pair] = []
+    /// Keys that were rendered more than once.
+    private(set) var collisions = 0
+    private let seed: UInt64
+    /// Entry i is the key of pairs[keyIndices[i]].
+    private var keys: ByteSetTable
+    private var keyIndices: [Int] = []
+    /// An empty array has no buffer to hash; at most one key is empty.
+    private var emptyKeyIndex: Int?
+
+    init(expectedCount: Int, seed: UInt64) {
+        self.seed = seed
+        pairs.reserveCapacity(expectedCount)
+        keys = ByteSetTable(expectedCount: max(16, expectedCount))
+    }
+
+    mutating func add(_ pair: SinkStateMachine.Pair) {
+        let index: Int
+        if pair.key.isEmpty {
+            index = emptyKeyIndex ?? -1
+            if index < 0 { emptyKeyIndex = pairs.count }
+        } else {
+            index = pair.key.withUnsafeBufferPointer { key in
+                let hash = KeyHasher.hash(key.baseAddress.unsafelyUnwrapped, count: key.count, seed: seed)
+                let found = keys.find(key.baseAddress.unsafelyUnwrapped, count: key.count, hash: hash)
+                if found < 0 { keyIndices.append(pairs.count); _ = keys.insertNew(UnsafeRawBufferPointer(key), hash: hash) }
+                return found < 0 ? -1 : keyIndices[found]
+            }
+        }
+        guard index >= 0 else {
+            pairs.append(pair)
+            return
+        }
+        collisions += 1
+        if pair.value != nil || pairs[index].value == nil { pairs[index] = pair }
     }
 }

@@ -47,7 +47,8 @@ public struct SinkVerifier: Sendable {
 
     private struct Target: Sendable {
         let sink: Sink
-        let plan: ViewPlan
+        /// The index of the sink's view in `graph`.
+        let view: Int
         let renderer: SinkRenderer
         let fingerprint: String
     }
@@ -56,18 +57,22 @@ public struct SinkVerifier: Sendable {
     private let settings: Settings
     private let logger: Logger
     private let targets: [Target]
+    private let graph: DataflowGraph
 
     /// Checks that every sink of `pipeline` reads a view Eddy can run.
     public init(pipeline: Pipeline, stateDirectory: String, settings: Settings = Settings(), logger: Logger) throws(EngineError) {
         guard !pipeline.sinks.isEmpty else { throw EngineError(.unsupported, "the pipeline defines no sink: there is nothing to compare") }
+        let graph = try DataflowGraph(pipeline: pipeline)
         var targets: [Target] = []
         for sink in pipeline.sinks {
-            guard let view = pipeline.view(named: sink.viewName), let source = pipeline.source(named: view.sourceName) else {
-                throw EngineError(.invalidArgument, "sink '\(sink.name)' reads view '\(sink.viewName)', which the pipeline does not define over a source")
+            guard let view = graph.index(ofView: sink.viewName) else {
+                throw EngineError(.invalidArgument, "sink '\(sink.name)' reads view '\(sink.viewName)', which the pipeline does not define")
             }
-            let plan = try ViewPlan(view: view, source: source)
-            targets.append(Target(sink: sink, plan: plan, renderer: SinkRenderer(sink: sink, plan: plan), fingerprint: PipelineRunner.fingerprint(of: sink, view: view)))
+            targets.append(Target(
+                sink: sink, view: view, renderer: SinkRenderer(sink: sink, node: graph.nodes[view]),
+                fingerprint: PipelineRunner.fingerprint(of: sink, view: graph.views[view])))
         }
+        self.graph = graph
         self.stateDirectory = stateDirectory
         self.settings = settings
         self.logger = logger
@@ -93,7 +98,7 @@ public struct SinkVerifier: Sendable {
         let rendered: (progress: SinkProgress, pairs: [SinkStateMachine.Pair])
         do {
             let checkpoint = try store.loadCheckpoint()
-            guard checkpoint.viewFingerprints[sink.viewName] == target.plan.fingerprint else {
+            guard checkpoint.viewFingerprints[sink.viewName] == graph.fingerprint(ofView: target.view) else {
                 return cannot(
                     checkpoint.viewFingerprints[sink.viewName] == nil
                         ? "\(stateDirectory) holds no state of view '\(sink.viewName)' (has `eddy run` run this pipeline there?)"
@@ -110,7 +115,7 @@ public struct SinkVerifier: Sendable {
             // Another process may commit between reading the checkpoint and the view: read until both agree.
             var attempt = 0
             while true {
-                let candidate = try target.renderer.renderCheckpoint(of: store, form: form, topic: target.plan.source.kafka.topic)
+                let candidate = try target.renderer.renderCheckpoint(of: store, graph: graph, view: target.view, form: form, topic: graph.source.kafka.topic)
                 if try store.loadCheckpoint().epoch == candidate.progress.epoch {
                     rendered = (candidate.progress, candidate.pairs)
                     break
@@ -123,7 +128,7 @@ public struct SinkVerifier: Sendable {
         }
         result.checkpoint = rendered.progress
         guard !rendered.progress.offsets.isEmpty else {
-            return cannot("\(stateDirectory) holds no checkpoint of topic '\(target.plan.source.kafka.topic)' yet", retryable: true)
+            return cannot("\(stateDirectory) holds no checkpoint of topic '\(graph.source.kafka.topic)' yet", retryable: true)
         }
 
         // Redis, chunk by chunk, while its marker stands for that checkpoint.
@@ -207,13 +212,18 @@ extension SinkRenderer {
     /// `topic`, output form `form`). The caller keeps the checkpoint from changing meanwhile (the commit lock),
     /// or checks its epoch afterwards.
     func renderCheckpoint(
-        of store: CheckpointStore, view handle: ViewHandle? = nil, form: UInt64, topic: String
+        of store: CheckpointStore, graph: DataflowGraph, view index: Int, form: UInt64, topic: String
     ) throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair], collisions: Int) {
         let stored = try store.loadCheckpoint()
-        let handle = try handle ?? store.view(named: plan.view.name)
-        let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
         var collisions = 0
-        let pairs = try pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
+        let pairs: [SinkStateMachine.Pair]
+        if let plan {
+            let handle = try store.view(named: plan.view.name)
+            let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
+            pairs = try self.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
+        } else {
+            pairs = self.pairs(ofRows: try graph.rows(ofView: index, in: store), collisions: &collisions)
+        }
         return (PipelineRunner.progress(epoch: stored.epoch, offsets: stored.offsets, form: form, topic: topic), pairs, collisions)
     }
 }

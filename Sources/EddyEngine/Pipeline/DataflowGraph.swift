@@ -1,0 +1,219 @@
+import EddyDataflow
+import EddySQL
+import EddyState
+
+/// The pipeline's views as a dataflow graph (DESIGN §2, revised):
+///
+///     Kafka ─▶ decode once ─▶ source views (GROUP BY over the source: the hot path's group tables, one thread)
+///                                 │ barrier: each changed group's old row → new row
+///                                 ▼
+///                             derived views (views over views, subqueries in FROM: EddyDataflow operators,
+///                                 │           on the checkpoint thread, in definition order)
+///                                 ▼
+///                             sinks (each writes its view's changes of the epoch, fenced)
+///
+/// A source view aggregates on the hot path, which decodes each message once for all of them. At each
+/// barrier the checkpoint thread turns the groups a source view changed into a batch of changes (the old row
+/// is what the last checkpoint holds, the new one what the barrier hands over), and every derived view reads
+/// its input's batch: an aggregate (`AggregateOperator`) emits the net change of each group it touched, a
+/// filter and projection (`FilterProjectOperator`) maps each change. Every operator's state, every offset
+/// and the epoch go into one LMDB transaction. Views are in definition order, which the binder guarantees
+/// is an order in which a view comes after its input (no cycles).
+public struct DataflowGraph: Sendable {
+    /// How one view is run.
+    public enum Node: Sendable {
+        /// A `GROUP BY` view over the source, aggregated on the hot path.
+        case source(ViewPlan)
+        /// A view over another view, run by a dataflow operator over its input's changes at each barrier.
+        case derived(DerivedViewPlan)
+    }
+
+    public let source: Source
+    /// Every view of the pipeline (subqueries in `FROM` included), in definition order.
+    public let views: [View]
+    public let nodes: [Node]
+    /// Per view, the indices of the views that read it.
+    public let readers: [[Int]]
+
+    /// - Throws: `.unsupported` for what the engine cannot run yet (views over several sources, a view that
+    ///   reads a source without aggregating, `FILTER` on an aggregate over a source), at `file:line:column`.
+    public init(pipeline: Pipeline) throws(EngineError) {
+        guard !pipeline.views.isEmpty else {
+            throw EngineError(.unsupported, "the pipeline defines no materialized view: there is nothing to run")
+        }
+        let sourceNames = Set(pipeline.views.map(\.sourceName))
+        guard sourceNames.count == 1, let sourceName = sourceNames.first, let source = pipeline.source(named: sourceName) else {
+            throw EngineError(.unsupported, "views read from \(sourceNames.sorted().joined(separator: ", ")): Eddy runs the views of one source per pipeline for now")
+        }
+        var nodes: [Node] = []
+        var readers = [[Int]](repeating: [], count: pipeline.views.count)
+        for (index, view) in pipeline.views.enumerated() {
+            switch view.input {
+            case .source:
+                nodes.append(.source(try ViewPlan(view: view, source: source)))
+            case .view(let inputName):
+                guard let input = pipeline.views.firstIndex(where: { $0.name == inputName }), input < index else {
+                    throw EngineError(.invalidArgument, "view \(view.name) reads view \(inputName), which is not defined before it")
+                }
+                let keyWidth = Self.keyWidth(of: nodes[input])
+                nodes.append(.derived(try DerivedViewPlan(view: view, input: input, inputKeyWidth: keyWidth, inputWidth: pipeline.views[input].outputColumns.count)))
+                readers[input].append(index)
+            }
+        }
+        self.source = source
+        views = pipeline.views
+        self.nodes = nodes
+        self.readers = readers
+    }
+
+    /// Values per key of a view's rows: its group key, or (filter and projection) its input's key.
+    static func keyWidth(of node: Node) -> Int {
+        switch node {
+        case .source(let plan): plan.view.groupBy.count
+        case .derived(let plan): plan.keyWidth
+        }
+    }
+
+    public func index(ofView name: String) -> Int? { views.firstIndex { $0.name == name } }
+
+    /// The views aggregated on the hot path, with their indices in `views`.
+    public var sourcePlans: [(index: Int, plan: ViewPlan)] {
+        nodes.enumerated().compactMap { index, node in if case .source(let plan) = node { (index, plan) } else { nil } }
+    }
+
+    /// Whether any view reads another: then the checkpoint thread computes changes at each barrier.
+    public var hasDerivedViews: Bool { readers.contains { !$0.isEmpty } }
+
+    /// What a view's stored state means (its input's definition included): a change makes it unusable.
+    public func fingerprint(ofView index: Int) -> String { views[index].canonicalText }
+
+    /// The view as one pipeline text that compiles on its own: the source's schema, the named views it reads
+    /// (transitively), and its own definition. A subquery in `FROM` is recorded as the view it belongs to.
+    public func selfContainedDefinition(ofView index: Int) -> String {
+        let owner = views[index].isDerivedTable ? views[index...].firstIndex { !$0.isDerivedTable } ?? index : index
+        var needed = Set([owner])
+        for candidate in stride(from: owner, through: 0, by: -1) where needed.contains(candidate) {
+            if case .view(let name) = views[candidate].input, let input = self.index(ofView: name) { needed.insert(input) }
+        }
+        return views.indices.filter { needed.contains($0) && !views[$0].isDerivedTable }.reduce(source.schemaDefinition + "\n") { text, index in
+            text + views[index].definitionText + ";\n"
+        }
+    }
+
+    // MARK: Reading views from a checkpoint
+
+    /// Every output row of view `index` in the snapshot, in no particular order. A view keeps state of its own
+    /// unless it only filters and projects: then its rows come from its input's.
+    public func rows(ofView index: Int, in snapshot: borrowing CheckpointSnapshot, handles: (String) throws -> ViewHandle) throws -> [[SQLValue]] {
+        switch nodes[index] {
+        case .source(let plan):
+            let handle = try handles(plan.view.name)
+            let table = try plan.table { body in try snapshot.forEachEntry(view: handle, body) }
+            return try plan.outputRows(of: table)
+        case .derived(let plan):
+            switch plan.operation {
+            case .aggregate(let definition):
+                var aggregate = AggregateOperator(definition)
+                try snapshot.forEachEntry(view: try handles(plan.view.name)) { key, value in
+                    try DerivedStateKey.restore(storageKey: key, value: value, into: &aggregate, view: plan.view.name)
+                }
+                var rows: [[SQLValue]] = []
+                aggregate.forEachRow { _, row in rows.append(row) }
+                return rows
+            case .filterProject(var operation):
+                let inputRows = try rows(ofView: plan.input, in: snapshot, handles: handles)
+                var input = ChangeBatch(keyWidth: 0, rowWidth: operation.inputWidth)
+                for row in inputRows { input.appendInsert(key: EmptyCollection(), row: row) }
+                var output = ChangeBatch(keyWidth: 0, rowWidth: operation.outputRowWidth)
+                operation.apply(input, into: &output)
+                return (0..<output.count).compactMap { output.newRow(at: $0).map(Array.init) }
+            }
+        }
+    }
+
+    /// A view's rows from the last checkpoint of `store`, read in one snapshot.
+    public func rows(ofView index: Int, in store: CheckpointStore) throws -> [[SQLValue]] {
+        try store.withSnapshot { snapshot in try rows(ofView: index, in: snapshot, handles: store.view(named:)) }
+    }
+}
+
+/// A view over another view: the dataflow operator that computes it from its input's changes.
+public struct DerivedViewPlan: Sendable {
+    public enum Operation: Sendable {
+        case aggregate(AggregateDefinition)
+        case filterProject(FilterProjectOperator)
+    }
+
+    public let view: View
+    /// The index of the view it reads.
+    public let input: Int
+    public let operation: Operation
+    /// Values per key of its rows: its group key, or its input's key.
+    public let keyWidth: Int
+
+    init(view: View, input: Int, inputKeyWidth: Int, inputWidth: Int) throws(EngineError) {
+        self.view = view
+        self.input = input
+        do {
+            if view.isAggregating {
+                let definition = try AggregateDefinition(view: view, inputWidth: inputWidth)
+                operation = .aggregate(definition)
+                keyWidth = definition.groupBy.count
+            } else {
+                operation = .filterProject(try FilterProjectOperator(inputWidth: inputWidth, filter: view.filter, projection: view.outputColumns.map(\.expression)))
+                keyWidth = inputKeyWidth
+            }
+        } catch {
+            throw EngineError(.unsupported, "view \(view.name): \(error.reason)")
+        }
+    }
+}
+
+/// How a derived view's group is stored in LMDB, whose keys hold 1...511 bytes: `0x01` and the encoded group
+/// key when that fits (a global aggregate's key is empty), else `0x02` and a 128-bit digest of it, with the
+/// whole key (4-byte little-endian length, then the bytes) in front of the state.
+enum DerivedStateKey {
+    static let plainMarker: UInt8 = 0x01
+    static let longMarker: UInt8 = 0x02
+    static let maxStorageBytes = 511
+
+    /// The LMDB key and value of group `key` holding `state`.
+    static func encode(key: [UInt8], state: [UInt8]) -> (storageKey: [UInt8], value: [UInt8]) {
+        guard key.count >= maxStorageBytes else { return ([plainMarker] + key, state) }
+        return (storageKey(of: key), withUnsafeBytes(of: UInt32(key.count).littleEndian, Array.init) + key + state)
+    }
+
+    /// The LMDB key of group `key`.
+    static func storageKey(of key: [UInt8]) -> [UInt8] {
+        guard key.count >= maxStorageBytes else { return [plainMarker] + key }
+        let (first, second) = key.withUnsafeBufferPointer(KeyHasher.digest128)
+        return [longMarker] + withUnsafeBytes(of: first.littleEndian, Array.init) + withUnsafeBytes(of: second.littleEndian, Array.init)
+    }
+
+    /// Restores a stored entry into `aggregate`.
+    static func restore(
+        storageKey: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, into aggregate: inout AggregateOperator, view: String
+    ) throws(EngineError) {
+        let (key, state) = try decode(storageKey: storageKey, value: value, view: view)
+        do {
+            try aggregate.restore(key: key, state: state)
+        } catch {
+            throw EngineError(.corruptState, "view \(view): \(error.reason)")
+        }
+    }
+
+    /// The group key and state of a stored entry.
+    static func decode(storageKey: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, view: String) throws(EngineError) -> (key: [UInt8], state: [UInt8]) {
+        switch storageKey.first {
+        case plainMarker?:
+            return (Array(storageKey.dropFirst()), Array(value))
+        case longMarker? where value.count >= 4:
+            let length = Int(UInt32(value[0]) | UInt32(value[1]) << 8 | UInt32(value[2]) << 16 | UInt32(value[3]) << 24)
+            guard length <= value.count - 4 else { break }
+            return (Array(value[4..<4 + length]), Array(value[(4 + length)...]))
+        default:
+            break
+        }
+        throw EngineError(.corruptState, "view \(view): a stored group of \(storageKey.count) key bytes and \(value.count) state bytes is malformed")
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+/// An independent batch computation of SQL views for tests: SQLite (through Python's `sqlite3` module, which
+/// Debian's `python3` carries) loads every input row into a table, creates each view with the same `SELECT`
+/// text the pipeline runs, and answers `SELECT * FROM view`. Nothing of Eddy's SQL front end, evaluator or
+/// operators is involved, so an agreement means the same answer was reached twice independently.
+public enum SQLiteOracle {
+    /// One value of an answer, normalised so that SQLite's and Eddy's answers compare as text: an integer as
+    /// its digits, a real to nine significant digits, NULL as `NULL`.
+    public typealias Row = [String]
+
+    /// The rows of each view over `rows` (JSON objects, one per input row, read by `columns`' names) of table
+    /// `table`. Views are created in order, so a view may read the ones before it.
+    public static func evaluate(
+        table: String, columns: [String], jsonRows: [String], views: [(name: String, select: String)]
+    ) throws -> [String: [Row]] {
+        let request: [String: Any] = [
+            "table": table, "columns": columns, "rows": jsonRows, "views": views.map { [$0.name, $0.select] },
+        ]
+        let scratch = try ScratchDirectory(prefix: "eddy-oracle")
+        defer { scratch.remove() }
+        let input = scratch.path + "/request.json"
+        try JSONSerialization.data(withJSONObject: request).write(to: URL(fileURLWithPath: input))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, input]
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let answer = output.fileHandleForReading.readDataToEndOfFile()
+        let problems = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let parsed = try JSONSerialization.jsonObject(with: answer) as? [String: [[Any]]] else {
+            throw OracleError(description: "the SQLite oracle failed (status \(process.terminationStatus)): \(problems)")
+        }
+        return parsed.mapValues { rows in rows.map { $0.map(normalised) } }
+    }
+
+    /// A value as `Row` holds it.
+    public static func normalised(_ value: Any) -> String {
+        switch value {
+        case is NSNull: return "NULL"
+        case let text as String: return text
+        case let number as NSNumber:
+            let double = number.doubleValue
+            if double == double.rounded(), abs(double) < 9e15 { return String(Int64(double)) }
+            return String(format: "%.9g", double)
+        default: return "\(value)"
+        }
+    }
+
+    public struct OracleError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private static let script = #"""
+        import json, sqlite3, sys
+        request = json.load(open(sys.argv[1]))
+        db = sqlite3.connect(":memory:")
+        columns = request["columns"]
+        quoted = lambda name: '"' + name.replace('"', '""') + '"'
+        db.execute("CREATE TABLE %s (%s)" % (quoted(request["table"]), ", ".join(quoted(c) for c in columns)))
+        rows = [json.loads(text) for text in request["rows"]]
+        db.executemany(
+            "INSERT INTO %s VALUES (%s)" % (quoted(request["table"]), ", ".join("?" for _ in columns)),
+            [[row.get(c) for c in columns] for row in rows])
+        answer = {}
+        for name, select in request["views"]:
+            db.execute("CREATE VIEW %s AS %s" % (quoted(name), select))
+            answer[name] = [list(row) for row in db.execute("SELECT * FROM %s" % quoted(name))]
+        json.dump(answer, sys.stdout)
+        """#
+}
