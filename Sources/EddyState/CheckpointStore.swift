@@ -347,7 +347,8 @@ public final class CheckpointStore: Sendable {
     }
 
     /// Calls `body` with one snapshot of the last checkpoint, for point reads (`CheckpointSnapshot`); the same
-    /// rules as `forEachEntry` apply (no writes from inside `body`).
+    /// rules as `forEachEntry` apply (no writes from inside `body`). Resolve view handles (`view(named:)`) before:
+    /// a view's database opened after the snapshot began is not valid inside it.
     public func withSnapshot<Result>(_ body: (borrowing CheckpointSnapshot) throws -> Result) throws -> Result {
         try core.withSnapshot { transaction in try body(CheckpointSnapshot(transaction: transaction, environmentID: core.environmentID)) }
     }

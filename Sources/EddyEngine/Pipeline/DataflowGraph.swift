@@ -133,7 +133,19 @@ public struct DataflowGraph: Sendable {
 
     /// A view's rows from the last checkpoint of `store`, read in one snapshot.
     public func rows(ofView index: Int, in store: CheckpointStore) throws -> [[SQLValue]] {
-        try store.withSnapshot { snapshot in try rows(ofView: index, in: snapshot, handles: store.view(named:)) }
+        // Handles first: a database opened after a snapshot began is not valid inside it.
+        var handles: [String: ViewHandle] = [:]
+        var next: Int? = index
+        while let current = next {
+            handles[views[current].name] = try store.view(named: views[current].name)
+            if case .derived(let plan) = nodes[current], case .filterProject = plan.operation { next = plan.input } else { next = nil }
+        }
+        return try store.withSnapshot { snapshot in
+            try rows(ofView: index, in: snapshot) { name in
+                guard let handle = handles[name] else { throw EngineError(.invalidArgument, "view \(name) was not opened before the snapshot") }
+                return handle
+            }
+        }
     }
 }
 
