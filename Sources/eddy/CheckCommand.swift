@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyEngine
 import EddySQL
 import Foundation
 
@@ -9,7 +10,8 @@ struct CheckCommand: ParsableCommand {
         abstract: "Parse and bind a pipeline file; print its plan or its errors.",
         discussion: """
             Prints the bound pipeline — sources with their columns and Kafka settings, materialized views with their \
-            grouping and aggregates, sinks with their Redis keys and templates, queries — with passwords masked, and \
+            grouping and aggregates, sinks with their Redis keys and templates, queries — with passwords masked, then \
+            the dataflow `eddy run` would execute (which operator runs each view, where, and what it reads), and \
             exits 0. On errors, prints each as FILE:LINE:COLUMN: error: MESSAGE with the line and a caret, and exits 1.
 
             ${NAME} inside quoted strings is replaced from the environment, as `eddy run` does.
@@ -22,6 +24,12 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         let pipeline = try loadPipeline(file)
         print(pipeline.planDescription)
+        do {
+            print(try DataflowGraph(pipeline: pipeline).description, terminator: "")
+        } catch {
+            // Valid SQL that the engine does not run yet: `eddy run` refuses it with the same reason.
+            print("dataflow: not runnable yet: \(error.reason)")
+        }
     }
 }
 

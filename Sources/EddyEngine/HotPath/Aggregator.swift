@@ -27,7 +27,8 @@ public struct Aggregator: Sendable {
     }
 
     /// Decodes, filters, groups and aggregates one message, and counts what happened to it. The
-    /// payload is only read during the call.
+    /// payload is only read during the call. (A pipeline decodes each message once for all its views:
+    /// `HotLoop` decodes, then calls `apply(_:decodedBy:)` per view.)
     public mutating func apply(_ payload: UnsafeRawBufferPointer) {
         if let reason = decoder.decodeMessage(payload) {
             counters[reason] &+= 1
@@ -35,13 +36,23 @@ public struct Aggregator: Sendable {
         }
         let wrongTypes = decoder.wrongTypeCount()
         if wrongTypes > 0 { counters.wrongTypeFields &+= wrongTypes }
-        let row = decoder.currentRow(payload)
+        apply(decoder.currentRow(payload), buffers: decoder.buffers.pointer)
+    }
+
+    /// Filters, groups and aggregates one row that `decoder` (of this view's schema) decoded.
+    @inline(__always)
+    mutating func apply(_ row: DecodedRow, decodedBy decoder: borrowing RowDecoder) {
+        apply(row, buffers: decoder.buffers.pointer)
+    }
+
+    @inline(__always)
+    private mutating func apply(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) {
         // Tested through a flag: binding the optional existential would copy it (and retain) per message.
         if hasFilter && !filter.unsafelyUnwrapped.accepts(row) {
             counters.filteredOut &+= 1
             return
         }
-        if table.accumulate(row, buffers: decoder.buffers.pointer) {
+        if table.accumulate(row, buffers: buffers) {
             counters.rows &+= 1
         } else {
             counters[.groupKeyCollision] &+= 1

@@ -156,4 +156,14 @@ public struct HotPathCounters: Sendable, Hashable {
 
     /// Every message given to `Aggregator.apply`.
     public var messages: Int { rows + filteredOut + skipped }
+
+    /// These decoding counters (skips other than group-key collisions, wrong-type fields) with a view's own:
+    /// its rows, filtered-out messages and group-key collisions.
+    func with(viewCounters view: HotPathCounters) -> HotPathCounters {
+        var merged = self
+        merged.rows = view.rows
+        merged.filteredOut = view.filteredOut
+        merged.groupKeyCollision = view.groupKeyCollision
+        return merged
+    }
 }

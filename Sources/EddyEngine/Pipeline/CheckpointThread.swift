@@ -1,6 +1,7 @@
 import EddyState
 import Foundation
 import Logging
+import Synchronization
 
 /// One checkpoint, handed over by the hot path: the groups each view changed (key and state bytes, copied
 /// flat), and the offsets and epoch they belong to. The checkpoint thread does the rest: store puts, sink pairs.
@@ -26,9 +27,11 @@ struct SinkRendering: Sendable {
     var reportCollisions: @Sendable (Int) -> Void
 }
 
-/// Commits checkpoints on its own thread (an fsync must not stall the hot path), then hands each committed
-/// epoch to the sinks. One request in flight at a time: the hot path keeps accumulating dirty groups
-/// meanwhile and submits them with the next epoch.
+/// The checkpoint coordinator: commits checkpoints on its own thread (an fsync must not stall the hot path),
+/// then hands each committed epoch to the sinks. It is the only thread that writes the store once the pipeline
+/// runs: sinks send it their acknowledgements (`acknowledge`), which it records between checkpoints. One
+/// request in flight at a time: the hot path keeps accumulating dirty groups meanwhile and submits them with
+/// the next epoch.
 final class CheckpointThread: @unchecked Sendable {
     private let store: CheckpointStore
     /// The state of each view aggregated on the hot path, in the order of the requests' deltas.
@@ -42,7 +45,7 @@ final class CheckpointThread: @unchecked Sendable {
     private let logger: Logger
     /// Held while committing, and while a sink reads the whole view for a re-send, so that the re-send sees
     /// the entries and the epoch of one and the same checkpoint.
-    let commitLock = NSLock()
+    private let commitLock: CommitLock
     private let condition = NSCondition()
     // Guarded by `condition`:
     private var request: CheckpointRequest?
@@ -53,15 +56,18 @@ final class CheckpointThread: @unchecked Sendable {
     private var thread: JoinableThread?
     /// The deltas of the last committed checkpoint, emptied, for the hot path to fill again.
     private var spareDeltas: [BarrierDelta] = []
+    /// Per sink, the latest epoch it acknowledged and has not been recorded yet.
+    private var acknowledgements: [String: SinkProgress] = [:]
 
     init(
         store: CheckpointStore, views: [ViewHandle], cascade: Cascade, sinks: [SinkDriver], renderings: [SinkRendering],
-        statistics: PipelineStatistics, logger: Logger
+        commitLock: CommitLock, statistics: PipelineStatistics, logger: Logger
     ) {
         precondition(sinks.count == renderings.count, "one rendering per sink")
         self.store = store
         self.views = views
         self.cascade = cascade
+        self.commitLock = commitLock
         self.sinks = sinks
         self.renderings = renderings
         self.statistics = statistics
@@ -106,6 +112,15 @@ final class CheckpointThread: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Queues the record of `sink`'s acknowledgement of `progress`: written between checkpoints, by this thread.
+    /// A later acknowledgement replaces one not yet written (the stored one never moves backwards).
+    func acknowledge(sink: String, progress: SinkProgress) {
+        condition.lock()
+        if (acknowledgements[sink]?.epoch ?? 0) < progress.epoch { acknowledgements[sink] = progress }
+        condition.broadcast()
+        condition.unlock()
+    }
+
     /// Waits until the queued checkpoint (if any) is committed or has failed.
     func waitUntilIdle() {
         condition.lock()
@@ -126,8 +141,24 @@ final class CheckpointThread: @unchecked Sendable {
     private func run() {
         condition.lock()
         while true {
-            while request == nil && !stopping { condition.wait() }
-            guard var next = request, failure == nil else { break }
+            while request == nil && acknowledgements.isEmpty && !stopping { condition.wait() }
+            if failure != nil { break }
+            if !acknowledgements.isEmpty {
+                // A crash before they are written costs a sink one idempotent re-write of its last epoch.
+                let pending = acknowledgements
+                acknowledgements = [:]
+                condition.unlock()
+                let outcome = Result { try record(pending) }
+                condition.lock()
+                if case .failure(let error) = outcome {
+                    failure = error
+                    logger.error("recording a sink's acknowledgement failed; stopping", metadata: ["eddy.error": "\(error)"])
+                    condition.broadcast()
+                    break
+                }
+                continue
+            }
+            guard var next = request else { break }
             request = nil
             busy = true
             condition.unlock()
@@ -148,6 +179,16 @@ final class CheckpointThread: @unchecked Sendable {
         finished = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    private func record(_ pending: [String: SinkProgress]) throws {
+        for (sink, progress) in pending.sorted(by: { $0.key < $1.key }) {
+            do {
+                try store.recordAcknowledged(sink: sink, epoch: progress.epoch, offsets: progress.offsets)
+            } catch {
+                throw EngineError(.sinkStopped, "cannot record epoch \(progress.epoch) as acknowledged by sink \(sink) in the checkpoint store: \(error)")
+            }
+        }
     }
 
     private func commit(_ request: CheckpointRequest) throws {
@@ -203,5 +244,14 @@ final class CheckpointThread: @unchecked Sendable {
             "eddy.epoch": "\(request.epoch)", "eddy.groups": "\(summary.putCount)", "eddy.duration": "\(duration)",
             "eddy.map_growths": "\(summary.mapGrowths)",
         ])
+    }
+}
+
+/// The lock of a checkpoint's commit, shared by the coordinator and the sinks' whole-view reads.
+final class CommitLock: Sendable {
+    private let mutex = Mutex<Void>(())
+
+    func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
+        try mutex.withLock { _ in try body() }
     }
 }

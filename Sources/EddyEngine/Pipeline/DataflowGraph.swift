@@ -149,6 +149,30 @@ public struct DataflowGraph: Sendable {
     }
 }
 
+extension DataflowGraph: CustomStringConvertible {
+    /// The dataflow as `eddy check` prints it: what runs each view, where, and what it reads.
+    public var description: String {
+        var text = "dataflow (one epoch barrier for all; every operator's state, the offsets and the epoch in one LMDB transaction):\n"
+        let sourceViews = sourcePlans.map { views[$0.index].name }
+        text += "  source \(source.name) (topic \(source.kafka.topic)): each message decoded once, for \(sourceViews.joined(separator: ", "))\n"
+        for (index, node) in nodes.enumerated() {
+            let name = views[index].isDerivedTable ? "subquery \(views[index].name)" : "view \(views[index].name)"
+            switch node {
+            case .source(let plan):
+                text += "  \(name): GROUP BY \(plan.view.groupByNames.joined(separator: ", ")) on the hot path (source thread)"
+                text += readers[index].isEmpty ? "\n" : "; its changed groups become changes at each barrier\n"
+            case .derived(let plan):
+                let kind = switch plan.operation {
+                case .aggregate(let definition): "aggregate (\(definition.aggregates.map(\.description).joined(separator: ", ")))"
+                case .filterProject: "filter and projection"
+                }
+                text += "  \(name): \(kind) over the changes of view \(views[plan.input].name), on the checkpoint thread at each barrier\n"
+            }
+        }
+        return text
+    }
+}
+
 /// A view over another view: the dataflow operator that computes it from its input's changes.
 public struct DerivedViewPlan: Sendable {
     public enum Operation: Sendable {

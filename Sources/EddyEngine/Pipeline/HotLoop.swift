@@ -5,15 +5,19 @@ import EddyKafka
 /// variables captured by the batch closure (and by the checkpoint code), every access per message went
 /// through a dynamic exclusivity check (`swift_beginAccess`, measured at several per message).
 struct HotLoop {
-    /// One per view, in the pipeline's order.
+    /// One per view aggregated on the hot path, in the pipeline's order.
     var aggregators: [Aggregator]
+    /// Decodes each message once, for every view (they all read the source's schema).
+    var decoder: RowDecoder
+    /// Messages the decoder skipped, and fields of the wrong type, over all views.
+    private(set) var decodeCounters = HotPathCounters()
     /// Per partition: the next offset to read (-1 before its start is known).
     var nextOffsets: [Int64]
     /// Per partition: messages applied since the statistics last took them.
     var consumedPerPartition: [Int]
 
-    /// Decodes and aggregates every message of `batch` into every view, and moves the partitions' next
-    /// offsets (a skipped message still advances). Per-message errors go to `handleError`, which may move
+    /// Decodes every message of `batch` once and aggregates it into every view, and moves the partitions'
+    /// next offsets (a skipped message still advances). Per-message errors go to `handleError`, which may move
     /// the next offsets itself (an offset out of range is recovered by seeking).
     mutating func apply(
         _ batch: borrowing KafkaMessageBatch, handleError: (KafkaMessageError, inout [Int64]) throws -> Void
@@ -24,12 +28,23 @@ struct HotLoop {
                 continue
             }
             let payload = batch.payload(at: index)
-            for view in aggregators.indices { aggregators[view].apply(payload) }
+            if let reason = decoder.decodeMessage(payload) {
+                decodeCounters[reason] &+= 1
+            } else {
+                let wrongTypes = decoder.wrongTypeCount()
+                if wrongTypes > 0 { decodeCounters.wrongTypeFields &+= wrongTypes }
+                let row = decoder.currentRow(payload)
+                for view in aggregators.indices { aggregators[view].apply(row, decodedBy: decoder) }
+            }
             let partition = Int(batch.partition(at: index))
             nextOffsets[partition] = batch.offset(at: index) + 1
             consumedPerPartition[partition] &+= 1
         }
     }
+
+    /// What happened to the messages: the decoder's skips and wrong-type fields, and the first view's rows,
+    /// filtered-out messages and group-key collisions.
+    var counters: HotPathCounters { decodeCounters.with(viewCounters: aggregators[0].counters) }
 
     /// Groups changed since the last checkpoint, over all views.
     var dirtyCount: Int { aggregators.reduce(0) { $0 + $1.table.dirtyCount } }

@@ -127,10 +127,13 @@ public final class PipelineRunner: Sendable {
         defer { consumer.close() }
 
         // Sinks: each re-sends what Redis may lack before new epochs.
-        let checkpointThreadBox = LateBound<CheckpointThread>()
+        let commitLock = CommitLock()
+        // Acknowledgements go to the coordinator, the store's only writer; it exists once the drivers do.
+        let coordinator = Mutex<CheckpointThread?>(nil)
         let drivers = sinkBindings.enumerated().map { index, binding in
             makeSinkDriver(
-                binding.sink, form: sinkForms[index], view: binding.view, store: store, checkpoint: checkpoint, commitLock: checkpointThreadBox)
+                binding.sink, form: sinkForms[index], view: binding.view, store: store, checkpoint: checkpoint, commitLock: commitLock,
+                acknowledge: { progress in coordinator.withLock { $0 }?.acknowledge(sink: binding.sink.name, progress: progress) })
         }
         let sourcePositions = Dictionary(uniqueKeysWithValues: graph.sourcePlans.enumerated().map { ($1.index, $0) })
         let renderings = sinkBindings.map { binding in
@@ -140,13 +143,16 @@ public final class PipelineRunner: Sendable {
                 reportCollisions: { [self] collisions in reportKeyCollisions(collisions, sink: binding.sink.name) })
         }
         let checkpointThread = CheckpointThread(
-            store: store, views: viewHandles, cascade: cascade, sinks: drivers, renderings: renderings, statistics: statistics, logger: logger)
-        checkpointThreadBox.value = checkpointThread
+            store: store, views: viewHandles, cascade: cascade, sinks: drivers, renderings: renderings, commitLock: commitLock,
+            statistics: statistics, logger: logger)
+        coordinator.withLock { $0 = checkpointThread }
         checkpointThread.start()
         drivers.forEach { $0.start() }
         defer {
-            checkpointThread.stop()
+            // Sinks first: the coordinator then records their last acknowledgements before it stops.
             drivers.forEach { $0.stop() }
+            checkpointThread.stop()
+            coordinator.withLock { $0 = nil }
         }
 
         // The partitions, each from its stored offset or where scan.startup.mode points now.
@@ -195,7 +201,7 @@ public final class PipelineRunner: Sendable {
         var paused = false
         var reportedCaughtUp = false
         var hot = HotLoop(
-            aggregators: restored, nextOffsets: partitions.map { startOffsets[$0] ?? -1 },
+            aggregators: restored, decoder: RowDecoder(schema: plans[0].schema, limits: options.decoderLimits), nextOffsets: partitions.map { startOffsets[$0] ?? -1 },
             consumedPerPartition: [Int](repeating: 0, count: partitionCount))
         var highWatermarks = [Int64](repeating: -1, count: partitionCount)
         let schedule = CheckpointSchedule(
@@ -225,7 +231,7 @@ public final class PipelineRunner: Sendable {
             }
             statistics.batchApplied(
                 consumedPerPartition: hot.consumedPerPartition, nextOffsets: hot.nextOffsets, highWatermarks: highWatermarks,
-                counters: hot.aggregators[0].counters,
+                counters: hot.counters,
                 groupsByView: Dictionary(uniqueKeysWithValues: zip(plans, hot.aggregators).map { ($0.view.name, $1.table.groupCount) }))
             for index in hot.consumedPerPartition.indices { hot.consumedPerPartition[index] = 0 }
             for driver in drivers { statistics.sinkHealth(sink: driver.name, healthy: driver.healthy, pendingEpochs: driver.unacknowledgedEpochs) }
@@ -348,7 +354,8 @@ public final class PipelineRunner: Sendable {
     }
 
     private func makeSinkDriver(
-        _ sink: Sink, form: UInt64, view: Int, store: CheckpointStore, checkpoint: StoredCheckpoint, commitLock: LateBound<CheckpointThread>
+        _ sink: Sink, form: UInt64, view: Int, store: CheckpointStore, checkpoint: StoredCheckpoint, commitLock: CommitLock,
+        acknowledge: @escaping @Sendable (SinkProgress) -> Void
     ) -> SinkDriver {
         let renderer = SinkRenderer(sink: sink, node: graph.nodes[view])
         let graph = graph
@@ -361,10 +368,7 @@ public final class PipelineRunner: Sendable {
         let topic = source.kafka.topic
         @Sendable func render(countingCollisions: Bool) throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
             // Under the commit lock: the entries, the epoch and the offsets of one checkpoint.
-            let lock = commitLock.value?.commitLock
-            lock?.lock()
-            defer { lock?.unlock() }
-            let rendered = try renderer.renderCheckpoint(of: store, graph: graph, view: view, form: form, topic: topic)
+            let rendered = try commitLock.withLock { try renderer.renderCheckpoint(of: store, graph: graph, view: view, form: form, topic: topic) }
             if countingCollisions { self.reportKeyCollisions(rendered.collisions, sink: sinkName) }
             return (rendered.progress, rendered.pairs)
         }
@@ -375,7 +379,7 @@ public final class PipelineRunner: Sendable {
             backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval, repair: options.sinkRepair,
             hooks: .init(
                 renderFullView: { try render(countingCollisions: true) },
-                recordAcknowledged: { progress in _ = try store.recordAcknowledged(sink: sinkName, epoch: progress.epoch, offsets: progress.offsets) },
+                recordAcknowledged: acknowledge,
                 didWrite: { [logger] epoch, keys, duration in
                     statistics.sinkWrote(sink: sinkName, epoch: epoch, keys: keys, duration: duration)
                     logger.debug("sink wrote", metadata: ["eddy.sink": "\(sinkName)", "eddy.epoch": "\(epoch)", "eddy.keys": "\(keys)", "eddy.duration": "\(duration)"])
@@ -457,17 +461,5 @@ public final class PipelineRunner: Sendable {
             if kafkaError.isFatal { throw kafkaError }
             logger.warning("Kafka reported an error; the client retries", metadata: ["eddy.partition": "\(partition)", "eddy.error": "\(kafkaError)"])
         }
-    }
-}
-
-/// An object set once, after the closures that read it were made. Held weakly: those closures belong to
-/// objects the value itself holds, and a strong reference would keep them all (and the state directory's
-/// lock) alive after the pipeline stops.
-final class LateBound<Value: AnyObject>: @unchecked Sendable {
-    private let lock = NSLock()
-    private weak var stored: Value?
-    var value: Value? {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
     }
 }
