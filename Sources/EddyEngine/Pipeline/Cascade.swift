@@ -61,8 +61,9 @@ struct Cascade: Sendable {
 
     /// Computes the epoch's changes: each source view's changed groups (`deltas`, in `graph.sourcePlans`'
     /// order) as old row → new row, the old row being what `snapshot` (the last checkpoint) holds; then every
-    /// derived view in definition order over its input's changes, collecting its state changes.
-    mutating func propagate(deltas: [BarrierDelta], snapshot: borrowing CheckpointSnapshot) throws {
+    /// derived view in definition order over its input's changes (`sourceRows`: the source's rows of the
+    /// epoch, for the views that read them), collecting its state changes.
+    mutating func propagate(deltas: [BarrierDelta], sourceRows: ChangeBatch?, snapshot: borrowing CheckpointSnapshot) throws {
         stateWrites.removeAll(keepingCapacity: true)
         for index in changes.indices { changes[index]?.removeAll() }
         for (position, (index, plan)) in graph.sourcePlans.enumerated() where needsChanges[index] {
@@ -72,8 +73,13 @@ struct Cascade: Sendable {
             guard case .derived(let plan) = node else { continue }
             var output = changes[index]!
             changes[index] = nil  // uniquely held while the operator appends
+            let input: ChangeBatch
+            switch plan.input {
+            case .view(let inputIndex): input = changes[inputIndex]!
+            case .sourceRows: input = sourceRows ?? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: graph.source.columns.count)
+            }
             if var aggregate = aggregates.removeValue(forKey: index) {
-                aggregate.apply(changes[plan.input]!)
+                aggregate.apply(input)
                 aggregate.emitChanges(into: &output)
                 let handle = handles[index]
                 aggregate.drainChangedState { key, state in
@@ -86,8 +92,16 @@ struct Cascade: Sendable {
                 }
                 aggregates[index] = aggregate
             } else if var filter = filters.removeValue(forKey: index) {
-                filter.apply(changes[plan.input]!, into: &output)
+                filter.apply(input, into: &output)
                 filters[index] = filter
+                if plan.materializesRows {
+                    // Rows of an append-only source only arrive; each is stored under its partition and offset.
+                    let handle = handles[index]
+                    for change in 0..<output.count {
+                        let key = DerivedStateKey.rowKey(output.key(at: change))
+                        stateWrites.append((handle, key, output.newRow(at: change).map(DerivedStateKey.rowValue)))
+                    }
+                }
             }
             changes[index] = output
         }

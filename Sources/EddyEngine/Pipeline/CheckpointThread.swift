@@ -1,3 +1,4 @@
+import EddyDataflow
 import EddyState
 import Foundation
 import Logging
@@ -10,6 +11,8 @@ struct CheckpointRequest: Sendable {
     var offsets: [(TopicPartition, Int64)]
     /// Per view aggregated on the hot path (in `DataflowGraph.sourcePlans`' order): its changed groups.
     var deltas: [BarrierDelta]
+    /// The source's rows of the epoch, when a view reads them (`DataflowGraph.readsSourceRows`).
+    var sourceRows: ChangeBatch? = nil
 }
 
 /// How a sink's pairs are made from a checkpoint: the renderer of its view, what it renders, and where
@@ -195,7 +198,7 @@ final class CheckpointThread: @unchecked Sendable {
         let started = ContinuousClock.now
         // The derived views' changes, from the source views' changed groups and the last checkpoint's rows.
         if !cascade.isEmpty {
-            try store.withSnapshot { snapshot in try cascade.propagate(deltas: request.deltas, snapshot: snapshot) }
+            try store.withSnapshot { snapshot in try cascade.propagate(deltas: request.deltas, sourceRows: request.sourceRows, snapshot: snapshot) }
         }
         // The sinks' pairs, rendered here rather than on the hot path: a source view's changed groups restored
         // into a table of their own (the same decoding as a restart), then rendered as a full view would be; a

@@ -50,13 +50,21 @@ public struct DataflowGraph: Sendable {
         for (index, view) in pipeline.views.enumerated() {
             switch view.input {
             case .source:
-                nodes.append(.source(try ViewPlan(view: view, source: source)))
+                do {
+                    nodes.append(.source(try ViewPlan(view: view, source: source)))
+                } catch let hotPathRefusal {
+                    // What the hot path does not run (rows without aggregation, FILTER, ...) runs as an operator
+                    // over the source's rows, materialized when it keeps every row.
+                    guard let plan = try? DerivedViewPlan(view: view, input: .sourceRows, inputKeyWidth: DerivedViewPlan.sourceRowKeyWidth, inputWidth: source.columns.count)
+                    else { throw hotPathRefusal }
+                    nodes.append(.derived(plan))
+                }
             case .view(let inputName):
                 guard let input = pipeline.views.firstIndex(where: { $0.name == inputName }), input < index else {
                     throw EngineError(.invalidArgument, "view \(view.name) reads view \(inputName), which is not defined before it")
                 }
                 let keyWidth = Self.keyWidth(of: nodes[input])
-                nodes.append(.derived(try DerivedViewPlan(view: view, input: input, inputKeyWidth: keyWidth, inputWidth: pipeline.views[input].outputColumns.count)))
+                nodes.append(.derived(try DerivedViewPlan(view: view, input: .view(input), inputKeyWidth: keyWidth, inputWidth: pipeline.views[input].outputColumns.count)))
                 readers[input].append(index)
             }
         }
@@ -81,8 +89,19 @@ public struct DataflowGraph: Sendable {
         nodes.enumerated().compactMap { index, node in if case .source(let plan) = node { (index, plan) } else { nil } }
     }
 
-    /// Whether any view reads another: then the checkpoint thread computes changes at each barrier.
-    public var hasDerivedViews: Bool { readers.contains { !$0.isEmpty } }
+    /// Whether any view runs as an operator: then the checkpoint thread computes changes at each barrier.
+    public var hasDerivedViews: Bool { nodes.contains { if case .derived = $0 { true } else { false } } }
+
+    /// Whether any view reads the source's rows themselves (not on the hot path): then the hot loop hands them
+    /// over at each barrier.
+    public var readsSourceRows: Bool {
+        nodes.contains { if case .derived(let plan) = $0, case .sourceRows = plan.input { true } else { false } }
+    }
+
+    /// The decoder's schema: the source's columns.
+    public var sourceSchema: RowSchema {
+        RowSchema(columns: source.columns.map { RowSchema.Column(name: $0.name, kind: ColumnKind($0.type)) })
+    }
 
     /// What a view's stored state means (its input's definition included): a change makes it unusable.
     public func fingerprint(ofView index: Int) -> String { views[index].canonicalText }
@@ -94,6 +113,12 @@ public struct DataflowGraph: Sendable {
         var needed = Set([owner])
         for candidate in stride(from: owner, through: 0, by: -1) where needed.contains(candidate) {
             if case .view(let name) = views[candidate].input, let input = self.index(ofView: name) { needed.insert(input) }
+            // A subquery's outer view is recorded with it; a view that reads the outer view needs the subquery too.
+            if views[candidate].isDerivedTable == false {
+                for inner in views[..<candidate].indices where views[inner].isDerivedTable && views[inner].name.hasPrefix(views[candidate].name + ".") {
+                    needed.insert(inner)
+                }
+            }
         }
         return views.indices.filter { needed.contains($0) && !views[$0].isDerivedTable }.reduce(source.schemaDefinition + "\n") { text, index in
             text + views[index].definitionText + ";\n"
@@ -111,6 +136,13 @@ public struct DataflowGraph: Sendable {
             let table = try plan.table { body in try snapshot.forEachEntry(view: handle, body) }
             return try plan.outputRows(of: table)
         case .derived(let plan):
+            if plan.materializesRows {
+                var rows: [[SQLValue]] = []
+                try snapshot.forEachEntry(view: try handles(plan.view.name)) { _, value in
+                    rows.append(try DerivedStateKey.decodeRow(value, width: plan.view.outputColumns.count, view: plan.view.name))
+                }
+                return rows
+            }
             switch plan.operation {
             case .aggregate(let definition):
                 var aggregate = AggregateOperator(definition)
@@ -121,7 +153,8 @@ public struct DataflowGraph: Sendable {
                 aggregate.forEachRow { _, row in rows.append(row) }
                 return rows
             case .filterProject(var operation):
-                let inputRows = try rows(ofView: plan.input, in: snapshot, handles: handles)
+                guard case .view(let inputIndex) = plan.input else { preconditionFailure("rows of a source are materialized") }
+                let inputRows = try rows(ofView: inputIndex, in: snapshot, handles: handles)
                 var input = ChangeBatch(keyWidth: 0, rowWidth: operation.inputWidth)
                 for row in inputRows { input.appendInsert(key: EmptyCollection(), row: row) }
                 var output = ChangeBatch(keyWidth: 0, rowWidth: operation.outputRowWidth)
@@ -138,7 +171,7 @@ public struct DataflowGraph: Sendable {
         var next: Int? = index
         while let current = next {
             handles[views[current].name] = try store.view(named: views[current].name)
-            if case .derived(let plan) = nodes[current], case .filterProject = plan.operation { next = plan.input } else { next = nil }
+            if case .derived(let plan) = nodes[current], case .filterProject = plan.operation, case .view(let input) = plan.input { next = input } else { next = nil }
         }
         return try store.withSnapshot { snapshot in
             try rows(ofView: index, in: snapshot) { name in
@@ -166,7 +199,13 @@ extension DataflowGraph: CustomStringConvertible {
                 case .aggregate(let definition): "aggregate (\(definition.aggregates.map(\.description).joined(separator: ", ")))"
                 case .filterProject: "filter and projection"
                 }
-                text += "  \(name): \(kind) over the changes of view \(views[plan.input].name), on the checkpoint thread at each barrier\n"
+                switch plan.input {
+                case .view(let input):
+                    text += "  \(name): \(kind) over the changes of view \(views[input].name), on the checkpoint thread at each barrier\n"
+                case .sourceRows:
+                    let stored = plan.materializesRows ? ", every row stored (keyed by partition and offset)" : ""
+                    text += "  \(name): \(kind) over the rows of source \(source.name) (decoded to values on the hot path, handed over at each barrier)\(stored)\n"
+                }
             }
         }
         return text
@@ -180,14 +219,31 @@ public struct DerivedViewPlan: Sendable {
         case filterProject(FilterProjectOperator)
     }
 
+    /// What the operator reads.
+    public enum Input: Sendable, Equatable {
+        /// The changes of the view at this index.
+        case view(Int)
+        /// The source's rows, each an insert keyed by its partition and offset (as RisingWave keys the rows of
+        /// an append-only source by a hidden row id).
+        case sourceRows
+    }
+
+    /// Values per key of a source's row: partition, offset.
+    public static let sourceRowKeyWidth = 2
+
     public let view: View
-    /// The index of the view it reads.
-    public let input: Int
+    public let input: Input
     public let operation: Operation
     /// Values per key of its rows: its group key, or its input's key.
     public let keyWidth: Int
 
-    init(view: View, input: Int, inputKeyWidth: Int, inputWidth: Int) throws(EngineError) {
+    /// Whether the view stores every row it holds: a filter and projection of a source's rows, which nothing
+    /// upstream keeps. (Over a view, its rows are recomputed from the input's when read.)
+    public var materializesRows: Bool {
+        if case .filterProject = operation, input == .sourceRows { true } else { false }
+    }
+
+    init(view: View, input: Input, inputKeyWidth: Int, inputWidth: Int) throws(EngineError) {
         self.view = view
         self.input = input
         do {
@@ -224,6 +280,29 @@ enum DerivedStateKey {
         guard key.count >= maxStorageBytes else { return [plainMarker] + key }
         let (first, second) = key.withUnsafeBufferPointer(KeyHasher.digest128)
         return [longMarker] + withUnsafeBytes(of: first.littleEndian, Array.init) + withUnsafeBytes(of: second.littleEndian, Array.init)
+    }
+
+    /// The stored key of a materialized row: its key values, encoded (never longer than 511 bytes for a
+    /// partition and offset).
+    static func rowKey(_ key: ArraySlice<SQLValue>) -> [UInt8] {
+        var bytes: [UInt8] = [plainMarker]
+        ValueCodec.append(contentsOf: key, to: &bytes)
+        return bytes
+    }
+
+    /// A materialized row's stored value.
+    static func rowValue(_ row: ArraySlice<SQLValue>) -> [UInt8] {
+        var bytes: [UInt8] = []
+        ValueCodec.append(contentsOf: row, to: &bytes)
+        return bytes
+    }
+
+    static func decodeRow(_ value: UnsafeRawBufferPointer, width: Int, view: String) throws(EngineError) -> [SQLValue] {
+        do {
+            return try ValueCodec.decodeValues(Array(value), count: width, what: "a stored row of view \(view)")
+        } catch {
+            throw EngineError(.corruptState, error.reason)
+        }
     }
 
     /// Restores a stored entry into `aggregate`.

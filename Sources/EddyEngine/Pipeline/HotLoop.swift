@@ -1,4 +1,6 @@
+import EddyDataflow
 import EddyKafka
+import EddySQL
 
 /// What the hot path changes per message, held in one value so that the batch loop runs as a method on
 /// `inout self`: its arrays are then accessed under Swift's static exclusivity rules. As separate local
@@ -11,6 +13,14 @@ struct HotLoop {
     var decoder: RowDecoder
     /// Messages the decoder skipped, and fields of the wrong type, over all views.
     private(set) var decodeCounters = HotPathCounters()
+    /// Messages decoded (the rows of views that read the source's rows).
+    private(set) var decodedRows = 0
+    /// The source's rows since the last barrier, keyed by partition and offset, when a view reads them: the
+    /// row path, which makes a value (and a `String` per text column) per message, unlike the views
+    /// aggregated here.
+    var sourceRows: ChangeBatch?
+    var rowScratch: [SQLValue] = []
+    var keyScratch: [SQLValue] = [.int(0), .int(0)]
     /// Per partition: the next offset to read (-1 before its start is known).
     var nextOffsets: [Int64]
     /// Per partition: messages applied since the statistics last took them.
@@ -35,6 +45,8 @@ struct HotLoop {
                 if wrongTypes > 0 { decodeCounters.wrongTypeFields &+= wrongTypes }
                 let row = decoder.currentRow(payload)
                 for view in aggregators.indices { aggregators[view].apply(row, decodedBy: decoder) }
+                decodedRows &+= 1
+                if sourceRows != nil { appendSourceRow(row, partition: batch.partition(at: index), offset: batch.offset(at: index)) }
             }
             let partition = Int(batch.partition(at: index))
             nextOffsets[partition] = batch.offset(at: index) + 1
@@ -44,8 +56,24 @@ struct HotLoop {
 
     /// What happened to the messages: the decoder's skips and wrong-type fields, and the first view's rows,
     /// filtered-out messages and group-key collisions.
-    var counters: HotPathCounters { decodeCounters.with(viewCounters: aggregators[0].counters) }
+    var counters: HotPathCounters {
+        guard let first = aggregators.first else {
+            var counters = decodeCounters
+            counters.rows = decodedRows
+            return counters
+        }
+        return decodeCounters.with(viewCounters: first.counters)
+    }
+
+    private mutating func appendSourceRow(_ row: DecodedRow, partition: Int32, offset: Int64) {
+        let kinds = decoder.schema.columns
+        rowScratch.removeAll(keepingCapacity: true)
+        for column in 0..<row.columnCount { rowScratch.append(SQLValue(row: row, column: column, kind: kinds[column].kind)) }
+        keyScratch[0] = .int(Int64(partition))
+        keyScratch[1] = .int(offset)
+        sourceRows!.appendInsert(key: keyScratch, row: rowScratch)
+    }
 
     /// Groups changed since the last checkpoint, over all views.
-    var dirtyCount: Int { aggregators.reduce(0) { $0 + $1.table.dirtyCount } }
+    var dirtyCount: Int { aggregators.reduce(sourceRows?.count ?? 0) { $0 + $1.table.dirtyCount } }
 }

@@ -1,3 +1,4 @@
+import EddyDataflow
 import EddyKafka
 import EddyRedis
 import EddySQL
@@ -201,8 +202,9 @@ public final class PipelineRunner: Sendable {
         var paused = false
         var reportedCaughtUp = false
         var hot = HotLoop(
-            aggregators: restored, decoder: RowDecoder(schema: plans[0].schema, limits: options.decoderLimits), nextOffsets: partitions.map { startOffsets[$0] ?? -1 },
-            consumedPerPartition: [Int](repeating: 0, count: partitionCount))
+            aggregators: restored, decoder: RowDecoder(schema: graph.sourceSchema, limits: options.decoderLimits),
+            sourceRows: graph.readsSourceRows ? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: source.columns.count) : nil,
+            nextOffsets: partitions.map { startOffsets[$0] ?? -1 }, consumedPerPartition: [Int](repeating: 0, count: partitionCount))
         var highWatermarks = [Int64](repeating: -1, count: partitionCount)
         let schedule = CheckpointSchedule(
             interval: options.checkpointInterval, catchUpInterval: options.maxCheckpointInterval,
@@ -220,7 +222,12 @@ public final class PipelineRunner: Sendable {
                 offsets.append((TopicPartition(topic: topic, partition: Int32(partition)), hot.nextOffsets[partition]))
             }
             epoch += 1
-            checkpointThread.submit(CheckpointRequest(epoch: epoch, offsets: offsets, deltas: deltas))
+            var request = CheckpointRequest(epoch: epoch, offsets: offsets, deltas: deltas)
+            if graph.readsSourceRows {
+                request.sourceRows = hot.sourceRows
+                hot.sourceRows = ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: source.columns.count)
+            }
+            checkpointThread.submit(request)
             checkpointedOffsets = hot.nextOffsets
             statistics.checkpointSubmitted(epoch: epoch)
         }
