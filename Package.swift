@@ -38,6 +38,8 @@ let package = Package(
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        // TLS for `rediss://`: Debian's hiredis 0.14 has none, so EddyRedis runs OpenSSL on hiredis's socket.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
         // What is never printed (secret settings, URL passwords): one rule for the SQL, Kafka and log sides.
         .target(name: "EddySecrets"),
@@ -45,8 +47,9 @@ let package = Package(
         .target(name: "EddySQL", dependencies: ["EddySecrets"]),
         // librdkafka: consumer, producer, dev broker (mock cluster), configuration.
         .target(name: "EddyKafka", dependencies: ["CRdKafka", "EddySecrets", logging]),
-        // hiredis: connections, pipelined commands, fenced epoch writes (the SQL binder parses redis:// URLs).
-        .target(name: "EddyRedis", dependencies: ["CHiredis", logging]),
+        // hiredis (+ OpenSSL for rediss://): connections, pipelined commands, fenced epoch writes (the SQL
+        // binder parses redis:// URLs).
+        .target(name: "EddyRedis", dependencies: ["CHiredis", "COpenSSL", logging]),
         // LMDB: state, offsets, epochs, format version, pipeline fingerprint.
         .target(name: "EddyState", dependencies: ["CLMDB", logging]),
         // The load generator's fake user-behaviour events (pure Swift): `eddy produce`, tests, benchmarks.

@@ -11,11 +11,14 @@ packages=(
     librdkafka-dev   # Kafka client (and its mock cluster, used by `eddy dev-broker` and the tests)
     libhiredis-dev   # Redis client
     liblmdb-dev      # checkpoint store
+    libssl-dev       # TLS for rediss:// (OpenSSL; Debian's hiredis 0.14 has none)
+    ca-certificates  # the system CA store rediss:// verifies against by default
     redis-server     # the sink in the demo and in tests (with redis-cli)
 )
 if [ "${1:-}" = test ]; then
     packages+=(
         lmdb-utils       # mdb_dump / mdb_load: the state tests read and write a state directory from outside
+        openssl          # the TLS tests make their CA and certificates with the openssl command
         kcat             # reference consumer for benchmarks and acceptance checks
         libsimdjson-dev  # reference decoder for the hot-path benchmark
         chromium         # headless browser: the dashboard test loads the page and takes a screenshot

@@ -5,12 +5,20 @@ import Logging
 import Glibc
 #endif
 
-/// One blocking connection to a Redis server, over hiredis.
+/// One blocking connection to a Redis server, over hiredis, and over TLS for `rediss://`.
 ///
 /// Owns a `redisContext` from `connect` until `close`, `deinit`, or the first error that breaks the
 /// connection (timeout, reset, protocol error): the socket is then closed at once, so that a command still
 /// queued in Redis (under `CLIENT PAUSE WRITE`, say) is dropped with it rather than run later, and every
 /// later call throws `connectionBroken`. The caller makes a new connection to retry.
+///
+/// Plain connections read and write through hiredis. With TLS (`url.tls`), hiredis only connects and owns
+/// the socket; `RedisTLSSession` (OpenSSL) encrypts on it and hiredis's `redisReader` parses the decrypted
+/// replies — hiredis 0.14 has no TLS of its own (see `RedisTLSSession` for why this route).
+///
+/// Every connection turns on TCP keepalive (idle 15 s, then 3 probes 5 s apart: hiredis's
+/// `redisEnableKeepAlive`), so that a server gone without a FIN (a host lost, a NAT entry expired) is noticed
+/// on an idle connection within about half a minute, not after the kernel's two hours.
 ///
 /// **Thread:** one thread at a time (the sink's own thread); it is `Sendable` only so that it can be
 /// handed to that thread. Every call blocks for at most about the command timeout per socket read or write.
@@ -21,6 +29,10 @@ public final class RedisConnection: @unchecked Sendable {
     public let commandTimeout: Duration
 
     private var context: UnsafeMutablePointer<redisContext>?
+    /// The TLS session and reply parser of a `rediss://` connection; `nil` for plain TCP.
+    private var tls: TLSChannel?
+    /// Whether hiredis holds commands not yet written (plain TCP).
+    private var hasUnwrittenCommands = false
     /// The timeout currently set on the socket (the connect timeout during the handshake).
     private var socketTimeout: Duration
     /// Why an error closed the connection, for the calls that come after.
@@ -39,20 +51,27 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     deinit {
+        tls = nil
         if let context { redisFree(context) }
     }
 
-    /// Connects, logs in (`AUTH user password`, or `AUTH password` without a user), selects the database
-    /// and checks with `PING` that commands are accepted.
+    /// Connects (with TLS for `url.tls`: handshake and certificate verification), logs in (`AUTH user
+    /// password`, or `AUTH password` without a user), selects the database, names the connection
+    /// (`CLIENT SETNAME`, when `clientName` is given) and checks with `PING` that commands are accepted.
     ///
     /// `connectTimeout` bounds the TCP connect and each step of that handshake; `commandTimeout` bounds each
     /// socket read or write after it. Throws a `RedisError` whose reason names `host:port`, never the
-    /// password: `connectionRefused`, `unknownHost`, `timeout`, `authenticationRequired` (`NOAUTH`),
-    /// `authenticationFailed`, `invalidDatabase`, …
+    /// password: `connectionRefused`, `unknownHost`, `timeout`, `tlsCertificateRejected`,
+    /// `tlsHandshakeFailed`, `authenticationRequired` (`NOAUTH`), `authenticationFailed`, `invalidDatabase`, …
+    ///
+    /// `clientName` shows in `CLIENT LIST` (e.g. `eddy:<sink>`); characters Redis refuses in a name (spaces,
+    /// control and non-ASCII characters) become `_`. A server that refuses `CLIENT SETNAME` (a user
+    /// without the permission) is no reason to fail: the connection stays unnamed.
     public static func connect(
         url: RedisURL,
         connectTimeout: Duration,
         commandTimeout: Duration,
+        clientName: String? = nil,
         logger: Logger
     ) throws(RedisError) -> RedisConnection {
         try validate(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout)
@@ -74,7 +93,19 @@ public final class RedisConnection: @unchecked Sendable {
         try connection.setSocketTimeout(connectTimeout)
         // Finds a peer that vanished without a FIN (a cable pulled) on an idle connection.
         _ = redisEnableKeepAlive(made)
-        try connection.handshake()
+        if let settings = url.tls {
+            connection.tls = try TLSChannel(
+                session: RedisTLSSession.handshake(socket: made.pointee.fd, settings: settings, url: url, timeout: connectTimeout))
+        }
+        do {
+            try connection.handshake(clientName: clientName)
+        } catch where url.tls != nil && url.tls?.certificateFile == nil && error.code == .connectionBroken {
+            // A server that requires client certificates (tls-auth-clients yes) accepts the TLS 1.3 handshake
+            // and then drops the connection at the first command, often before its alert can be read.
+            var error = error
+            error.reason += " (if the server requires client certificates, set redis.ssl.certificate.location and redis.ssl.key.location)"
+            throw error
+        }
         try connection.setSocketTimeout(commandTimeout)
         connection.logger.debug("Redis connected", metadata: ["eddy.redis.url": "\(url)"])
         return connection
@@ -164,6 +195,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// Closes the socket. Idempotent; later calls throw `connectionBroken`.
     public func close() {
         guard let context else { return }
+        tls = nil
         redisFree(context)
         self.context = nil
         closedReason = closedReason ?? "it was closed"
@@ -172,18 +204,38 @@ public final class RedisConnection: @unchecked Sendable {
 
     // MARK: - Internal: used by RedisEpochWriter
 
-    /// Hands one or more encoded commands to hiredis; they are written by the next `receive`.
+    /// Hands one or more encoded commands to hiredis; they are written by the next `receive`. (Over TLS they
+    /// are written at once.)
     func send(_ encoded: [UInt8], commandName: String) throws(RedisError) {
         let context = try openContext(commandName: commandName)
+        if let tls {
+            let failure = withSIGPIPEBlocked { encoded.withUnsafeBytes { tls.session.write($0) } }
+            if let failure { throw breakingFailure(failure, commandName: commandName) }
+            return
+        }
         let status = encoded.withUnsafeBytes { bytes in
             redisAppendFormattedCommand(context, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
         }
         if status != REDIS_OK { throw breakingFailure(context, commandName: commandName) }
+        hasUnwrittenCommands = true
     }
 
     /// Writes anything pending and reads one reply. An error reply is returned as `.error`, not thrown.
     func receive(commandName: String) throws(RedisError) -> RedisReply {
         let context = try openContext(commandName: commandName)
+        if let tls { return try receive(over: tls, commandName: commandName) }
+        if hasUnwrittenCommands {
+            // What redisGetReply would do first, with SIGPIPE blocked (see withSIGPIPEBlocked).
+            let status = withSIGPIPEBlocked { () -> Int32 in
+                var done: Int32 = 0
+                repeat {
+                    if redisBufferWrite(context, &done) == REDIS_ERR { return REDIS_ERR }
+                } while done == 0
+                return REDIS_OK
+            }
+            guard status == REDIS_OK else { throw breakingFailure(context, commandName: commandName) }
+            hasUnwrittenCommands = false
+        }
         var raw: UnsafeMutableRawPointer?
         let status = redisGetReply(context, &raw)
         guard status == REDIS_OK, let raw else { throw breakingFailure(context, commandName: commandName) }
@@ -238,7 +290,7 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    private func handshake() throws(RedisError) {
+    private func handshake(clientName: String?) throws(RedisError) {
         if let password = url.password {
             var arguments = [Array("AUTH".utf8)]
             if let user = url.user { arguments.append(Array(user.utf8)) }
@@ -260,6 +312,14 @@ public final class RedisConnection: @unchecked Sendable {
                     code: .invalidDatabase, reason: "Redis at \(url.address) refused database \(url.database) (\(message))",
                     isRetriable: false, breaksConnection: false
                 )
+            }
+        }
+        if let clientName {
+            encoder.reset()
+            encoder.appendCommand([Array("CLIENT".utf8), Array("SETNAME".utf8), Self.acceptedClientName(clientName)])
+            try send(encoder.bytes, commandName: "CLIENT SETNAME")
+            if case .error(let message) = try receive(commandName: "CLIENT SETNAME") {
+                logger.debug("Redis would not name the connection", metadata: ["eddy.redis.reply": "\(message)"])
             }
         }
         let pong = try command("PING")
@@ -335,6 +395,70 @@ public final class RedisConnection: @unchecked Sendable {
         return error
     }
 
+    /// Reads one reply over TLS: parses what is buffered, reading more from the session until a reply is whole.
+    private func receive(over tls: TLSChannel, commandName: String) throws(RedisError) -> RedisReply {
+        while true {
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(tls.reader, &raw) == REDIS_OK else {
+                let detail = withUnsafeBytes(of: tls.reader.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                throw breakingProtocolError("sent something hiredis cannot parse during \(commandName): \(detail)")
+            }
+            if let raw {
+                defer { freeReplyObject(raw) }
+                return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
+            }
+            let read = withSIGPIPEBlocked { () -> Result<Int, RedisTLSSession.Failure> in
+                do throws(RedisTLSSession.Failure) {
+                    return .success(try tls.session.read(into: tls.buffer))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            let count: Int
+            switch read {
+            case .success(let read): count = read
+            case .failure(let failure): throw breakingFailure(failure, commandName: commandName)
+            }
+            guard redisReaderFeed(tls.reader, tls.buffer.baseAddress?.assumingMemoryBound(to: CChar.self), count) == REDIS_OK else {
+                throw RedisError(
+                    code: .clientOutOfMemory, reason: "hiredis ran out of memory during \(commandName) to Redis at \(url.address)",
+                    isRetriable: true, breaksConnection: true)
+            }
+        }
+    }
+
+    /// A TLS read or write that failed, as the error hiredis's failures give, and closes the connection.
+    private func breakingFailure(_ failure: RedisTLSSession.Failure, commandName: String) -> RedisError {
+        let address = url.address
+        let error: RedisError
+        switch failure {
+        case .timedOut:
+            error = RedisError(
+                code: .timeout, reason: "Redis at \(address) did not answer \(commandName) within \(socketTimeout); the connection was closed",
+                isRetriable: true, breaksConnection: true)
+        case .closed:
+            error = RedisError(
+                code: .connectionBroken, reason: "Redis at \(address) closed the connection during \(commandName)", isRetriable: true,
+                breaksConnection: true)
+        case .failed(let detail):
+            error = RedisError(
+                code: .connectionBroken, reason: "TLS connection to Redis at \(address) failed during \(commandName): \(detail)",
+                isRetriable: true, breaksConnection: true)
+        }
+        closeAfter(error)
+        return error
+    }
+
+    /// `name` with every byte Redis refuses in a client name (anything but printable ASCII other than space)
+    /// replaced by `_`.
+    static func acceptedClientName(_ name: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for scalar in name.unicodeScalars {
+            bytes.append(scalar.value > 0x20 && scalar.value < 0x7F ? UInt8(scalar.value) : UInt8(ascii: "_"))
+        }
+        return bytes
+    }
+
     /// A reply of the wrong shape: the connection can no longer be trusted to be in step.
     func breakingProtocolError(_ detail: String) -> RedisError {
         let error = RedisError(
@@ -395,6 +519,28 @@ public final class RedisConnection: @unchecked Sendable {
     /// The first argument as a command name for messages: at most 32 characters, upper-cased.
     static func commandName(_ argument: [UInt8]) -> String {
         String(decoding: argument.prefix(32), as: UTF8.self).uppercased()
+    }
+}
+
+/// The TLS side of a `rediss://` connection: the OpenSSL session, hiredis's reply parser fed with what it
+/// decrypts, and the buffer it decrypts into (16 KiB: one TLS record). Frees the parser and the buffer.
+private final class TLSChannel {
+    let session: RedisTLSSession
+    let reader: UnsafeMutablePointer<redisReader>
+    let buffer: UnsafeMutableRawBufferPointer
+
+    init(session: RedisTLSSession) throws(RedisError) {
+        guard let reader = redisReaderCreate() else {
+            throw RedisError(code: .clientOutOfMemory, reason: "hiredis could not allocate a reply parser", isRetriable: true, breaksConnection: true)
+        }
+        self.session = session
+        self.reader = reader
+        buffer = .allocate(byteCount: 16 << 10, alignment: 1)
+    }
+
+    deinit {
+        redisReaderFree(reader)
+        buffer.deallocate()
     }
 }
 

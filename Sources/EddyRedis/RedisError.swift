@@ -21,6 +21,12 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let connectionFailed = Code("connectionFailed")
         /// No answer within the connect or command timeout.
         public static let timeout = Code("timeout")
+        /// The server's TLS certificate failed verification (untrusted CA, expired, another name): a
+        /// `rediss://` connection never goes on without it.
+        public static let tlsCertificateRejected = Code("tlsCertificateRejected")
+        /// The TLS handshake failed for another reason (not a TLS port, no common protocol, a client
+        /// certificate the server refused).
+        public static let tlsHandshakeFailed = Code("tlsHandshakeFailed")
         /// The server closed or reset the connection, or the connection was closed after an earlier error.
         public static let connectionBroken = Code("connectionBroken")
         /// The server requires a password and none was given (`NOAUTH`).
@@ -52,6 +58,7 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var code: Code
     /// hiredis's `redisContext.err` (`REDIS_ERR_IO`, `REDIS_ERR_EOF`, …) where the failure came from hiredis.
+    /// (OpenSSL's failures are named in `reason`.)
     public var hiredisCode: Int32?
     /// A human explanation, one line, naming `host:port`. Never contains a password.
     public var reason: String

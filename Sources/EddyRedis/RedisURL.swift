@@ -1,6 +1,6 @@
-/// Where a Redis server is and how to log in: the fields of a `redis://` URL.
+/// Where a Redis server is and how to log in: the fields of a `redis://` or `rediss://` URL.
 ///
-/// Parsing belongs to the SQL binder (`redis.url`), which also refuses `rediss://`: hiredis 0.14 has no TLS.
+/// Parsing belongs to the SQL binder (`redis.url` and the `redis.ssl.*` options).
 public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     /// Host name or IP address (IPv6 without brackets).
     public var host: String
@@ -12,24 +12,27 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     public var password: String?
     /// Database index for `SELECT`; 0 by default.
     public var database: Int
+    /// TLS (`rediss://`) and how to verify the server; `nil` is plain TCP (`redis://`).
+    public var tls: RedisTLSSettings?
 
-    public init(host: String, port: Int = 6379, user: String? = nil, password: String? = nil, database: Int = 0) {
+    public init(host: String, port: Int = 6379, user: String? = nil, password: String? = nil, database: Int = 0, tls: RedisTLSSettings? = nil) {
         self.host = host
         self.port = port
         self.user = user
         self.password = password
         self.database = database
+        self.tls = tls
     }
 
     /// `host:port` (`[v6]:port` for IPv6), as error reasons name the server.
     public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    /// `redis://user:***@host:port/db`: the password is masked, so this is safe to log.
+    /// `redis://user:***@host:port/db` (`rediss://` with TLS): the password is masked, so this is safe to log.
     public var description: String {
         var credentials = ""
         if user != nil || password != nil {
             credentials = (user ?? "") + (password == nil ? "" : ":***") + "@"
         }
-        return "redis://\(credentials)\(address)/\(database)"
+        return "\(tls == nil ? "redis" : "rediss")://\(credentials)\(address)/\(database)"
     }
 }

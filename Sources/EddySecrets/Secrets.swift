@@ -12,9 +12,12 @@ public enum Secrets {
     /// `ssl.keystore.password`, `sasl.oauthbearer.client.secret`), PEM strings (`ssl.key.pem` is a private key;
     /// `ssl.certificate.pem` and `ssl.ca.pem` are public but hidden alike), `ssl_key…`, and the OAUTHBEARER
     /// settings that may hold a token or credentials (`sasl.oauthbearer.config`, `sasl.oauthbearer.extensions`).
+    /// Also the Redis sink's client key path (`redis.ssl.key.location`; issue 10 asks for TLS key paths to be
+    /// masked). The Kafka source's `ssl.key.location` is shown, as decided before (ExamplePipelineTests).
     public static func isSecretSetting(_ key: String) -> Bool {
         let key = key.lowercased()
         return key.contains("password") || key.contains("secret") || key.contains(".pem") || key.contains("ssl_key")
+            || key == "redis.ssl.key.location"
             || key.contains("oauthbearer.config") || key.contains("oauthbearer.extensions")
     }
 

@@ -10,9 +10,30 @@ import Synchronization
 ///
 /// The process is killed and the directory removed in `deinit`. Every method may be called from any
 /// thread; the helper's own commands use a fresh connection each time, so they work across restarts.
+///
+/// With `tls`, `port` speaks TLS only (`--tls-port`, with the given certificates) and `url` says so; the
+/// helper's own commands (`connect`, `command`, `get`, …) go through a second, plain-text port on loopback,
+/// so that they observe the server whatever the TLS side under test does (an expired certificate, say).
 public final class RedisTestServer: Sendable {
+    /// How a TLS server is set up.
+    public struct TLS: Sendable {
+        public var certificates: TestCertificates
+        /// The certificate the server presents; `certificates.server` by default.
+        public var server: CertificateFiles
+        /// `tls-auth-clients yes`: only clients with a certificate signed by the CA are let in.
+        public var requireClientCertificate: Bool
+
+        public init(certificates: TestCertificates, server: CertificateFiles? = nil, requireClientCertificate: Bool = false) {
+            self.certificates = certificates
+            self.server = server ?? certificates.server
+            self.requireClientCertificate = requireClientCertificate
+        }
+    }
+
     private struct State {
         var port: Int
+        /// The plain-text port of a TLS server (its `port` otherwise).
+        var controlPort: Int
         var process: pid_t?
         var everStarted = false
     }
@@ -21,13 +42,15 @@ public final class RedisTestServer: Sendable {
     public let directory: String
     /// The password of the default user (`requirepass`), if any.
     public let password: String?
+    /// The TLS set-up, if the server speaks TLS.
+    public let tls: TLS?
     private let executable: String
     private let state: Mutex<State>
     private let logger = Logger(label: "eddy.test.redis-server")
 
     /// Prepares a server (not started): finds `redis-server` on `PATH` or in `/usr/bin`, makes a
     /// temporary directory and picks a port.
-    public init(password: String? = nil) throws(RedisTestServerError) {
+    public init(password: String? = nil, tls: TLS? = nil) throws(RedisTestServerError) {
         let searchPath = (getenv("PATH").map { String(cString: $0) } ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
         guard let executable = searchPath.map({ $0 + "/redis-server" }).first(where: { access($0, X_OK) == 0 }) else {
             throw RedisTestServerError("redis-server is not installed (apt-get install redis-server)")
@@ -39,7 +62,8 @@ public final class RedisTestServer: Sendable {
         self.directory = String(cString: made)
         self.executable = executable
         self.password = password
-        self.state = Mutex(State(port: LoopbackPort.unused()))
+        self.tls = tls
+        self.state = Mutex(Self.freshPorts(tls: tls))
     }
 
     deinit { destroy() }
@@ -54,8 +78,18 @@ public final class RedisTestServer: Sendable {
     /// The loopback port, the same across restarts.
     public var port: Int { state.withLock { $0.port } }
 
-    /// Where clients connect, with the password if there is one.
-    public var url: RedisURL { RedisURL(host: "127.0.0.1", port: port, password: password) }
+    /// Where clients connect, with the password if there is one; for a TLS server `rediss://` trusting the
+    /// test CA, with the client certificate.
+    public var url: RedisURL {
+        RedisURL(
+            host: "127.0.0.1", port: port, password: password,
+            tls: tls.map {
+                RedisTLSSettings(caFile: $0.certificates.caFile, certificateFile: $0.certificates.client.certificate, keyFile: $0.certificates.client.key)
+            })
+    }
+
+    /// Where the helper's own commands go: plain text, even for a TLS server.
+    public var controlURL: RedisURL { RedisURL(host: "127.0.0.1", port: state.withLock { $0.controlPort }, password: password) }
 
     /// Whether the process is running (started and not yet stopped or killed).
     public var isRunning: Bool { state.withLock { $0.process != nil } }
@@ -87,7 +121,10 @@ public final class RedisTestServer: Sendable {
                 guard attempt < attempts, log.contains("Address already in use") else {
                     throw RedisTestServerError("\(error.message); redis.log ends with: \(log)")
                 }
-                state.withLock { $0.port = LoopbackPort.unused() }
+                state.withLock {
+                    let fresh = Self.freshPorts(tls: tls)
+                    ($0.port, $0.controlPort) = (fresh.port, fresh.controlPort)
+                }
             }
         }
     }
@@ -112,9 +149,9 @@ public final class RedisTestServer: Sendable {
         state.withLock { $0.process = nil }
     }
 
-    /// A new connection to the server (closed when released).
+    /// A new connection to the server (closed when released), on the plain-text port.
     public func connect(timeout: Duration = .seconds(5)) throws(RedisError) -> RedisConnection {
-        try RedisConnection.connect(url: url, connectTimeout: timeout, commandTimeout: timeout, logger: logger)
+        try RedisConnection.connect(url: controlURL, connectTimeout: timeout, commandTimeout: timeout, logger: logger)
     }
 
     /// Runs one command on a fresh connection.
@@ -154,13 +191,28 @@ public final class RedisTestServer: Sendable {
 
     // MARK: - Private
 
+    private static func freshPorts(tls: TLS?) -> State {
+        let port = LoopbackPort.unused()
+        guard tls != nil else { return State(port: port, controlPort: port) }
+        var controlPort = LoopbackPort.unused()
+        while controlPort == port { controlPort = LoopbackPort.unused() }
+        return State(port: port, controlPort: controlPort)
+    }
+
     private func spawn(persistent: Bool, extraArguments: [String]) throws(RedisTestServerError) -> pid_t {
+        let (port, controlPort) = state.withLock { ($0.port, $0.controlPort) }
         var arguments = [
             executable,
-            "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--logfile", directory + "/redis.log",
+            "--port", String(controlPort), "--bind", "127.0.0.1", "--dir", directory, "--logfile", directory + "/redis.log",
             "--daemonize", "no", "--save", "", "--appendonly", persistent ? "yes" : "no", "--appendfsync", "always",
         ]
         if let password { arguments += ["--requirepass", password] }
+        if let tls {
+            arguments += [
+                "--tls-port", String(port), "--tls-cert-file", tls.server.certificate, "--tls-key-file", tls.server.key,
+                "--tls-ca-cert-file", tls.certificates.caFile, "--tls-auth-clients", tls.requireClientCertificate ? "yes" : "no",
+            ]
+        }
         arguments += extraArguments
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

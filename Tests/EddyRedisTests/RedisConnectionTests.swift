@@ -1,5 +1,6 @@
 import EddyRedis
 import EddyTestSupport
+import Foundation
 import Testing
 
 @Suite struct RedisURLTests {
@@ -169,6 +170,23 @@ import Testing
         #expect(!connection.isOpen)
     }
 
+    @Test func aWriteToAConnectionTheServerClosedIsAnErrorNotSIGPIPE() throws {
+        let server = try startedServer()
+        let connection = try connect(server.url)
+        guard case .integer(let id) = try connection.command("CLIENT", "ID") else {
+            Issue.record("CLIENT ID is not an integer")
+            return
+        }
+        try server.command("CLIENT", "KILL", "ID", String(id))
+        // More than the socket buffers hold: the writes after the server's reset fail with EPIPE.
+        let large = [UInt8](repeating: 120, count: 16 << 20)
+        let error = #expect(throws: RedisError.self) { try connection.command([bytes("SET"), bytes("k"), large]) }
+        #expect(error?.code == .connectionBroken)
+        #expect(error?.reason.hasPrefix("connection to Redis at 127.0.0.1:\(server.port) failed during SET: ") == true
+            || error?.reason == "Redis at 127.0.0.1:\(server.port) closed the connection during SET", "\(error?.reason ?? "")")
+        #expect(!connection.isOpen)
+    }
+
     @Test func pipelineReadsEveryReplyThenThrowsTheFirstError() throws {
         let server = try startedServer()
         let connection = try connect(server.url)
@@ -241,5 +259,59 @@ import Testing
         let error = #expect(throws: RedisError.self) { try connect(RedisURL(host: "127.0.0.1", port: 70000)) }
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.reason == "Redis at 127.0.0.1:70000: port 70000 is not between 1 and 65535")
+    }
+}
+
+/// Connection hygiene: the connection's name in `CLIENT LIST`, and TCP keepalive as the kernel reports it.
+@Suite struct RedisConnectionHygieneTests {
+    @Test func theConnectionCarriesItsNameWithRefusedCharactersReplaced() throws {
+        let server = try startedServer()
+        let connection = try RedisConnection.connect(
+            url: server.url, connectTimeout: .seconds(5), commandTimeout: .seconds(5), clientName: "eddy:my sink\nä", logger: testLogger)
+        #expect(try connection.command("CLIENT", "GETNAME").text == "eddy:my_sink__")
+        #expect(try server.command("CLIENT", "LIST").text?.contains(" name=eddy:my_sink__ ") == true)
+    }
+
+    @Test func aUserWhoMayNotNameConnectionsStillConnects() throws {
+        let server = try startedServer()
+        try server.command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "+@all", "-client|setname")
+        let url = RedisURL(host: "127.0.0.1", port: server.port, user: "limited", password: "pw")
+        let connection = try RedisConnection.connect(url: url, connectTimeout: .seconds(5), commandTimeout: .seconds(5), clientName: "eddy:s", logger: testLogger)
+        #expect(try connection.command("CLIENT", "GETNAME") == .null)
+        #expect(try connection.command("SET", "k", "v") == .status("OK"))
+    }
+
+    @Test func keepAliveProbesAnIdleConnectionWithinSeconds() throws {
+        let server = try startedServer()
+        let connection = try connect(server.url)
+        let info = try #require(try connection.command("CLIENT", "INFO").text)
+        let address = try #require(info.split(separator: " ").first { $0.hasPrefix("addr=") })
+        let localPort = try #require(address.split(separator: ":").last.flatMap { Int($0) })
+        // The kernel's own view of the socket: timer 2 is keepalive; when it fires, in USER_HZ (100/s) ticks.
+        // Without keepalive no timer runs on an idle socket; with the kernel's default it would be 2 hours away.
+        var seen: (timer: Int, ticks: Int)?
+        let armed = eventually {
+            seen = Self.timer(localPort: localPort, remotePort: server.port)
+            return seen?.timer == 2
+        }
+        #expect(armed, "socket timer \(String(describing: seen))")
+        #expect((seen?.ticks ?? .max) <= 15 * 100)
+    }
+
+    /// The `tr` and `tm->when` columns of the IPv4 loopback socket between the two ports, from /proc/net/tcp.
+    private static func timer(localPort: Int, remotePort: Int) -> (timer: Int, ticks: Int)? {
+        // Read to the end: /proc files report a size of 0, which a whole-file read would trust.
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() else { return nil }
+        let table = String(decoding: data, as: UTF8.self)
+        let local = String(format: "0100007F:%04X", localPort)
+        let remote = String(format: "0100007F:%04X", remotePort)
+        for line in table.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 5, fields[1] == local, fields[2] == remote else { continue }
+            let parts = fields[5].split(separator: ":")
+            guard parts.count == 2, let timer = Int(parts[0], radix: 16), let ticks = Int(parts[1], radix: 16) else { return nil }
+            return (timer, ticks)
+        }
+        return nil
     }
 }

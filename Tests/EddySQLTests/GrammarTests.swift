@@ -133,6 +133,7 @@ import Testing
         ("redis://user@h:1", RedisEndpoint(host: "h", port: 1, username: "user", password: nil, database: 0)),
         ("redis://us%40er:p%3Aw%40rd@h:1", RedisEndpoint(host: "h", port: 1, username: "us@er", password: "p:w@rd", database: 0)),
         ("REDIS://[::1]:6380/2", RedisEndpoint(host: "::1", port: 6380, username: nil, password: nil, database: 2)),
+        ("rediss://:pw@cache.example.com:6380/1", RedisEndpoint(host: "cache.example.com", port: 6380, password: "pw", database: 1, tls: .init())),
     ])
     func redisURLs(_ url: String, _ expected: RedisEndpoint) throws {
         let text = exampleSource + "\n" + exampleView + "\n" + exampleSink.replacingOccurrences(of: "redis://127.0.0.1:6379", with: url)
@@ -140,6 +141,32 @@ import Testing
         #expect(result.errors.isEmpty, "\(result.errors.map(\.description))")
         #expect(result.pipeline?.sinks.first?.redis.endpoint == expected)
         if expected.password != nil { #expect(result.pipeline?.sinks.first?.redis.endpoint.description.contains("***") == true) }
+    }
+
+    @Test func tlsOptionsOfARedissURL() throws {
+        let sink = exampleSink.replacingOccurrences(of: "redis.url= 'redis://127.0.0.1:6379'", with: """
+            redis.url='rediss://u:pw@10.0.0.7:6380', redis.ssl.ca.location='/etc/eddy/ca.pem', redis.ssl.certificate.location='/etc/eddy/client.pem', \
+            redis.ssl.key.location='/etc/eddy/private/client.key', redis.ssl.server.name='cache.internal'
+            """)
+        #expect(sink != exampleSink)
+        let result = compile(exampleSource + "\n" + exampleView + "\n" + sink)
+        #expect(result.errors.isEmpty, "\(result.errors.map(\.description))")
+        let endpoint = try #require(result.pipeline?.sinks.first?.redis.endpoint)
+        #expect(endpoint.tls == RedisEndpoint.TLS(
+            caLocation: "/etc/eddy/ca.pem", certificateLocation: "/etc/eddy/client.pem", keyLocation: "/etc/eddy/private/client.key", serverName: "cache.internal"))
+        // As `eddy check` prints it: the password and the key's path masked.
+        #expect(endpoint.description == """
+            rediss://u:***@10.0.0.7:6380/0 (TLS: CA /etc/eddy/ca.pem, client certificate /etc/eddy/client.pem, client key ***, server name cache.internal)
+            """)
+        // An error on that line shows the line with the key's path starred.
+        let keyOnly = sink.replacingOccurrences(of: "redis.ssl.certificate.location='/etc/eddy/client.pem', ", with: "")
+        let error = try #require(compile(exampleSource + "\n" + exampleView + "\n" + keyOnly).errors.first)
+        #expect(error.message.hasPrefix("redis.ssl.key.location needs redis.ssl.certificate.location"))
+        #expect(error.description.contains("redis.ssl.key.location='****"), "\(error.description)")
+        #expect(!error.description.contains("private/client.key"))
+        let plain = try #require(compile(exampleSource + "\n" + exampleView + "\n" + exampleSink).pipeline?.sinks.first?.redis.endpoint)
+        #expect(plain.tls == nil)
+        #expect(plain.description == "redis://127.0.0.1:6379/0")
     }
 
     @Test func jsonSinksAndTemplatesWithText() throws {

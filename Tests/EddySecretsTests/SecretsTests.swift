@@ -6,11 +6,11 @@ import Testing
         for key in [
             "sasl.password", "properties.sasl.password", "ssl.key.password", "SSL.Keystore.Password", "sasl.oauthbearer.client.secret",
             "ssl.key.pem", "properties.ssl.certificate.pem", "ssl_key", "sasl.oauthbearer.config", "sasl.oauthbearer.extensions",
-            "eddy.redis.password", "client_secret",
+            "eddy.redis.password", "client_secret", "redis.ssl.key.location",
         ] {
             #expect(Secrets.isSecretSetting(key), "\(key)")
         }
-        for key in ["sasl.username", "sasl.mechanism", "security.protocol", "bootstrap.servers", "ssl.ca.location", "eddy.sink"] {
+        for key in ["sasl.username", "sasl.mechanism", "security.protocol", "bootstrap.servers", "ssl.ca.location", "redis.ssl.ca.location", "redis.ssl.certificate.location", "eddy.sink"] {
             #expect(!Secrets.isSecretSetting(key), "\(key)")
         }
     }

@@ -23,12 +23,15 @@ final class RedisSinkTransport: SinkTransport {
 
     func connectAndReadMarker() throws -> SinkProgress.Marker {
         disconnect()
-        let connection = try RedisConnection.connect(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout, logger: logger)
+        let connection = try RedisConnection.connect(
+            url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout, clientName: Self.clientName(sink: sink), logger: logger)
         if !warnedAboutEviction, let policy = try? connection.memoryPolicy(), policy.mayEvictSinkKeys {
             warnedAboutEviction = true
+            let limit = policy.maxMemoryBytes.map { $0 == 0 ? "maxmemory 0, no limit yet" : "maxmemory \($0) bytes" } ?? "maxmemory unknown"
             logger.warning("""
-                Redis at \(url.address) may evict keys under memory pressure (maxmemory-policy \(policy.policy ?? "?")): an \
-                evicted key reads as missing until its group changes again. Use noeviction or a volatile-* policy for Eddy's keys.
+                Redis at \(url.address) may evict this sink's keys under memory pressure (maxmemory-policy \(policy.policy ?? "?"), \
+                \(limit)): an evicted key reads as missing until its group changes again. Use noeviction, or a volatile-* policy \
+                (Eddy's keys have no TTL, so it never evicts them).
                 """, metadata: ["eddy.sink": "\(sink)"])
         }
         let writer = RedisEpochWriter(connection: connection, logger: logger)
@@ -62,6 +65,9 @@ final class RedisSinkTransport: SinkTransport {
         guard let repairer else { throw RedisError(code: .connectionBroken, reason: "not connected to Redis at \(url.address)", isRetriable: true, breaksConnection: true) }
         return try repairer.compare(markerKey: RedisEpochWriter.markerKey(sink: sink), pairs: chunk.pairs, repair: repair, markerMatches: chunk.progress.isHeld(byMarker:))
     }
+
+    /// The name the sink's connections carry in `CLIENT LIST`: `eddy:<sink>`.
+    static func clientName(sink: String) -> String { "eddy:\(sink)" }
 
     private static func check(_ marker: SinkProgress.Marker, _ write: SinkStateMachine.Write) -> RedisMarkerCheck<SinkStateMachine.Refusal> {
         SinkStateMachine.fence(marker: marker, write: write).map(RedisMarkerCheck.refuse) ?? .write

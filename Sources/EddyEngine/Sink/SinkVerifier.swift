@@ -232,6 +232,9 @@ extension Sink {
     /// Where the sink writes, as the Redis client takes it.
     var redisURL: RedisURL {
         let endpoint = redis.endpoint
-        return RedisURL(host: endpoint.host, port: endpoint.port, user: endpoint.username, password: endpoint.password, database: endpoint.database)
+        let tls = endpoint.tls.map {
+            RedisTLSSettings(caFile: $0.caLocation, certificateFile: $0.certificateLocation, keyFile: $0.keyLocation, serverName: $0.serverName)
+        }
+        return RedisURL(host: endpoint.host, port: endpoint.port, user: endpoint.username, password: endpoint.password, database: endpoint.database, tls: tls)
     }
 }

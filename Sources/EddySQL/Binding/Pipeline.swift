@@ -196,22 +196,60 @@ public struct Sink: Sendable {
     public var markerKey: String { "eddy:\(name):epoch" }
 }
 
-/// A Redis server address from `redis.url` (`redis://[user[:password]@]host[:port][/db]`).
+/// A Redis server address from `redis.url` (`redis://[user[:password]@]host[:port][/db]`, `rediss://` for
+/// TLS) and the `redis.ssl.*` options.
 public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
+    /// How a `rediss://` connection verifies the server (and, if asked, proves itself). Every field is
+    /// optional: none means the system CA store and the URL's host as the expected name.
+    public struct TLS: Sendable, Equatable {
+        /// `redis.ssl.ca.location`: PEM file of the CAs to trust instead of the system store.
+        public var caLocation: String?
+        /// `redis.ssl.certificate.location`: PEM client certificate (with `keyLocation`).
+        public var certificateLocation: String?
+        /// `redis.ssl.key.location`: its private key. The path is never printed.
+        public var keyLocation: String?
+        /// `redis.ssl.server.name`: the name the server's certificate must carry, when not the URL's host.
+        public var serverName: String?
+
+        public init(caLocation: String? = nil, certificateLocation: String? = nil, keyLocation: String? = nil, serverName: String? = nil) {
+            self.caLocation = caLocation
+            self.certificateLocation = certificateLocation
+            self.keyLocation = keyLocation
+            self.serverName = serverName
+        }
+    }
+
     public var host: String
     public var port: Int
     public var username: String?
     public var password: String?
     public var database: Int
+    /// TLS settings for `rediss://`; nil for `redis://`.
+    public var tls: TLS?
 
-    /// The URL with the password masked.
+    public init(host: String, port: Int, username: String? = nil, password: String? = nil, database: Int = 0, tls: TLS? = nil) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.tls = tls
+    }
+
+    /// The URL with the password masked, and the TLS settings given (the key's path masked).
     public var description: String {
         var credentials = ""
         if username != nil || password != nil {
             credentials = (username ?? "") + (password != nil ? ":***" : "") + "@"
         }
         let shownHost = host.contains(":") ? "[\(host)]" : host
-        return "redis://\(credentials)\(shownHost):\(port)/\(database)"
+        let url = "\(tls == nil ? "redis" : "rediss")://\(credentials)\(shownHost):\(port)/\(database)"
+        guard let tls else { return url }
+        var settings = ["CA \(tls.caLocation ?? "system store")"]
+        if let certificate = tls.certificateLocation { settings.append("client certificate \(certificate)") }
+        if tls.keyLocation != nil { settings.append("client key \(Secrets.mask)") }
+        if let name = tls.serverName { settings.append("server name \(name)") }
+        return "\(url) (TLS: \(settings.joined(separator: ", ")))"
     }
 }
 

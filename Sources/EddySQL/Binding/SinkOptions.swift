@@ -4,7 +4,10 @@ struct SinkOptionsCompiler {
     var errors: [SQLError] = []
     var warnings: [SQLError] = []
 
-    static let accepted = ["connector", "primary_key", "redis.url", "sink.max_pending_epochs"]
+    /// TLS options, named as RisingWave's Kafka connector names them (`properties.ssl.*.location`, from
+    /// librdkafka), since RisingWave's Redis sink has none (its `rediss://` trusts the system store only).
+    static let tlsOptions = ["redis.ssl.ca.location", "redis.ssl.certificate.location", "redis.ssl.key.location", "redis.ssl.server.name"]
+    static let accepted = ["connector", "primary_key", "redis.url"] + tlsOptions + ["sink.max_pending_epochs"]
 
     mutating func compile(_ statement: CreateSink, view: View) -> RedisSinkSettings? {
         let errorCount = errors.count
@@ -38,6 +41,7 @@ struct SinkOptionsCompiler {
             endpoint = nil
         } else if let url = byKey["redis.url"] {
             endpoint = parseRedisURL(url)
+            if endpoint != nil { endpoint?.tls = tlsSettings(byKey, url: url) }
         } else {
             errors.append(source.error(.invalidOption, "sink '\(statement.name.name)' needs redis.url (e.g. redis.url='redis://host:6379')", from: withSpan.0, to: withSpan.1))
         }
@@ -197,7 +201,37 @@ struct SinkOptionsCompiler {
 
     // MARK: redis.url
 
-    /// `redis://[user[:password]@]host[:port][/db]`; `rediss://` is refused (no TLS in Debian's hiredis 0.14).
+    /// The `redis.ssl.*` options of a `rediss://` URL (an empty `TLS` when none is given: the system CA store
+    /// and the URL's host); nil for `redis://`, where any of them is an error (the user meant TLS).
+    private mutating func tlsSettings(_ byKey: [String: OptionEntry], url: OptionEntry) -> RedisEndpoint.TLS? {
+        let isTLS = url.value.lowercased().hasPrefix("rediss://")
+        var given: [String: String] = [:]
+        for key in Self.tlsOptions {
+            guard let option = byKey[key], !option.hasFailedSubstitution else { continue }
+            guard isTLS else {
+                errors.append(source.error(.invalidOption, "\(key) applies to TLS connections only: redis.url must start with rediss://", from: option.keyStart, to: option.keyEnd))
+                continue
+            }
+            guard !option.value.isEmpty else {
+                errors.append(source.error(.invalidOption, "\(key) must not be empty", from: option.valueStart, to: option.valueEnd))
+                continue
+            }
+            given[key] = option.value
+        }
+        guard isTLS else { return nil }
+        let certificate = given["redis.ssl.certificate.location"]
+        let key = given["redis.ssl.key.location"]
+        if let option = byKey["redis.ssl.certificate.location"], certificate != nil, key == nil {
+            errors.append(source.error(.invalidOption, "redis.ssl.certificate.location needs redis.ssl.key.location (the client certificate's private key)", from: option.keyStart, to: option.keyEnd))
+        }
+        if let option = byKey["redis.ssl.key.location"], key != nil, certificate == nil {
+            errors.append(source.error(.invalidOption, "redis.ssl.key.location needs redis.ssl.certificate.location (the client certificate)", from: option.keyStart, to: option.keyEnd))
+        }
+        return RedisEndpoint.TLS(
+            caLocation: given["redis.ssl.ca.location"], certificateLocation: certificate, keyLocation: key, serverName: given["redis.ssl.server.name"])
+    }
+
+    /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` for TLS.
     private mutating func parseRedisURL(_ option: OptionEntry) -> RedisEndpoint? {
         func fail(_ message: String) -> RedisEndpoint? {
             // Never echo the URL itself: it may carry a password.
@@ -205,13 +239,11 @@ struct SinkOptionsCompiler {
             return nil
         }
         var rest = Substring(option.value)
-        if rest.lowercased().hasPrefix("rediss://") {
-            return fail("TLS (rediss://) is not supported: Debian's hiredis 0.14 has no TLS; put stunnel (or a TLS proxy) in front of Redis and use redis:// to it")
+        let scheme = ["redis://", "rediss://"].first { rest.lowercased().hasPrefix($0) }
+        guard let scheme else {
+            return fail("expected redis://[user[:password]@]host[:port][/db] (rediss:// for TLS)")
         }
-        guard rest.lowercased().hasPrefix("redis://") else {
-            return fail("expected redis://[user[:password]@]host[:port][/db]")
-        }
-        rest = rest.dropFirst("redis://".count)
+        rest = rest.dropFirst(scheme.count)
         // The credentials go first (everything before the last '@', as SecretRanges masks it), so
         // that no later message can quote any part of them: a password may hold '?', '/' or ':'.
         var username: String?
@@ -265,7 +297,8 @@ struct SinkOptionsCompiler {
             host = String(rest)
         }
         guard !host.isEmpty else { return fail("no host (expected redis://host:port)") }
-        return RedisEndpoint(host: host, port: port, username: username, password: password, database: database)
+        // TLS settings are filled in by the caller, from the redis.ssl.* options.
+        return RedisEndpoint(host: host, port: port, username: username, password: password, database: database, tls: scheme == "rediss://" ? RedisEndpoint.TLS() : nil)
     }
 
     private func percentDecoded(_ text: String) -> String? {
