@@ -130,7 +130,12 @@ struct StatementPlanner {
     private func planSelect(_ statement: StatementText, basePosition: Int) -> Result<PlannedStatement, PostgresError> {
         let list = SelectList(statement)
         if !list.hasFrom {
-            return ScalarSelect.answer(list, settings: settings, processID: processID, basePosition: basePosition)
+            let answer = ScalarSelect.answer(list, settings: settings, processID: processID, basePosition: basePosition)
+            // `SELECT pg_catalog.pg_get_viewdef(…)` and the like: catalogue functions without a FROM.
+            if case .failure = answer, CatalogueAnswers.isCatalogueQuery(statement) {
+                return .success(CatalogueAnswers(views: queryableViews, user: settings.user).answer(statement, list: list))
+            }
+            return answer
         }
         if CatalogueAnswers.isCatalogueQuery(statement) {
             return .success(CatalogueAnswers(views: queryableViews, user: settings.user).answer(statement, list: list))
