@@ -7,6 +7,8 @@ let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 
 let package = Package(
@@ -21,6 +23,7 @@ let package = Package(
         .library(name: "EddyEngine", targets: ["EddyEngine"]),
         .library(name: "EddyWorkload", targets: ["EddyWorkload"]),
         .library(name: "EddyHTTP", targets: ["EddyHTTP"]),
+        .library(name: "EddyPostgres", targets: ["EddyPostgres"]),
         .library(name: "EddyTestSupport", targets: ["EddyTestSupport"]),
     ],
     dependencies: [
@@ -32,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Already resolved through Hummingbird; named here because EddyPostgres serves with it directly.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         // C libraries: modulemap and shim header only. Only the matching wrapper module imports each.
@@ -62,6 +67,9 @@ let package = Package(
         // HTTP side (Hummingbird): /metrics, /healthz, /readyz, views and status as JSON, the dashboard.
         // Sees only plain Codable documents through `EddyHTTPDataSource`, never the engine.
         .target(name: "EddyHTTP", dependencies: [hummingbird, prometheus, serviceLifecycle, logging]),
+        // PostgreSQL wire protocol (v3) side: psql, psycopg, asyncpg read views of the last checkpoint.
+        // Sees the pipeline's definitions (EddySQL) and checkpointed rows through `PostgresDataSource`, never the engine.
+        .target(name: "EddyPostgres", dependencies: ["EddySQL", nioCore, nioPosix, logging, metrics, serviceLifecycle]),
         // Helpers that start real servers (redis-server, the Kafka mock cluster) for tests and benchmarks,
         // a strict Prometheus text parser and a headless-Chromium driver.
         .target(name: "EddyTestSupport", dependencies: ["EddyKafka", "EddyRedis", "EddyWorkload", logging]),
@@ -69,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "eddy",
             dependencies: [
-                "EddySQL", "EddySecrets", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", "EddyHTTP", argumentParser, logging,
+                "EddySQL", "EddySecrets", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", "EddyHTTP", "EddyPostgres", argumentParser, logging,
                 metrics, prometheus, serviceLifecycle,
             ]
         ),
@@ -82,6 +90,7 @@ let package = Package(
         .testTarget(name: "EddyDataflowTests", dependencies: ["EddyDataflow", "EddySQL", "EddyWorkload"]),
         .testTarget(name: "EddyStateTests", dependencies: ["EddyState", "EddyTestSupport"]),
         .testTarget(name: "EddyHTTPTests", dependencies: ["EddyHTTP", "EddyTestSupport", "EddyWorkload", metrics, prometheus, serviceLifecycle, logging]),
+        .testTarget(name: "EddyPostgresTests", dependencies: ["EddyPostgres", "EddySQL", "EddyTestSupport", nioCore, logging, metrics]),
         .testTarget(name: "EddyEngineTests", dependencies: ["EddyEngine", "EddySQL", "EddyKafka", "EddyRedis", "EddyState", "EddyWorkload", "EddyTestSupport", logging]),
         // Unit tests of the command line's own helpers (log formats), through `@testable import eddy`.
         .testTarget(name: "EddyCommandTests", dependencies: ["eddy", "EddySecrets", logging]),

@@ -24,6 +24,8 @@ if [ "${1:-}" = test ]; then
         chromium         # headless browser: the dashboard test loads the page and takes a screenshot
         fonts-dejavu-core  # a font for that screenshot (a bare machine has none)
         python3          # the SQL tests' oracle: its sqlite3 module computes the same views in batch
+        postgresql-client  # psql: the PostgreSQL-side tests query `eddy run --pg` with it
+        python3-venv     # a venv for psycopg and asyncpg, the PostgreSQL-side tests' Python clients (below)
     )
 fi
 
@@ -40,6 +42,17 @@ if ((${#missing[@]} > 0)); then
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# psycopg and asyncpg (from PyPI) in a venv of the tests' own, where Tests/EddyCLITests/PostgresCLITests looks
+# (EDDY_TEST_VENV overrides). psycopg's pure-Python build uses Debian's libpq, which postgresql-client brings.
+if [ "${1:-}" = test ]; then
+    venv="${EDDY_TEST_VENV:-$HOME/.cache/eddy/test-venv}"
+    if ! "$venv/bin/python" -c 'import psycopg, asyncpg' >/dev/null 2>&1; then
+        echo "ops/install-deps.sh: installing psycopg and asyncpg into $venv" >&2
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q 'psycopg>=3.1' 'asyncpg>=0.29'
+    fi
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

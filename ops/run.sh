@@ -197,9 +197,10 @@ start "eddy produce" 5 "$eddy" produce --brokers "$brokers" --topic test --rate 
 # The pipeline, exactly as written, with hosts from the environment. SIGTERM: final checkpoint and sink
 # flush, bounded by the daemon itself; 15 s is a generous margin before SIGKILL (the state stays safe).
 http_port=$(free_port "${EDDY_DEMO_HTTP_PORT:-9187}")
+pg_port=$(free_port "${EDDY_DEMO_PG_PORT:-4566}")
 KAFKA_BROKERS=$brokers REDIS_URL=redis://127.0.0.1:$redis_port \
     start "eddy run" 15 "$eddy" run examples/seed_pipeline.sql --state-dir "$work/state" --http "127.0.0.1:$http_port" \
-    >"$work/run.out" 2>"$work/run.log"
+    --pg "127.0.0.1:$pg_port" >"$work/run.out" 2>"$work/run.log"
 run_pid=${pids[-1]}
 
 cat >&2 <<INFO
@@ -207,6 +208,7 @@ ops/run.sh: running the example pipeline
   Kafka (eddy dev-broker) $brokers, topic 'test' (8 partitions), $rate events/s from eddy produce
   Redis                   redis://127.0.0.1:$redis_port   (try: redis-cli -p $redis_port GET click)
   Dashboard               http://127.0.0.1:$http_port/   (metrics: /metrics)
+  PostgreSQL              psql -h 127.0.0.1 -p $pg_port -c 'SELECT * FROM events_statisics_mv'
   Logs and state          $shown_work/
 Live counts from Redis (Ctrl-C stops everything, with a final checkpoint):
 INFO

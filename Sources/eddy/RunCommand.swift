@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import EddyEngine
 import EddyHTTP
+import EddyPostgres
 import EddySQL
 import Foundation
 import Logging
@@ -28,6 +29,11 @@ struct RunCommand: AsyncParsableCommand {
             HTTP (--http, default 127.0.0.1:9187): / dashboard, /metrics (Prometheus), /healthz, /readyz, \
             /api/status, /api/views[/NAME].
 
+            PostgreSQL (--pg, default off; e.g. --pg 127.0.0.1:4566): psql, psycopg, asyncpg and other PostgreSQL \
+            clients query the views of the last checkpoint (SELECT … FROM view [WHERE] [ORDER BY] [LIMIT/OFFSET], \
+            SHOW MATERIALIZED VIEWS, DESCRIBE view, psql's \\d). When EDDY_PG_PASSWORD is set, clients must give \
+            that password (SCRAM-SHA-256); otherwise every client that can connect is let in.
+
             SIGTERM or SIGINT stops consuming, takes a final checkpoint, waits (bounded) for the sinks, and exits 0. \
             A second signal exits at once; the last checkpoint keeps the state safe.
             """
@@ -41,6 +47,18 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: "Address of the HTTP side: host:port, [::1]:port or :port (loopback); 'off' to serve none. Binding beyond loopback exposes the dashboard and metrics.")
     var http: String = "127.0.0.1:9187"
+
+    @Option(help: "Address of the PostgreSQL side: host:port, [::1]:port or :port (loopback), e.g. 127.0.0.1:4566; 'off' (the default) to serve none. The password, if any, comes from EDDY_PG_PASSWORD.")
+    var pg: String = "off"
+
+    @Option(name: .customLong("pg-max-connections"), help: "PostgreSQL connections open at once; more are refused (SQLSTATE 53300).")
+    var pgMaxConnections: Int = 64
+
+    @Option(name: .customLong("pg-idle-timeout"), help: "Seconds a PostgreSQL connection may send nothing before it is closed.")
+    var pgIdleTimeout: Double = 600
+
+    @Option(name: .customLong("pg-query-timeout"), help: "Seconds a PostgreSQL statement may run before it fails (SQLSTATE 57014).")
+    var pgQueryTimeout: Double = 30
 
     @Option(name: .customLong("checkpoint-interval"), help: "Seconds between checkpoints (durable LMDB commit, then Redis).")
     var checkpointInterval: Double = 1
@@ -85,6 +103,15 @@ struct RunCommand: AsyncParsableCommand {
         }
         guard repairRate >= 1 else { throw ValidationError("--repair-rate must be at least 1 key per second") }
         if http != "off" { _ = try HTTPBindAddress(parsing: http) }
+        if pg != "off", (try? HTTPBindAddress(parsing: pg)) == nil {
+            throw ValidationError("invalid --pg address '\(pg)' (expected HOST:PORT, [IPV6]:PORT or :PORT, or 'off')")
+        }
+        guard pgMaxConnections >= 1 else { throw ValidationError("--pg-max-connections must be at least 1") }
+        guard pgQueryTimeout > 0, pgQueryTimeout <= 3600 else { throw ValidationError("--pg-query-timeout must be in (0, 3600] seconds") }
+        guard pgIdleTimeout >= pgQueryTimeout, pgIdleTimeout <= 86_400 else {
+            throw ValidationError("--pg-idle-timeout must be from --pg-query-timeout (\(pgQueryTimeout)) to 86400 seconds")
+        }
+        if ProcessInfo.processInfo.environment["EDDY_PG_PASSWORD"] == "" { throw ValidationError("EDDY_PG_PASSWORD is set but empty; unset it to let every client in") }
     }
 
     func run() async throws {
@@ -130,6 +157,10 @@ struct RunCommand: AsyncParsableCommand {
             services.append(server)
         }
 
+        if pg != "off" {
+            services.append(try postgresServer(runner: runner, logger: logger))
+        }
+
         // The service group handles the first SIGTERM/SIGINT (graceful stop); a second one exits at once.
         let signals = Atomic<Int>(0)
         let escalation = handleTerminationSignals {
@@ -147,9 +178,27 @@ struct RunCommand: AsyncParsableCommand {
             try await group.run()
         } catch let error as EddyHTTPError {
             throw RunError(reason: error.reason)
+        } catch let error as PostgresServerError {
+            throw RunError(reason: error.description)
         } catch {
             throw RunError(reason: "\(error)")
         }
+    }
+}
+
+extension RunCommand {
+    /// The PostgreSQL side for `--pg`, its password from `EDDY_PG_PASSWORD` (never a flag: flags show in `ps`).
+    private func postgresServer(runner: PipelineRunner, logger: Logger) throws -> PostgresServer {
+        let address = try HTTPBindAddress(parsing: pg)
+        var configuration = PostgresServer.Configuration(host: address.host, port: address.port)
+        configuration.maximumConnections = pgMaxConnections
+        configuration.idleTimeout = .milliseconds(Int64(pgIdleTimeout * 1000))
+        configuration.queryTimeLimit = .milliseconds(Int64(pgQueryTimeout * 1000))
+        let password = ProcessInfo.processInfo.environment["EDDY_PG_PASSWORD"]
+        if !address.isLoopback && password == nil {
+            logger.warning("the PostgreSQL side listens beyond loopback without a password: anyone who can connect reads the views; set EDDY_PG_PASSWORD", metadata: ["eddy.pg.address": "\(address)"])
+        }
+        return PostgresServer(configuration: configuration, password: password, dataSource: RunnerPostgresDataSource(runner: runner), metrics: PostgresMetrics(), logger: logger)
     }
 }
 
