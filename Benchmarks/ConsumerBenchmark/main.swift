@@ -5,8 +5,10 @@
 //
 // Rows: kcat; Eddy's KafkaConsumer alone (in this process); the whole `eddy run` daemon on the example view with
 // durable 1 s checkpoints and its Redis sink, timed from start until it has caught up with the topic; and the
-// same daemon with checkpoints off (one at the end). Reports messages/s and CPU-seconds per million messages,
-// and the ratios DESIGN §9 sets targets for.
+// same daemon with checkpoints off (one at the end); then the dataflow's shapes without a sink: one GROUP BY view,
+// three views over the source (each message decoded once for all three), per-user counts alone, and per-user
+// counts with a count of counts over them (a two-level cascade). Reports messages/s and CPU-seconds per million
+// messages, and the ratios DESIGN §9 and the dataflow issue set targets for.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -168,16 +170,39 @@ let pipelineText = """
     """
 try? pipelineText.write(toFile: pipelinePath, atomically: true, encoding: .utf8)
 
+/// A pipeline of `views` over the benchmark's topic, without a sink, written to a file of its own.
+func shapePipeline(_ name: String, views: [String]) -> String {
+    let path = pipelineDirectory + "/\(name).sql"
+    let text = """
+        CREATE SOURCE user_events (event_timestamp TIMESTAMP, user VARCHAR, page VARCHAR, event VARCHAR) WITH (connector='kafka', \
+        topic='bench', properties.bootstrap.server='\(bootstrap)', scan.startup.mode='earliest') FORMAT PLAIN ENCODE JSON;
+
+        """ + views.map { $0 + ";\n" }.joined()
+    try? text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+let oneView = shapePipeline("one-view", views: ["CREATE MATERIALIZED VIEW by_event AS SELECT event, COUNT(*) FROM user_events GROUP BY event"])
+let threeViews = shapePipeline("three-views", views: [
+    "CREATE MATERIALIZED VIEW by_event AS SELECT event, COUNT(*) FROM user_events GROUP BY event",
+    "CREATE MATERIALIZED VIEW by_page AS SELECT page, COUNT(*) FROM user_events GROUP BY page",
+    "CREATE MATERIALIZED VIEW by_page_event AS SELECT page, event, COUNT(*) FROM user_events GROUP BY page, event",
+])
+let perUser = shapePipeline("per-user", views: ["CREATE MATERIALIZED VIEW per_user AS SELECT user, COUNT(*) AS n FROM user_events GROUP BY user"])
+let cascade = shapePipeline("cascade", views: [
+    "CREATE MATERIALIZED VIEW per_user AS SELECT user, COUNT(*) AS n FROM user_events GROUP BY user",
+    "CREATE MATERIALIZED VIEW count_of_counts AS SELECT n, COUNT(*) AS users FROM per_user GROUP BY n",
+])
+
 /// `eddy run` from an empty state directory, timed until it logs that it caught up with the topic; then Redis
 /// must hold every message (checked, not timed) and SIGTERM must stop it.
-@MainActor func runDaemon(checkpointInterval: String) -> Usage {
+@MainActor func runDaemon(checkpointInterval: String, pipeline: String = pipelinePath) -> Usage {
     try? redis.flushAll()
     let state = pipelineDirectory + "/state-\(UUID().uuidString)"
     let log = pipelineDirectory + "/run.log"
     _ = FileManager.default.createFile(atPath: log, contents: nil)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: eddyPath)
-    process.arguments = ["run", pipelinePath, "--state-dir", state, "--http", "off", "--checkpoint-interval", checkpointInterval]
+    process.arguments = ["run", pipeline, "--state-dir", state, "--http", "off", "--checkpoint-interval", checkpointInterval]
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle(forWritingAtPath: log)
     let started = now()
@@ -196,7 +221,7 @@ try? pipelineText.write(toFile: pipelinePath, atomically: true, encoding: .utf8)
     process.waitUntilExit()
     guard process.terminationStatus == 0 else { fail("eddy run exited with \(process.terminationStatus)") }
     let total = ["click", "scroll", "submit", "download", "focus"].compactMap { try? redis.get($0) }.compactMap(Int.init).reduce(0, +)
-    guard total == messageCount else { fail("Redis holds \(total) events after the run, expected \(messageCount)") }
+    guard pipeline != pipelinePath || total == messageCount else { fail("Redis holds \(total) events after the run, expected \(messageCount)") }
     try? FileManager.default.removeItem(atPath: state)
     return Usage(wallSeconds: wall, cpuSeconds: cpu)
 }
@@ -212,6 +237,7 @@ do {
     var eddyRuns: [Usage] = []
     var daemonRuns: [Usage] = []
     var uncheckpointedRuns: [Usage] = []
+    var shapeRuns: [String: [Usage]] = [:]
     for _ in 0..<2 {
         kcatRuns.append(runKcat())
         report("kcat", kcatRuns.last!)
@@ -221,6 +247,10 @@ do {
         report("eddy run", daemonRuns.last!)
         uncheckpointedRuns.append(runDaemon(checkpointInterval: "3600"))
         report("eddy run, checkpoints off", uncheckpointedRuns.last!)
+        for (name, path) in [("one view", oneView), ("three views", threeViews), ("per-user counts", perUser), ("two-level cascade", cascade)] {
+            shapeRuns[name, default: []].append(runDaemon(checkpointInterval: "1", pipeline: path))
+            report(name, shapeRuns[name]!.last!)
+        }
     }
     func fastest(_ runs: [Usage]) -> Double { runs.map(\.wallSeconds).min()! }
     func leanest(_ runs: [Usage]) -> Double { runs.map(\.cpuSeconds).min()! }
@@ -229,6 +259,11 @@ do {
     print(String(format: "eddy run/kcat: throughput %.2fx (target >= 0.9), CPU per message %.2fx (target <= 1.2)",
                  fastest(kcatRuns) / fastest(daemonRuns), leanest(daemonRuns) / leanest(kcatRuns)))
     print(String(format: "checkpoints on/off: throughput %.2fx (target >= 0.97)", fastest(uncheckpointedRuns) / fastest(daemonRuns)))
+    print(String(format: "three views/one view: time %.2fx, CPU %.2fx (target <= 1.4)",
+                 fastest(shapeRuns["three views"]!) / fastest(shapeRuns["one view"]!), leanest(shapeRuns["three views"]!) / leanest(shapeRuns["one view"]!)))
+    print(String(format: "two-level cascade/first level alone: time %.2fx, CPU %.2fx (target <= 1.5)",
+                 fastest(shapeRuns["two-level cascade"]!) / fastest(shapeRuns["per-user counts"]!),
+                 leanest(shapeRuns["two-level cascade"]!) / leanest(shapeRuns["per-user counts"]!)))
 } catch {
     fail("\(error)")
 }

@@ -68,59 +68,11 @@ public final class PipelineRunner: Sendable {
     public func run(until stop: StopSignal, caughtUp: @escaping (PipelineRunner) -> Void = { _ in }) throws {
         statistics.setPhase(.starting)
         defer { statistics.setPhase(.stopped) }
-        let store = try CheckpointStore.open(
-            directory: options.stateDirectory,
-            options: .init(maximumMapSize: options.maximumStateBytes, logger: logger))
-        // Offsets are shared by all views: a view the state has never seen would count only what comes after them.
-        let before = try store.loadCheckpoint()
-        let newViews = graph.views.map(\.name).filter { before.viewFingerprints[$0] == nil }
-        if !newViews.isEmpty && before.offsets.keys.contains(where: { $0.topic == source.kafka.topic }) && !options.allowNewViews {
-            throw EngineError(.pipelineChanged, """
-                view \(newViews.map { "'\($0)'" }.joined(separator: ", ")) is new, but \(options.stateDirectory) already holds \
-                offsets of topic '\(source.kafka.topic)': it would count only messages after them. To build it from the start \
-                of the topic, run with a new --state-dir (the other views are rebuilt too); to count from now on, pass \
-                --allow-new-views.
-                """)
-        }
-        let validation = try store.validatePipeline(
-            fingerprints: Dictionary(uniqueKeysWithValues: graph.views.indices.map { (graph.views[$0].name, graph.fingerprint(ofView: $0)) }),
-            definitions: Dictionary(uniqueKeysWithValues: graph.views.indices.map { (graph.views[$0].name, graph.selfContainedDefinition(ofView: $0)) }))
-        if !validation.droppedViews.isEmpty {
-            logger.warning("the state directory holds views this pipeline no longer defines; their state is kept", metadata: ["eddy.views": "\(validation.droppedViews)"])
-        }
-        let graphHandles = try graph.views.map { view throws(StateError) in try store.view(named: view.name) }
-        let viewHandles = graph.sourcePlans.map { graphHandles[$0.index] }
-        // A sink whose output changed (templates, encoding, the view's output columns or HAVING) writes the
-        // whole view again in the new form: its acknowledgement is forgotten with the new fingerprint, in one
-        // transaction, and Redis' marker names the form, so the fence writes it even at the offsets Redis holds.
-        var sinkForms: [UInt64] = []
-        for (viewIndex, sink) in sinkBindings {
-            let fingerprint = Self.fingerprint(of: sink, view: graph.views[viewIndex])
-            sinkForms.append(SinkProgress.form(ofFingerprint: fingerprint))
-            if try store.recordSink(sink.name, fingerprint: fingerprint) {
-                logger.warning("sink output changed since the last run: the whole view is written again; keys written in the old form are not deleted", metadata: ["eddy.sink": "\(sink.name)"])
-            }
-        }
-        let checkpoint = try store.loadCheckpoint()
+        let restored = try RestoredPipeline.restore(graph: graph, sinks: sinkBindings, options: options, logger: logger)
+        let store = restored.store
+        let checkpoint = restored.checkpoint
         openStore.withLock { $0 = store }
         defer { openStore.withLock { $0 = nil } }
-
-        // Views, restored from the checkpoint.
-        var restored: [Aggregator] = []
-        for (index, plan) in plans.enumerated() {
-            var aggregator = plan.makeAggregator(limits: options.decoderLimits)
-            try store.forEachEntry(view: viewHandles[index]) { key, state in
-                _ = try aggregator.table.restoreGroup(key: Array(key), state: Array(state))
-            }
-            _ = aggregator.table.takeDirty()
-            restored.append(aggregator)
-        }
-        var cascade = Cascade(graph: graph, handles: graphHandles)
-        try cascade.restore(from: store)
-        logger.info("state restored", metadata: [
-            "eddy.state_dir": "\(options.stateDirectory)", "eddy.epoch": "\(checkpoint.epoch)",
-            "eddy.groups": "\(restored.map(\.table.groupCount) + graph.views.compactMap { cascade.groupCounts[$0.name] })",
-        ])
 
         // The source first: a wrong address or a missing topic is the likeliest start-up error, and it
         // should be the one reported.
@@ -133,7 +85,7 @@ public final class PipelineRunner: Sendable {
         let coordinator = Mutex<CheckpointThread?>(nil)
         let drivers = sinkBindings.enumerated().map { index, binding in
             makeSinkDriver(
-                binding.sink, form: sinkForms[index], view: binding.view, store: store, checkpoint: checkpoint, commitLock: commitLock,
+                binding.sink, form: restored.sinkForms[index], view: binding.view, store: store, checkpoint: checkpoint, commitLock: commitLock,
                 acknowledge: { progress in coordinator.withLock { $0 }?.acknowledge(sink: binding.sink.name, progress: progress) })
         }
         let sourcePositions = Dictionary(uniqueKeysWithValues: graph.sourcePlans.enumerated().map { ($1.index, $0) })
@@ -144,8 +96,8 @@ public final class PipelineRunner: Sendable {
                 reportCollisions: { [self] collisions in reportKeyCollisions(collisions, sink: binding.sink.name) })
         }
         let checkpointThread = CheckpointThread(
-            store: store, views: viewHandles, cascade: cascade, sinks: drivers, renderings: renderings, commitLock: commitLock,
-            statistics: statistics, logger: logger)
+            store: store, views: restored.sourceHandles(graph), cascade: restored.cascade, sinks: drivers, renderings: renderings,
+            commitLock: commitLock, statistics: statistics, logger: logger)
         coordinator.withLock { $0 = checkpointThread }
         checkpointThread.start()
         drivers.forEach { $0.start() }
@@ -156,55 +108,28 @@ public final class PipelineRunner: Sendable {
             coordinator.withLock { $0 = nil }
         }
 
-        // The partitions, each from its stored offset or where scan.startup.mode points now.
         let topic = source.kafka.topic
-        let partitionCount = consumer.partitionCount
-        let partitions = (0..<Int32(partitionCount)).map { $0 }
-        var stored: [Int32: Int64] = [:]
-        for (topicPartition, offset) in checkpoint.offsets where topicPartition.topic == topic && topicPartition.partition < partitionCount {
-            stored[topicPartition.partition] = offset
+        guard let assignment = try SourceAssignment.assign(
+            consumer, source: source, checkpoint: checkpoint, stop: stop, timeout: options.kafkaConnectTimeout, logger: logger)
+        else {
+            logger.info("stopped during start-up, before consuming anything")
+            return
         }
-        var bounds: [Int32: (low: Int64, high: Int64)] = [:]
-        for partition in partitions {
-            guard !stop.isRequested else {  // nothing consumed yet: nothing to checkpoint
-                logger.info("stopped during start-up, before consuming anything")
-                return
-            }
-            bounds[partition] = try consumer.watermarks(partition: partition, timeout: options.kafkaConnectTimeout)
-        }
-        var startOffsets = try consumer.concreteStartOffsets(partitions: partitions, stored: stored, bounds: bounds)
-        for partition in partitions where !stored.isEmpty && stored[partition] == nil {
-            // Added to the topic since the last checkpoint: all of it is new to Eddy.
-            startOffsets[partition] = bounds[partition]?.low
-        }
-        try consumer.assign(partitions: partitions, startOffsets: startOffsets)
+        let partitions = assignment.partitions
+        let partitionCount = partitions.count
+        let catchUpTargets = assignment.catchUpTargets
         statistics.setPartitions(partitions, topic: topic, views: plans.map(\.view.name))
-        var checkpointedOffsets = partitions.map { stored[$0] ?? -1 }
-        // Caught up means: at the end every partition had at start.
-        let catchUpTargets = partitions.map { bounds[$0]?.high ?? 0 }
-        for partition in partitions {
-            let start = if let offset = stored[partition] {
-                "offset \(offset) (checkpoint)"
-            } else if !stored.isEmpty {
-                "offset \(startOffsets[partition] ?? -1) (new partition: from its beginning)"
-            } else {
-                "offset \(startOffsets[partition] ?? -1) (scan.startup.mode \(source.kafka.startupMode))"
-            }
-            logger.info("partition assigned", metadata: [
-                "eddy.topic": "\(topic)", "eddy.partition": "\(partition)", "eddy.start": "\(start)",
-                "eddy.end": "\(bounds[partition]?.high ?? -1)",
-            ])
-        }
+        var checkpointedOffsets = partitions.map { assignment.stored[$0] ?? -1 }
 
         var epoch = checkpoint.epoch
         var lastCheckpoint = ContinuousClock.now
         var lastPublished = ContinuousClock.now
-        var paused = false
+        var backpressure = Backpressure()
         var reportedCaughtUp = false
         var hot = HotLoop(
-            aggregators: restored, decoder: RowDecoder(schema: graph.sourceSchema, limits: options.decoderLimits),
+            aggregators: restored.aggregators, decoder: RowDecoder(schema: graph.sourceSchema, limits: options.decoderLimits),
             sourceRows: graph.readsSourceRows ? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: source.columns.count) : nil,
-            nextOffsets: partitions.map { startOffsets[$0] ?? -1 }, consumedPerPartition: [Int](repeating: 0, count: partitionCount))
+            nextOffsets: partitions.map { assignment.startOffsets[$0] ?? -1 }, consumedPerPartition: [Int](repeating: 0, count: partitionCount))
         var highWatermarks = [Int64](repeating: -1, count: partitionCount)
         let schedule = CheckpointSchedule(
             interval: options.checkpointInterval, catchUpInterval: options.maxCheckpointInterval,
@@ -256,7 +181,7 @@ public final class PipelineRunner: Sendable {
         while !stop.isRequested {
             if let error = checkpointThread.error { throw error }
             if let failure = drivers.lazy.compactMap(\.failure).first { throw EngineError(.sinkStopped, failure) }
-            let pausedNow = paused
+            let pausedNow = backpressure.paused
             try consumer.consumeBatch(maxMessages: options.batchSize, timeout: .milliseconds(100)) { batch in
                 try hot.apply(batch) { error, nextOffsets in
                     try handle(error, consumer: consumer, nextOffsets: &nextOffsets, paused: pausedNow)
@@ -278,16 +203,17 @@ public final class PipelineRunner: Sendable {
             let lagging = zip(drivers, sinkBindings).first { driver, binding in
                 driver.backpressureEpochs > binding.sink.redis.maxPendingEpochs.map(UInt64.init) ?? options.maxPendingEpochs
             }
-            if !paused, let (driver, _) = lagging {
+            switch backpressure.update(lagging: lagging.map { ($0.0.name, $0.0.unacknowledgedEpochs) }) {
+            case .pause(let sink, let behind):
                 try consumer.pause(partitions: partitions)
-                paused = true
                 statistics.setPaused(true, partitions: partitions.count)
-                logger.warning("sink is \(driver.unacknowledgedEpochs) epochs behind; pausing consumption until it catches up", metadata: ["eddy.sink": "\(driver.name)"])
-            } else if paused && lagging == nil {
+                logger.warning("sink is \(behind) epochs behind; pausing consumption until it catches up", metadata: ["eddy.sink": "\(sink)"])
+            case .resume:
                 try consumer.resume(partitions: partitions)
-                paused = false
                 statistics.setPaused(false, partitions: partitions.count)
                 logger.warning("sinks caught up; resuming consumption")
+            case nil:
+                break
             }
 
             if !reportedCaughtUp && zip(hot.nextOffsets, catchUpTargets).allSatisfy({ $0.0 >= $0.1 }) {
