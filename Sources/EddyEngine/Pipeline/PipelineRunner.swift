@@ -114,7 +114,7 @@ public final class PipelineRunner: Sendable {
         for (index, plan) in plans.enumerated() {
             var aggregator = plan.makeAggregator(limits: options.decoderLimits)
             try store.forEachEntry(view: viewHandles[index]) { key, state in
-                _ = try aggregator.table.restoreGroup(key: Array(key), state: Array(state))
+                _ = try aggregator.table.restoreGroup(key: key, state: state)
             }
             _ = aggregator.table.takeDirty()
             restored.append(aggregator)
