@@ -59,7 +59,7 @@ struct CompiledAggregate: Sendable {
     /// State words per group: 1 for `COUNT`, 2 for a Double sum or average and for MIN / MAX, 3 for an
     /// integer sum or average (128 bits). Per group in memory that is 8 bytes a word, plus (see
     /// `GroupTable`) a heap array for a string MIN / MAX (its bytes and about 48 more) and, for DISTINCT,
-    /// about 45 bytes per distinct value beyond the value's own bytes.
+    /// 45 to 90 bytes per distinct value beyond the value's own bytes.
     var wordCount: Int { Self.wordCount(of: operation) }
 
     static func wordCount(of operation: Operation) -> Int {

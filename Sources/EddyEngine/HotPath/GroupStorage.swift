@@ -35,10 +35,10 @@ final class GroupStorage: @unchecked Sendable {
 ///   full, probed linearly from the key hash's low bits.
 ///
 /// Plus the dirty list (one `UInt32` per group that changed since the last barrier, in the order they
-/// first changed). Per group, with capacity `c` (a power of two, doubled when full) for `n` groups:
-/// `(8 + 8 × stateWords + 4 + 2 × 4) × c / n` bytes plus its key bytes (and the key arena's unused tail).
-/// `COUNT(*)` grouped by one text column: 24 B × c / n + key (3 + the text's length) bytes, so about
-/// 26 + 1.2 × key bytes at a million groups (c / n = 1.10 at 950,000, the key arena at most twice its use).
+/// first changed). Bytes per group, with capacity `c` (a power of two, doubled when full) for `n` groups:
+/// `(8 + 8 × stateWords + 4 + 2 × 4) × c / n` plus the encoded key times the key arena's slack (at most 2).
+/// `COUNT(*)` grouped by one text column (one state word, a key of 3 + the text's bytes) at 950,000 groups
+/// (`c / n` = 1.10, key arena 1.25): 31 + 1.25 × key bytes, so 66 bytes for 25-character users.
 /// Hashes are not kept: growing rehashes each key from its bytes.
 struct GroupState {
     /// Aggregate state words per group (see `CompiledAggregate.wordCount`).

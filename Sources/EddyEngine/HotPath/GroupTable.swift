@@ -5,11 +5,13 @@
 /// a group number stays valid for the table's life. Keys live in one byte arena, each group's state in a
 /// fixed-width record of another, under an open-addressing index of `UInt32` (see `GroupState`).
 ///
-/// Memory per group (resident, at a million groups; `GroupState` has the formula): 31 bytes plus about
-/// 1.2 times the encoded key (3 bytes more than a short text value), then per aggregate 8 bytes for `COUNT`,
-/// 16 for MIN / MAX and a Double `SUM` / `AVG`, 24 for an integer `SUM` / `AVG`; a string MIN / MAX adds a
-/// heap array (its bytes and about 48 more), and DISTINCT about 45 bytes per distinct value beyond the value.
-/// So `COUNT(*) … GROUP BY` a 25-character text column is about 65 bytes a group.
+/// Memory per group, in the table (`GroupState` has the formula): about 1.1 × (20 + 8 × state words) bytes
+/// plus 1.25 × the encoded key at a million groups (up to twice that just after the arenas doubled). State
+/// words: 1 for `COUNT`, 2 for MIN / MAX and a Double `SUM` / `AVG`, 3 for an integer `SUM` / `AVG`. A string
+/// MIN / MAX adds a heap array (its bytes and about 48 more), DISTINCT 45 to 90 bytes per distinct value
+/// beyond the value's bytes (its `ByteSetTable` entry, index slots and chain link). So `COUNT(*) … GROUP BY`
+/// a 25-character text column is about 66 bytes a group. (The process keeps more per group outside the
+/// table: LMDB's pages and the sink's pending keys; the README's keys curve measures the whole.)
 ///
 /// Semantics (PostgreSQL / RisingWave):
 /// - A NULL GROUP BY value is a group of its own. `COUNT(*)` counts rows, `COUNT(col)` non-NULL
