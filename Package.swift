@@ -95,7 +95,7 @@ let package = Package(
         // Unit tests of the command line's own helpers (log formats), through `@testable import eddy`.
         .testTarget(name: "EddyCommandTests", dependencies: ["eddy", "EddySecrets", logging]),
         // Runs the built `eddy` binary as a user would.
-        .testTarget(name: "EddyCLITests", dependencies: ["EddyTestSupport", "EddyKafka", "EddyRedis", logging]),
+        .testTarget(name: "EddyCLITests", dependencies: ["EddyTestSupport", "EddyKafka", "EddyRedis", "EddyWorkload", logging]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,10 +10,12 @@
 // library; DESIGN §9) — and `kcat -q` to /dev/null (the weaker second reference), and the daemon from an empty
 // state directory. The daemon is timed twice: until it logs that it caught up with the topic (consumption), and
 // until it has exited after SIGTERM (final checkpoint committed and Redis written: the end-to-end time). Redis is
-// then checked key by key against counts replayed from the generator. Reported per row: messages/s and
+// then checked key by key against counts replayed from the generator, and the daemon is started once more on
+// its final state and timed to "state restored" and to caught up (the restart). Reported per row: messages/s and
 // CPU-seconds per million as ratios against the floor, resident memory at catch-up (per key: minus the first
-// row's, over the key count), checkpoint durations and groups per checkpoint (from the daemon's debug log), Redis
-// keys per sink write.
+// row's, over the key count; split into anonymous memory and file-backed pages, which are mostly LMDB's map),
+// the restart's times, checkpoint durations and groups per checkpoint (from the daemon's debug log), Redis keys
+// per sink write.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -78,18 +80,28 @@ func runMeasured(_ path: String, _ arguments: [String]) -> Usage {
     return Usage(wallSeconds: now() - started, cpuSeconds: seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
+/// Resident memory of a process, from /proc/PID/status: all of it, its anonymous part (heap, stacks) and its
+/// file-backed part (LMDB's map, the binary and libraries).
+struct Resident {
+    var total = 0.0
+    var anonymous = 0.0
+    var file = 0.0
+}
+
 /// CPU seconds (all threads) and resident bytes of a running process, from /proc.
-func processUsage(_ pid: Int32) -> (cpu: Double, residentBytes: Double) {
+func processUsage(_ pid: Int32) -> (cpu: Double, resident: Resident) {
     var cpu = 0.0
     if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") {
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         cpu = ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
-    var resident = 0.0
-    if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
-    {
-        resident = (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+    var resident = Resident()
+    if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
+        func kilobytes(_ field: String) -> Double {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }) else { return 0 }
+            return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+        }
+        resident = Resident(total: kilobytes("VmRSS:"), anonymous: kilobytes("RssAnon:"), file: kilobytes("RssFile:"))
     }
     return (cpu, resident)
 }
@@ -115,7 +127,10 @@ func expectedCounts(users: Int) -> [String: Int] {
 struct DaemonRun {
     var caughtUp: Usage
     var stopped: Usage
-    var residentBytes: Double
+    var resident: Resident
+    /// A second `eddy run` on the final state: seconds from its start to "state restored", and to caught up.
+    var restored: Double
+    var restartCaughtUp: Double
     var checkpoints: [(groups: Int, seconds: Double)]
     var sinkWrites: [Int]
 }
@@ -141,12 +156,12 @@ func runDaemon(pipeline: String, directory: String, redis: RedisTestServer, expe
     let started = now()
     do { try process.run() } catch { fail("cannot start eddy run: \(error)") }
     var caughtUp = Usage(wallSeconds: 0, cpuSeconds: 0)
-    var resident = 0.0
+    var resident = Resident()
     while true {
         if let text = try? String(contentsOfFile: log, encoding: .utf8), text.contains("caught up with the source") {
             let usage = processUsage(process.processIdentifier)
             caughtUp = Usage(wallSeconds: now() - started, cpuSeconds: usage.cpu)
-            resident = usage.residentBytes
+            resident = usage.resident
             break
         }
         guard process.isRunning else { fail("eddy run exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
@@ -196,8 +211,40 @@ func runDaemon(pipeline: String, directory: String, redis: RedisTestServer, expe
             fail("Redis holds more keys than the \(users.count) users and a marker")
         }
     } catch { fail("checking Redis: \(error)") }
+    let (restored, restartCaughtUp) = restart(pipeline: pipeline, state: state, log: directory + "/restart.log")
     try? FileManager.default.removeItem(atPath: state)
-    return DaemonRun(caughtUp: caughtUp, stopped: stopped, residentBytes: resident, checkpoints: checkpoints, sinkWrites: writes)
+    return DaemonRun(
+        caughtUp: caughtUp, stopped: stopped, resident: resident, restored: restored, restartCaughtUp: restartCaughtUp,
+        checkpoints: checkpoints, sinkWrites: writes)
+}
+
+/// `eddy run` again on a state directory whose checkpoint holds the whole topic: seconds from its start until it
+/// logs "state restored" (every group read back from LMDB) and until it logs that it caught up (nothing left to
+/// consume); then stopped with SIGTERM.
+func restart(pipeline: String, state: String, log: String) -> (restored: Double, caughtUp: Double) {
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: eddyPath)
+    process.arguments = ["run", pipeline, "--state-dir", state, "--http", "off", "--checkpoint-interval", "1", "--log-format", "json"]
+        + extraRunOptions
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle(forWritingAtPath: log)
+    let started = now()
+    do { try process.run() } catch { fail("cannot start eddy run: \(error)") }
+    var restored = 0.0
+    while true {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        if restored == 0 && text.contains("state restored") { restored = now() - started }
+        if text.contains("caught up with the source") { break }
+        guard process.isRunning else { fail("the restarted eddy run exited: \(text)") }
+        guard now() - started < 120 else { process.terminate(); fail("the restarted eddy run did not catch up in 120 s; its log: \(log)") }
+        usleep(1_000)
+    }
+    let caughtUp = now() - started
+    kill(process.processIdentifier, SIGTERM)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { fail("the restarted eddy run exited with \(process.terminationStatus)") }
+    return (restored, caughtUp)
 }
 
 /// The floor, retried when the consumer stalls: against the mock cluster an in-process consumer sometimes stops
@@ -320,7 +367,9 @@ for keys in keyCounts {
     best.caughtUp.cpuSeconds = daemons.map(\.caughtUp.cpuSeconds).min()!
     best.stopped.wallSeconds = daemons.map(\.stopped.wallSeconds).min()!
     best.stopped.cpuSeconds = daemons.map(\.stopped.cpuSeconds).min()!
-    best.residentBytes = daemons.map(\.residentBytes).min()!
+    best.resident = daemons.map(\.resident).min { $0.total < $1.total }!
+    best.restored = daemons.map(\.restored).min()!
+    best.restartCaughtUp = daemons.map(\.restartCaughtUp).min()!
     var floor = fastest(floors)
     floor.cpuSeconds = leanest(floors)
     var kcat = kcats.isEmpty ? nil : fastest(kcats)
@@ -331,27 +380,31 @@ for keys in keyCounts {
     let durations = best.checkpoints.map(\.seconds).sorted()
     let groups = best.checkpoints.map(\.groups)
     print(String(
-        format: "%8d keys (%d distinct): floor %.0f msg/s %.3f CPU-s/M%@; eddy run caught up %.0f msg/s %.3f CPU-s/M, stopped %.2f s %.3f CPU-s/M; RSS %.0f MiB; %d checkpoints, median %.1f ms, max %.1f ms, %.0f groups each on average; %d sink writes, %.0f keys each",
+        format: "%8d keys (%d distinct): floor %.0f msg/s %.3f CPU-s/M%@; eddy run caught up %.0f msg/s %.3f CPU-s/M, stopped %.2f s %.3f CPU-s/M; RSS %.0f MiB (anonymous %.0f, file %.0f); restart: restored %.2f s, caught up %.2f s; %d checkpoints, median %.1f ms, max %.1f ms, %.0f groups each on average; %d sink writes, %.0f keys each",
         keys, expected.count, Double(messageCount) / floor.wallSeconds, floor.cpuSeconds / million,
         kcat.map { String(format: "; kcat -q %.0f msg/s %.3f CPU-s/M", Double(messageCount) / $0.wallSeconds, $0.cpuSeconds / million) } ?? "",
         Double(messageCount) / best.caughtUp.wallSeconds, best.caughtUp.cpuSeconds / million, best.stopped.wallSeconds, best.stopped.cpuSeconds / million,
-        best.residentBytes / 1_048_576, best.checkpoints.count, durations[durations.count / 2] * 1000, durations.last! * 1000,
+        best.resident.total / 1_048_576, best.resident.anonymous / 1_048_576, best.resident.file / 1_048_576, best.restored,
+        best.restartCaughtUp, best.checkpoints.count, durations[durations.count / 2] * 1000, durations.last! * 1000,
         Double(groups.reduce(0, +)) / Double(max(1, groups.count)), best.sinkWrites.count,
         Double(best.sinkWrites.reduce(0, +)) / Double(max(1, best.sinkWrites.count))))
 }
 
 print("")
-print("| distinct keys | msg/s vs floor (caught up) | msg/s vs floor (stopped, Redis exact) | CPU vs floor | RSS per key | checkpoints: count, median, max | groups per checkpoint | Redis keys per write |")
-print("|---|---|---|---|---|---|---|---|")
+print("| distinct keys | msg/s vs floor (caught up) | msg/s vs floor (stopped, Redis exact) | CPU vs floor | RSS per key (anonymous + file) | restart: restored, caught up | checkpoints: count, median, max | groups per checkpoint | Redis keys per write |")
+print("|---|---|---|---|---|---|---|---|---|")
 for row in rows {
-    let base = rows.first!.daemon.residentBytes
-    let perKey = row.keys == rows.first!.keys ? "–" : String(format: "%.0f B", (row.daemon.residentBytes - base) / Double(row.distinct))
+    let base = rows.first!.daemon.resident
+    let resident = row.daemon.resident
+    let perKey = row.keys == rows.first!.keys ? "–" : String(
+        format: "%.0f B (%.0f + %.0f)", (resident.total - base.total) / Double(row.distinct),
+        (resident.anonymous - base.anonymous) / Double(row.distinct), (resident.file - base.file) / Double(row.distinct))
     let durations = row.daemon.checkpoints.map(\.seconds).sorted()
     let groups = row.daemon.checkpoints.map(\.groups)
     print(String(
-        format: "| %@ | %.2f× | %.2f× | %.2f× | %@ | %d, %.1f ms, %.0f ms | %.0f | %.0f |",
+        format: "| %@ | %.2f× | %.2f× | %.2f× | %@ | %.2f s, %.2f s | %d, %.1f ms, %.0f ms | %.0f | %.0f |",
         row.distinct.formatted(), row.floor.wallSeconds / row.daemon.caughtUp.wallSeconds, row.floor.wallSeconds / row.daemon.stopped.wallSeconds,
-        row.daemon.stopped.cpuSeconds / row.floor.cpuSeconds, perKey, durations.count, durations[durations.count / 2] * 1000,
+        row.daemon.stopped.cpuSeconds / row.floor.cpuSeconds, perKey, row.daemon.restored, row.daemon.restartCaughtUp, durations.count, durations[durations.count / 2] * 1000,
         durations.last! * 1000, Double(groups.reduce(0, +)) / Double(max(1, groups.count)),
         Double(row.daemon.sinkWrites.reduce(0, +)) / Double(max(1, row.daemon.sinkWrites.count))))
 }

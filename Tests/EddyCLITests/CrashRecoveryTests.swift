@@ -4,6 +4,7 @@ import Glibc
 import EddyKafka
 import EddyRedis
 import EddyTestSupport
+import EddyWorkload
 import Foundation
 import Logging
 import Synchronization
@@ -172,6 +173,108 @@ private final class MonotonicityMonitor: @unchecked Sendable {
             daemon.send(SIGTERM)
             #expect(daemon.waitForExit(timeout: .seconds(15)) == 0, "\(daemon.standardError.suffix(2000))")
         }
+    }
+
+    /// A view of more than 100,000 groups (`COUNT(*)` per user) through two SIGKILLs at random moments, each
+    /// while the daemon works through a chunk of new users: the restarted daemons restore every group from
+    /// LMDB, and Redis ends with every user's exact count (replayed from the generator) and nothing else.
+    @Test func aViewOfMoreThanAHundredThousandKeysSurvivesKillNine() throws {
+        let directory = try ScratchDirectory(prefix: "eddy-crash-keys")
+        defer { directory.remove() }
+        let broker = try DevBrokerProcess(topics: ["test:16"])
+        defer { _ = broker.stop() }
+        let redis = try RedisTestServer()
+        try redis.start(persistent: false)
+        let pipeline = directory.path + "/users.sql"
+        try """
+            CREATE SOURCE user_events (event_timestamp TIMESTAMP, user VARCHAR, page VARCHAR, event VARCHAR) WITH (connector='kafka', \
+            topic='test', properties.bootstrap.server='${KAFKA_BROKERS}', scan.startup.mode='earliest') FORMAT PLAIN ENCODE JSON;
+            CREATE MATERIALIZED VIEW user_counts AS SELECT user, COUNT(*) FROM user_events GROUP BY user;
+            CREATE SINK redis_sink FROM user_counts WITH (connector='redis', primary_key='user', redis.url='${REDIS_URL}') \
+            FORMAT PLAIN ENCODE TEMPLATE (force_append_only='true', key_format='{user}', value_format='{count}');
+            """.write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let environment = ["KAFKA_BROKERS": broker.bootstrapServers, "REDIS_URL": "redis://127.0.0.1:\(redis.port)"]
+        let stateDirectory = directory.path + "/state"
+        func launchDaemon() throws -> EddyProcess {
+            try EddyProcess.launch(
+                ["run", pipeline, "--state-dir", stateDirectory, "--http", "off", "--checkpoint-interval", "0.2"],
+                environment: environment, outputDirectory: directory.path, name: "run")
+        }
+        let connection = try redis.connect()
+        defer { connection.close() }
+        func keysInRedis() -> Int {
+            guard case .integer(let size)? = try? connection.command([Array("DBSIZE".utf8)]) else { return 0 }
+            return Int(size)
+        }
+
+        // Three chunks, each of 60,000 messages over 60,000 users of its own seed (a population of its own): about
+        // 38,000 users a chunk appear, 114,000 in all. Each user's count is replayed from the generator.
+        let chunks = 3
+        let chunkSize = 60_000
+        var expected: [String: Int] = [:]
+        var daemon = try launchDaemon()
+        var daemons = [daemon]
+        var random = SystemRandomNumberGenerator()
+        for chunk in 0..<chunks {
+            let seed = UInt64(101 + chunk)
+            let producer = try EddyProcess.run([
+                "produce", "--brokers", broker.bootstrapServers, "--topic", "test", "--count", String(chunkSize), "--rate", "0",
+                "--seed", String(seed), "--users", String(chunkSize),
+            ])
+            #expect(producer.status == 0, "\(producer.standardError)")
+            let keysBefore = keysInRedis()
+            var generator = UserEventGenerator(seed: seed, userCount: chunkSize)
+            var message: [UInt8] = []
+            let marker = Array(#""user": ""#.utf8)
+            for _ in 0..<chunkSize {
+                message.removeAll(keepingCapacity: true)
+                _ = generator.appendMessage(timestamp: EventTimestamp(epochSeconds: 0), to: &message)
+                let start = message.indices.first { message[$0...].starts(with: marker) }! + marker.count
+                let end = message[start...].firstIndex(of: UInt8(ascii: "\""))!
+                expected[String(decoding: message[start..<end], as: UTF8.self), default: 0] += 1
+            }
+            if chunk < chunks - 1 {
+                // A random moment while the daemon works through this chunk: once Redis holds a random part of its new users.
+                let target = keysBefore + Int.random(in: 1..<(expected.count + 1 - keysBefore), using: &random)
+                _ = eventually(timeout: .seconds(60), every: .milliseconds(5)) { keysInRedis() >= target }
+                daemon.kill()
+                #expect(daemon.waitForExit(timeout: .seconds(10)) != nil)
+                daemon = try launchDaemon()
+                daemons.append(daemon)
+            }
+        }
+        #expect(expected.count >= 100_000)
+
+        // Exact: every user's count (checked in batches once all are there), and no other key but the sink's marker.
+        let users = Array(expected.keys)
+        func mismatch() -> String? {
+            for start in stride(from: 0, to: users.count, by: 10_000) {
+                let batch = users[start..<min(users.count, start + 10_000)]
+                guard case .array(let values)? = try? connection.command([Array("MGET".utf8)] + batch.map { Array($0.utf8) }) else {
+                    return "MGET failed"
+                }
+                for (user, value) in zip(batch, values) {
+                    guard case .string(let bytes) = value, Int(String(decoding: bytes, as: UTF8.self)) == expected[user] else {
+                        return "\(user): Redis holds \(value), expected \(expected[user]!)"
+                    }
+                }
+            }
+            return nil
+        }
+        let exact = eventually(timeout: .seconds(60), every: .milliseconds(100)) { keysInRedis() >= users.count && mismatch() == nil }
+        #expect(exact, "\(mismatch() ?? "") (\(keysInRedis()) keys); daemon: \(daemon.standardError.suffix(2000))")
+        #expect(keysInRedis() <= users.count + 1)
+        // The restarts restored the groups checkpointed before each kill.
+        let restoredGroups = daemons.dropFirst().compactMap { daemon in
+            daemon.standardError.split(separator: "\n").first { $0.contains("state restored") }.flatMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("eddy.groups=") }.flatMap { Int($0.dropFirst("eddy.groups=[".count).dropLast()) }
+            }
+        }
+        #expect(restoredGroups.count == chunks - 1 && restoredGroups.allSatisfy { $0 > 0 }, "groups restored: \(restoredGroups)")
+
+        #expect(daemon.waitForOutput(containing: "consuming", timeout: .seconds(60)), "\(daemon.standardError.suffix(2000))")
+        daemon.send(SIGTERM)
+        #expect(daemon.waitForExit(timeout: .seconds(15)) == 0, "\(daemon.standardError.suffix(2000))")
     }
 
     private struct Manifest: Decodable {

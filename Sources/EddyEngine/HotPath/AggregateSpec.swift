@@ -50,17 +50,30 @@ struct CompiledAggregate: Sendable {
     let argumentKind: ColumnKind?
     /// The index of this aggregate's set of seen values (DISTINCT), or -1.
     let distinctSet: Int
-    /// The first of this aggregate's three state words within a group's words. Word 0 counts the
-    /// (non-NULL, and for DISTINCT distinct) values taken in; words 1-2 hold the running value: a
-    /// 128-bit integer sum (low, high), a Double's bits, an Int64 / bool extreme, or the index + 1 of a
-    /// string extreme in `GroupTable.stringValues`.
+    /// The first of this aggregate's state words (`wordCount` of them) within a group's words. Word 0
+    /// counts the (non-NULL, and for DISTINCT distinct) values taken in; the words after it hold the
+    /// running value: a 128-bit integer sum (low, high), a Double's bits, an Int64 / bool extreme, or the
+    /// index + 1 of a string extreme in `GroupTable.stringValues`.
     let wordOffset: Int
 
-    static let wordsPerAggregate = 3
+    /// State words per group: 1 for `COUNT`, 2 for a Double sum or average and for MIN / MAX, 3 for an
+    /// integer sum or average (128 bits). Per group in memory that is 8 bytes a word, plus (see
+    /// `GroupTable`) a heap array for a string MIN / MAX (its bytes and about 48 more) and, for DISTINCT,
+    /// 45 to 90 bytes per distinct value beyond the value's own bytes.
+    var wordCount: Int { Self.wordCount(of: operation) }
 
-    /// Compiles `spec`, or says why the view cannot be aggregated this way.
+    static func wordCount(of operation: Operation) -> Int {
+        switch operation {
+        case .countRows, .countValues: 1
+        case .sumInt, .averageInt: 3
+        case .sumDouble, .averageDouble, .minInt, .maxInt, .minDouble, .maxDouble, .minString, .maxString: 2
+        }
+    }
+
+    /// Compiles `spec`, its state words starting at `wordOffset`, or says why the view cannot be aggregated
+    /// this way.
     static func compile(
-        _ spec: AggregateSpec, index: Int, schema: RowSchema, distinctSet: Int
+        _ spec: AggregateSpec, index: Int, schema: RowSchema, distinctSet: Int, wordOffset: Int
     ) throws(EngineError) -> CompiledAggregate {
         let name = "aggregate \(index + 1) (\(spec.function))"
         guard let column = spec.argument else {
@@ -68,7 +81,7 @@ struct CompiledAggregate: Sendable {
                 throw EngineError(.unsupported, "\(name) needs a column argument; only COUNT takes *")
             }
             guard !spec.isDistinct else { throw EngineError(.unsupported, "\(name): COUNT(DISTINCT *) is not SQL") }
-            return CompiledAggregate(operation: .countRows, column: -1, argumentKind: nil, distinctSet: -1, wordOffset: index * wordsPerAggregate)
+            return CompiledAggregate(operation: .countRows, column: -1, argumentKind: nil, distinctSet: -1, wordOffset: wordOffset)
         }
         guard column >= 0 && column < schema.columns.count else {
             throw EngineError(.invalidArgument, "\(name) reads column \(column), but the source has \(schema.columns.count) columns")
@@ -93,6 +106,6 @@ struct CompiledAggregate: Sendable {
         }
         return CompiledAggregate(
             operation: operation, column: column, argumentKind: kind, distinctSet: spec.isDistinct ? distinctSet : -1,
-            wordOffset: index * wordsPerAggregate)
+            wordOffset: wordOffset)
     }
 }

@@ -146,16 +146,26 @@ enum GroupKey {
         return storage
     }
 
-    /// The values of an encoded key, checked against the GROUP BY columns' kinds.
-    static func values(of key: [UInt8], kinds: [ColumnKind]) throws(EngineError) -> [ScalarValue] {
+    /// One column of a decoded key: the bytes of a string are valid only during the call that hands them over.
+    enum Column {
+        case null
+        case bool(Bool)
+        case int64(Int64)
+        case double(Double)
+        case string(UnsafeRawBufferPointer)
+    }
+
+    /// Decodes an encoded key, checked against the GROUP BY columns' kinds (strings must be UTF-8), and hands
+    /// `column` each value in order. Allocates nothing.
+    static func decode(
+        _ key: UnsafeRawBufferPointer, kinds: [ColumnKind], _ column: (Column) -> Void = { _ in }
+    ) throws(EngineError) {
         var reader = ByteReader(key, what: "group key")
         guard try reader.byte() == plainMarker else { throw reader.corrupt("does not start with 0x01") }
-        var values: [ScalarValue] = []
-        values.reserveCapacity(kinds.count)
         for kind in kinds {
             switch try reader.byte() {
             case 0:
-                values.append(.null)
+                column(.null)
                 continue
             case 1:
                 break
@@ -164,34 +174,54 @@ enum GroupKey {
             }
             switch kind {
             case .string:
-                let length = try reader.varint()
-                let bytes = try reader.bytes(length)
-                guard let text = String(validating: bytes, as: UTF8.self) else { throw reader.corrupt("holds invalid UTF-8") }
-                values.append(.string(text))
+                let bytes = try reader.bytes(try reader.varint())
+                guard isUTF8(bytes) else { throw reader.corrupt("holds invalid UTF-8") }
+                column(.string(bytes))
             case .bool:
                 switch try reader.byte() {
-                case 0: values.append(.bool(false))
-                case 1: values.append(.bool(true))
+                case 0: column(.bool(false))
+                case 1: column(.bool(true))
                 case let other: throw reader.corrupt("has bool byte \(other)")
                 }
             case .double, .decimal:
-                values.append(.double(Double(bitPattern: doubleBits(ordered: try reader.bigEndian64()))))
+                column(.double(Double(bitPattern: doubleBits(ordered: try reader.bigEndian64()))))
             case .int64, .timestamp, .timestamptz, .date:
-                values.append(.int64(Int64(bitPattern: orderedBits(int: try reader.bigEndian64()))))
+                column(.int64(Int64(bitPattern: orderedBits(int: try reader.bigEndian64()))))
             }
         }
         guard reader.isAtEnd else { throw reader.corrupt("has \(reader.remaining) bytes after its \(kinds.count) values") }
+    }
+
+    /// The values of an encoded key, checked against the GROUP BY columns' kinds.
+    static func values(of key: UnsafeRawBufferPointer, kinds: [ColumnKind]) throws(EngineError) -> [ScalarValue] {
+        var values: [ScalarValue] = []
+        values.reserveCapacity(kinds.count)
+        try decode(key, kinds: kinds) { column in
+            switch column {
+            case .null: values.append(.null)
+            case .bool(let value): values.append(.bool(value))
+            case .int64(let value): values.append(.int64(value))
+            case .double(let value): values.append(.double(value))
+            case .string(let bytes): values.append(.string(String(decoding: bytes, as: UTF8.self)))
+            }
+        }
         return values
+    }
+
+    /// Whether `bytes` are UTF-8, checked without allocating.
+    static func isUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        (try? UTF8Span(validating: bytes.assumingMemoryBound(to: UInt8.self).span)) != nil
     }
 }
 
-/// Reads encoded keys and states, throwing `corruptState` errors that say what and where.
+/// Reads encoded keys and states in place, throwing `corruptState` errors that say what and where. The bytes
+/// must outlive the reader.
 struct ByteReader {
-    let bytes: [UInt8]
+    let bytes: UnsafeRawBufferPointer
     let what: String
     private(set) var offset = 0
 
-    init(_ bytes: [UInt8], what: String) {
+    init(_ bytes: UnsafeRawBufferPointer, what: String) {
         self.bytes = bytes
         self.what = what
     }
@@ -209,10 +239,10 @@ struct ByteReader {
         return bytes[offset]
     }
 
-    mutating func bytes(_ count: Int) throws(EngineError) -> ArraySlice<UInt8> {
+    mutating func bytes(_ count: Int) throws(EngineError) -> UnsafeRawBufferPointer {
         guard count >= 0, count <= remaining else { throw corrupt("ends early (needs \(count) more bytes)") }
         defer { offset += count }
-        return bytes[offset..<(offset + count)]
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)])
     }
 
     mutating func varint() throws(EngineError) -> Int {
@@ -230,10 +260,10 @@ struct ByteReader {
     }
 
     mutating func littleEndian64() throws(EngineError) -> UInt64 {
-        try bytes(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
+        UInt64(littleEndian: try bytes(8).loadUnaligned(as: UInt64.self))
     }
 
     mutating func bigEndian64() throws(EngineError) -> UInt64 {
-        try bytes(8).reduce(0) { $0 << 8 | UInt64($1) }
+        UInt64(bigEndian: try bytes(8).loadUnaligned(as: UInt64.self))
     }
 }

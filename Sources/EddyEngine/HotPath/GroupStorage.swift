@@ -3,10 +3,10 @@
 final class GroupStorage: @unchecked Sendable {
     let state: UnsafeMutablePointer<GroupState>
 
-    init(wordsPerGroup: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int) {
+    init(stateWords: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int, seed: UInt64) {
         state = .allocate(capacity: 1)
         state.initialize(
-            to: GroupState(wordsPerGroup: wordsPerGroup, plan: plan, groupBy: groupBy, singleStringColumn: singleStringColumn))
+            to: GroupState(stateWords: stateWords, plan: plan, groupBy: groupBy, singleStringColumn: singleStringColumn, seed: seed))
     }
 
     private init(copying other: GroupStorage) {
@@ -23,12 +23,28 @@ final class GroupStorage: @unchecked Sendable {
     func copy() -> GroupStorage { GroupStorage(copying: self) }
 }
 
-/// The hot part of a `GroupTable`, in memory allocated once and grown geometrically: the group keys
-/// (one byte arena under an open-addressing hash table), each group's aggregate state words, and the
-/// dirty set. Raw memory reached through a plain pointer (not arrays or class properties), so that a
-/// message costs no reference counting and no exclusivity checks.
+/// The hot part of a `GroupTable`, in three flat arenas allocated once and grown geometrically, reached
+/// through plain pointers (not arrays or class properties) so that a message costs no reference counting
+/// and no exclusivity checks:
+///
+/// - `keyBytes`: every group's encoded key, back to back in group order;
+/// - `records`: one fixed-width record per group: word 0 is where its key starts in `keyBytes` (shifted
+///   left once) with the dirty flag in bit 0, then the group's aggregate state words (`stateWords`); the
+///   key ends where the next group's begins;
+/// - `index`: open addressing over the groups, one `UInt32` per slot (group + 1, 0 empty), at most half
+///   full, probed linearly from the key hash's low bits.
+///
+/// Plus the dirty list (one `UInt32` per group that changed since the last barrier, in the order they
+/// first changed). Bytes per group, with capacity `c` (a power of two, doubled when full) for `n` groups:
+/// `(8 + 8 × stateWords + 4 + 2 × 4) × c / n` plus the encoded key times the key arena's slack (at most 2).
+/// `COUNT(*)` grouped by one text column (one state word, a key of 3 + the text's bytes) at 950,000 groups
+/// (`c / n` = 1.10, key arena 1.25): 31 + 1.25 × key bytes, so 66 bytes for 25-character users.
+/// Hashes are not kept: growing rehashes each key from its bytes.
 struct GroupState {
-    let wordsPerGroup: Int
+    /// Aggregate state words per group (see `CompiledAggregate.wordCount`).
+    let stateWords: Int
+    /// `1 + stateWords`: a record's width in words.
+    let recordWords: Int
     /// The view's compiled aggregates (a copy of `GroupTable.plan` that the hot loop can walk without
     /// retaining an array).
     let plan: UnsafeMutablePointer<CompiledAggregate>
@@ -38,33 +54,32 @@ struct GroupState {
     let groupByCount: Int
     /// The column when the view groups by exactly one text column (the fast path), else -1.
     let singleStringColumn: Int
+    /// Seeds the key hash (`GroupTable.seed`); growing rehashes with it.
+    let seed: UInt64
     /// Groups in the table.
     private(set) var count = 0
+    /// Records allocated (a power of two).
     private var capacity: Int
-    /// 0: empty; otherwise the hash's high 32 bits (a tag that skips most key comparisons) and the
-    /// group + 1 in the low 32 bits. The slot comes from the hash's low bits; at most half are used.
-    private var slots: UnsafeMutablePointer<UInt64>
-    private var slotMask: Int
-    /// Keys back to back; group `g`'s key is `arena[starts[g] ..< starts[g + 1]]`.
-    private var arena: UnsafeMutablePointer<UInt8>
-    private var arenaCapacity: Int
-    private var starts: UnsafeMutablePointer<Int>
-    /// Each group's key hash, so that growing never re-reads keys.
-    private var hashes: UnsafeMutablePointer<UInt64>
-    /// `wordsPerGroup` state words per group.
-    private(set) var words: UnsafeMutablePointer<UInt64>
-    private var dirtyFlags: UnsafeMutablePointer<Bool>
-    private var dirtyList: UnsafeMutablePointer<Int32>
+    private var index: UnsafeMutablePointer<UInt32>
+    /// `2 × capacity - 1`.
+    private var indexMask: Int
+    private var keyBytes: UnsafeMutablePointer<UInt8>
+    private var keyBytesCapacity: Int
+    /// Where the next key goes: the end of the last group's key.
+    private var keyBytesUsed = 0
+    private var records: UnsafeMutablePointer<UInt64>
+    private var dirtyList: UnsafeMutablePointer<UInt32>
     private(set) var dirtyCount = 0
 
-    static let tagMask: UInt64 = 0xFFFF_FFFF_0000_0000
-
     init(
-        wordsPerGroup: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int, capacity: Int = 256,
-        arenaCapacity: Int = 8192
+        stateWords: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int, seed: UInt64, capacity: Int = 256,
+        keyBytesCapacity: Int = 8192
     ) {
-        self.wordsPerGroup = wordsPerGroup
+        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "capacity \(capacity) is not a power of two")
+        self.stateWords = stateWords
+        recordWords = 1 + stateWords
         self.singleStringColumn = singleStringColumn
+        self.seed = seed
         planCount = plan.count
         self.plan = .allocate(capacity: max(plan.count, 1))
         self.plan.initialize(from: plan, count: plan.count)
@@ -72,16 +87,12 @@ struct GroupState {
         self.groupBy = .allocate(capacity: max(groupBy.count, 1))
         self.groupBy.initialize(from: groupBy, count: groupBy.count)
         self.capacity = capacity
-        self.arenaCapacity = arenaCapacity
-        slotMask = capacity * 2 - 1
-        slots = .allocate(capacity: capacity * 2)
-        slots.initialize(repeating: 0, count: capacity * 2)
-        arena = .allocate(capacity: arenaCapacity)
-        starts = .allocate(capacity: capacity + 1)
-        starts[0] = 0
-        hashes = .allocate(capacity: capacity)
-        words = .allocate(capacity: capacity * wordsPerGroup)
-        dirtyFlags = .allocate(capacity: capacity)
+        self.keyBytesCapacity = keyBytesCapacity
+        indexMask = capacity * 2 - 1
+        index = .allocate(capacity: capacity * 2)
+        index.initialize(repeating: 0, count: capacity * 2)
+        keyBytes = .allocate(capacity: keyBytesCapacity)
+        records = .allocate(capacity: capacity * recordWords)
         dirtyList = .allocate(capacity: capacity)
     }
 
@@ -89,50 +100,51 @@ struct GroupState {
         plan.deinitialize(count: planCount)
         plan.deallocate()
         groupBy.deallocate()
-        slots.deallocate()
-        arena.deallocate()
-        starts.deallocate()
-        hashes.deallocate()
-        words.deallocate()
-        dirtyFlags.deallocate()
+        index.deallocate()
+        keyBytes.deallocate()
+        records.deallocate()
         dirtyList.deallocate()
     }
 
     /// An independent copy (for copy-on-write).
     func copy() -> GroupState {
         var copy = GroupState(
-            wordsPerGroup: wordsPerGroup, plan: Array(UnsafeBufferPointer(start: plan, count: planCount)),
+            stateWords: stateWords, plan: Array(UnsafeBufferPointer(start: plan, count: planCount)),
             groupBy: Array(UnsafeBufferPointer(start: groupBy, count: groupByCount)), singleStringColumn: singleStringColumn,
-            capacity: capacity,
-            arenaCapacity: arenaCapacity)
+            seed: seed, capacity: capacity, keyBytesCapacity: keyBytesCapacity)
         copy.count = count
+        copy.keyBytesUsed = keyBytesUsed
         copy.dirtyCount = dirtyCount
-        copy.slots.update(from: slots, count: capacity * 2)
-        copy.arena.update(from: arena, count: starts[count])
-        copy.starts.update(from: starts, count: count + 1)
-        copy.hashes.update(from: hashes, count: count)
-        copy.words.update(from: words, count: count * wordsPerGroup)
-        copy.dirtyFlags.update(from: dirtyFlags, count: count)
+        copy.index.update(from: index, count: capacity * 2)
+        copy.keyBytes.update(from: keyBytes, count: keyBytesUsed)
+        copy.records.update(from: records, count: count * recordWords)
         copy.dirtyList.update(from: dirtyList, count: dirtyCount)
         return copy
     }
 
+    /// Bytes allocated, for the documentation's per-group figures and their test.
+    var allocatedBytes: Int {
+        capacity * 2 * MemoryLayout<UInt32>.stride + keyBytesCapacity + capacity * recordWords * 8
+            + capacity * MemoryLayout<UInt32>.stride
+    }
+
+    @inline(always)
+    func keyStart(_ group: Int) -> Int { Int(truncatingIfNeeded: records[group &* recordWords] &>> 1) }
+
+    @inline(always)
+    func keyEnd(_ group: Int) -> Int { group &+ 1 < count ? keyStart(group &+ 1) : keyBytesUsed }
+
     /// The group whose key equals `key`, or -1.
     @inline(always)
     func find(_ key: UnsafePointer<UInt8>, count length: Int, hash: UInt64) -> Int {
-        let tag = hash & Self.tagMask
-        var slot = Int(truncatingIfNeeded: hash) & slotMask
+        var slot = Int(truncatingIfNeeded: hash) & indexMask
         while true {
-            let entry = slots[slot]
+            let entry = index[slot]
             if entry == 0 { return -1 }
-            if entry & Self.tagMask == tag {
-                let group = Int(truncatingIfNeeded: entry & 0xFFFF_FFFF) &- 1
-                let start = starts[group]
-                if starts[group &+ 1] &- start == length && NameTables.equalBytes(arena + start, key, length) {
-                    return group
-                }
-            }
-            slot = (slot &+ 1) & slotMask
+            let group = Int(truncatingIfNeeded: entry) &- 1
+            let start = keyStart(group)
+            if keyEnd(group) &- start == length && NameTables.equalBytes(keyBytes + start, key, length) { return group }
+            slot = (slot &+ 1) & indexMask
         }
     }
 
@@ -140,24 +152,24 @@ struct GroupState {
     @inline(never)
     mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Int {
         let group = count
-        precondition(group < Int(Int32.max) - 1, "more than 2 billion groups")
+        precondition(group < Int(UInt32.max) - 1, "more than 4 billion groups")
         if group == capacity { grow() }
-        let start = starts[group]
-        if start + key.count > arenaCapacity { growArena(minimum: start + key.count) }
-        if let base = key.baseAddress { (arena + start).update(from: base.assumingMemoryBound(to: UInt8.self), count: key.count) }
-        starts[group + 1] = start + key.count
-        hashes[group] = hash
-        (words + group * wordsPerGroup).update(repeating: 0, count: wordsPerGroup)
-        dirtyFlags[group] = false
+        let start = keyBytesUsed
+        if start + key.count > keyBytesCapacity { growKeyBytes(minimum: start + key.count) }
+        if let base = key.baseAddress { (keyBytes + start).update(from: base.assumingMemoryBound(to: UInt8.self), count: key.count) }
+        keyBytesUsed = start + key.count
+        let record = records + group * recordWords
+        record[0] = UInt64(start) << 1
+        (record + 1).update(repeating: 0, count: stateWords)
         count = group + 1
         place(group: group, hash: hash)
         return group
     }
 
     private func place(group: Int, hash: UInt64) {
-        var slot = Int(truncatingIfNeeded: hash) & slotMask
-        while slots[slot] != 0 { slot = (slot + 1) & slotMask }
-        slots[slot] = (hash & Self.tagMask) | UInt64(group + 1)
+        var slot = Int(truncatingIfNeeded: hash) & indexMask
+        while index[slot] != 0 { slot = (slot + 1) & indexMask }
+        index[slot] = UInt32(truncatingIfNeeded: group + 1)
     }
 
     private mutating func grow() {
@@ -168,38 +180,44 @@ struct GroupState {
             pointer.deallocate()
             pointer = grown
         }
-        regrow(&starts, used: count + 1, capacity: newCapacity + 1)
-        regrow(&hashes, used: count, capacity: newCapacity)
-        regrow(&words, used: count * wordsPerGroup, capacity: newCapacity * wordsPerGroup)
-        regrow(&dirtyFlags, used: count, capacity: newCapacity)
+        regrow(&records, used: count * recordWords, capacity: newCapacity * recordWords)
         regrow(&dirtyList, used: dirtyCount, capacity: newCapacity)
         capacity = newCapacity
-        slots.deallocate()
-        slots = .allocate(capacity: newCapacity * 2)
-        slots.initialize(repeating: 0, count: newCapacity * 2)
-        slotMask = newCapacity * 2 - 1
-        for group in 0..<count { place(group: group, hash: hashes[group]) }
+        index.deallocate()
+        index = .allocate(capacity: newCapacity * 2)
+        index.initialize(repeating: 0, count: newCapacity * 2)
+        indexMask = newCapacity * 2 - 1
+        for group in 0..<count {
+            let start = keyStart(group)
+            place(group: group, hash: KeyHasher.hash(keyBytes + start, count: keyEnd(group) - start, seed: seed))
+        }
     }
 
-    private mutating func growArena(minimum: Int) {
-        let newCapacity = max(minimum, arenaCapacity * 2)
+    private mutating func growKeyBytes(minimum: Int) {
+        let newCapacity = max(minimum, keyBytesCapacity * 2)
         let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
-        grown.moveInitialize(from: arena, count: starts[count])
-        arena.deallocate()
-        arena = grown
-        arenaCapacity = newCapacity
+        grown.moveInitialize(from: keyBytes, count: keyBytesUsed)
+        keyBytes.deallocate()
+        keyBytes = grown
+        keyBytesCapacity = newCapacity
     }
 
     /// The key of `group`; valid until the storage changes.
     func key(_ group: Int) -> UnsafeBufferPointer<UInt8> {
-        UnsafeBufferPointer(start: arena + starts[group], count: starts[group + 1] - starts[group])
+        let start = keyStart(group)
+        return UnsafeBufferPointer(start: keyBytes + start, count: keyEnd(group) - start)
     }
+
+    /// The state words of `group` (`stateWords` of them); valid until the storage changes.
+    @inline(always)
+    func words(of group: Int) -> UnsafeMutablePointer<UInt64> { records + (group &* recordWords &+ 1) }
 
     @inline(always)
     mutating func markDirty(_ group: Int) {
-        if !dirtyFlags[group] {
-            dirtyFlags[group] = true
-            dirtyList[dirtyCount] = Int32(truncatingIfNeeded: group)
+        let record = records + group &* recordWords
+        if record[0] & 1 == 0 {
+            record[0] |= 1
+            dirtyList[dirtyCount] = UInt32(truncatingIfNeeded: group)
             dirtyCount &+= 1
         }
     }
@@ -209,15 +227,14 @@ struct GroupState {
 
     /// Clears the dirty set.
     mutating func clearDirty() {
-        for index in 0..<dirtyCount { dirtyFlags[Int(dirtyList[index])] = false }
+        for index in 0..<dirtyCount { records[Int(dirtyList[index]) * recordWords] &= ~1 }
         dirtyCount = 0
     }
 
     /// The dirty groups in the order they first changed; clears the set.
     mutating func takeDirty() -> [Int] {
         let taken = (0..<dirtyCount).map { Int(dirtyList[$0]) }
-        for group in taken { dirtyFlags[group] = false }
-        dirtyCount = 0
+        clearDirty()
         return taken
     }
 }

@@ -46,7 +46,7 @@ extension GroupTable {
             state.append(0)
         }
         for compiled in plan {
-            let cell = self.state.pointee.words + group * wordsPerGroup + compiled.wordOffset
+            let cell = self.state.pointee.words(of: group) + compiled.wordOffset
             let count = cell[0]
             state.append(compiled.operation.rawValue)
             Self.appendVarint(Int(count), to: &state)
@@ -86,11 +86,23 @@ extension GroupTable {
     ///   GROUP BY and aggregates; `invalidArgument` when the group is already in the table.
     @discardableResult
     public mutating func restoreGroup(key: [UInt8], state: [UInt8]) throws(EngineError) -> Int {
+        do {
+            return try key.withUnsafeBytes { key in try state.withUnsafeBytes { state in try restoreGroup(key: key, state: state) } }
+        } catch {
+            throw error as! EngineError  // withUnsafeBytes rethrows untyped: only restoreGroup's errors come through
+        }
+    }
+
+    /// `restoreGroup(key:state:)` reading the bytes in place (an LMDB cursor's, or a barrier delta's): nothing
+    /// is allocated per group (beyond the tables' geometric growth) unless the view keeps a string MIN / MAX or
+    /// a DISTINCT set, or the key is longer than 511 bytes.
+    @discardableResult
+    public mutating func restoreGroup(key: UnsafeRawBufferPointer, state: UnsafeRawBufferPointer) throws(EngineError) -> Int {
         var reader = ByteReader(state, what: "state of a group")
         let version = try reader.byte()
         guard version == Self.stateVersion else { throw reader.corrupt("has format version \(version), expected \(Self.stateVersion)") }
         let flags = try reader.byte()
-        let fullKey: [UInt8]
+        let fullKey: UnsafeRawBufferPointer
         switch key.first {
         case GroupKey.plainMarker?:
             guard flags == 0 else { throw reader.corrupt("has flags \(flags) for a plain key") }
@@ -100,96 +112,114 @@ extension GroupTable {
             fullKey = key
         case GroupKey.longMarker?:
             guard flags == Self.longKeyFlag else { throw reader.corrupt("has flags \(flags) for a long key") }
-            fullKey = Array(try reader.bytes(try reader.varint()))
+            fullKey = try reader.bytes(try reader.varint())
             guard fullKey.count > GroupKey.maxStorageBytes,
-                fullKey.withUnsafeBufferPointer({ GroupKey.longStorageKey($0) }) == key
+                GroupKey.longStorageKey(fullKey.assumingMemoryBound(to: UInt8.self)).elementsEqual(key)
             else { throw reader.corrupt("holds a full key that does not match its storage key") }
         default:
             throw EngineError(.corruptState, "group key of \(key.count) bytes does not start with 0x01 or 0x02")
         }
-        _ = try GroupKey.values(of: fullKey, kinds: keyKinds)
+        try GroupKey.decode(fullKey, kinds: keyKinds)
 
-        var restored: [(words: (UInt64, UInt64, UInt64), string: [UInt8]?, distinct: [[UInt8]])] = []
+        // Checked first, so that a corrupt state adds no group; then read again into the new group's words.
+        let aggregates = reader
+        try readAggregates(&reader, into: -1)
+        guard reader.isAtEnd else { throw reader.corrupt("has \(reader.remaining) bytes after its \(plan.count) aggregates") }
+
+        let keyStart = fullKey.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self)
+        let hash = KeyHasher.hash(keyStart, count: fullKey.count, seed: seed)
+        let present = self.state.pointee.find(keyStart, count: fullKey.count, hash: hash)
+        guard present < 0 else {
+            throw EngineError(.invalidArgument, "group \(present) is already in the table; restore each key once, before applying messages")
+        }
+        let group = addGroup(fullKey, hash: hash)
+        guard group >= 0 else {
+            throw EngineError(.invalidArgument, "a group with the same long-key storage key is already in the table")
+        }
+        reader = aggregates
+        try readAggregates(&reader, into: group)
+        return group
+    }
+
+    /// Reads the encoded aggregates at `reader`, checking them against the plan; when `group` is not -1, into
+    /// that (new) group's state words, string extremes and DISTINCT sets.
+    private mutating func readAggregates(_ reader: inout ByteReader, into group: Int) throws(EngineError) {
+        let words = group >= 0 ? uniqueState().pointee.words(of: group) : nil
         for (index, compiled) in plan.enumerated() {
             let operation = try reader.byte()
             guard operation == compiled.operation.rawValue else {
                 throw reader.corrupt("has operation \(operation) for aggregate \(index + 1), expected \(compiled.operation.rawValue)")
             }
             let count = try reader.varint()
-            var first: UInt64 = 0
-            var second: UInt64 = 0
-            var string: [UInt8]?
+            let cell = words.map { $0 + compiled.wordOffset }
+            cell?[0] = UInt64(count)
             switch compiled.operation {
             case .countRows, .countValues:
                 break
             case .sumInt, .averageInt:
-                first = try reader.littleEndian64()
-                second = try reader.littleEndian64()
+                let low = try reader.littleEndian64()
+                let high = try reader.littleEndian64()
+                cell?[1] = low
+                cell?[2] = high
             case .sumDouble, .averageDouble:
-                first = try reader.littleEndian64()
+                let bits = try reader.littleEndian64()
+                cell?[1] = bits
             case .minInt, .maxInt, .minDouble, .maxDouble:
-                if count > 0 { first = try reader.littleEndian64() }
+                let bits = count > 0 ? try reader.littleEndian64() : 0
+                cell?[1] = bits
             case .minString, .maxString:
+                cell?[1] = 0
                 if count > 0 {
-                    let value = Array(try reader.bytes(try reader.varint()))
-                    guard String(validating: value, as: UTF8.self) != nil else { throw reader.corrupt("holds a string that is not UTF-8") }
-                    string = value
-                }
-            }
-            var distinct: [[UInt8]] = []
-            if compiled.distinctSet >= 0 {
-                let distinctCount = try reader.varint()
-                guard distinctCount == count else {
-                    throw reader.corrupt("holds \(distinctCount) distinct values for a count of \(count)")
-                }
-                var seen = Set<[UInt8]>()
-                for _ in 0..<distinctCount {
-                    let value = Array(try reader.bytes(try reader.varint()))
-                    let expectedLength: Int? =
-                        switch compiled.argumentKind {
-                        case .string?: nil
-                        case .bool?: 1
-                        default: 8
-                        }
-                    if let expectedLength, value.count != expectedLength {
-                        throw reader.corrupt("holds a distinct value of \(value.count) bytes, expected \(expectedLength)")
+                    let value = try reader.bytes(try reader.varint())
+                    guard GroupKey.isUTF8(value) else { throw reader.corrupt("holds a string that is not UTF-8") }
+                    if let cell {
+                        stringValues.append(Array(value))
+                        cell[1] = UInt64(stringValues.count)
                     }
-                    guard seen.insert(value).inserted else { throw reader.corrupt("holds a distinct value twice") }
-                    distinct.append(value)
                 }
             }
-            restored.append(((UInt64(count), first, second), string, distinct))
+            if compiled.distinctSet >= 0 {
+                try readDistinct(&reader, count: count, of: compiled, into: group)
+            }
         }
-        guard reader.isAtEnd else { throw reader.corrupt("has \(reader.remaining) bytes after its \(plan.count) aggregates") }
+    }
 
-        let hash = fullKey.withUnsafeBufferPointer { KeyHasher.hash($0.baseAddress.unsafelyUnwrapped, count: $0.count, seed: seed) }
-        let present = fullKey.withUnsafeBufferPointer { self.state.pointee.find($0.baseAddress.unsafelyUnwrapped, count: $0.count, hash: hash) }
-        guard present < 0 else {
-            throw EngineError(.invalidArgument, "group \(present) is already in the table; restore each key once, before applying messages")
+    /// Reads a DISTINCT aggregate's values (newest first), checking their sizes and that none repeats; when
+    /// `group` is not -1, adds them to its set oldest first, so that the chain (newest first) reads back in the
+    /// encoded order.
+    private mutating func readDistinct(
+        _ reader: inout ByteReader, count: Int, of compiled: CompiledAggregate, into group: Int
+    ) throws(EngineError) {
+        let distinctCount = try reader.varint()
+        guard distinctCount == count else {
+            throw reader.corrupt("holds \(distinctCount) distinct values for a count of \(count)")
         }
-        let group = fullKey.withUnsafeBytes { addGroup($0, hash: hash) }
-        guard group >= 0 else {
-            throw EngineError(.invalidArgument, "a group with the same long-key storage key is already in the table")
-        }
-        let words = uniqueState().pointee.words + group * wordsPerGroup
-        for (compiled, state) in zip(plan, restored) {
-            let cell = words + compiled.wordOffset
-            cell[0] = state.words.0
-            cell[1] = state.words.1
-            cell[2] = state.words.2
-            if let string = state.string {
-                stringValues.append(string)
-                cell[1] = UInt64(stringValues.count)
+        let expectedLength: Int? =
+            switch compiled.argumentKind {
+            case .string?: nil
+            case .bool?: 1
+            default: 8
             }
-            // Oldest first, so that the chain (newest first) reads back in the encoded order.
-            for value in state.distinct.reversed() {
-                distinctScratch.removeAll(keepingCapacity: true)
-                Self.appendDistinctEntry(group: group, to: &distinctScratch)
-                distinctScratch.append(contentsOf: value)
-                _ = distinctScratch.withUnsafeBytes { distinctSets[compiled.distinctSet].insert($0, group: group, seed: seed) }
+        var values: [UnsafeRawBufferPointer] = []
+        values.reserveCapacity(distinctCount)
+        for _ in 0..<distinctCount {
+            let value = try reader.bytes(try reader.varint())
+            if let expectedLength, value.count != expectedLength {
+                throw reader.corrupt("holds a distinct value of \(value.count) bytes, expected \(expectedLength)")
             }
+            values.append(value)
         }
-        return group
+        if group < 0 {
+            var seen = Set<[UInt8]>()
+            for value in values where !seen.insert(Array(value)).inserted { throw reader.corrupt("holds a distinct value twice") }
+            return
+        }
+        for value in values.reversed() {
+            distinctScratch.removeAll(keepingCapacity: true)
+            Self.appendDistinctEntry(group: group, to: &distinctScratch)
+            distinctScratch.append(contentsOf: value)
+            _ = distinctScratch.withUnsafeBytes { distinctSets[compiled.distinctSet].insert($0, group: group, seed: seed) }
+        }
     }
 
     static func appendVarint(_ value: Int, to buffer: inout [UInt8]) {

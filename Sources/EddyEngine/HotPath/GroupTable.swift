@@ -2,8 +2,16 @@
 /// checkpoint.
 ///
 /// Groups are numbered from 0 in order of creation and never removed (the views are append-only), so
-/// a group number stays valid for the table's life. Keys live in one byte arena under an
-/// open-addressing hash table; states are three 64-bit words per aggregate per group in one array.
+/// a group number stays valid for the table's life. Keys live in one byte arena, each group's state in a
+/// fixed-width record of another, under an open-addressing index of `UInt32` (see `GroupState`).
+///
+/// Memory per group, in the table (`GroupState` has the formula): about 1.1 × (20 + 8 × state words) bytes
+/// plus 1.25 × the encoded key at a million groups (up to twice that just after the arenas doubled). State
+/// words: 1 for `COUNT`, 2 for MIN / MAX and a Double `SUM` / `AVG`, 3 for an integer `SUM` / `AVG`. A string
+/// MIN / MAX adds a heap array (its bytes and about 48 more), DISTINCT 45 to 90 bytes per distinct value
+/// beyond the value's bytes (its `ByteSetTable` entry, index slots and chain link). So `COUNT(*) … GROUP BY`
+/// a 25-character text column is about 66 bytes a group. (The process keeps more per group outside the
+/// table: LMDB's pages and the sink's pending keys; the README's keys curve measures the whole.)
 ///
 /// Semantics (PostgreSQL / RisingWave):
 /// - A NULL GROUP BY value is a group of its own. `COUNT(*)` counts rows, `COUNT(col)` non-NULL
@@ -51,9 +59,11 @@ public struct GroupTable: Sendable {
         }
         var plan: [CompiledAggregate] = []
         var distinctSets = 0
+        var words = 0
         for (index, spec) in aggregates.enumerated() {
-            let compiled = try CompiledAggregate.compile(spec, index: index, schema: schema, distinctSet: distinctSets)
+            let compiled = try CompiledAggregate.compile(spec, index: index, schema: schema, distinctSet: distinctSets, wordOffset: words)
             if compiled.distinctSet >= 0 { distinctSets += 1 }
+            words += compiled.wordCount
             plan.append(compiled)
         }
         return plan
@@ -72,11 +82,12 @@ public struct GroupTable: Sendable {
         self.aggregates = aggregates
         self.plan = plan
         keyKinds = groupBy.map { schema.columns[$0].kind }
-        wordsPerGroup = max(aggregates.count * CompiledAggregate.wordsPerAggregate, 1)
-        seed = UInt64.random(in: 0...UInt64.max)
+        wordsPerGroup = plan.reduce(0) { $0 + $1.wordCount }
+        let seed = UInt64.random(in: 0...UInt64.max)
+        self.seed = seed
         storage = GroupStorage(
-            wordsPerGroup: wordsPerGroup, plan: plan, groupBy: groupBy,
-            singleStringColumn: groupBy.count == 1 && schema.columns[groupBy[0]].kind == .string ? groupBy[0] : -1)
+            stateWords: wordsPerGroup, plan: plan, groupBy: groupBy,
+            singleStringColumn: groupBy.count == 1 && schema.columns[groupBy[0]].kind == .string ? groupBy[0] : -1, seed: seed)
         statePointer = OwnedPointer(storage.state)
         distinctSets = Array(repeating: DistinctSet(), count: plan.count { $0.distinctSet >= 0 })
     }
@@ -118,7 +129,7 @@ public struct GroupTable: Sendable {
     /// The group's GROUP BY values, in `groupBy` order.
     public func keyValues(ofGroup group: Int) throws(EngineError) -> [ScalarValue] {
         precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
-        return try GroupKey.values(of: Array(state.pointee.key(group)), kinds: keyKinds)
+        return try GroupKey.values(of: UnsafeRawBufferPointer(state.pointee.key(group)), kinds: keyKinds)
     }
 
     // MARK: Aggregation
@@ -154,7 +165,7 @@ public struct GroupTable: Sendable {
             group = addGroup(UnsafeRawBufferPointer(start: key, count: keyLength), hash: hash)
             if group < 0 { return false }
         }
-        let words = state.pointee.words + group &* wordsPerGroup
+        let words = state.pointee.words(of: group)
         do {
             for aggregate in UnsafeBufferPointer(start: state.pointee.plan, count: state.pointee.planCount) {
                 let cell = words + aggregate.wordOffset
@@ -284,7 +295,7 @@ public struct GroupTable: Sendable {
         precondition(aggregate >= 0 && aggregate < plan.count, "aggregate \(aggregate) is outside 0..<\(plan.count)")
         precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
         let compiled = plan[aggregate]
-        let cell = state.pointee.words + group * wordsPerGroup + compiled.wordOffset
+        let cell = state.pointee.words(of: group) + compiled.wordOffset
         let count = Int64(bitPattern: cell[0])
         switch compiled.operation {
         case .countRows, .countValues:

@@ -12,10 +12,12 @@ struct BarrierDelta: Sendable {
     var count: Int { bounds.count / 2 }
     var isEmpty: Bool { bounds.isEmpty }
 
-    /// Empties the delta, keeping its capacity.
+    /// Empties the delta, keeping its capacity unless this epoch used under a quarter of it: a catch-up epoch of
+    /// a million groups should not keep its megabytes through the small epochs that follow.
     mutating func removeAll() {
-        bytes.removeAll(keepingCapacity: true)
-        bounds.removeAll(keepingCapacity: true)
+        let keep = bytes.count >= bytes.capacity / 4 || bytes.capacity < 1 << 20
+        bytes.removeAll(keepingCapacity: keep)
+        bounds.removeAll(keepingCapacity: keep)
     }
 
     /// Appends an entry: `key`, then whatever `appendState` appends to the bytes.

@@ -118,10 +118,9 @@ struct Cascade: Sendable {
         var groupsBefore: [Int?] = []
         groupsBefore.reserveCapacity(delta.count)
         try delta.forEach { key, state in
-            let group = try now.restoreGroup(key: Array(key), state: Array(state))
+            let group = try now.restoreGroup(key: key, state: state)
             precondition(group == groupsBefore.count, "a barrier's groups are distinct")
-            let old: [UInt8]? = try snapshot.withValue(view: handle, key: key) { $0.map(Array.init) }
-            groupsBefore.append(try old.map { try before.restoreGroup(key: Array(key), state: $0) })
+            groupsBefore.append(try snapshot.withValue(view: handle, key: key) { old in try old.map { try before.restoreGroup(key: key, state: $0) } })
         }
         let kinds = plan.view.groupBy.map { plan.schema.columns[$0].kind }
         for group in 0..<now.groupCount {

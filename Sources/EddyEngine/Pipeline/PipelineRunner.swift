@@ -222,15 +222,19 @@ public final class PipelineRunner: Sendable {
                 logger.info("caught up with the source", metadata: ["eddy.messages": "\(statistics.snapshot.messagesConsumed)"])
                 statistics.setCaughtUp()
                 var rows: [String: [[SQLValue]]] = [:]
-                for (plan, aggregator) in zip(plans, hot.aggregators) { rows[plan.view.name] = try plan.outputRows(of: aggregator.table) }
-                if graph.hasDerivedViews {
+                // Only views the file's SELECTs read: a view of a million groups would keep ~150 bytes a group here.
+                let queried = Set(pipeline.queries.map(\.viewName))
+                for (plan, aggregator) in zip(plans, hot.aggregators) where queried.contains(plan.view.name) {
+                    rows[plan.view.name] = try plan.outputRows(of: aggregator.table)
+                }
+                if graph.nodes.indices.contains(where: { queried.contains(graph.views[$0].name) && !sourcePositions.keys.contains($0) }) {
                     // Derived views are computed at barriers: one now, and they are read from it.
                     checkpointThread.waitUntilIdle()
                     checkpointNow()
                     lastCheckpoint = now
                     checkpointThread.waitUntilIdle()
                     if let error = checkpointThread.error { throw error }
-                    for (index, node) in graph.nodes.enumerated() {
+                    for (index, node) in graph.nodes.enumerated() where queried.contains(graph.views[index].name) {
                         if case .derived = node { rows[graph.views[index].name] = try graph.rows(ofView: index, in: store) }
                     }
                 }

@@ -65,7 +65,7 @@ struct RestoredPipeline {
         for (index, plan) in graph.sourcePlans {
             var aggregator = plan.makeAggregator(limits: options.decoderLimits)
             try store.forEachEntry(view: handles[index]) { key, state in
-                _ = try aggregator.table.restoreGroup(key: Array(key), state: Array(state))
+                _ = try aggregator.table.restoreGroup(key: key, state: state)
             }
             _ = aggregator.table.takeDirty()
             aggregators.append(aggregator)

@@ -106,7 +106,7 @@ public struct ViewPlan: Sendable {
         fromEntries entries: (_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> Void
     ) throws -> GroupTable {
         var table = makeTable()
-        try entries { key, state in _ = try table.restoreGroup(key: Array(key), state: Array(state)) }
+        try entries { key, state in _ = try table.restoreGroup(key: key, state: state) }
         _ = table.takeDirty()
         return table
     }
