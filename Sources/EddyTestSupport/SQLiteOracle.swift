@@ -9,13 +9,32 @@ public enum SQLiteOracle {
     /// its digits, a real to nine significant digits, NULL as `NULL`.
     public typealias Row = [String]
 
+    /// An input table: its rows are JSON objects, one per row, read by `columns`' names.
+    public struct Table {
+        public var name: String
+        public var columns: [String]
+        public var jsonRows: [String]
+
+        public init(name: String, columns: [String], jsonRows: [String]) {
+            self.name = name
+            self.columns = columns
+            self.jsonRows = jsonRows
+        }
+    }
+
     /// The rows of each view over `rows` (JSON objects, one per input row, read by `columns`' names) of table
     /// `table`. Views are created in order, so a view may read the ones before it.
     public static func evaluate(
         table: String, columns: [String], jsonRows: [String], views: [(name: String, select: String)]
     ) throws -> [String: [Row]] {
+        try evaluate(tables: [Table(name: table, columns: columns, jsonRows: jsonRows)], views: views)
+    }
+
+    /// The rows of each view over `tables`; views are created in order, so a view may read the ones before it.
+    public static func evaluate(tables: [Table], views: [(name: String, select: String)]) throws -> [String: [Row]] {
         let request: [String: Any] = [
-            "table": table, "columns": columns, "rows": jsonRows, "views": views.map { [$0.name, $0.select] },
+            "tables": tables.map { ["name": $0.name, "columns": $0.columns, "rows": $0.jsonRows] as [String: Any] },
+            "views": views.map { [$0.name, $0.select] },
         ]
         let scratch = try ScratchDirectory(prefix: "eddy-oracle")
         defer { scratch.remove() }
@@ -59,13 +78,14 @@ public enum SQLiteOracle {
         import json, sqlite3, sys
         request = json.load(open(sys.argv[1]))
         db = sqlite3.connect(":memory:")
-        columns = request["columns"]
         quoted = lambda name: '"' + name.replace('"', '""') + '"'
-        db.execute("CREATE TABLE %s (%s)" % (quoted(request["table"]), ", ".join(quoted(c) for c in columns)))
-        rows = [json.loads(text) for text in request["rows"]]
-        db.executemany(
-            "INSERT INTO %s VALUES (%s)" % (quoted(request["table"]), ", ".join("?" for _ in columns)),
-            [[row.get(c) for c in columns] for row in rows])
+        for table in request["tables"]:
+            columns = table["columns"]
+            db.execute("CREATE TABLE %s (%s)" % (quoted(table["name"]), ", ".join(quoted(c) for c in columns)))
+            rows = [json.loads(text) for text in table["rows"]]
+            db.executemany(
+                "INSERT INTO %s VALUES (%s)" % (quoted(table["name"]), ", ".join("?" for _ in columns)),
+                [[row.get(c) for c in columns] for row in rows])
         answer = {}
         for name, select in request["views"]:
             db.execute("CREATE VIEW %s AS %s" % (quoted(name), select))

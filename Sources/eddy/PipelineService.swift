@@ -107,19 +107,22 @@ struct RunnerDataSource: EddyHTTPDataSource {
     func status() async -> PipelineStatus {
         let snapshot = runner.statistics.snapshot
         let now = ContinuousClock.now
-        let source = runner.pipeline.sources.first { source in runner.pipeline.views.contains { $0.sourceName == source.name } }
-        let partitions = snapshot.partitions.map {
-            PartitionStatus(partition: $0.partition, nextOffset: $0.nextOffset, highWatermark: $0.highWatermark >= 0 ? $0.highWatermark : nil, lag: $0.lag, consumed: Int64($0.consumed))
-        }
+        func partitions(of topic: String) -> [PipelineStatistics.PartitionSnapshot] { snapshot.partitions.filter { $0.topic == topic } }
         let status = PipelineStatus(
             pipeline: pipelineName,
             uptimeSeconds: (now - snapshot.startedAt) / .seconds(1),
             state: Self.state(snapshot.phase),
-            sources: source.map {
-                [SourceStatus(
-                    name: $0.name, topic: $0.kafka.topic, consumed: Int64(snapshot.messagesConsumed), partitions: partitions,
-                    secondsSinceBrokerAnswered: snapshot.lastBrokerAnswer.map { (now - $0) / .seconds(1) }, lastBrokerError: snapshot.lastKafkaError)]
-            } ?? [],
+            sources: runner.graph.sources.map { source in
+                let partitions = partitions(of: source.kafka.topic)
+                return SourceStatus(
+                    name: source.name, topic: source.kafka.topic, consumed: Int64(partitions.reduce(0) { $0 + $1.consumed }),
+                    partitions: partitions.map {
+                        PartitionStatus(
+                            partition: $0.partition, nextOffset: $0.nextOffset, highWatermark: $0.highWatermark >= 0 ? $0.highWatermark : nil,
+                            lag: $0.lag, consumed: Int64($0.consumed))
+                    },
+                    secondsSinceBrokerAnswered: snapshot.lastBrokerAnswer.map { (now - $0) / .seconds(1) }, lastBrokerError: snapshot.lastKafkaError)
+            },
             decodeErrors: snapshot.skippedByReason.mapValues(Int64.init).merging(["wrong_type_field": Int64(snapshot.wrongTypeFields)]) { $1 },
             views: runner.pipeline.views.map { ViewSummary(name: $0.name, source: $0.sourceName, groups: snapshot.groupsByView[$0.name] ?? 0) },
             sinks: snapshot.sinks.map {

@@ -157,6 +157,16 @@ public struct HotPathCounters: Sendable, Hashable {
     /// Every message given to `Aggregator.apply`.
     public var messages: Int { rows + filteredOut + skipped }
 
+    /// The counts of two sources together.
+    static func + (left: HotPathCounters, right: HotPathCounters) -> HotPathCounters {
+        var sum = left
+        sum.rows += right.rows
+        sum.filteredOut += right.filteredOut
+        sum.wrongTypeFields += right.wrongTypeFields
+        for reason in SkipReason.allCases { sum[reason] += right[reason] }
+        return sum
+    }
+
     /// These decoding counters (skips other than group-key collisions, wrong-type fields) with a view's own:
     /// its rows, filtered-out messages and group-key collisions.
     func with(viewCounters view: HotPathCounters) -> HotPathCounters {

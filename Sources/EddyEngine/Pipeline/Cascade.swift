@@ -62,8 +62,8 @@ struct Cascade: Sendable {
     /// Computes the epoch's changes: each source view's changed groups (`deltas`, in `graph.sourcePlans`'
     /// order) as old row → new row, the old row being what `snapshot` (the last checkpoint) holds; then every
     /// derived view in definition order over its input's changes (`sourceRows`: the source's rows of the
-    /// epoch, for the views that read them), collecting its state changes.
-    mutating func propagate(deltas: [BarrierDelta], sourceRows: ChangeBatch?, snapshot: borrowing CheckpointSnapshot) throws {
+    /// epoch per source index, for the views that read them), collecting its state changes.
+    mutating func propagate(deltas: [BarrierDelta], sourceRows: [Int: ChangeBatch], snapshot: borrowing CheckpointSnapshot) throws {
         stateWrites.removeAll(keepingCapacity: true)
         for index in changes.indices { changes[index]?.removeAll() }
         for (position, (index, plan)) in graph.sourcePlans.enumerated() where needsChanges[index] {
@@ -76,7 +76,8 @@ struct Cascade: Sendable {
             let input: ChangeBatch
             switch plan.input {
             case .view(let inputIndex): input = changes[inputIndex]!
-            case .sourceRows: input = sourceRows ?? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: graph.source.columns.count)
+            case .sourceRows(let source):
+                input = sourceRows[source] ?? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: graph.sources[source].columns.count)
             }
             if var aggregate = aggregates.removeValue(forKey: index) {
                 aggregate.apply(input)

@@ -11,8 +11,8 @@ struct CheckpointRequest: Sendable {
     var offsets: [(TopicPartition, Int64)]
     /// Per view aggregated on the hot path (in `DataflowGraph.sourcePlans`' order): its changed groups.
     var deltas: [BarrierDelta]
-    /// The source's rows of the epoch, when a view reads them (`DataflowGraph.readsSourceRows`).
-    var sourceRows: ChangeBatch? = nil
+    /// Per source (by index in `DataflowGraph.sources`) whose rows a view reads: its rows of the epoch.
+    var sourceRows: [Int: ChangeBatch] = [:]
 }
 
 /// How a sink's pairs are made from a checkpoint: the renderer of its view, what it renders, and where

@@ -4,7 +4,7 @@ import EddyState
 
 /// The pipeline's views as a dataflow graph (DESIGN §2, revised):
 ///
-///     Kafka ─▶ decode once ─▶ source views (GROUP BY over the source: the hot path's group tables, one thread)
+///     Kafka ─▶ decode once ─▶ source views (GROUP BY over a source: the hot path's group tables, one thread)
 ///                                 │ barrier: each changed group's old row → new row
 ///                                 ▼
 ///                             derived views (views over views, subqueries in FROM: EddyDataflow operators,
@@ -12,7 +12,9 @@ import EddyState
 ///                                 ▼
 ///                             sinks (each writes its view's changes of the epoch, fenced)
 ///
-/// A source view aggregates on the hot path, which decodes each message once for all of them. At each
+/// A pipeline may read several sources, each with its own topic, consumer, start-up mode and offsets; the one
+/// hot thread reads them in turn. A source view aggregates on the hot path, which decodes each message once for
+/// all the views of its source. At each
 /// barrier the checkpoint thread turns the groups a source view changed into a batch of changes (the old row
 /// is what the last checkpoint holds, the new one what the barrier hands over), and every derived view reads
 /// its input's batch: an aggregate (`AggregateOperator`) emits the net change of each group it touched, a
@@ -28,34 +30,38 @@ public struct DataflowGraph: Sendable {
         case derived(DerivedViewPlan)
     }
 
-    public let source: Source
+    /// The sources views read, in the pipeline's order.
+    public let sources: [Source]
     /// Every view of the pipeline (subqueries in `FROM` included), in definition order.
     public let views: [View]
     public let nodes: [Node]
     /// Per view, the indices of the views that read it.
     public let readers: [[Int]]
 
-    /// - Throws: `.unsupported` for what the engine cannot run yet (views over several sources, a view that
-    ///   reads a source without aggregating, `FILTER` on an aggregate over a source), at `file:line:column`.
+    /// - Throws: `.unsupported` for what the engine cannot run yet, at `file:line:column`.
     public init(pipeline: Pipeline) throws(EngineError) {
         guard !pipeline.views.isEmpty else {
             throw EngineError(.unsupported, "the pipeline defines no materialized view: there is nothing to run")
         }
         let sourceNames = Set(pipeline.views.map(\.sourceName))
-        guard sourceNames.count == 1, let sourceName = sourceNames.first, let source = pipeline.source(named: sourceName) else {
-            throw EngineError(.unsupported, "views read from \(sourceNames.sorted().joined(separator: ", ")): Eddy runs the views of one source per pipeline for now")
+        let sources = pipeline.sources.filter { sourceNames.contains($0.name) }
+        let topics = Dictionary(grouping: sources, by: \.kafka.topic)
+        if let (topic, sharing) = topics.first(where: { $0.value.count > 1 }) {
+            throw EngineError(.unsupported, "sources \(sharing.map(\.name).joined(separator: " and ")) read the same topic '\(topic)': their offsets would be one; define one source per topic and views over it")
         }
         var nodes: [Node] = []
         var readers = [[Int]](repeating: [], count: pipeline.views.count)
         for (index, view) in pipeline.views.enumerated() {
             switch view.input {
-            case .source:
+            case .source(let sourceName):
+                let sourceIndex = sources.firstIndex { $0.name == sourceName }!
+                let source = sources[sourceIndex]
                 do {
                     nodes.append(.source(try ViewPlan(view: view, source: source)))
                 } catch let hotPathRefusal {
                     // What the hot path does not run (rows without aggregation, FILTER, ...) runs as an operator
                     // over the source's rows, materialized when it keeps every row.
-                    guard let plan = try? DerivedViewPlan(view: view, input: .sourceRows, inputKeyWidth: DerivedViewPlan.sourceRowKeyWidth, inputWidth: source.columns.count)
+                    guard let plan = try? DerivedViewPlan(view: view, input: .sourceRows(sourceIndex), inputKeyWidth: DerivedViewPlan.sourceRowKeyWidth, inputWidth: source.columns.count)
                     else { throw hotPathRefusal }
                     nodes.append(.derived(plan))
                 }
@@ -68,7 +74,7 @@ public struct DataflowGraph: Sendable {
                 readers[input].append(index)
             }
         }
-        self.source = source
+        self.sources = sources
         views = pipeline.views
         self.nodes = nodes
         self.readers = readers
@@ -92,15 +98,23 @@ public struct DataflowGraph: Sendable {
     /// Whether any view runs as an operator: then the checkpoint thread computes changes at each barrier.
     public var hasDerivedViews: Bool { nodes.contains { if case .derived = $0 { true } else { false } } }
 
-    /// Whether any view reads the source's rows themselves (not on the hot path): then the hot loop hands them
-    /// over at each barrier.
-    public var readsSourceRows: Bool {
-        nodes.contains { if case .derived(let plan) = $0, case .sourceRows = plan.input { true } else { false } }
+    /// Whether any view reads source `index`'s rows themselves (not on the hot path): then the hot loop hands
+    /// them over at each barrier.
+    public func readsRows(ofSource index: Int) -> Bool {
+        nodes.contains { if case .derived(let plan) = $0, plan.input == .sourceRows(index) { true } else { false } }
     }
 
-    /// The decoder's schema: the source's columns.
-    public var sourceSchema: RowSchema {
-        RowSchema(columns: source.columns.map { RowSchema.Column(name: $0.name, kind: ColumnKind($0.type)) })
+    /// The index in `sources` of the source a view reads (at the root of its inputs).
+    public func sourceIndex(ofView index: Int) -> Int {
+        sources.firstIndex { $0.name == views[index].sourceName }!
+    }
+
+    /// The topics the pipeline reads: a sink's progress is its checkpoint's offsets of these.
+    public var topics: Set<String> { Set(sources.map(\.kafka.topic)) }
+
+    /// The decoder's schema of source `index`: its columns.
+    public func schema(ofSource index: Int) -> RowSchema {
+        RowSchema(columns: sources[index].columns.map { RowSchema.Column(name: $0.name, kind: ColumnKind($0.type)) })
     }
 
     /// What a view's stored state means (its input's definition included): a change makes it unusable.
@@ -120,7 +134,7 @@ public struct DataflowGraph: Sendable {
                 }
             }
         }
-        return views.indices.filter { needed.contains($0) && !views[$0].isDerivedTable }.reduce(source.schemaDefinition + "\n") { text, index in
+        return views.indices.filter { needed.contains($0) && !views[$0].isDerivedTable }.reduce(sources[sourceIndex(ofView: owner)].schemaDefinition + "\n") { text, index in
             text + views[index].definitionText + ";\n"
         }
     }
@@ -186,8 +200,15 @@ extension DataflowGraph: CustomStringConvertible {
     /// The dataflow as `eddy check` prints it: what runs each view, where, and what it reads.
     public var description: String {
         var text = "dataflow (one epoch barrier for all; every operator's state, the offsets and the epoch in one LMDB transaction):\n"
-        let sourceViews = sourcePlans.map { views[$0.index].name }
-        text += "  source \(source.name) (topic \(source.kafka.topic)): each message decoded once, for \(sourceViews.joined(separator: ", "))\n"
+        for (sourceIndex, source) in sources.enumerated() {
+            let readers = views.indices.filter { index in
+                switch nodes[index] {
+                case .source(let plan): plan.source.name == source.name
+                case .derived(let plan): plan.input == .sourceRows(sourceIndex)
+                }
+            }
+            text += "  source \(source.name) (topic \(source.kafka.topic)): each message decoded once, for \(readers.map { views[$0].name }.joined(separator: ", "))\n"
+        }
         for (index, node) in nodes.enumerated() {
             let name = views[index].isDerivedTable ? "subquery \(views[index].name)" : "view \(views[index].name)"
             switch node {
@@ -202,9 +223,9 @@ extension DataflowGraph: CustomStringConvertible {
                 switch plan.input {
                 case .view(let input):
                     text += "  \(name): \(kind) over the changes of view \(views[input].name), on the checkpoint thread at each barrier\n"
-                case .sourceRows:
+                case .sourceRows(let sourceIndex):
                     let stored = plan.materializesRows ? ", every row stored (keyed by partition and offset)" : ""
-                    text += "  \(name): \(kind) over the rows of source \(source.name) (decoded to values on the hot path, handed over at each barrier)\(stored)\n"
+                    text += "  \(name): \(kind) over the rows of source \(sources[sourceIndex].name) (decoded to values on the hot path, handed over at each barrier)\(stored)\n"
                 }
             }
         }
@@ -223,9 +244,9 @@ public struct DerivedViewPlan: Sendable {
     public enum Input: Sendable, Equatable {
         /// The changes of the view at this index.
         case view(Int)
-        /// The source's rows, each an insert keyed by its partition and offset (as RisingWave keys the rows of
-        /// an append-only source by a hidden row id).
-        case sourceRows
+        /// The rows of the source at this index of `DataflowGraph.sources`, each an insert keyed by its
+        /// partition and offset (as RisingWave keys the rows of an append-only source by a hidden row id).
+        case sourceRows(Int)
     }
 
     /// Values per key of a source's row: partition, offset.
@@ -240,7 +261,7 @@ public struct DerivedViewPlan: Sendable {
     /// Whether the view stores every row it holds: a filter and projection of a source's rows, which nothing
     /// upstream keeps. (Over a view, its rows are recomputed from the input's when read.)
     public var materializesRows: Bool {
-        if case .filterProject = operation, input == .sourceRows { true } else { false }
+        if case .filterProject = operation, case .sourceRows = input { true } else { false }
     }
 
     init(view: View, input: Input, inputKeyWidth: Int, inputWidth: Int) throws(EngineError) {

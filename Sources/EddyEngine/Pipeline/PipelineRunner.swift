@@ -20,7 +20,6 @@ public final class PipelineRunner: Sendable {
     /// Counters and gauges for logs, metrics and readiness.
     public let statistics: PipelineStatistics
     private let logger: Logger
-    private let source: Source
     /// Every view, as the engine runs it.
     public let graph: DataflowGraph
     /// The views aggregated on the hot path, in the order of the hot loop's aggregators.
@@ -38,7 +37,6 @@ public final class PipelineRunner: Sendable {
         self.logger = logger
         let graph = try DataflowGraph(pipeline: pipeline)
         self.graph = graph
-        source = graph.source
         plans = graph.sourcePlans.map(\.plan)
         sinkBindings = pipeline.sinks.map { sink in (graph.index(ofView: sink.viewName)!, sink) }
         statistics = PipelineStatistics(sinks: pipeline.sinks.map { ($0.name, $0.viewName) })
@@ -74,10 +72,11 @@ public final class PipelineRunner: Sendable {
         openStore.withLock { $0 = store }
         defer { openStore.withLock { $0 = nil } }
 
-        // The source first: a wrong address or a missing topic is the likeliest start-up error, and it
+        // The sources first: a wrong address or a missing topic is the likeliest start-up error, and it
         // should be the one reported.
-        let consumer = try makeConsumer()
-        defer { consumer.close() }
+        var consumers: [KafkaConsumer] = []
+        defer { consumers.forEach { $0.close() } }
+        for source in graph.sources { consumers.append(try makeConsumer(for: source)) }
 
         // Sinks: each re-sends what Redis may lack before new epochs.
         let commitLock = CommitLock()
@@ -108,66 +107,61 @@ public final class PipelineRunner: Sendable {
             coordinator.withLock { $0 = nil }
         }
 
-        let topic = source.kafka.topic
-        guard let assignment = try SourceAssignment.assign(
-            consumer, source: source, checkpoint: checkpoint, stop: stop, timeout: options.kafkaConnectTimeout, logger: logger)
-        else {
-            logger.info("stopped during start-up, before consuming anything")
-            return
+        // Every source's partitions, each from its stored offset or where its scan.startup.mode points now.
+        var runs: [SourceRun] = []
+        let sourcePlans = graph.sourcePlans
+        for (index, source) in graph.sources.enumerated() {
+            guard let assignment = try SourceAssignment.assign(
+                consumers[index], source: source, checkpoint: checkpoint, stop: stop, timeout: options.kafkaConnectTimeout, logger: logger)
+            else {
+                logger.info("stopped during start-up, before consuming anything")
+                return
+            }
+            let positions = sourcePlans.indices.filter { sourcePlans[$0].plan.source.name == source.name }
+            runs.append(SourceRun(
+                index: index, source: source, consumer: consumers[index], assignment: assignment,
+                aggregators: positions.map { restored.aggregators[$0] }, plans: positions.map { sourcePlans[$0].plan }, deltaPositions: positions,
+                schema: graph.schema(ofSource: index), readsRows: graph.readsRows(ofSource: index), limits: options.decoderLimits))
         }
-        let partitions = assignment.partitions
-        let partitionCount = partitions.count
-        let catchUpTargets = assignment.catchUpTargets
-        statistics.setPartitions(partitions, topic: topic, views: plans.map(\.view.name))
-        var checkpointedOffsets = partitions.map { assignment.stored[$0] ?? -1 }
+        statistics.setPartitions(runs.flatMap { run in run.partitions.map { (run.topic, $0) } }, views: plans.map(\.view.name))
 
         var epoch = checkpoint.epoch
         var lastCheckpoint = ContinuousClock.now
         var lastPublished = ContinuousClock.now
         var backpressure = Backpressure()
         var reportedCaughtUp = false
-        var hot = HotLoop(
-            aggregators: restored.aggregators, decoder: RowDecoder(schema: graph.sourceSchema, limits: options.decoderLimits),
-            sourceRows: graph.readsSourceRows ? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: source.columns.count) : nil,
-            nextOffsets: partitions.map { assignment.startOffsets[$0] ?? -1 }, consumedPerPartition: [Int](repeating: 0, count: partitionCount))
-        var highWatermarks = [Int64](repeating: -1, count: partitionCount)
         let schedule = CheckpointSchedule(
             interval: options.checkpointInterval, catchUpInterval: options.maxCheckpointInterval,
             dirtyGroupLimit: options.checkpointDirtyGroups, catchUpBacklog: options.catchUpBacklog)
+        // With several sources each poll waits less, so that an idle one does not slow the others.
+        let pollTimeout = Duration.milliseconds(max(10, 100 / runs.count))
 
-        // The barrier: copy each view's changed groups (key and state bytes) into the deltas the checkpoint
-        // thread handed back, and go back to consuming; encoding for the store and rendering for the sinks
-        // happen on the checkpoint thread. Call only when it is idle.
+        // The barrier, across all sources: copy each view's changed groups (key and state bytes) into the
+        // deltas the checkpoint thread handed back, and go back to consuming; encoding for the store and
+        // rendering for the sinks happen on the checkpoint thread. Call only when it is idle.
         func checkpointNow() {
-            guard hot.dirtyCount > 0 || hot.nextOffsets != checkpointedOffsets else { return }
-            var deltas = checkpointThread.takeSpareDeltas()
-            for viewIndex in hot.aggregators.indices { hot.aggregators[viewIndex].table.takeDirty(into: &deltas[viewIndex]) }
-            var offsets: [(TopicPartition, Int64)] = []
-            for partition in 0..<partitionCount where hot.nextOffsets[partition] >= 0 {
-                offsets.append((TopicPartition(topic: topic, partition: Int32(partition)), hot.nextOffsets[partition]))
-            }
+            guard runs.contains(where: \.hasChanges) else { return }
+            var request = CheckpointRequest(epoch: epoch + 1, offsets: [], deltas: checkpointThread.takeSpareDeltas())
+            for index in runs.indices { runs[index].cutBarrier(deltas: &request.deltas, offsets: &request.offsets, sourceRows: &request.sourceRows) }
             epoch += 1
-            var request = CheckpointRequest(epoch: epoch, offsets: offsets, deltas: deltas)
-            if graph.readsSourceRows {
-                request.sourceRows = hot.sourceRows
-                hot.sourceRows = ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: source.columns.count)
-            }
             checkpointThread.submit(request)
-            checkpointedOffsets = hot.nextOffsets
             statistics.checkpointSubmitted(epoch: epoch)
         }
 
         func publishStatistics() {
-            for partition in 0..<partitionCount {
-                if let (_, high) = consumer.lastKnownWatermarks(partition: Int32(partition)) { highWatermarks[partition] = high }
-            }
+            for index in runs.indices { runs[index].refreshWatermarks() }
             statistics.batchApplied(
-                consumedPerPartition: hot.consumedPerPartition, nextOffsets: hot.nextOffsets, highWatermarks: highWatermarks,
-                counters: hot.counters,
-                groupsByView: Dictionary(uniqueKeysWithValues: zip(plans, hot.aggregators).map { ($0.view.name, $1.table.groupCount) }))
-            for index in hot.consumedPerPartition.indices { hot.consumedPerPartition[index] = 0 }
+                consumedPerPartition: runs.flatMap(\.hot.consumedPerPartition), nextOffsets: runs.flatMap(\.hot.nextOffsets),
+                highWatermarks: runs.flatMap(\.highWatermarks), counters: runs.dropFirst().reduce(runs[0].hot.counters) { $0 + $1.hot.counters },
+                groupsByView: Dictionary(uniqueKeysWithValues: runs.flatMap(\.groupsByView)))
+            for run in runs.indices {
+                for partition in runs[run].hot.consumedPerPartition.indices { runs[run].hot.consumedPerPartition[partition] = 0 }
+            }
             for driver in drivers { statistics.sinkHealth(sink: driver.name, healthy: driver.healthy, pendingEpochs: driver.unacknowledgedEpochs) }
-            statistics.brokerContact(lastAnswer: consumer.lastBrokerAnswer, lastError: consumer.lastClientError?.reason)
+            // The consumer that heard from its brokers longest ago speaks for all.
+            let quietest = consumers.min { $0.lastBrokerAnswer < $1.lastBrokerAnswer }!
+            statistics.brokerContact(
+                lastAnswer: quietest.lastBrokerAnswer, lastError: consumers.lazy.compactMap { $0.lastClientError?.reason }.first)
         }
 
         // Record where every partition starts before reading anything: a crash before the first regular
@@ -177,14 +171,18 @@ public final class PipelineRunner: Sendable {
         if let error = checkpointThread.error { throw error }
 
         statistics.setPhase(.catchingUp)
-        logger.info("consuming", metadata: ["eddy.topic": "\(topic)", "eddy.partitions": "\(partitionCount)"])
+        for run in runs { logger.info("consuming", metadata: ["eddy.topic": "\(run.topic)", "eddy.partitions": "\(run.partitions.count)"]) }
         while !stop.isRequested {
             if let error = checkpointThread.error { throw error }
             if let failure = drivers.lazy.compactMap(\.failure).first { throw EngineError(.sinkStopped, failure) }
             let pausedNow = backpressure.paused
-            try consumer.consumeBatch(maxMessages: options.batchSize, timeout: .milliseconds(100)) { batch in
-                try hot.apply(batch) { error, nextOffsets in
-                    try handle(error, consumer: consumer, nextOffsets: &nextOffsets, paused: pausedNow)
+            for index in runs.indices {
+                let consumer = runs[index].consumer
+                let topic = runs[index].topic
+                try consumer.consumeBatch(maxMessages: options.batchSize, timeout: pollTimeout) { batch in
+                    try runs[index].hot.apply(batch) { error, nextOffsets in
+                        try handle(error, topic: topic, consumer: consumer, nextOffsets: &nextOffsets, paused: pausedNow)
+                    }
                 }
             }
 
@@ -193,30 +191,32 @@ public final class PipelineRunner: Sendable {
                 publishStatistics()
                 lastPublished = now
             }
-            let backlog = CheckpointSchedule.backlog(nextOffsets: hot.nextOffsets, highWatermarks: highWatermarks, targets: catchUpTargets)
-            if schedule.isDue(elapsed: now - lastCheckpoint, dirtyGroups: hot.dirtyCount, backlog: backlog) && checkpointThread.isIdle {
+            let dirtyGroups = runs.reduce(0) { $0 + $1.hot.dirtyCount }
+            let backlog = runs.reduce(Int64(0)) { $0 + $1.backlog }
+            if schedule.isDue(elapsed: now - lastCheckpoint, dirtyGroups: dirtyGroups, backlog: backlog) && checkpointThread.isIdle {
                 checkpointNow()
                 lastCheckpoint = now
             }
 
-            // Backpressure: pause (and keep polling, so the consumer stays alive) while a sink lags.
+            // Backpressure: pause (and keep polling, so the consumers stay alive) while a sink lags.
             let lagging = zip(drivers, sinkBindings).first { driver, binding in
                 driver.backpressureEpochs > binding.sink.redis.maxPendingEpochs.map(UInt64.init) ?? options.maxPendingEpochs
             }
+            let partitionCount = runs.reduce(0) { $0 + $1.partitions.count }
             switch backpressure.update(lagging: lagging.map { ($0.0.name, $0.0.unacknowledgedEpochs) }) {
             case .pause(let sink, let behind):
-                try consumer.pause(partitions: partitions)
-                statistics.setPaused(true, partitions: partitions.count)
+                for run in runs { try run.consumer.pause(partitions: run.partitions) }
+                statistics.setPaused(true, partitions: partitionCount)
                 logger.warning("sink is \(behind) epochs behind; pausing consumption until it catches up", metadata: ["eddy.sink": "\(sink)"])
             case .resume:
-                try consumer.resume(partitions: partitions)
-                statistics.setPaused(false, partitions: partitions.count)
+                for run in runs { try run.consumer.resume(partitions: run.partitions) }
+                statistics.setPaused(false, partitions: partitionCount)
                 logger.warning("sinks caught up; resuming consumption")
             case nil:
                 break
             }
 
-            if !reportedCaughtUp && zip(hot.nextOffsets, catchUpTargets).allSatisfy({ $0.0 >= $0.1 }) {
+            if !reportedCaughtUp && runs.allSatisfy(\.isCaughtUp) {
                 reportedCaughtUp = true
                 publishStatistics()
                 logger.info("caught up with the source", metadata: ["eddy.messages": "\(statistics.snapshot.messagesConsumed)"])
@@ -224,8 +224,10 @@ public final class PipelineRunner: Sendable {
                 var rows: [String: [[SQLValue]]] = [:]
                 // Only views the file's SELECTs read: a view of a million groups would keep ~150 bytes a group here.
                 let queried = Set(pipeline.queries.map(\.viewName))
-                for (plan, aggregator) in zip(plans, hot.aggregators) where queried.contains(plan.view.name) {
-                    rows[plan.view.name] = try plan.outputRows(of: aggregator.table)
+                for run in runs {
+                    for (plan, aggregator) in zip(run.plans, run.hot.aggregators) where queried.contains(plan.view.name) {
+                        rows[plan.view.name] = try plan.outputRows(of: aggregator.table)
+                    }
                 }
                 if graph.nodes.indices.contains(where: { queried.contains(graph.views[$0].name) && !sourcePositions.keys.contains($0) }) {
                     // Derived views are computed at barriers: one now, and they are read from it.
@@ -280,14 +282,15 @@ public final class PipelineRunner: Sendable {
             + (view.having.map { "; having \($0)" } ?? "")
     }
 
-    /// The progress of a checkpoint of this pipeline's source, as `sink` (output form `form`) writes it.
+    /// The progress of a checkpoint of this pipeline's sources, as `sink` (output form `form`) writes it.
     private func progress(epoch: UInt64, offsets: [TopicPartition: Int64], form: UInt64) -> SinkProgress {
-        Self.progress(epoch: epoch, offsets: offsets, form: form, topic: source.kafka.topic)
+        Self.progress(epoch: epoch, offsets: offsets, form: form, topics: graph.topics)
     }
 
-    /// The progress of a checkpoint of `topic`'s offsets, for a sink of output form `form`.
-    static func progress(epoch: UInt64, offsets: [TopicPartition: Int64], form: UInt64, topic: String) -> SinkProgress {
-        SinkProgress(epoch: epoch, form: form, offsets: offsets.filter { $0.key.topic == topic })
+    /// The progress of a checkpoint of `topics`' offsets (a state directory may hold offsets of topics the
+    /// pipeline no longer reads), for a sink of output form `form`.
+    static func progress(epoch: UInt64, offsets: [TopicPartition: Int64], form: UInt64, topics: Set<String>) -> SinkProgress {
+        SinkProgress(epoch: epoch, form: form, offsets: offsets.filter { topics.contains($0.key.topic) })
     }
 
     private func makeSinkDriver(
@@ -302,10 +305,9 @@ public final class PipelineRunner: Sendable {
         let statistics = statistics
         let sinkName = sink.name
         let acknowledgedEpoch = checkpoint.acknowledgedEpochs[sink.name] ?? 0
-        let topic = source.kafka.topic
         @Sendable func render(countingCollisions: Bool) throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
             // Under the commit lock: the entries, the epoch and the offsets of one checkpoint.
-            let rendered = try commitLock.withLock { try renderer.renderCheckpoint(of: store, graph: graph, view: view, form: form, topic: topic) }
+            let rendered = try commitLock.withLock { try renderer.renderCheckpoint(of: store, graph: graph, view: view, form: form) }
             if countingCollisions { self.reportKeyCollisions(rendered.collisions, sink: sinkName) }
             return (rendered.progress, rendered.pairs)
         }
@@ -332,7 +334,7 @@ public final class PipelineRunner: Sendable {
         return driver
     }
 
-    private func makeConsumer() throws -> KafkaConsumer {
+    private func makeConsumer(for source: Source) throws -> KafkaConsumer {
         let settings = source.kafka
         var configuration = KafkaConsumerConfiguration(bootstrapServers: settings.bootstrapServers, topic: settings.topic, groupID: settings.groupID)
         configuration.startupMode = switch settings.startupMode {
@@ -356,7 +358,7 @@ public final class PipelineRunner: Sendable {
     ///
     /// - Parameter paused: whether consumption is paused for backpressure (recovering a partition re-assigns
     ///   them all, which resumes them: the pause is applied again).
-    private func handle(_ error: KafkaMessageError, consumer: KafkaConsumer, nextOffsets: inout [Int64], paused: Bool) throws {
+    private func handle(_ error: KafkaMessageError, topic: String, consumer: KafkaConsumer, nextOffsets: inout [Int64], paused: Bool) throws {
         switch error {
         case .partitionEOF:
             return
@@ -367,7 +369,7 @@ public final class PipelineRunner: Sendable {
             let expected = index < nextOffsets.count && nextOffsets[index] >= 0 ? nextOffsets[index] : reported
             let recovery = OffsetOutOfRangeRecovery(expected: expected, low: low, high: high)
             let metadata: Logger.Metadata = [
-                "eddy.topic": "\(source.kafka.topic)", "eddy.partition": "\(partition)", "eddy.offset": "\(expected)",
+                "eddy.topic": "\(topic)", "eddy.partition": "\(partition)", "eddy.offset": "\(expected)",
                 "eddy.low": "\(low)", "eddy.high": "\(high)",
             ]
             switch recovery {

@@ -29,13 +29,16 @@ struct RestoredPipeline {
     ) throws -> RestoredPipeline {
         let store = try CheckpointStore.open(
             directory: options.stateDirectory, options: .init(maximumMapSize: options.maximumStateBytes, logger: logger))
-        let topic = graph.source.kafka.topic
-        // Offsets are shared by all views: a view the state has never seen would count only what comes after them.
+        // Offsets are shared by all views of a source: a view the state has never seen would count only what
+        // comes after them.
         let before = try store.loadCheckpoint()
-        let newViews = graph.views.map(\.name).filter { before.viewFingerprints[$0] == nil }
-        if !newViews.isEmpty && before.offsets.keys.contains(where: { $0.topic == topic }) && !options.allowNewViews {
+        let storedTopics = Set(before.offsets.keys.map(\.topic))
+        let newViews = graph.views.indices.filter { before.viewFingerprints[graph.views[$0].name] == nil }
+        let lateViews = newViews.filter { storedTopics.contains(graph.sources[graph.sourceIndex(ofView: $0)].kafka.topic) }
+        if let first = lateViews.first, !options.allowNewViews {
+            let topic = graph.sources[graph.sourceIndex(ofView: first)].kafka.topic
             throw EngineError(.pipelineChanged, """
-                view \(newViews.map { "'\($0)'" }.joined(separator: ", ")) is new, but \(options.stateDirectory) already holds \
+                view \(lateViews.map { "'\(graph.views[$0].name)'" }.joined(separator: ", ")) is new, but \(options.stateDirectory) already holds \
                 offsets of topic '\(topic)': it would count only messages after them. To build it from the start \
                 of the topic, run with a new --state-dir (the other views are rebuilt too); to count from now on, pass \
                 --allow-new-views.

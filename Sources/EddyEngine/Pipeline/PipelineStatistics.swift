@@ -13,6 +13,8 @@ public final class PipelineStatistics: Sendable {
     }
 
     public struct PartitionSnapshot: Sendable, Equatable {
+        /// The topic of the source it belongs to.
+        public var topic = ""
         public var partition: Int32
         public var consumed = 0
         /// The next offset to read (-1 before the first message or start position is known).
@@ -158,10 +160,11 @@ public final class PipelineStatistics: Sendable {
 
     func setPhase(_ phase: Phase) { state.withLock { $0.phase = phase } }
 
-    func setPartitions(_ partitions: [Int32], topic: String, views: [String]) {
-        state.withLock { snapshot in snapshot.partitions = partitions.map { PartitionSnapshot(partition: $0) } }
+    /// Every source's partitions, in the order the runner reports them in `batchApplied`.
+    func setPartitions(_ partitions: [(topic: String, partition: Int32)], views: [String]) {
+        state.withLock { snapshot in snapshot.partitions = partitions.map { PartitionSnapshot(topic: $0.topic, partition: $0.partition) } }
         partitionMetrics.withLock { handles in
-            handles = partitions.map { partition in
+            handles = partitions.map { topic, partition in
                 let dimensions = [("topic", topic), ("partition", String(partition))]
                 return (
                     Counter(label: "eddy_partition_messages_consumed_total", dimensions: dimensions),

@@ -115,7 +115,7 @@ public struct SinkVerifier: Sendable {
             // Another process may commit between reading the checkpoint and the view: read until both agree.
             var attempt = 0
             while true {
-                let candidate = try target.renderer.renderCheckpoint(of: store, graph: graph, view: target.view, form: form, topic: graph.source.kafka.topic)
+                let candidate = try target.renderer.renderCheckpoint(of: store, graph: graph, view: target.view, form: form)
                 if try store.loadCheckpoint().epoch == candidate.progress.epoch {
                     rendered = (candidate.progress, candidate.pairs)
                     break
@@ -128,7 +128,7 @@ public struct SinkVerifier: Sendable {
         }
         result.checkpoint = rendered.progress
         guard !rendered.progress.offsets.isEmpty else {
-            return cannot("\(stateDirectory) holds no checkpoint of topic '\(graph.source.kafka.topic)' yet", retryable: true)
+            return cannot("\(stateDirectory) holds no checkpoint of topic \(graph.topics.sorted().map { "'\($0)'" }.joined(separator: ", ")) yet", retryable: true)
         }
 
         // Redis, chunk by chunk, while its marker stands for that checkpoint.
@@ -212,7 +212,7 @@ extension SinkRenderer {
     /// `topic`, output form `form`). The caller keeps the checkpoint from changing meanwhile (the commit lock),
     /// or checks its epoch afterwards.
     func renderCheckpoint(
-        of store: CheckpointStore, graph: DataflowGraph, view index: Int, form: UInt64, topic: String
+        of store: CheckpointStore, graph: DataflowGraph, view index: Int, form: UInt64
     ) throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair], collisions: Int) {
         let stored = try store.loadCheckpoint()
         var collisions = 0
@@ -224,7 +224,7 @@ extension SinkRenderer {
         } else {
             pairs = self.pairs(ofRows: try graph.rows(ofView: index, in: store), collisions: &collisions)
         }
-        return (PipelineRunner.progress(epoch: stored.epoch, offsets: stored.offsets, form: form, topic: topic), pairs, collisions)
+        return (PipelineRunner.progress(epoch: stored.epoch, offsets: stored.offsets, form: form, topics: graph.topics), pairs, collisions)
     }
 }
 

@@ -193,4 +193,77 @@ struct CascadeTests {
         }
         try harness.stopPipeline()
     }
+
+    /// Two sources, each with its own topic, start-up mode and offsets, feeding views of their own (one a
+    /// cascade); `latest` is resolved once, at the first start, and the restart resumes every source from
+    /// the checkpoint.
+    @Test("two sources feed two views with their own topics, start-up modes and offsets, across a restart")
+    func twoSourcesFeedTheirOwnViews() throws {
+        let harness = try PipelineHarness(partitions: 2, otherTopics: ["views": 3])
+        let views: [(name: String, select: String)] = [
+            ("events_by_kind", "SELECT event, COUNT(*) AS n FROM user_events GROUP BY event"),
+            ("views_by_page", "SELECT page, COUNT(*) AS n, COUNT(DISTINCT user) AS users FROM page_views GROUP BY page"),
+            ("busy_pages", "SELECT n, COUNT(*) AS pages FROM views_by_page WHERE n >= 2 GROUP BY n"),
+        ]
+        var text = Self.pipelineText(views: views, sinks: """
+            CREATE SINK busy_sink FROM busy_pages WITH (connector='redis', primary_key='n', redis.url='${REDIS_URL}')
+              FORMAT PLAIN ENCODE TEMPLATE (key_format='busy:{n}', value_format='{pages}');
+
+            """)
+        text = """
+            CREATE SOURCE page_views (event_timestamp TIMESTAMP, user VARCHAR, page VARCHAR, event VARCHAR)
+              WITH (connector='kafka', topic='views', properties.bootstrap.server='${KAFKA_BROKERS}', scan.startup.mode='latest') FORMAT PLAIN ENCODE JSON;
+
+            """ + text
+        let events = Self.messages(seed: 5, count: 400)
+        let pageViews = Self.messages(seed: 6, count: 400)
+        func produce(_ messages: ArraySlice<String>, topic: String, partitions: Int32) throws {
+            try harness.broker.produce(topic: topic, messages: messages.enumerated().map { (Int32($0.offset) % partitions, Array($0.element.utf8)) })
+        }
+        // Before the first start: counted on `events` (earliest), not on `views` (latest).
+        try produce(events[0..<100], topic: harness.topic, partitions: 2)
+        try produce(pageViews[0..<100], topic: "views", partitions: 3)
+        try harness.start(text)
+        let consuming = try eventually(timeout: .seconds(30), every: .milliseconds(10)) {
+            if let ended = harness.endedWith { try ended.get() }
+            return harness.runner?.statistics.snapshot.phase == .running
+        }
+        #expect(consuming)
+        try produce(events[100..<200], topic: harness.topic, partitions: 2)
+        try produce(pageViews[100..<250], topic: "views", partitions: 3)
+
+        func check(events counted: ArraySlice<String>, views viewed: ArraySlice<String>, round: String) throws {
+            let expected = try SQLiteOracle.evaluate(
+                tables: [
+                    .init(name: "user_events", columns: ["event_timestamp", "user", "page", "event"], jsonRows: Array(counted)),
+                    .init(name: "page_views", columns: ["event_timestamp", "user", "page", "event"], jsonRows: Array(viewed)),
+                ],
+                views: views)
+            var last: [String] = []
+            let agreed = try eventually(timeout: .seconds(60), every: .milliseconds(50)) {
+                if let ended = harness.endedWith { try ended.get() }
+                last = try Self.differences(harness, expected: expected, views: views)
+                return last.isEmpty
+            }
+            #expect(agreed, "\(round): \(last.joined(separator: "\n"))")
+            let wanted = Dictionary(uniqueKeysWithValues: expected["busy_pages"]!.map { ("busy:" + $0[0], $0[1]) })
+            var held: [String: String] = [:]
+            let matched = try eventually(timeout: .seconds(30), every: .milliseconds(20)) {
+                held = try Self.redisEntries(harness, prefix: "busy:")
+                return held == wanted
+            }
+            #expect(matched, "\(round): Redis \(held) vs \(wanted)")
+        }
+        try check(events: events[0..<200], views: pageViews[100..<250], round: "first run")
+        let sources = harness.runner?.statistics.snapshot.partitions.map(\.topic) ?? []
+        #expect(Set(sources) == ["events", "views"] && sources.count == 5)
+
+        // Written while stopped: both sources resume at their checkpointed offsets.
+        try harness.stopPipeline()
+        try produce(events[200..<300], topic: harness.topic, partitions: 2)
+        try produce(pageViews[250..<400], topic: "views", partitions: 3)
+        try harness.start(text)
+        try check(events: events[0..<300], views: pageViews[100..<400], round: "after the restart")
+        try harness.stopPipeline()
+    }
 }

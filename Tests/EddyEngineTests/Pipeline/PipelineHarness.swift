@@ -31,8 +31,10 @@ final class PipelineHarness: @unchecked Sendable {
         SELECT * FROM events_statisics_mv;
         """
 
-    init(partitions: Int32 = 4, topic: String = "events") throws {
-        broker = try KafkaTestBroker.start(topics: [topic: Int(partitions)])
+    /// - Parameter otherTopics: more topics on the broker, with their partition counts (for pipelines of
+    ///   several sources).
+    init(partitions: Int32 = 4, topic: String = "events", otherTopics: [String: Int] = [:]) throws {
+        broker = try KafkaTestBroker.start(topics: otherTopics.merging([topic: Int(partitions)]) { $1 })
         redis = try RedisTestServer()
         try redis.start()
         state = try ScratchDirectory(prefix: "eddy-engine")
