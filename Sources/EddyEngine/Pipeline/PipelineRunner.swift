@@ -7,13 +7,15 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Runs a bound pipeline as a daemon (DESIGN §2, §3): Kafka → decode → aggregate on the calling thread,
-/// checkpoints to LMDB on the checkpoint thread, Redis writes on one thread per sink.
+/// Runs a bound pipeline as a daemon (DESIGN §2, §3; the dataflow's shape is `DataflowGraph`'s): Kafka →
+/// decode → aggregate on the calling thread (every source in turn, `SourceRun`), views over views and
+/// checkpoints on the checkpoint coordinator's thread (`CheckpointThread`, the store's only writer), Redis
+/// writes on one thread per sink (`SinkDriver`). This type is the wiring and the hot thread's loop.
 ///
-/// Start-up restores every view from the checkpoint store, assigns every partition of the source topic at its
-/// stored offset (else where `scan.startup.mode` points now), and lets each sink re-send whatever Redis may
-/// lack before anything new is written. `run` returns after a graceful stop: consumption stopped, a final
-/// checkpoint committed, sinks flushed (bounded wait).
+/// Start-up (`RestoredPipeline`) restores every view from the checkpoint store; each source's partitions are
+/// assigned at their stored offsets, else where `scan.startup.mode` points now (`SourceAssignment`); each sink
+/// re-sends whatever Redis may lack before anything new is written. `run` returns after a graceful stop:
+/// consumption stopped, a final checkpoint committed, sinks flushed (bounded wait).
 public final class PipelineRunner: Sendable {
     public let pipeline: Pipeline
     public let options: PipelineOptions

@@ -18,6 +18,11 @@ struct CascadeTests {
         ("crowded", "SELECT n, COUNT(*) AS users FROM per_user GROUP BY n HAVING COUNT(*) >= 3"),
         ("tiers", "SELECT CASE WHEN n >= 12 THEN 'high' WHEN n >= 7 THEN 'mid' ELSE 'low' END AS tier, user, n FROM per_user WHERE n > 1"),
         ("tier_counts", "SELECT tier, COUNT(*) AS users, COUNT(*) FILTER (WHERE n > 10) AS over_ten, MAX(n) AS top, MIN(n) AS bottom FROM tiers GROUP BY tier"),
+        // MIN and MAX over a view whose rows move down and up: a user's first page moves down as smaller pages
+        // arrive, so users leave one `first_page` group for another, taking the group's extreme with them.
+        ("firsts", "SELECT user, MIN(page) AS first_page, MAX(page) AS last_page FROM user_events GROUP BY user"),
+        ("by_first", "SELECT first_page, COUNT(*) AS users, MAX(last_page) AS top, MIN(last_page) AS low FROM firsts GROUP BY first_page"),
+        ("page_extremes", "SELECT MAX(first_page) AS top_first, MIN(first_page) AS low_first, MIN(last_page) AS low_last, COUNT(DISTINCT first_page) AS firsts FROM firsts"),
         ("repeaters", """
             SELECT event, COUNT(*) AS users, MIN(n) AS least, MAX(n) AS most \
             FROM (SELECT user, event, COUNT(*) AS n FROM user_events GROUP BY user, event) AS per_user_event \
@@ -156,6 +161,10 @@ struct CascadeTests {
         let firstRound = try Self.oracle(Array(all.prefix(160)))["count_of_counts"]!.map { $0[0] }
         let final = try Self.oracle(all)["count_of_counts"]!.map { $0[0] }
         #expect(!Set(firstRound).subtracting(final).isEmpty, "no count group emptied: \(firstRound) then \(final)")
+        // ...and users moved down from one first page to a smaller one.
+        let firstPages = Dictionary(uniqueKeysWithValues: try Self.oracle(Array(all.prefix(160)))["firsts"]!.map { ($0[0], $0[1]) })
+        let moved = try Self.oracle(all)["firsts"]!.filter { row in firstPages[row[0]].map { $0 != row[1] } ?? false }
+        #expect(!moved.isEmpty, "no user's first page moved")
         try harness.stopPipeline()
     }
 
