@@ -116,6 +116,32 @@ struct CascadeTests {
         return entries
     }
 
+    /// Waits until every view's checkpointed rows equal SQLite's; records an issue naming the differences if not.
+    static func expectViews(
+        _ harness: PipelineHarness, equal expected: [String: [SQLiteOracle.Row]], views: [(name: String, select: String)] = views,
+        _ round: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        var last: [String] = []
+        let agreed = try eventually(timeout: .seconds(60), every: .milliseconds(50)) {
+            if let ended = harness.endedWith { try ended.get() }
+            last = try differences(harness, expected: expected, views: views)
+            return last.isEmpty
+        }
+        #expect(agreed, "\(round): \(last.joined(separator: "\n"))", sourceLocation: sourceLocation)
+    }
+
+    /// Waits until Redis' keys under `prefix` and their values are exactly `wanted`.
+    static func expectRedis(
+        _ harness: PipelineHarness, prefix: String, equal wanted: [String: String], _ round: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        var held: [String: String] = [:]
+        let matched = try eventually(timeout: .seconds(30), every: .milliseconds(20)) {
+            held = try redisEntries(harness, prefix: prefix)
+            return held == wanted
+        }
+        #expect(matched, "\(round): Redis \(held.sorted { $0.key < $1.key }.prefix(10)) vs \(wanted.sorted { $0.key < $1.key }.prefix(10))", sourceLocation: sourceLocation)
+    }
+
     @Test("views over views, a subquery in FROM, HAVING, CASE and FILTER agree with SQLite across epochs and a restart; Redis follows, rows that leave are deleted")
     func cascadesAgreeWithABatchComputation() throws {
         let harness = try PipelineHarness(partitions: 3)
@@ -134,13 +160,7 @@ struct CascadeTests {
                 topic: harness.topic, messages: batch.enumerated().map { (Int32($0.offset % 3), Array($0.element.utf8)) })
             produced += batch
             let expected = try Self.oracle(produced)
-            var last: [String] = []
-            let agreed = try eventually(timeout: .seconds(60), every: .milliseconds(50)) {
-                if let ended = harness.endedWith { try ended.get() }
-                last = try Self.differences(harness, expected: expected)
-                return last.isEmpty
-            }
-            #expect(agreed, "round \(round): \(last.joined(separator: "\n"))")
+            try Self.expectViews(harness, equal: expected, "round \(round)")
 
             // Redis holds exactly the sunk views' rows: keys of groups that emptied, or that HAVING or WHERE
             // dropped, are deleted in the epoch that removed them.
@@ -149,12 +169,7 @@ struct CascadeTests {
             ]
             for sink in sinks {
                 let wanted = Dictionary(uniqueKeysWithValues: expected[sink.view]!.map { (sink.prefix + $0[sink.key], $0[sink.value]) })
-                var held: [String: String] = [:]
-                let matched = try eventually(timeout: .seconds(30), every: .milliseconds(20)) {
-                    held = try Self.redisEntries(harness, prefix: sink.prefix)
-                    return held == wanted
-                }
-                #expect(matched, "round \(round), \(sink.view): Redis \(held.sorted { $0.key < $1.key }.prefix(10)) vs \(wanted.sorted { $0.key < $1.key }.prefix(10))")
+                try Self.expectRedis(harness, prefix: sink.prefix, equal: wanted, "round \(round), \(sink.view)")
             }
         }
         // The test's premise: the counts moved, so groups were updated, emptied and deleted on the way.
@@ -185,20 +200,9 @@ struct CascadeTests {
             produced += batch
             let expected = try Self.oracle(produced, views: Self.rowViews)
             #expect(expected["clicks"]!.count > 10)
-            var last: [String] = []
-            let agreed = try eventually(timeout: .seconds(60), every: .milliseconds(50)) {
-                if let ended = harness.endedWith { try ended.get() }
-                last = try Self.differences(harness, expected: expected, views: Self.rowViews)
-                return last.isEmpty
-            }
-            #expect(agreed, "round \(round): \(last.joined(separator: "\n"))")
+            try Self.expectViews(harness, equal: expected, views: Self.rowViews, "round \(round)")
             let wanted = Dictionary(uniqueKeysWithValues: expected["page_clicks"]!.map { ("pc:" + $0[0], $0[1]) })
-            var held: [String: String] = [:]
-            let matched = try eventually(timeout: .seconds(30), every: .milliseconds(20)) {
-                held = try Self.redisEntries(harness, prefix: "pc:")
-                return held == wanted
-            }
-            #expect(matched, "round \(round): Redis \(held.count) keys vs \(wanted.count)")
+            try Self.expectRedis(harness, prefix: "pc:", equal: wanted, "round \(round)")
         }
         try harness.stopPipeline()
     }
@@ -248,20 +252,9 @@ struct CascadeTests {
                     .init(name: "page_views", columns: ["event_timestamp", "user", "page", "event"], jsonRows: Array(viewed)),
                 ],
                 views: views)
-            var last: [String] = []
-            let agreed = try eventually(timeout: .seconds(60), every: .milliseconds(50)) {
-                if let ended = harness.endedWith { try ended.get() }
-                last = try Self.differences(harness, expected: expected, views: views)
-                return last.isEmpty
-            }
-            #expect(agreed, "\(round): \(last.joined(separator: "\n"))")
+            try Self.expectViews(harness, equal: expected, views: views, round)
             let wanted = Dictionary(uniqueKeysWithValues: expected["busy_pages"]!.map { ("busy:" + $0[0], $0[1]) })
-            var held: [String: String] = [:]
-            let matched = try eventually(timeout: .seconds(30), every: .milliseconds(20)) {
-                held = try Self.redisEntries(harness, prefix: "busy:")
-                return held == wanted
-            }
-            #expect(matched, "\(round): Redis \(held) vs \(wanted)")
+            try Self.expectRedis(harness, prefix: "busy:", equal: wanted, round)
         }
         try check(events: events[0..<200], views: pageViews[100..<250], round: "first run")
         let sources = harness.runner?.statistics.snapshot.partitions.map(\.topic) ?? []
