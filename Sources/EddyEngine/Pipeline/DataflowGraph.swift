@@ -35,8 +35,8 @@ public struct DataflowGraph: Sendable {
     /// Per view, the indices of the views that read it.
     public let readers: [[Int]]
 
-    /// - Throws: `.unsupported` for what the engine cannot run yet (views over several sources, a view that
-    ///   reads a source without aggregating, `FILTER` on an aggregate over a source), at `file:line:column`.
+    /// - Throws: `.unsupported` for what the engine cannot run yet (views over several sources, windows,
+    ///   watermarks, `INCLUDE` columns), at `file:line:column`.
     public init(pipeline: Pipeline) throws(EngineError) {
         guard !pipeline.views.isEmpty else {
             throw EngineError(.unsupported, "the pipeline defines no materialized view: there is nothing to run")
@@ -45,9 +45,19 @@ public struct DataflowGraph: Sendable {
         guard sourceNames.count == 1, let sourceName = sourceNames.first, let source = pipeline.source(named: sourceName) else {
             throw EngineError(.unsupported, "views read from \(sourceNames.sorted().joined(separator: ", ")): Eddy runs the views of one source per pipeline for now")
         }
+        // Event time (issue 9) is bound, not run yet: refused where it is written rather than run without it.
+        if let include = source.includedColumns.first {
+            throw EngineError(.unsupported, "\(include.location): INCLUDE \(include.kind.rawValue) (Kafka metadata columns) is not run yet")
+        }
+        if let watermark = source.watermark {
+            throw EngineError(.unsupported, "\(watermark.location): WATERMARK FOR \(watermark.columnName) is not run yet")
+        }
         var nodes: [Node] = []
         var readers = [[Int]](repeating: [], count: pipeline.views.count)
         for (index, view) in pipeline.views.enumerated() {
+            if let window = view.window {
+                throw EngineError(.unsupported, "\(window.location): view \(view.name) reads \(window): TUMBLE and HOP windows are not run yet")
+            }
             switch view.input {
             case .source:
                 do {
