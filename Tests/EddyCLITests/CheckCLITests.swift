@@ -87,6 +87,36 @@ private let examplePipeline = URL(fileURLWithPath: #filePath).deletingLastPathCo
         }
     }
 
+    /// Windows, watermarks and EMIT ON WINDOW CLOSE are bound and shown, but not run yet: `eddy check` prints
+    /// the plan and says why the dataflow does not run; `eddy run` refuses at the window's line:column before it
+    /// connects anywhere (nothing listens on these ports).
+    @Test func eddyRunRefusesAWindowAtItsLineAndColumn() throws {
+        let directory = try ScratchDirectory(prefix: "eddy-check")
+        defer { directory.remove() }
+        let path = directory.path + "/windows.sql"
+        try """
+            CREATE SOURCE s (ts TIMESTAMP, event VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='127.0.0.1:9') FORMAT PLAIN ENCODE JSON;
+            CREATE MATERIALIZED VIEW v AS SELECT event, window_start, COUNT(*) AS n FROM TUMBLE(s, ts, INTERVAL '1 minute') GROUP BY event, window_start;
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let refusal = "\(path):2:78: view v reads TUMBLE(ts, INTERVAL '00:01:00'): TUMBLE and HOP windows are not run yet"
+        let check = try EddyProcess.run(["check", path])
+        #expect(check.status == 0, "\(check.standardError)")
+        #expect(check.standardOutput.contains("  window:     TUMBLE(ts, INTERVAL '00:01:00') adds window_start, window_end"), "\(check.standardOutput)")
+        #expect(check.standardOutput.contains("dataflow: not runnable yet: \(refusal)"), "\(check.standardOutput)")
+        let run = try EddyProcess.run(["run", path, "--state-dir", directory.path + "/state", "--http", "off"], timeout: .seconds(30))
+        #expect(run.status == 1, "status \(run.status): \(run.standardError)")
+        #expect(run.standardError.contains("unsupported: \(refusal)"), "\(run.standardError)")
+
+        let watermarked = directory.path + "/watermark.sql"
+        try """
+            CREATE SOURCE s (ts TIMESTAMP, event VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector='kafka', topic='t', properties.bootstrap.server='127.0.0.1:9') FORMAT PLAIN ENCODE JSON;
+            CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) AS n FROM s GROUP BY event;
+            """.write(toFile: watermarked, atomically: true, encoding: .utf8)
+        let refused = try EddyProcess.run(["run", watermarked, "--state-dir", directory.path + "/state2", "--http", "off"], timeout: .seconds(30))
+        #expect(refused.status == 1, "status \(refused.status): \(refused.standardError)")
+        #expect(refused.standardError.contains("\(watermarked):1:47: WATERMARK FOR ts is not run yet"), "\(refused.standardError)")
+    }
+
     @Test func aMissingFileOrVariableIsOneClearLine() throws {
         let missing = try EddyProcess.run(["check", "/nonexistent/pipeline.sql"])
         #expect(missing.status != 0)

@@ -240,6 +240,25 @@ public struct AggregateOperator: Sendable {
         oldRows.removeAll(keepingCapacity: true)
     }
 
+    /// Drops the state of every group whose key `shouldRemove` picks, emitting nothing: for groups whose final
+    /// row went downstream another way (`WindowCloseBuffer` after their window closed). A removed group that
+    /// was stored leaves the checkpoint at the next `drainChangedState`; a row that arrives for it later starts
+    /// it afresh. Call after `emitChanges(into:)`, with nothing touched since. Returns how many were removed.
+    @discardableResult
+    public mutating func removeGroups(where shouldRemove: (ArraySlice<SQLValue>) -> Bool) -> Int {
+        precondition(touched.isEmpty, "removing groups with changes not yet emitted: call emitChanges(into:) first")
+        guard !isGlobal else { return 0 }
+        var removed = 0
+        for slot in flags.indices where flags[slot].contains(.inUse) && rowCounts[slot] > 0 {
+            guard shouldRemove(keyValues[slot * keyWidth..<(slot + 1) * keyWidth]) else { continue }
+            rowCounts[slot] = 0
+            for index in slot * aggregateCount..<(slot + 1) * aggregateCount { accumulators[index] = AggregateAccumulator() }
+            markDirty(slot)
+            removed += 1
+        }
+        return removed
+    }
+
     /// Frees the slot of a group that holds no rows once nothing refers to it any more.
     private mutating func releaseIfEmpty(_ slot: Int) {
         guard !isGlobal, rowCounts[slot] == 0, flags[slot].isDisjoint(with: [.touched, .dirty]) else { return }

@@ -38,7 +38,8 @@ public struct DataflowGraph: Sendable {
     /// Per view, the indices of the views that read it.
     public let readers: [[Int]]
 
-    /// - Throws: `.unsupported` for what the engine cannot run yet, at `file:line:column`.
+    /// - Throws: `.unsupported` for what the engine cannot run yet (windows, watermarks, `INCLUDE` columns),
+    ///   at `file:line:column`.
     public init(pipeline: Pipeline) throws(EngineError) {
         guard !pipeline.views.isEmpty else {
             throw EngineError(.unsupported, "the pipeline defines no materialized view: there is nothing to run")
@@ -49,9 +50,21 @@ public struct DataflowGraph: Sendable {
         if let (topic, sharing) = topics.first(where: { $0.value.count > 1 }) {
             throw EngineError(.unsupported, "sources \(sharing.map(\.name).joined(separator: " and ")) read the same topic '\(topic)': their offsets would be one; define one source per topic and views over it")
         }
+        // Event time (issue 9) is bound, not run yet: refused where it is written rather than run without it.
+        for source in sources {
+            if let include = source.includedColumns.first {
+                throw EngineError(.unsupported, "\(include.location): INCLUDE \(include.kind.rawValue) (Kafka metadata columns) is not run yet")
+            }
+            if let watermark = source.watermark {
+                throw EngineError(.unsupported, "\(watermark.location): WATERMARK FOR \(watermark.columnName) is not run yet")
+            }
+        }
         var nodes: [Node] = []
         var readers = [[Int]](repeating: [], count: pipeline.views.count)
         for (index, view) in pipeline.views.enumerated() {
+            if let window = view.window {
+                throw EngineError(.unsupported, "\(window.location): view \(view.name) reads \(window): TUMBLE and HOP windows are not run yet")
+            }
             switch view.input {
             case .source(let sourceName):
                 let sourceIndex = sources.firstIndex { $0.name == sourceName }!

@@ -31,9 +31,9 @@ public struct PostgresType: Sendable, Hashable {
         case .double: self = .float8
         case .numeric: self = .numeric
         case .text: self = .varchar
-        case .timestamp: self = .timestamp
+        case .timestamp, .timestamptz: self = .timestamp
         case .date: self = .date
-        case .unknown: self = .text
+        case .interval, .unknown: self = .text
         }
     }
 

@@ -96,11 +96,88 @@ struct Binder {
             errors.append(source.error(.invalidOption, "\(kind) '\(create.name.name)' needs FORMAT PLAIN ENCODE JSON after its WITH options", from: create.end - 1, to: create.end))
             failed = true
         }
+        var included: [IncludedColumn] = []
+        for include in create.includes {
+            guard let kind = IncludedColumn.Kind(rawValue: include.what.name) else {
+                let hint = ["header", "headers", "payload"].contains(include.what.name) ? " (not supported yet)" : ""
+                errors.append(source.error(.unsupported, "INCLUDE \(include.what.name)\(hint): a source can include \(IncludedColumn.Kind.allCases.map(\.rawValue).joined(separator: ", "))", from: include.what.start, to: include.what.end))
+                failed = true
+                continue
+            }
+            let name = include.alias ?? include.what
+            let columnName = include.alias?.name ?? kind.defaultName
+            if let first = seen[columnName] {
+                errors.append(source.error(.duplicateName, "column '\(columnName)' of INCLUDE \(kind.rawValue) is already a column of \(create.isTable ? "table" : "source") '\(create.name.name)' (at \(source.location(first))); name it with AS", from: name.start, to: name.end))
+                failed = true
+                continue
+            }
+            if included.contains(where: { $0.kind == kind }) {
+                errors.append(source.error(.duplicateName, "INCLUDE \(kind.rawValue) is given twice", from: include.what.start, to: include.what.end))
+                failed = true
+                continue
+            }
+            seen[columnName] = name.start
+            included.append(IncludedColumn(kind: kind, name: columnName, location: "\(source.file):\(source.location(include.start))"))
+        }
+        let rowColumns = columns + included.map { Column(name: $0.name, type: $0.type) }
+        var watermark: Watermark?
+        for definition in create.watermarks {
+            if watermark != nil {
+                errors.append(source.error(.unsupported, "a source has one watermark; this is its second WATERMARK", from: definition.start, to: definition.column.end))
+                failed = true
+                continue
+            }
+            guard let bound = bindWatermark(definition, columns: rowColumns, sourceName: create.name.name) else {
+                failed = true
+                continue
+            }
+            watermark = bound
+        }
         guard !failed, let kafka else {
             failedRelations.insert(create.name.name)
             return
         }
-        sources.append(Source(name: create.name.name, isTable: create.isTable, columns: columns, kafka: kafka))
+        sources.append(Source(name: create.name.name, isTable: create.isTable, columns: columns, kafka: kafka, includedColumns: included, watermark: watermark))
+    }
+
+    /// `WATERMARK FOR column AS expression`: the column a time, the expression one over the source's row of the
+    /// same type, not ahead of the column.
+    private mutating func bindWatermark(_ definition: WatermarkDefinition, columns: [Column], sourceName: String) -> Watermark? {
+        let name = definition.column
+        guard let index = columns.firstIndex(where: { $0.name == name.name }) else {
+            errors.append(source.error(.unknownName, "WATERMARK FOR an unknown column: " + ExpressionBinder.unknownColumnMessage(name.name, in: sourceName, candidates: columns.map(\.name)), from: name.start, to: name.end))
+            return nil
+        }
+        let columnType = ValueType(columns[index].type)
+        guard columnType.isTimestamp else {
+            errors.append(source.error(.typeMismatch, "WATERMARK FOR '\(name.name)': a watermark is on a TIMESTAMP or TIMESTAMPTZ column, and '\(name.name)' is \(columns[index].type)", from: name.start, to: name.end))
+            return nil
+        }
+        var binder = ExpressionBinder(source: source, scope: .row(columns: columns, relation: sourceName), clause: "WATERMARK")
+        let bound = binder.bind(definition.expression)
+        errors += binder.errors
+        guard let (expression, type) = bound else { return nil }
+        let span = definition.expression.span
+        guard type.isTimestamp else {
+            errors.append(source.error(.typeMismatch, "the watermark of '\(name.name)' must be a time like it, e.g. \(name.name) - INTERVAL '5 seconds', not \(type)", from: span.start, to: span.end))
+            return nil
+        }
+        var delay: Int64?
+        switch expression {
+        case .column(index, _):
+            delay = 0
+        case .function(.timestampMinusInterval, let arguments) where arguments.first == .column(index, name: name.name):
+            if case .literal(.string(let text))? = arguments.last, case .success(let interval) = SQLInterval.parse(text) { delay = interval.fixedMicroseconds }
+        case .function(.timestampPlusInterval, let arguments) where arguments.first == .column(index, name: name.name):
+            if case .literal(.string(let text))? = arguments.last, case .success(let interval) = SQLInterval.parse(text) { delay = interval.negated.fixedMicroseconds }
+        default:
+            break
+        }
+        if let delay, delay < 0 {
+            errors.append(source.error(.typeMismatch, "the watermark of '\(name.name)' runs ahead of it (every row would be late); subtract the delay: \(name.name) - INTERVAL '...'", from: span.start, to: span.end))
+            return nil
+        }
+        return Watermark(column: index, columnName: name.name, expression: expression, delayMicroseconds: delay, location: "\(source.file):\(source.location(definition.start))")
     }
 
     // MARK: Views
@@ -113,7 +190,7 @@ struct Binder {
             return
         }
         guard define(relation: create.name, kind: "materialized view", ifNotExists: create.ifNotExists) else { return }
-        if bindSelect(create.query, asView: create.name.name, input: input, definitionText: text(create.start, create.end), isDerivedTable: false) == nil {
+        if bindSelect(create.query, asView: create.name.name, input: input, definitionText: text(create.start, create.end), isDerivedTable: false, emitOnWindowClose: create.emitOnWindowClose) == nil {
             failedRelations.insert(create.name.name)
         }
     }
@@ -129,6 +206,10 @@ struct Binder {
         var canonicalText: String
         /// Where the input is named, for constructs a runtime may refuse.
         var offset: Int
+        /// `TUMBLE` / `HOP` over the relation, whose columns then end with `window_start`, `window_end`.
+        var window: View.TimeWindow? = nil
+        /// The input column a source's watermark is on (none for a view's columns, which carry no watermark yet).
+        var watermarkedColumn: Int? = nil
 
         func columnIndex(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
     }
@@ -143,12 +224,17 @@ struct Binder {
                 let view = bindSelect(query, asView: name, input: inner, definitionText: text(start, alias.end), isDerivedTable: true)
             else { return nil }
             return boundInput(view: view, qualifier: alias.name, offset: start)
+        case .window(let call, let alias):
+            guard let relation = resolveInput(.relation(call.relation, alias: nil), viewName: viewName) else { return nil }
+            return bindWindow(call, alias: alias, over: relation)
         case .relation(let name, let alias):
             let qualifier = alias?.name ?? name.name
             if let input = sources.first(where: { $0.name == name.name }) {
+                var canonical = "source \(BoundExpression.quoteIfNeeded(input.name)) topic \(input.kafka.topic)"
+                if let watermark = input.watermark { canonical += " watermark for \(BoundExpression.quoteIfNeeded(watermark.columnName)) as \(watermark.expression)" }
                 return BoundInput(
-                    input: .source(input.name), qualifier: qualifier, columns: input.columns, rootSource: input,
-                    canonicalText: "source \(BoundExpression.quoteIfNeeded(input.name)) topic \(input.kafka.topic)", offset: name.start)
+                    input: .source(input.name), qualifier: qualifier, columns: input.rowColumns, rootSource: input,
+                    canonicalText: canonical, offset: name.start, watermarkedColumn: input.watermark?.column)
             }
             if let view = views.first(where: { $0.name == name.name && !$0.isDerivedTable }) {
                 return boundInput(view: view, qualifier: qualifier, offset: name.start)
@@ -173,12 +259,121 @@ struct Binder {
             canonicalText: "view \(BoundExpression.quoteIfNeeded(view.name)) (\(view.canonicalText))", offset: offset)
     }
 
+    /// `TUMBLE(relation, time, size[, offset])` / `HOP(relation, time, hop, size[, offset])` over a bound relation:
+    /// its columns with `window_start` and `window_end` (of the time column's type) added.
+    private mutating func bindWindow(_ call: WindowCall, alias: Identifier?, over relation: BoundInput) -> BoundInput? {
+        let function = call.kind.rawValue
+        let errorCount = errors.count
+        var timeColumn: Int?
+        var timeType = ValueType.timestamp
+        if case .column = call.timeColumn {
+            var binder = ExpressionBinder(source: source, scope: .row(columns: relation.columns, relation: call.relation.name), clause: function)
+            if case (.column(let index, _), let type)? = binder.bind(call.timeColumn) {
+                if type.isTimestamp {
+                    timeColumn = index
+                    timeType = type
+                } else {
+                    errors.append(source.error(.typeMismatch, "\(function) needs a TIMESTAMP or TIMESTAMPTZ column for its windows; '\(relation.columns[index].name)' is \(relation.columns[index].type)", from: call.timeColumn.span.start, to: call.timeColumn.span.end))
+                }
+            }
+            errors += binder.errors
+        } else {
+            errors.append(source.error(.unsupported, "the time argument of \(function) must be a column of '\(call.relation.name)'", from: call.timeColumn.span.start, to: call.timeColumn.span.end))
+        }
+        let names = call.kind == .tumble ? ["window size"] : ["hop", "window size"]
+        guard call.intervals.count == names.count || call.intervals.count == names.count + 1 else {
+            let usage = call.kind == .tumble ? "TUMBLE(relation, time_column, size[, offset])" : "HOP(relation, time_column, hop, size[, offset])"
+            errors.append(source.error(.syntax, "\(function) takes \(names.count + 2) or \(names.count + 3) arguments, \(usage); got \(call.intervals.count + 2)", from: call.name.start, to: call.end))
+            return nil
+        }
+        var lengths: [Int64] = []
+        for (position, argument) in call.intervals.enumerated() {
+            let what = position < names.count ? names[position] : "offset"
+            var binder = ExpressionBinder(source: source, scope: .row(columns: [], relation: call.relation.name), clause: function)
+            let bound = binder.bind(argument)
+            let span = argument.span
+            guard case (.literal(.string(let text)), .interval)? = bound, case .success(let interval) = SQLInterval.parse(text) else {
+                if binder.errors.isEmpty, let (_, type) = bound {
+                    errors.append(source.error(.typeMismatch, "the \(what) of \(function) must be a constant INTERVAL, e.g. INTERVAL '1 minute', not \(type)", from: span.start, to: span.end))
+                } else {
+                    errors.append(source.error(.typeMismatch, "the \(what) of \(function) must be a constant INTERVAL, e.g. INTERVAL '1 minute'", from: span.start, to: span.end))
+                }
+                continue
+            }
+            guard let length = interval.fixedMicroseconds else {
+                errors.append(source.error(.unsupported, "the \(what) of \(function) cannot count months or years ('\(interval)'): they differ in length; use days", from: span.start, to: span.end))
+                continue
+            }
+            if what != "offset" && length <= 0 {
+                errors.append(source.error(.typeMismatch, "the \(what) of \(function) must be positive, not '\(interval)'", from: span.start, to: span.end))
+                continue
+            }
+            lengths.append(length)
+        }
+        guard errors.count == errorCount, let timeColumn else { return nil }
+        let offset = lengths.count > names.count ? lengths[names.count] : 0
+        let kind: View.TimeWindow.Kind
+        if call.kind == .tumble {
+            kind = .tumble(sizeMicroseconds: lengths[0])
+        } else {
+            guard lengths[1] % lengths[0] == 0 else {
+                let span = call.intervals[1].span
+                errors.append(source.error(.typeMismatch, "the window size of HOP ('\(SQLInterval(microseconds: lengths[1]))') must be a multiple of its hop ('\(SQLInterval(microseconds: lengths[0]))'): each row is then in size/hop windows", from: span.start, to: span.end))
+                return nil
+            }
+            kind = .hop(hopMicroseconds: lengths[0], sizeMicroseconds: lengths[1])
+        }
+        for added in ["window_start", "window_end"] where relation.columnIndex(named: added) != nil {
+            errors.append(source.error(.duplicateName, "\(function) adds the column \(added), which '\(call.relation.name)' already has; rename that column in a view below", from: call.name.start, to: call.name.end))
+            return nil
+        }
+        let columnType = SQLType(timeType)
+        let window = View.TimeWindow(
+            kind: kind, timeColumn: timeColumn, timeColumnName: relation.columns[timeColumn].name, offsetMicroseconds: offset,
+            windowStartColumn: relation.columns.count, location: "\(source.file):\(source.location(call.name.start))")
+        var input = relation
+        input.qualifier = alias?.name ?? call.relation.name
+        input.columns += [Column(name: "window_start", type: columnType), Column(name: "window_end", type: columnType)]
+        input.canonicalText += "; window \(window)"
+        input.window = window
+        input.offset = call.name.start
+        return input
+    }
+
+    /// `EMIT ON WINDOW CLOSE` of an aggregating view: it must group by `window_start` or `window_end` of a
+    /// window whose time column has a watermark.
+    private mutating func bindWindowClose(_ emit: (start: Int, end: Int), input: BoundInput, groupBy: [Int]) -> View.WindowClose? {
+        guard let window = input.window else {
+            errors.append(source.error(.unsupported, "EMIT ON WINDOW CLOSE needs windows: read FROM TUMBLE(...) or HOP(...) and GROUP BY window_start or window_end", from: emit.start, to: emit.end))
+            return nil
+        }
+        guard let position = groupBy.firstIndex(where: { $0 == window.windowStartColumn || $0 == window.windowStartColumn + 1 }) else {
+            errors.append(source.error(.grouping, "EMIT ON WINDOW CLOSE needs GROUP BY window_start or window_end: a group is emitted when its window closes", from: emit.start, to: emit.end))
+            return nil
+        }
+        guard input.watermarkedColumn == window.timeColumn else {
+            let message: String
+            if case .source(let name) = input.input {
+                message = "EMIT ON WINDOW CLOSE needs a watermark on '\(window.timeColumnName)' to know when a window closes: declare WATERMARK FOR \(window.timeColumnName) AS \(window.timeColumnName) - INTERVAL '5 seconds' in source '\(name)'"
+            } else {
+                message = "EMIT ON WINDOW CLOSE needs a watermark on '\(window.timeColumnName)', and the columns of a view carry none yet: window the source, which declares the WATERMARK"
+            }
+            errors.append(source.error(.unsupported, message, from: emit.start, to: emit.end))
+            return nil
+        }
+        let endOffset = groupBy[position] == window.windowStartColumn ? window.sizeMicroseconds : 0
+        return View.WindowClose(windowKey: position, endOffsetMicroseconds: endOffset, location: "\(source.file):\(source.location(emit.start))")
+    }
+
     private func construct(_ kind: View.Construct.Kind, at offset: Int) -> View.Construct {
         View.Construct(kind: kind, location: "\(source.file):\(source.location(offset))")
     }
 
     /// Binds a view's query over `input` and appends the view; nil (with errors) when it does not bind.
-    private mutating func bindSelect(_ query: SelectStatement, asView name: String, input: BoundInput, definitionText: String, isDerivedTable: Bool) -> View? {
+    private mutating func bindSelect(
+        _ query: SelectStatement, asView name: String, input: BoundInput, definitionText: String, isDerivedTable: Bool,
+        emitOnWindowClose: (start: Int, end: Int)? = nil
+    ) -> View? {
         let errorCount = errors.count
         var constructs: [View.Construct] = []
         if case .view = input.input { constructs.append(construct(.viewInput, at: input.offset)) }
@@ -192,6 +387,9 @@ struct Binder {
         }
 
         if query.groupBy.isEmpty && !(query.items.contains { $0.expression.map(Self.callsAggregate) ?? false } || query.having.map(Self.callsAggregate) ?? false) {
+            if let emit = emitOnWindowClose {
+                errors.append(source.error(.grouping, "EMIT ON WINDOW CLOSE needs an aggregating view with GROUP BY window_start or window_end", from: emit.start, to: emit.end))
+            }
             return bindRowView(query, asView: name, input: input, filter: filter, constructs: constructs, definitionText: definitionText, isDerivedTable: isDerivedTable, errorCount: errorCount)
         }
 
@@ -255,6 +453,7 @@ struct Binder {
         constructs += binder.aggregateFilterOffsets.sorted().map { construct(.aggregateFilter, at: $0) }
 
         checkViewTail(query)
+        let windowClose = emitOnWindowClose.flatMap { bindWindowClose($0, input: input, groupBy: groupBy) }
         guard errors.count == errorCount else {
             keepFirstOccurrenceOfUnknownNames(since: errorCount)
             return nil
@@ -267,10 +466,11 @@ struct Binder {
         if let filter { canonical += "; where \(filter)" }
         canonical += "; group by " + groupByNames.map(BoundExpression.quoteIfNeeded).joined(separator: ", ")
         canonical += "; aggregates " + aggregates.map(\.description).joined(separator: ", ")
+        if windowClose != nil { canonical += "; emit on window close" }
         let view = View(
-            name: name, input: input.input, sourceName: input.rootSource.name, isDerivedTable: isDerivedTable, isAggregating: true,
-            constructs: constructs, outputColumns: outputs, groupBy: groupBy, groupByNames: groupByNames,
-            aggregates: aggregates, filter: filter, having: having, definitionText: definitionText, canonicalText: canonical)
+            name: name, input: input.input, window: input.window, emitOnWindowClose: windowClose, sourceName: input.rootSource.name,
+            isDerivedTable: isDerivedTable, isAggregating: true, constructs: constructs, outputColumns: outputs, groupBy: groupBy,
+            groupByNames: groupByNames, aggregates: aggregates, filter: filter, having: having, definitionText: definitionText, canonicalText: canonical)
         views.append(view)
         return view
     }
@@ -307,7 +507,7 @@ struct Binder {
         if let filter { canonical += "; where \(filter)" }
         canonical += "; rows " + outputs.map { "\($0.expression) AS \(BoundExpression.quoteIfNeeded($0.name))" }.joined(separator: ", ")
         let view = View(
-            name: name, input: input.input, sourceName: input.rootSource.name, isDerivedTable: isDerivedTable, isAggregating: false,
+            name: name, input: input.input, window: input.window, sourceName: input.rootSource.name, isDerivedTable: isDerivedTable, isAggregating: false,
             constructs: constructs + [construct(.rowsWithoutAggregation, at: query.start)], outputColumns: outputs, groupBy: [], groupByNames: [],
             aggregates: [], filter: filter, having: nil, definitionText: definitionText, canonicalText: canonical)
         views.append(view)
@@ -351,7 +551,7 @@ struct Binder {
     /// Whether an expression calls an aggregate function anywhere (a FILTER makes a call an aggregate too).
     private static func callsAggregate(_ expression: Expression) -> Bool {
         switch expression {
-        case .literal, .column, .star: false
+        case .literal, .typedLiteral, .column, .star: false
         case .call(let name, let arguments, _, let filter, _, _):
             ExpressionBinder.aggregateNames.contains(name.name) || filter != nil || arguments.contains(where: callsAggregate)
         case .unary(_, let operand, _, _), .isNull(let operand, _, _, _): callsAggregate(operand)
@@ -371,6 +571,7 @@ struct Binder {
         case .column(_, let name): name.name
         case .call(let name, _, _, _, _, _): name.name
         case .caseWhen: "case"
+        case .typedLiteral(let type, _, _, _, _): type == .timestamptz ? "timestamptz" : type.rawValue.lowercased()
         case .element(let base, _, _, _): outputName(of: base)
         default: "?column?"
         }
@@ -473,7 +674,8 @@ struct Binder {
     mutating func bindQuery(_ select: SelectStatement, views: [View]) -> Query? {
         guard case .relation(let from, let alias) = select.from else {
             let span = select.from.span
-            errors.append(source.error(.unsupported, "a subquery in FROM of a query is not supported; define a materialized view with it and query that", from: span.start, to: span.end))
+            let what = if case .window(let call, _) = select.from { "\(call.kind.rawValue) in FROM of a query" } else { "a subquery in FROM of a query" }
+            errors.append(source.error(.unsupported, "\(what) is not supported; define a materialized view with it and query that", from: span.start, to: span.end))
             return nil
         }
         guard let view = views.first(where: { $0.name == from.name && !$0.isDerivedTable }) else {

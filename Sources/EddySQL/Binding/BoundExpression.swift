@@ -3,6 +3,10 @@ import Foundation
 /// The static type of an expression, for checking operators and naming output types.
 public enum ValueType: Sendable, Hashable, CustomStringConvertible {
     case boolean, integer, double, numeric, text, timestamp, date
+    /// TIMESTAMP WITH TIME ZONE: carried, like TIMESTAMP, as its UTC time's canonical text.
+    case timestamptz
+    /// A span of time (`INTERVAL '5 minutes'`), carried as PostgreSQL's text of it (see `SQLInterval`).
+    case interval
     /// The type of a bare `NULL`: fits anywhere.
     case unknown
 
@@ -13,14 +17,19 @@ public enum ValueType: Sendable, Hashable, CustomStringConvertible {
         case .real, .double: self = .double
         case .decimal: self = .numeric
         case .boolean: self = .boolean
-        case .timestamp, .timestamptz: self = .timestamp
+        case .timestamp: self = .timestamp
+        case .timestamptz: self = .timestamptz
         case .date: self = .date
         }
     }
 
     var isNumeric: Bool { self == .integer || self == .double || self == .numeric }
     /// Text and the times, which are carried as their canonical text.
-    var isTextual: Bool { self == .text || self == .timestamp || self == .date }
+    var isTextual: Bool { self == .text || isTime || self == .interval }
+    /// TIMESTAMP or TIMESTAMPTZ.
+    var isTimestamp: Bool { self == .timestamp || self == .timestamptz }
+    /// A point in time: TIMESTAMP, TIMESTAMPTZ or DATE.
+    var isTime: Bool { isTimestamp || self == .date }
 
     /// The SQL name of the type, as `eddy check` and query headers show it.
     public var description: String {
@@ -31,6 +40,8 @@ public enum ValueType: Sendable, Hashable, CustomStringConvertible {
         case .numeric: "NUMERIC"
         case .text: "VARCHAR"
         case .timestamp: "TIMESTAMP"
+        case .timestamptz: "TIMESTAMPTZ"
+        case .interval: "INTERVAL"
         case .date: "DATE"
         case .unknown: "UNKNOWN"
         }
@@ -96,6 +107,10 @@ public indirect enum BoundExpression: Sendable, Hashable, CustomStringConvertibl
                 + (otherwise.map { " ELSE \($0)" } ?? "") + " END)"
         case .function(.regexpMatchElement, let arguments) where arguments.count == 3:
             "(regexp_match(\(arguments[0]), \(arguments[1])))[\(arguments[2])]"
+        case .function(.extract, let arguments) where arguments.count == 2:
+            if case .literal(.string(let unit)) = arguments[0] { "EXTRACT(\(unit.uppercased()) FROM \(arguments[1]))" } else { "extract(\(arguments[0]), \(arguments[1]))" }
+        case .function(let function, let arguments) where (function == .timestampPlusInterval || function == .timestampMinusInterval) && arguments.count == 2:
+            "(\(arguments[0]) \(function == .timestampPlusInterval ? "+" : "-") \(Self.intervalText(arguments[1])))"
         case .function(let function, let arguments):
             "\(function.rawValue)(\(arguments.map(\.description).joined(separator: ", ")))"
         }
@@ -111,6 +126,12 @@ public indirect enum BoundExpression: Sendable, Hashable, CustomStringConvertibl
         case .caseWhen(let branches, let otherwise): branches.flatMap { [$0.condition, $0.result] } + (otherwise.map { [$0] } ?? [])
         case .function(_, let arguments): arguments
         }
+    }
+
+    /// An interval operand as SQL writes it: a constant as `INTERVAL '…'`.
+    private static func intervalText(_ expression: BoundExpression) -> String {
+        if case .literal(.string(let text)) = expression { return "INTERVAL " + SQLValue.string(text).description }
+        return expression.description
     }
 
     static func quoteIfNeeded(_ name: String) -> String {

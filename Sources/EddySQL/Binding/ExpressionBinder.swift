@@ -59,6 +59,19 @@ struct ExpressionBinder {
             case .string(let value): return (.literal(.string(value)), .text)
             }
 
+        case .typedLiteral(let type, let text, let qualifier, let start, let end):
+            switch type {
+            case .interval:
+                switch SQLInterval.parse(text, qualifier: qualifier) {
+                case .success(let interval): return (.literal(.string(interval.description)), .interval)
+                case .failure(let failure):
+                    throw fail(.typeMismatch, "invalid input syntax for type interval: '\(text)' (\(failure.reason)); write e.g. INTERVAL '5 minutes', INTERVAL '5' MINUTE, INTERVAL '01:30:00'", (start, end))
+                }
+            case .timestamp: return (.literal(.string(try canonicalTime(text, as: .timestamp, span: (start, end)))), .timestamp)
+            case .timestamptz: return (.literal(.string(try canonicalTime(text, as: .timestamptz, span: (start, end)))), .timestamptz)
+            case .date: return (.literal(.string(try canonicalTime(text, as: .date, span: (start, end)))), .date)
+            }
+
         case .column(let qualifier, let name):
             return try bindColumn(qualifier: qualifier, name: name)
 
@@ -139,6 +152,9 @@ struct ExpressionBinder {
                 }
                 return (.unary(.not, bound), .boolean)
             case .minus, .plus:
+                if type == .interval, case .literal(.string(let text)) = bound, case .success(let interval) = SQLInterval.parse(text) {
+                    return (.literal(.string((op == .minus ? interval.negated : interval).description)), .interval)
+                }
                 guard type.isNumeric || type == .unknown else {
                     throw fail(.typeMismatch, "operator does not exist: \(op.rawValue) \(type)", (start, start + 1))
                 }
@@ -161,6 +177,9 @@ struct ExpressionBinder {
                 if op.isComparison {
                     let (left, right) = try coerceForComparison(lhs, leftType, rhs, rightType, operatorSpan: span, operatorText: op.rawValue)
                     return (.binary(Self.boundOperator(op), left, right), .boolean)
+                }
+                if leftType.isTime || rightType.isTime || leftType == .interval || rightType == .interval {
+                    return try bindTimeArithmetic(op, lhs, leftType, rhs, rightType, span: span)
                 }
                 guard (leftType.isNumeric || leftType == .unknown) && (rightType.isNumeric || rightType == .unknown) else {
                     throw fail(.typeMismatch, "operator does not exist: \(leftType) \(op.rawValue) \(rightType)", span)
@@ -241,28 +260,64 @@ struct ExpressionBinder {
         }
     }
 
+    /// `timestamp ± interval` (a date counts as its midnight) and `interval + timestamp`; what else mixes times
+    /// and intervals is refused by name.
+    private mutating func bindTimeArithmetic(
+        _ op: BinaryOperator, _ lhs: BoundExpression, _ leftType: ValueType, _ rhs: BoundExpression, _ rightType: ValueType, span: (Int, Int)
+    ) throws(Failure) -> (BoundExpression, ValueType) {
+        func resultType(_ time: ValueType) -> ValueType { time == .timestamptz ? .timestamptz : .timestamp }
+        switch (op, leftType, rightType) {
+        case (.add, let time, .interval) where time.isTime || time == .unknown:
+            return (.function(.timestampPlusInterval, [lhs, rhs]), resultType(time))
+        case (.add, .interval, let time) where time.isTime || time == .unknown:
+            return (.function(.timestampPlusInterval, [rhs, lhs]), resultType(time))
+        case (.subtract, let time, .interval) where time.isTime || time == .unknown:
+            return (.function(.timestampMinusInterval, [lhs, rhs]), resultType(time))
+        default:
+            var message = "operator does not exist: \(leftType) \(op.rawValue) \(rightType)"
+            if leftType.isTime && rightType.isTime && op == .subtract {
+                message += " (the difference of two times is not supported yet; compare with ts - INTERVAL '...' instead)"
+            } else if leftType == .interval || rightType == .interval {
+                message += " (Eddy adds an interval to or subtracts it from a time: ts + INTERVAL '5 minutes')"
+            } else {
+                message += " (add or subtract an INTERVAL: ts + INTERVAL '5 minutes')"
+            }
+            throw fail(.typeMismatch, message, span)
+        }
+    }
+
     /// Checks that two sides can be compared; a string literal compared with a time is brought to the
-    /// time's canonical text (so that `ts >= '2026-01-01'` compares as times).
+    /// time's canonical text (so that `ts >= '2026-01-01'` compares as times; a TIMESTAMPTZ literal's offset
+    /// is brought to UTC).
     private mutating func coerceForComparison(
         _ lhs: BoundExpression, _ leftType: ValueType, _ rhs: BoundExpression, _ rightType: ValueType,
         operatorSpan: (Int, Int), operatorText: String
     ) throws(Failure) -> (BoundExpression, BoundExpression) {
+        if leftType == .interval || rightType == .interval {
+            throw fail(.unsupported, "comparing intervals is not supported yet: compare times, e.g. ts > other_ts + INTERVAL '5 minutes'", operatorSpan)
+        }
         if leftType == .unknown || rightType == .unknown { return (lhs, rhs) }
         if leftType.isNumeric && rightType.isNumeric { return (lhs, rhs) }
         if leftType == rightType { return (lhs, rhs) }
-        if (leftType == .timestamp || leftType == .date), rightType == .text, case .literal(.string(let text)) = rhs {
+        if leftType.isTime, rightType == .text, case .literal(.string(let text)) = rhs {
             return (lhs, .literal(.string(try canonicalTime(text, as: leftType, span: operatorSpan))))
         }
-        if (rightType == .timestamp || rightType == .date), leftType == .text, case .literal(.string(let text)) = lhs {
+        if rightType.isTime, leftType == .text, case .literal(.string(let text)) = lhs {
             return (.literal(.string(try canonicalTime(text, as: rightType, span: operatorSpan))), rhs)
         }
-        if (leftType == .timestamp && rightType == .date) || (leftType == .date && rightType == .timestamp) { return (lhs, rhs) }
+        // Times of every kind carry UTC canonical text, which orders as the times do.
+        if leftType.isTime && rightType.isTime { return (lhs, rhs) }
         throw fail(.typeMismatch, "operator does not exist: \(leftType) \(operatorText) \(rightType)", operatorSpan)
     }
 
     private mutating func canonicalTime(_ text: String, as type: ValueType, span: (Int, Int)) throws(Failure) -> String {
-        guard let canonical = CanonicalTime.parse(text, dateOnly: type == .date) else {
-            throw fail(.typeMismatch, "invalid input syntax for type \(type): '\(text)' (expected \(type == .date ? "YYYY-MM-DD" : "YYYY-MM-DD HH:MM:SS[.ffffff]"))", span)
+        guard let canonical = CanonicalTime.parse(text, dateOnly: type == .date, zone: type == .timestamptz ? .toUTC : .ignored) else {
+            let expected = switch type {
+            case .date: "YYYY-MM-DD"
+            case .timestamptz: "YYYY-MM-DD HH:MM:SS[.ffffff][+hh[:mm]|Z]"
+            default: "YYYY-MM-DD HH:MM:SS[.ffffff]"
+            }
+            throw fail(.typeMismatch, "invalid input syntax for type \(type): '\(text)' (expected \(expected))", span)
         }
         return canonical
     }
@@ -338,7 +393,7 @@ struct ExpressionBinder {
         "nullif": (.nullif, [[nil, nil]], nil),
     ]
 
-    static let scalarFunctionList = "coalesce, nullif, lower, upper, substr, substring, split_part, concat, length, char_length, trim, btrim, ltrim, rtrim, regexp_match, to_char"
+    static let scalarFunctionList = "coalesce, nullif, lower, upper, substr, substring, split_part, concat, length, char_length, trim, btrim, ltrim, rtrim, regexp_match, to_char, date_trunc, date_part, EXTRACT"
 
     private mutating func bindScalarCall(name: Identifier, arguments: [Expression], span: (Int, Int)) throws(Failure) -> (BoundExpression, ValueType) {
         var bound: [BoundExpression] = []
@@ -357,6 +412,8 @@ struct ExpressionBinder {
         case "concat":
             guard !arguments.isEmpty else { throw fail(.syntax, "function concat takes at least one argument", span) }
             return (.function(.concat, bound), .text)
+        case "date_trunc", "date_part", "extract":
+            return try bindTimeField(name: name.name, arguments: arguments, bound: bound, types: types, span: span)
         default:
             break
         }
@@ -371,7 +428,7 @@ struct ExpressionBinder {
         let expected = signatures.first { $0.count == arguments.count }!
         for (position, (want, have)) in zip(expected, types).enumerated() {
             guard let want, have != .unknown else { continue }
-            let fits = want == have || (want == .timestamp && have == .date) || (want == .integer && have == .integer)
+            let fits = want == have || (want == .timestamp && have.isTime) || (want == .integer && have == .integer)
             if !fits {
                 throw fail(.typeMismatch, "function \(signature) does not exist: argument \(position + 1) of \(name.name) must be \(want)", arguments[position].span)
             }
@@ -384,6 +441,43 @@ struct ExpressionBinder {
             throw fail(.unsupported, "to_char pattern '\(unsupported.pattern)' is not supported (supported: \(TimestampFormat.supportedList)); put literal text in double quotes", arguments[1].span)
         }
         return (.function(function, bound), result ?? .text)
+    }
+
+    /// `date_trunc(unit, time)`, `date_part(unit, time)`, `EXTRACT(unit FROM time)`: a unit written as a literal
+    /// is checked here (a unit computed per row that is not one gives NULL).
+    private mutating func bindTimeField(
+        name: String, arguments: [Expression], bound: [BoundExpression], types: [ValueType], span: (Int, Int)
+    ) throws(Failure) -> (BoundExpression, ValueType) {
+        let display = name == "extract" ? "EXTRACT" : name
+        guard arguments.count == 2 else {
+            throw fail(.syntax, "function \(display) takes 2 arguments (unit, time), got \(arguments.count)", span)
+        }
+        guard types[0] == .text || types[0] == .unknown else {
+            throw fail(.typeMismatch, "the unit of \(display) must be text such as 'minute', not \(types[0])", arguments[0].span)
+        }
+        var time = bound[1]
+        var timeType = types[1]
+        if timeType == .text, case .literal(.string(let text)) = time {
+            time = .literal(.string(try canonicalTime(text, as: .timestamp, span: arguments[1].span)))
+            timeType = .timestamp
+        }
+        guard timeType.isTime || timeType == .unknown else {
+            throw fail(.typeMismatch, "function \(display)(\(types[0]), \(types[1])) does not exist: \(display) reads a TIMESTAMP, TIMESTAMPTZ or DATE", arguments[1].span)
+        }
+        if case .literal(.string(let unitText)) = bound[0] {
+            let unit = TimeFunctions.Unit(unitText)
+            if name == "date_trunc", unit?.truncates != true {
+                throw fail(.typeMismatch, "unit '\(unitText)' is not recognized by date_trunc (units: \(TimeFunctions.Unit.truncationList))", arguments[0].span)
+            }
+            if unit == nil {
+                throw fail(.typeMismatch, "unit '\(unitText)' is not recognized by \(display) (units: \(TimeFunctions.Unit.extractionList))", arguments[0].span)
+            }
+        }
+        switch name {
+        case "date_trunc": return (.function(.dateTrunc, [bound[0], time]), timeType == .timestamptz ? .timestamptz : .timestamp)
+        case "date_part": return (.function(.datePart, [bound[0], time]), .double)
+        default: return (.function(.extract, [bound[0], time]), .numeric)
+        }
     }
 
     private mutating func bindCall(name: Identifier, arguments: [Expression], isDistinct: Bool, filter: Expression?, span: (Int, Int)) throws(Failure) -> (BoundExpression, ValueType) {
@@ -478,59 +572,4 @@ func closestName(_ name: String, _ candidates: [String]) -> String? {
         if distance <= max(1, target.count / 3), distance < (best?.1 ?? .max) { best = (candidate, distance) }
     }
     return best?.0
-}
-
-/// Time literals brought to the canonical text times are carried as.
-enum CanonicalTime {
-    /// `YYYY-MM-DD[( |T)HH:MM[:SS[.f…]]]` → `YYYY-MM-DD HH:MM:SS[.ffffff]` (or `YYYY-MM-DD` for dates);
-    /// nil when it is not a valid time.
-    static func parse(_ text: String, dateOnly: Bool) -> String? {
-        let bytes = Array(text.utf8)
-        func number(_ range: Range<Int>) -> Int? {
-            guard range.upperBound <= bytes.count else { return nil }
-            var value = 0
-            for byte in bytes[range] {
-                guard byte >= 48 && byte <= 57 else { return nil }
-                value = value * 10 + Int(byte - 48)
-            }
-            return value
-        }
-        guard bytes.count >= 10, let year = number(0..<4), bytes[4] == 45, let month = number(5..<7), bytes[7] == 45,
-            let day = number(8..<10), (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year)
-        else { return nil }
-        let date = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
-        if bytes.count == 10 { return dateOnly ? date : date + " 00:00:00" }
-        guard !dateOnly, bytes.count >= 16, bytes[10] == 32 || bytes[10] == 84, let hour = number(11..<13), bytes[13] == 58,
-            let minute = number(14..<16), hour < 24, minute < 60
-        else { return nil }
-        var second = 0
-        var fraction = ""
-        var index = 16
-        if index < bytes.count {
-            guard bytes[index] == 58, let value = number(17..<19), value < 60 else { return nil }
-            second = value
-            index = 19
-            if index < bytes.count {
-                guard bytes[index] == 46, index + 1 < bytes.count else { return nil }
-                let digits = bytes[(index + 1)...]
-                guard digits.count <= 6, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
-                let padded = String(decoding: digits, as: UTF8.self) + String(repeating: "0", count: 6 - digits.count)
-                if padded != "000000" { fraction = "." + padded }
-            }
-        }
-        return date + " " + pad(hour, 2) + ":" + pad(minute, 2) + ":" + pad(second, 2) + fraction
-    }
-
-    static func daysIn(month: Int, year: Int) -> Int {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
-    }
-
-    private static func pad(_ value: Int, _ width: Int) -> String {
-        let digits = String(value)
-        return String(repeating: "0", count: max(0, width - digits.count)) + digits
-    }
 }

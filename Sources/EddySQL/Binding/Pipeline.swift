@@ -29,10 +29,65 @@ public struct Source: Sendable {
     public var name: String
     /// Declared with `CREATE TABLE` rather than `CREATE SOURCE` (Eddy treats both alike).
     public var isTable: Bool
+    /// The columns read from each message's JSON object, by name.
     public var columns: [Column]
     public var kafka: KafkaSourceSettings
+    /// `INCLUDE …` columns: Kafka metadata of each message, after `columns` in a view's input rows.
+    public var includedColumns: [IncludedColumn] = []
+    /// `WATERMARK FOR column AS expression`, if declared.
+    public var watermark: Watermark? = nil
+
+    /// The columns a view over the source reads, in order: the JSON columns, then the `INCLUDE` columns.
+    public var rowColumns: [Column] { columns + includedColumns.map { Column(name: $0.name, type: $0.type) } }
 
     public func columnIndex(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
+}
+
+/// `INCLUDE timestamp | partition | offset | key [AS name]`: a column filled from the Kafka message rather
+/// than its JSON, with RisingWave's names and types (`_rw_kafka_timestamp` TIMESTAMPTZ, `_rw_kafka_partition`
+/// and `_rw_kafka_offset` VARCHAR, `_rw_key` VARCHAR for RisingWave's BYTEA, which Eddy does not have).
+public struct IncludedColumn: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// The broker's timestamp of the message.
+        case timestamp
+        case partition
+        case offset
+        /// The message key, as text.
+        case key
+
+        /// RisingWave's column name when no `AS` is given.
+        public var defaultName: String {
+            switch self {
+            case .timestamp: "_rw_kafka_timestamp"
+            case .partition: "_rw_kafka_partition"
+            case .offset: "_rw_kafka_offset"
+            case .key: "_rw_key"
+            }
+        }
+
+        public var type: SQLType { self == .timestamp ? .timestamptz : .varchar }
+    }
+
+    public var kind: Kind
+    public var name: String
+    public var type: SQLType { kind.type }
+    /// `file:line:column` of the `INCLUDE`, for a runtime that refuses it.
+    public var location: String
+}
+
+/// `WATERMARK FOR column AS expression` of a source: event time has advanced to at least the largest value
+/// of `expression` seen; a row whose `column` is behind the watermark is late.
+public struct Watermark: Sendable, Hashable {
+    /// The watermarked column, in the source's row columns (`Source.rowColumns`).
+    public var column: Int
+    public var columnName: String
+    /// Over the source's row columns; of the column's type.
+    public var expression: BoundExpression
+    /// How far the watermark trails the largest `column` seen, in microseconds, when `expression` is
+    /// `column - INTERVAL '…'` (`column` alone: 0); nil for another expression.
+    public var delayMicroseconds: Int64?
+    /// `file:line:column` of the `WATERMARK`.
+    public var location: String
 }
 
 /// Where and how a source reads Kafka, compiled from its `WITH (...)` options.
@@ -154,9 +209,62 @@ public struct View: Sendable {
         public var location: String
     }
 
+    /// `TUMBLE(…)` / `HOP(…)` in FROM: the input's rows, each in the windows that hold its time.
+    public struct TimeWindow: Sendable, Hashable, CustomStringConvertible {
+        public enum Kind: Sendable, Hashable {
+            /// One window per row: `[start, start + size)` with `start` a multiple of `size` (after `offset`).
+            case tumble(sizeMicroseconds: Int64)
+            /// `size / hop` windows per row, starting every `hop`.
+            case hop(hopMicroseconds: Int64, sizeMicroseconds: Int64)
+        }
+
+        public var kind: Kind
+        /// The time column, in the input's columns.
+        public var timeColumn: Int
+        public var timeColumnName: String
+        /// Windows start at `offset` plus a multiple of the hop (or size), in microseconds.
+        public var offsetMicroseconds: Int64
+        /// `window_start`'s index in the view's input columns (the input's own columns, then `window_start`, then
+        /// `window_end`).
+        public var windowStartColumn: Int
+        /// `file:line:column` of `TUMBLE` / `HOP`.
+        public var location: String
+
+        public var sizeMicroseconds: Int64 {
+            switch kind {
+            case .tumble(let size), .hop(_, let size): size
+            }
+        }
+
+        public var description: String {
+            let offset = offsetMicroseconds == 0 ? "" : ", INTERVAL '\(SQLInterval(microseconds: offsetMicroseconds))'"
+            switch kind {
+            case .tumble(let size):
+                return "TUMBLE(\(BoundExpression.quoteIfNeeded(timeColumnName)), INTERVAL '\(SQLInterval(microseconds: size))'\(offset))"
+            case .hop(let hop, let size):
+                return "HOP(\(BoundExpression.quoteIfNeeded(timeColumnName)), INTERVAL '\(SQLInterval(microseconds: hop))', INTERVAL '\(SQLInterval(microseconds: size))'\(offset))"
+            }
+        }
+    }
+
+    /// `EMIT ON WINDOW CLOSE`: a group's row is emitted once, when the watermark passes the end of its window,
+    /// and its state is then dropped.
+    public struct WindowClose: Sendable, Hashable {
+        /// The group key position (in `groupBy`) holding `window_start` or `window_end`.
+        public var windowKey: Int
+        /// What to add to that key's time for the window's end: the size for `window_start`, 0 for `window_end`.
+        public var endOffsetMicroseconds: Int64
+        /// `file:line:column` of `EMIT`.
+        public var location: String
+    }
+
     public var name: String
     /// What the view reads: a source, or a view earlier in `Pipeline.views`.
     public var input: Input
+    /// `TUMBLE` / `HOP` over the input, if the view reads one: its columns then end with `window_start`, `window_end`.
+    public var window: TimeWindow? = nil
+    /// `EMIT ON WINDOW CLOSE`, if given.
+    public var emitOnWindowClose: WindowClose? = nil
     /// The source at the root of the view's inputs (its own input when that is a source).
     public var sourceName: String
     /// A subquery in `FROM` of another view, named `outer.alias`: no statement may name it.

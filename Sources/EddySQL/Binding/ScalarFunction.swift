@@ -30,6 +30,17 @@ public enum ScalarFunction: String, Sendable, Hashable, CaseIterable {
     case regexpMatchElement = "regexp_match"
     /// `to_char(timestamp, format)`: see `TimestampFormat` for the patterns.
     case toChar = "to_char"
+    /// `date_trunc(unit, timestamp)`: see `TimeFunctions.truncate`.
+    case dateTrunc = "date_trunc"
+    /// `date_part(unit, timestamp)`: a double (see `TimeFunctions.extract`).
+    case datePart = "date_part"
+    /// `EXTRACT(unit FROM timestamp)`, bound as `extract(unit, timestamp)`: the same value as `date_part`,
+    /// typed NUMERIC as PostgreSQL types it.
+    case extract
+    /// `timestamp + interval` (and `interval + timestamp`), bound as `timestamp_plus_interval(timestamp, interval)`.
+    case timestampPlusInterval = "timestamp_plus_interval"
+    /// `timestamp - interval`.
+    case timestampMinusInterval = "timestamp_minus_interval"
 
     /// The function's value for evaluated arguments (`coalesce` is short-circuited by the caller).
     func apply(_ arguments: [SQLValue]) -> SQLValue {
@@ -72,6 +83,20 @@ public enum ScalarFunction: String, Sendable, Hashable, CaseIterable {
         case .toChar:
             guard let time = text(arguments, 0), let format = text(arguments, 1), let parts = try? TimestampFormat.parse(format).get() else { return .null }
             return TimestampFormat.render(parts, time: time).map(SQLValue.string) ?? .null
+        case .dateTrunc:
+            guard let unitText = text(arguments, 0), let unit = TimeFunctions.Unit(unitText), let time = microseconds(arguments, 1),
+                let truncated = TimeFunctions.truncate(time, to: unit)
+            else { return .null }
+            return .string(CivilTime.timestampText(microseconds: truncated))
+        case .datePart, .extract:
+            guard let unitText = text(arguments, 0), let unit = TimeFunctions.Unit(unitText), let time = microseconds(arguments, 1) else { return .null }
+            return .double(TimeFunctions.extract(unit, from: time))
+        case .timestampPlusInterval, .timestampMinusInterval:
+            guard let time = microseconds(arguments, 0), let intervalText = text(arguments, 1),
+                case .success(var interval) = SQLInterval.parse(intervalText)
+            else { return .null }
+            if self == .timestampMinusInterval { interval = interval.negated }
+            return TimeFunctions.add(interval, to: time).map { .string(CivilTime.timestampText(microseconds: $0)) } ?? .null
         case .coalesce, .nullif, .concat:
             preconditionFailure("handled above")
         }
@@ -80,6 +105,11 @@ public enum ScalarFunction: String, Sendable, Hashable, CaseIterable {
     private func text(_ arguments: [SQLValue], _ index: Int) -> String? {
         guard index < arguments.count, case .string(let value) = arguments[index] else { return nil }
         return value
+    }
+
+    /// A time argument (carried as its canonical text) as microseconds since 1970.
+    private func microseconds(_ arguments: [SQLValue], _ index: Int) -> Int64? {
+        text(arguments, index).flatMap(CivilTime.microseconds(of:))
     }
 
     static func substring(_ string: String, start: Int64, count: Int64?) -> String? {

@@ -6,6 +6,13 @@ extension Pipeline {
         for source in sources {
             lines.append("\(source.isTable ? "table" : "source") \(source.name): Kafka topic '\(source.kafka.topic)', FORMAT PLAIN ENCODE JSON")
             lines.append("  columns: " + source.columns.map { "\($0.name) \($0.type)" }.joined(separator: ", "))
+            for included in source.includedColumns {
+                lines.append("  include: \(included.kind.rawValue) AS \(included.name) \(included.type) (from the Kafka message)")
+            }
+            if let watermark = source.watermark {
+                let delay = watermark.delayMicroseconds.map { " (trails the largest \(watermark.columnName) seen by \(SQLInterval(microseconds: $0)))" } ?? ""
+                lines.append("  watermark: for \(watermark.columnName) as \(watermark.expression)\(delay); later rows behind it are late")
+            }
             lines.append("  kafka:   bootstrap.servers=\(source.kafka.bootstrapServers)")
             lines.append("           start: \(source.kafka.startupMode) (for partitions without a checkpointed offset)")
             if let groupID = source.kafka.groupID { lines.append("           group.id=\(groupID)") }
@@ -16,6 +23,7 @@ extension Pipeline {
         for view in views {
             let kind = view.isDerivedTable ? "subquery" : "materialized view"
             lines.append("\(kind) \(view.name): from \(view.input)")
+            if let window = view.window { lines.append("  window:     \(window) adds window_start, window_end") }
             lines.append("  columns:    " + view.outputColumns.map { "\($0.name) \($0.type)" }.joined(separator: ", "))
             if let filter = view.filter { lines.append("  where:      \(filter)") }
             guard view.isAggregating else {
@@ -29,6 +37,11 @@ extension Pipeline {
             lines.append("  group by:   " + (view.groupByNames.isEmpty ? "(one global group)" : view.groupByNames.joined(separator: ", ")))
             lines.append("  aggregates: " + (view.aggregates.isEmpty ? "(none)" : view.aggregates.map(\.description).joined(separator: ", ")))
             if let having = view.having { lines.append("  having:     \(having)") }
+            if let close = view.emitOnWindowClose {
+                let key = view.groupByNames[close.windowKey]
+                let end = close.endOffsetMicroseconds == 0 ? key : "\(key) + \(SQLInterval(microseconds: close.endOffsetMicroseconds))"
+                lines.append("  emit:       on window close (each group once, when the watermark passes \(end); its state then dropped)")
+            }
             for column in view.outputColumns {
                 if case .groupKey(_, let name) = column.expression, name == column.name { continue }
                 if case .aggregate(_, let text) = column.expression, text.hasPrefix(column.name + "(") { continue }

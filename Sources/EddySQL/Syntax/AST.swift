@@ -42,6 +42,21 @@ struct ColumnDefinition: Sendable {
     var typeEnd: Int
 }
 
+/// `WATERMARK FOR column AS expression` in a source's column list.
+struct WatermarkDefinition: Sendable {
+    var column: Identifier
+    var expression: Expression
+    var start: Int
+}
+
+/// `INCLUDE timestamp|partition|offset|key [AS name]` after a source's column list.
+struct IncludeDefinition: Sendable {
+    /// The Kafka metadata named (`timestamp`, `partition`, …), as written.
+    var what: Identifier
+    var alias: Identifier?
+    var start: Int
+}
+
 enum UnaryOperator: String, Sendable { case minus = "-", plus = "+", not = "NOT" }
 
 enum BinaryOperator: String, Sendable {
@@ -74,9 +89,16 @@ enum Literal: Sendable, Equatable {
     case string(String)
 }
 
+/// The type of a typed literal (`INTERVAL '5 minutes'`, `TIMESTAMP '2026-01-01 00:00:00'`).
+enum TypedLiteralType: String, Sendable {
+    case interval = "INTERVAL", timestamp = "TIMESTAMP", timestamptz = "TIMESTAMPTZ", date = "DATE"
+}
+
 /// An expression as written. Every node knows its byte range, for errors.
 indirect enum Expression: Sendable {
     case literal(Literal, start: Int, end: Int)
+    /// `TYPE 'text'`; an interval may carry a qualifier (`INTERVAL '5' SECOND`, `INTERVAL '1:30' HOUR TO MINUTE`).
+    case typedLiteral(TypedLiteralType, text: String, qualifier: SQLInterval.Qualifier?, start: Int, end: Int)
     case column(qualifier: Identifier?, name: Identifier)
     /// `*` as a function argument (`COUNT(*)`) or a select item.
     case star(start: Int, end: Int)
@@ -96,7 +118,7 @@ indirect enum Expression: Sendable {
     /// The byte range the expression spans.
     var span: (start: Int, end: Int) {
         switch self {
-        case .literal(_, let start, let end), .star(let start, let end): (start, end)
+        case .literal(_, let start, let end), .star(let start, let end), .typedLiteral(_, _, _, let start, let end): (start, end)
         case .column(let qualifier, let name): (qualifier?.start ?? name.start, name.end)
         case .call(_, _, _, _, let start, let end), .unary(_, _, let start, let end): (start, end)
         case .caseWhen(_, _, _, let start, let end), .element(_, _, let start, let end): (start, end)
@@ -129,18 +151,35 @@ struct OrderItem: Sendable {
     var nullsFirst: Bool?
 }
 
-/// What a `SELECT` reads: a named relation or a subquery, either with an optional alias.
+/// `TUMBLE(relation, time_column, size[, offset])` or `HOP(relation, time_column, hop, size[, offset])` in FROM.
+struct WindowCall: Sendable {
+    enum Kind: String, Sendable { case tumble = "TUMBLE", hop = "HOP" }
+
+    var kind: Kind
+    /// Where `TUMBLE`/`HOP` is written.
+    var name: Identifier
+    var relation: Identifier
+    var timeColumn: Expression
+    /// The interval arguments after the time column, as written.
+    var intervals: [Expression]
+    var end: Int
+}
+
+/// What a `SELECT` reads: a named relation, a window over one, or a subquery, each with an optional alias.
 indirect enum FromItem: Sendable {
     /// `name [[AS] alias]`.
     case relation(Identifier, alias: Identifier?)
     /// `(SELECT …) [AS] alias`: a derived table (RisingWave requires no alias; Eddy names it after the alias).
     case derived(SelectStatement, alias: Identifier, start: Int)
+    /// `TUMBLE(…)` / `HOP(…) [[AS] alias]`: the relation's rows with `window_start` and `window_end` added.
+    case window(WindowCall, alias: Identifier?)
 
     /// The name the query's columns are qualified with (`alias.column`).
     var qualifier: Identifier {
         switch self {
         case .relation(let name, let alias): alias ?? name
         case .derived(_, let alias, _): alias
+        case .window(let call, let alias): alias ?? call.relation
         }
     }
 
@@ -149,6 +188,7 @@ indirect enum FromItem: Sendable {
         switch self {
         case .relation(let name, let alias): (name.start, alias?.end ?? name.end)
         case .derived(_, let alias, let start): (start, alias.end)
+        case .window(let call, let alias): (call.name.start, alias?.end ?? call.end)
         }
     }
 }
@@ -182,6 +222,8 @@ struct CreateSource: Sendable {
     var ifNotExists: Bool
     var name: Identifier
     var columns: [ColumnDefinition]
+    var watermarks: [WatermarkDefinition] = []
+    var includes: [IncludeDefinition] = []
     var options: [OptionEntry]
     var withStart: Int
     var format: FormatClause?
@@ -193,6 +235,8 @@ struct CreateView: Sendable {
     var ifNotExists: Bool
     var name: Identifier
     var query: SelectStatement
+    /// Where `EMIT ON WINDOW CLOSE` is written, if it is.
+    var emitOnWindowClose: (start: Int, end: Int)?
     var start: Int
     var end: Int
 }

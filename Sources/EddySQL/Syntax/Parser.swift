@@ -120,7 +120,11 @@ struct Parser {
             }
             throw fail("expected SOURCE, TABLE, MATERIALIZED VIEW or SINK after CREATE, found \(describe(current))")
         }
-        if current.isKeyword("SELECT") { return .select(try parseSelect()) }
+        if current.isKeyword("SELECT") {
+            let select = try parseSelect()
+            if current.isKeyword("EMIT") { throw fail("EMIT ON WINDOW CLOSE belongs to CREATE MATERIALIZED VIEW, not to a query over a view", code: .unsupported) }
+            return .select(select)
+        }
         for (keyword, hint) in Self.unsupportedStatements where current.isKeyword(keyword) {
             let end = skipStatementEndOffset()
             return .unsupported(what: keyword.uppercased(), hint: hint, start: first.start, end: end)
@@ -163,17 +167,31 @@ struct Parser {
         let ifNotExists = try parseIfNotExists()
         let name = try parseObjectName(what: isTable ? "table" : "source")
         var columns: [ColumnDefinition] = []
+        var watermarks: [WatermarkDefinition] = []
         if accept(symbol: "(") {
             repeat {
-                if current.isKeyword("PRIMARY") || current.isKeyword("CONSTRAINT") || current.isKeyword("WATERMARK") {
+                if current.isKeyword("PRIMARY") || current.isKeyword("CONSTRAINT") {
                     throw fail("\(current.text.uppercased()) clauses are not supported in a source's column list", code: .unsupported)
+                }
+                if current.isKeyword("WATERMARK") && lookahead(1).isKeyword("FOR") {
+                    let start = advance().start
+                    advance()
+                    let column = try parseIdentifier(what: "the column of the watermark after WATERMARK FOR")
+                    try expect(keyword: "AS", "and the watermark's expression, e.g. WATERMARK FOR \(column.name) AS \(column.name) - INTERVAL '5' SECOND")
+                    watermarks.append(WatermarkDefinition(column: column, expression: try parseExpression(), start: start))
+                    continue
                 }
                 columns.append(try parseColumnDefinition())
             } while accept(symbol: ",")
             try expect(symbol: ")", "to close the column list")
         }
-        if current.isKeyword("INCLUDE") {
-            throw fail("INCLUDE (key, partition, offset, ...) columns are not supported yet", code: .unsupported)
+        var includes: [IncludeDefinition] = []
+        while current.isKeyword("INCLUDE") {
+            let start = advance().start
+            let what = try parseIdentifier(what: "what to include (timestamp, partition, offset or key)")
+            var alias: Identifier?
+            if accept(keyword: "AS") { alias = try parseIdentifier(what: "a column name after AS") }
+            includes.append(IncludeDefinition(what: what, alias: alias, start: start))
         }
         if current.isKeyword("APPEND") { throw fail("APPEND ONLY is not needed: Eddy treats every source as append-only", code: .unsupported) }
         let withStart = current.start
@@ -186,8 +204,8 @@ struct Parser {
             throw fail("ROW FORMAT is RisingWave's old syntax: write FORMAT PLAIN ENCODE JSON", code: .unsupported)
         }
         return CreateSource(
-            isTable: isTable, ifNotExists: ifNotExists, name: name, columns: columns, options: options, withStart: withStart,
-            format: format, start: start, end: lookahead(-1).end)
+            isTable: isTable, ifNotExists: ifNotExists, name: name, columns: columns, watermarks: watermarks, includes: includes,
+            options: options, withStart: withStart, format: format, start: start, end: lookahead(-1).end)
     }
 
     private mutating func parseColumnDefinition() throws(Failure) -> ColumnDefinition {
@@ -246,7 +264,18 @@ struct Parser {
         try expect(keyword: "AS", "before the view's query")
         guard current.isKeyword("SELECT") else { throw fail("expected SELECT after AS, found \(describe(current))") }
         let query = try parseSelect()
-        return CreateView(ifNotExists: ifNotExists, name: name, query: query, start: start, end: query.end)
+        var emitOnWindowClose: (Int, Int)?
+        if current.isKeyword("EMIT") {
+            let emit = advance()
+            try expect(keyword: "ON", "in EMIT ON WINDOW CLOSE")
+            if current.isKeyword("UPDATE") { throw fail("EMIT ON UPDATE is not a clause: a view emits on every update unless it says EMIT ON WINDOW CLOSE") }
+            try expect(keyword: "WINDOW", "in EMIT ON WINDOW CLOSE")
+            try expect(keyword: "CLOSE", "in EMIT ON WINDOW CLOSE")
+            emitOnWindowClose = (emit.start, lookahead(-1).end)
+        }
+        return CreateView(
+            ifNotExists: ifNotExists, name: name, query: query, emitOnWindowClose: emitOnWindowClose, start: start,
+            end: emitOnWindowClose?.1 ?? query.end)
     }
 
     private mutating func parseCreateSink(start: Int) throws(Failure) -> CreateSink {
@@ -408,15 +437,46 @@ struct Parser {
             let alias = try parseIdentifier(what: "an alias for the subquery")
             return .derived(query, alias: alias, start: open.start)
         }
-        let name = try parseObjectName(what: "source or view")
-        var alias: Identifier?
-        if accept(keyword: "AS") {
-            alias = try parseIdentifier(what: "a table alias after AS")
-        } else if (current.kind == .word && !Self.reservedWords.contains(current.text)) || current.kind == .quotedIdentifier {
-            alias = try parseIdentifier(what: "a table alias")
+        if (current.isKeyword("TUMBLE") || current.isKeyword("HOP")) && lookahead(1).isSymbol("(") {
+            let call = try parseWindowCall()
+            return .window(call, alias: try parseTableAlias())
         }
+        let name = try parseObjectName(what: "source or view")
+        if current.isSymbol("(") {
+            throw fail("\(name.name)(...) in FROM is not a table function Eddy has; the windows are TUMBLE(...) and HOP(...)", from: name.start, to: name.end, code: .unsupported)
+        }
+        let alias = try parseTableAlias()
         if current.isSymbol("(") { throw fail("column aliases after a table alias are not supported; name the columns with AS in the SELECT", code: .unsupported) }
         return .relation(name, alias: alias)
+    }
+
+    /// `[[AS] alias]` after a relation in FROM (`EMIT ON WINDOW CLOSE` after it is no alias).
+    private mutating func parseTableAlias() throws(Failure) -> Identifier? {
+        if accept(keyword: "AS") { return try parseIdentifier(what: "a table alias after AS") }
+        if current.isKeyword("EMIT") && lookahead(1).isKeyword("ON") { return nil }
+        if (current.kind == .word && !Self.reservedWords.contains(current.text)) || current.kind == .quotedIdentifier {
+            return try parseIdentifier(what: "a table alias")
+        }
+        return nil
+    }
+
+    /// `TUMBLE(relation, time_column, size[, offset])` / `HOP(relation, time_column, hop, size[, offset])`.
+    private mutating func parseWindowCall() throws(Failure) -> WindowCall {
+        let nameToken = advance()
+        let name = Identifier(name: nameToken.text, isQuoted: false, start: nameToken.start, end: nameToken.end)
+        let kind: WindowCall.Kind = nameToken.text == "tumble" ? .tumble : .hop
+        advance()
+        if current.isSymbol("(") || current.isKeyword("SELECT") {
+            throw fail("\(kind.rawValue) over a subquery is not supported; define a materialized view and window that", code: .unsupported)
+        }
+        let relation = try parseObjectName(what: "source or view")
+        try expect(symbol: ",", "after the relation of \(kind.rawValue), then the time column")
+        let timeColumn = try parseExpression()
+        var intervals: [Expression] = []
+        while accept(symbol: ",") { intervals.append(try parseExpression()) }
+        let close = current
+        try expect(symbol: ")", "to close \(kind.rawValue)(")
+        return WindowCall(kind: kind, name: name, relation: relation, timeColumn: timeColumn, intervals: intervals, end: close.end)
     }
 
     // MARK: Names
@@ -663,8 +723,10 @@ struct Parser {
                 throw fail("CAST is not supported yet", code: .unsupported)
             case "exists":
                 throw fail("subqueries are not supported", code: .unsupported)
-            case let word where ["interval", "date", "timestamp"].contains(word) && lookahead(1).kind == .string:
-                throw fail("typed literals (\(token.text.uppercased()) '...') are not supported; compare with a plain string, e.g. event_timestamp >= '2026-01-01 00:00:00'", code: .unsupported)
+            case let word where ["interval", "date", "timestamp", "timestamptz"].contains(word) && lookahead(1).kind == .string:
+                return try parseTypedLiteral()
+            case "extract" where lookahead(1).isSymbol("("):
+                return try parseExtract()
             default:
                 if Self.reservedWords.contains(token.text) {
                     throw fail("expected an expression, found the keyword \(token.text.uppercased())")
@@ -676,6 +738,50 @@ struct Parser {
         default:
             throw fail("expected an expression, found \(describe(token))")
         }
+    }
+
+    /// `INTERVAL 'text' [field [TO field]]`, `TIMESTAMP 'text'`, `TIMESTAMPTZ 'text'`, `DATE 'text'`.
+    private mutating func parseTypedLiteral() throws(Failure) -> Expression {
+        let typeToken = advance()
+        let text = advance()
+        let type: TypedLiteralType = switch typeToken.text {
+        case "interval": .interval
+        case "date": .date
+        case "timestamptz": .timestamptz
+        default: .timestamp
+        }
+        var qualifier: SQLInterval.Qualifier?
+        if type == .interval, current.kind == .word, let first = SQLInterval.Field(keyword: current.text) {
+            advance()
+            var last = first
+            if accept(keyword: "TO") {
+                guard current.kind == .word, let field = SQLInterval.Field(keyword: current.text), field > first else {
+                    throw fail("expected a field after \(first) TO (smaller than \(first): ... DAY TO SECOND, HOUR TO MINUTE), found \(describe(current))")
+                }
+                advance()
+                last = field
+            }
+            qualifier = SQLInterval.Qualifier(first: first, last: last)
+        }
+        return .typedLiteral(type, text: text.text, qualifier: qualifier, start: typeToken.start, end: lookahead(-1).end)
+    }
+
+    /// `EXTRACT(field FROM expression)`, as the call `extract('field', expression)`.
+    private mutating func parseExtract() throws(Failure) -> Expression {
+        let nameToken = advance()
+        advance()
+        let field = current
+        guard field.kind == .word || field.kind == .string || field.kind == .quotedIdentifier else {
+            throw fail("expected a field after EXTRACT( (YEAR, MONTH, DAY, HOUR, MINUTE, SECOND, EPOCH, ...), found \(describe(field))")
+        }
+        advance()
+        try expect(keyword: "FROM", "in EXTRACT(field FROM time)")
+        let operand = try parseExpression()
+        try expect(symbol: ")", "to close EXTRACT(")
+        let name = Identifier(name: "extract", isQuoted: false, start: nameToken.start, end: nameToken.end)
+        return .call(
+            name: name, arguments: [.literal(.string(field.text), start: field.start, end: field.end), operand], isDistinct: false, filter: nil,
+            start: nameToken.start, end: lookahead(-1).end)
     }
 
     /// `FILTER (WHERE condition)` after an aggregate's arguments, if present.

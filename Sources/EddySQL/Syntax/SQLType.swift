@@ -45,8 +45,10 @@ extension SQLType {
         case .integer: self = .bigint
         case .double: self = .double
         case .numeric: self = .decimal
-        case .text, .unknown: self = .varchar
+        // An interval column of a view is read by the views over it as its text.
+        case .text, .interval, .unknown: self = .varchar
         case .timestamp: self = .timestamp
+        case .timestamptz: self = .timestamptz
         case .date: self = .date
         }
     }
