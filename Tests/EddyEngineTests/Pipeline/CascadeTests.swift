@@ -119,7 +119,7 @@ struct CascadeTests {
     /// Waits until every view's checkpointed rows equal SQLite's; records an issue naming the differences if not.
     static func expectViews(
         _ harness: PipelineHarness, equal expected: [String: [SQLiteOracle.Row]], views: [(name: String, select: String)] = views,
-        _ round: String, sourceLocation: SourceLocation = #_sourceLocation
+        _ round: String, sourceLocation: Testing.SourceLocation = #_sourceLocation
     ) throws {
         var last: [String] = []
         let agreed = try eventually(timeout: .seconds(60), every: .milliseconds(50)) {
@@ -132,7 +132,7 @@ struct CascadeTests {
 
     /// Waits until Redis' keys under `prefix` and their values are exactly `wanted`.
     static func expectRedis(
-        _ harness: PipelineHarness, prefix: String, equal wanted: [String: String], _ round: String, sourceLocation: SourceLocation = #_sourceLocation
+        _ harness: PipelineHarness, prefix: String, equal wanted: [String: String], _ round: String, sourceLocation: Testing.SourceLocation = #_sourceLocation
     ) throws {
         var held: [String: String] = [:]
         let matched = try eventually(timeout: .seconds(30), every: .milliseconds(20)) {
