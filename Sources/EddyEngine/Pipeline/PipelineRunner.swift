@@ -223,24 +223,12 @@ public final class PipelineRunner: Sendable {
                 publishStatistics()
                 logger.info("caught up with the source", metadata: ["eddy.messages": "\(statistics.snapshot.messagesConsumed)"])
                 statistics.setCaughtUp()
-                var rows: [String: [[SQLValue]]] = [:]
-                // Only views the file's SELECTs read: a view of a million groups would keep ~150 bytes a group here.
-                let queried = Set(pipeline.queries.map(\.viewName))
-                for run in runs {
-                    for (plan, aggregator) in zip(run.plans, run.hot.aggregators) where queried.contains(plan.view.name) {
-                        rows[plan.view.name] = try plan.outputRows(of: aggregator.table)
-                    }
-                }
-                if graph.nodes.indices.contains(where: { queried.contains(graph.views[$0].name) && !sourcePositions.keys.contains($0) }) {
-                    // Derived views are computed at barriers: one now, and they are read from it.
+                let rows = try rowsOfQueriedViews(runs: runs, store: store) {
                     checkpointThread.waitUntilIdle()
                     checkpointNow()
                     lastCheckpoint = now
                     checkpointThread.waitUntilIdle()
                     if let error = checkpointThread.error { throw error }
-                    for (index, node) in graph.nodes.enumerated() where queried.contains(graph.views[index].name) {
-                        if case .derived = node { rows[graph.views[index].name] = try graph.rows(ofView: index, in: store) }
-                    }
                 }
                 caughtUpRows.withLock { $0 = rows }
                 caughtUp(self)
@@ -260,6 +248,28 @@ public final class PipelineRunner: Sendable {
             logger.warning("sink did not acknowledge the final checkpoint in time; it is re-sent at the next start", metadata: ["eddy.sink": "\(driver.name)"])
         }
         logger.info("stopped", metadata: ["eddy.epoch": "\(epoch)", "eddy.messages": "\(statistics.snapshot.messagesConsumed)"])
+    }
+
+    /// The rows of the views the file's SELECTs read (only those: a view of a million groups would keep ~150
+    /// bytes a group here): a view aggregated on the hot path from its table, a derived view from a checkpoint
+    /// that `cutCheckpoint` commits now.
+    private func rowsOfQueriedViews(
+        runs: [SourceRun], store: CheckpointStore, cutCheckpoint: () throws -> Void
+    ) throws -> [String: [[SQLValue]]] {
+        let queried = Set(pipeline.queries.map(\.viewName))
+        var rows: [String: [[SQLValue]]] = [:]
+        for run in runs {
+            for (plan, aggregator) in zip(run.plans, run.hot.aggregators) where queried.contains(plan.view.name) {
+                rows[plan.view.name] = try plan.outputRows(of: aggregator.table)
+            }
+        }
+        let derived = graph.nodes.indices.filter { index in
+            if case .derived = graph.nodes[index] { queried.contains(graph.views[index].name) } else { false }
+        }
+        guard !derived.isEmpty else { return rows }
+        try cutCheckpoint()
+        for index in derived { rows[graph.views[index].name] = try graph.rows(ofView: index, in: store) }
+        return rows
     }
 
     /// Groups that rendered to one Redis key: counted in metrics, logged once per sink and run.
