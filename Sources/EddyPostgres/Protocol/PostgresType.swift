@@ -145,37 +145,20 @@ enum ValueEncoding {
 /// Eddy carries times as canonical text (`YYYY-MM-DD HH:MM:SS[.ffffff]`, `YYYY-MM-DD`); the binary forms
 /// count from 2000-01-01.
 enum CivilText {
+    /// 2000-01-01 as days of the Unix epoch.
+    private static let epoch2000Days: Int64 = 10_957
+
     static func daysSince2000(_ text: String) -> Int64? {
         let bytes = Array(text.utf8)
         guard bytes.count >= 10, let year = number(bytes[0..<4]), bytes[4] == UInt8(ascii: "-"),
             let month = number(bytes[5..<7]), bytes[7] == UInt8(ascii: "-"), let day = number(bytes[8..<10])
         else { return nil }
-        // Howard Hinnant's days-from-civil; 2000-01-01 is day 10,957 of the Unix epoch.
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468 - 10_957
+        return CivilTime.days(year: year, month: month, day: day) - epoch2000Days
     }
 
     static func microsecondsSince2000(_ text: String) -> Int64? {
-        guard let days = daysSince2000(text) else { return nil }
-        let bytes = Array(text.utf8)
-        var micros = days * 86_400_000_000
-        guard bytes.count >= 19, let hour = number(bytes[11..<13]), let minute = number(bytes[14..<16]), let second = number(bytes[17..<19]) else {
-            return micros
-        }
-        micros += ((hour * 60 + minute) * 60 + second) * 1_000_000
-        if bytes.count > 20, bytes[19] == UInt8(ascii: ".") {
-            let fraction = bytes[20...].prefix(6)
-            if let value = number(fraction) {
-                var scaled = value
-                for _ in fraction.count..<6 { scaled *= 10 }
-                micros += scaled
-            }
-        }
-        return micros
+        if let micros = CivilTime.microseconds(of: text) { return micros - epoch2000Days * 86_400_000_000 }
+        return daysSince2000(text).map { $0 * 86_400_000_000 }
     }
 
     private static func number(_ digits: ArraySlice<UInt8>) -> Int64? {
