@@ -23,13 +23,12 @@ struct BenchCommand: ParsableCommand {
               kcat       `kcat -C -e -q` to /dev/null, when kcat is installed
               eddy run   the scenario's pipeline (views with Redis sinks, durable checkpoints every \
             --checkpoint-interval) from an empty state directory, timed from its start until it logs "caught up \
-            with the source"; CPU from /proc/PID/stat at that moment, views' groups from /api/status, Redis key \
-            writes from Redis's INFO
+            with the source"; CPU from /proc/PID/stat at that moment, views' groups from /api/status
             Then, with the daemon caught up, the latency phase: this process produces --latency-seconds of messages \
             at half the daemon's rate (or --latency-rate) while polling the sink's epoch marker in Redis every \
             millisecond: end-to-end latency is from a message queued to the first poll whose marker is past its \
-            offset (the marker changes in the same transaction as the values). Checkpoint durations come from the \
-            daemon's /metrics histogram (percentiles interpolated within its buckets; the mean is exact). Then \
+            offset (the marker changes in the same transaction as the values). Redis's key writes per second (its INFO) \
+            are over the daemon's run up to here. Checkpoint durations come from the daemon's /metrics histogram (percentiles interpolated within its buckets; the mean is exact). Then \
             SIGTERM; Redis must equal the views computed by replaying every message produced, key for key, and hold \
             nothing else. Last, `eddy run` again on the final state, timed until caught up (restart), with its \
             anonymous resident memory: bytes per group key are that minus the seed scenario's, per key.
@@ -47,7 +46,7 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "Scenarios to run (default: all; see --list).")
     var scenarios: [String] = []
 
-    @Option(help: "Messages per scenario before its scale (keys-1m ×3, page-user-100k ×2, size-1k ×0.5, size-4k ×0.125; partitions-1 at most 20,000).")
+    @Option(help: "Messages per scenario before its scale (keys-1m ×3, page-user-100k ×2, size-1k ×0.025, size-4k ×0.00625: the dev broker stops serving a consumer past about 25 MB of padded messages; partitions-1 at most 20,000).")
     var messages: Int = 1_000_000
 
     @Option(name: .customLong("checkpoint-interval"), help: "The daemon's --checkpoint-interval, in seconds.")

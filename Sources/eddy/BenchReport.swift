@@ -62,9 +62,10 @@ struct BenchReport: Codable, Sendable {
     }
 
     struct Redis: Codable, Sendable, Equatable {
-        /// Keys Redis changed (its `rdb_changes_since_last_save`, persistence off) per second of the catch-up.
+        /// Keys Redis changed (its `rdb_changes_since_last_save`, persistence off) per second of the daemon's run
+        /// (catch-up and latency phase).
         var keyWritesPerSecond: Double
-        /// `EXEC`s (one per epoch write) per second of the catch-up.
+        /// `EXEC`s (one per epoch write) per second of the daemon's run.
         var transactionsPerSecond: Double
     }
 

@@ -12,8 +12,9 @@ import Logging
 /// 1. `eddy produce` writes the messages (as fast as it can), and the broker is checked to hold every one;
 /// 2. the references read them: librdkafka's floor (a consumer in this process that only counts) and `kcat -q`;
 /// 3. `eddy run` reads them from an empty state directory, timed from its start until it logs that it caught up;
-///    its CPU and memory come from /proc, its groups from `/api/status`, Redis's key writes from `INFO`;
-/// 4. while it runs caught up, the latency phase (`BenchLatencyProbe`) at half its rate;
+///    its CPU and memory come from /proc, its groups from `/api/status`;
+/// 4. while it runs caught up, the latency phase (`BenchLatencyProbe`) at half its rate; then Redis's key writes
+///    over the daemon's whole run from `INFO`;
 /// 5. SIGTERM; Redis must equal the views replayed from every message produced (`BenchExpectation`);
 /// 6. `eddy run` again on the final state, timed until caught up (the restart), then SIGTERM.
 struct BenchRun {
@@ -76,7 +77,6 @@ struct BenchRun {
         }
         let catchUpUsage = ChildProcesses.usage(of: daemon)
         let catchUpSeconds = (caughtUpAt - started) / .seconds(1)
-        let redisCounters = try redisWriteCounters(port: redisPort)
         let status = try JSONDecoder().decode(PipelineStatus.self, from: BenchHTTP.get(port: httpPort, path: "/api/status"))
         let daemonRate = BenchReport.Rate(messages: messages, seconds: catchUpSeconds, cpuSeconds: catchUpUsage.cpuSeconds)
         try checkInterrupted()
@@ -92,6 +92,9 @@ struct BenchRun {
 
         let metrics = String(decoding: try BenchHTTP.get(port: httpPort, path: "/metrics"), as: UTF8.self)
         let peakResident = ChildProcesses.usage(of: daemon).peakResidentBytes
+        // Over the daemon's whole run: at the moment it catches up, its first checkpoint may not be in Redis yet.
+        let redisCounters = try redisWriteCounters(port: redisPort)
+        let daemonSeconds = (ContinuousClock.now - started) / .seconds(1)
         guard processes.stop(daemon, grace: .seconds(60)) == .status(0) else {
             throw BenchError(reason: "eddy run did not stop cleanly on SIGTERM:\n\(processes.logTail("run"))")
         }
@@ -136,7 +139,7 @@ struct BenchRun {
                     groups >= 1_000 ? Double(restartedAnonymous - base) / Double(groups - 5) : nil
                 }),
             redis: BenchReport.Redis(
-                keyWritesPerSecond: Double(redisCounters.keyWrites) / catchUpSeconds, transactionsPerSecond: Double(redisCounters.transactions) / catchUpSeconds),
+                keyWritesPerSecond: Double(redisCounters.keyWrites) / daemonSeconds, transactionsPerSecond: Double(redisCounters.transactions) / daemonSeconds),
             exact: differences.isEmpty, differences: differences)
     }
 
@@ -291,15 +294,22 @@ struct BenchFloorConsumer {
         var checksum: UInt8 = 0
         var lastProgress = ContinuousClock.now
         var lastReceived = 0
+        var lastError: String?
         while received < messages {
             if received != lastReceived {
                 lastReceived = received
                 lastProgress = .now
             } else if ContinuousClock.now - lastProgress > .seconds(5) || stop.isSet {
+                printToStandardError("eddy bench: the floor consumer read \(received) of \(messages) messages, then nothing for 5 s" + (lastError.map { "; last error: \($0)" } ?? "")
+                        + (consumer.lastClientError.map { "; last client error: \($0.reason)" } ?? ""))
                 return nil
             }
             try consumer.consumeBatch(maxMessages: 10_000, timeout: .milliseconds(100)) { batch in
-                for index in 0..<batch.count where !batch.isError(at: index) {
+                for index in 0..<batch.count {
+                    if batch.isError(at: index) {
+                        if lastError == nil { lastError = batch.error(at: index).map { "\($0)" } }
+                        continue
+                    }
                     let payload = batch.payload(at: index)
                     checksum ^= payload.last ?? 0
                     bytes += payload.count

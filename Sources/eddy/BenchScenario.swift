@@ -125,11 +125,11 @@ struct BenchScenario: Sendable {
             views: [View(name: "per_user", shape: .count(by: [.user]), keyPrefix: "u:")]),
         BenchScenario(
             name: "size-1k", summary: "the seed pipeline over messages padded to 1 KB",
-            padding: 1_024, messageScale: 0.5,
+            padding: 1_024, messageScale: 0.025,
             views: [View(name: "events_statisics_mv", shape: .count(by: [.event]), keyPrefix: "")]),
         BenchScenario(
             name: "size-4k", summary: "the seed pipeline over messages padded to 4 KB",
-            padding: 4_096, messageScale: 0.125,
+            padding: 4_096, messageScale: 0.00625,
             views: [View(name: "events_statisics_mv", shape: .count(by: [.event]), keyPrefix: "")]),
         BenchScenario(
             name: "partitions-1", summary: "the seed pipeline on 1 partition (at most 20,000 messages: what the dev broker keeps in one)",
