@@ -25,7 +25,8 @@ struct BenchCommand: ParsableCommand {
             --checkpoint-interval) from an empty state directory, timed from its start until it logs "caught up \
             with the source"; CPU from /proc/PID/stat at that moment, views' groups from /api/status
             Then, with the daemon caught up, the latency phase: this process produces --latency-seconds of messages \
-            at half the daemon's rate (or --latency-rate) while polling the sink's epoch marker in Redis every \
+            at half the daemon's rate (at most 200,000/s and 10,000/s per partition, which the dev broker keeps; or \
+            --latency-rate) while polling the sink's epoch marker in Redis every \
             millisecond: end-to-end latency is from a message queued to the first poll whose marker is past its \
             offset (the marker changes in the same transaction as the values). Redis's key writes per second (its INFO) \
             are over the daemon's run up to here. Checkpoint durations come from the daemon's /metrics histogram (percentiles interpolated within its buckets; the mean is exact). Then \
@@ -55,7 +56,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("latency-seconds"), help: "Seconds of paced production in the latency phase.")
     var latencySeconds: Double = 3
 
-    @Option(name: .customLong("latency-rate"), help: "Messages per second in the latency phase (default: half the daemon's measured rate, at most 200000).")
+    @Option(name: .customLong("latency-rate"), help: "Messages per second in the latency phase (default: half the daemon's measured rate, at most 200000 and 10000 per partition).")
     var latencyRate: Double?
 
     @Option(help: "Seed of the produced messages (the same seed, the same messages).")

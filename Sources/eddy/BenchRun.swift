@@ -71,9 +71,9 @@ struct BenchRun {
         let httpPort = ChildProcesses.unusedLoopbackPort()
         let started = ContinuousClock.now
         let daemon = try startDaemon("run", pipeline: pipelinePath, state: state, httpPort: httpPort)
-        guard let caughtUpAt = processes.waitForLog("run", containing: "caught up with the source", while: daemon, timeout: .seconds(1200), until: stop) else {
+        guard let caughtUpAt = processes.waitForLog("run", containing: "caught up with the source", while: daemon, timeout: .seconds(600), until: stop) else {
             try checkInterrupted()
-            throw BenchError(reason: "eddy run did not catch up (\(processes.exit(of: daemon).map(String.init(describing:)) ?? "still running after 20 min")):\n\(processes.logTail("run"))")
+            throw BenchError(reason: "eddy run did not catch up (\(processes.exit(of: daemon).map(String.init(describing:)) ?? "still running after 10 min")):\n\(processes.logTail("run"))")
         }
         let catchUpUsage = ChildProcesses.usage(of: daemon)
         let catchUpSeconds = (caughtUpAt - started) / .seconds(1)
@@ -81,7 +81,9 @@ struct BenchRun {
         let daemonRate = BenchReport.Rate(messages: messages, seconds: catchUpSeconds, cpuSeconds: catchUpUsage.cpuSeconds)
         try checkInterrupted()
 
-        let rate = options.latencyRate ?? min(200_000, max(100, (daemonRate.messagesPerSecond / 2).rounded()))
+        // At most 10,000 messages/s per partition: the dev broker keeps about 35,000 natural messages per partition
+        // and drops the oldest beyond, so a daemon a checkpoint behind must still find what it has not read.
+        let rate = options.latencyRate ?? min(200_000, Double(partitions * 10_000), max(100, (daemonRate.messagesPerSecond / 2).rounded()))
         let latencyCount = max(1, Int(rate * options.latencySeconds))
         let latencySink = scenario.views.last!.sinkName
         say("latency: \(latencyCount) messages at \(Int(rate)) msg/s")
@@ -284,6 +286,8 @@ struct BenchFloorConsumer {
     private func attempt(stop: StopFlag) throws -> Result? {
         var configuration = KafkaConsumerConfiguration(bootstrapServers: brokers, topic: BenchScenario.topic)
         configuration.startupMode = .earliest
+        // As the daemon's pipeline sets it (see `BenchScenario.fetchMaxBytes`).
+        configuration.clientProperties = [("fetch.max.bytes", String(BenchScenario.fetchMaxBytes))]
         let cpuBefore = Self.processCPUSeconds()
         let started = ContinuousClock.now
         let consumer = try KafkaConsumer.make(configuration: configuration)

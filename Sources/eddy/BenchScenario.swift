@@ -81,11 +81,18 @@ struct BenchScenario: Sendable {
 
     static let topic = "bench"
 
+    /// librdkafka's fetch.max.bytes for the daemon and the floor alike. Eddy's default (16 MiB less 512 bytes,
+    /// just under its receive.message.max.bytes) lets the dev broker, which overshoots fetch.max.bytes by up to a
+    /// partition's max.partition.fetch.bytes, send responses librdkafka refuses ("Invalid response size"), forever:
+    /// with dozens of partitions both readers stalled after ~30 MB. Half of it stays clear.
+    static let fetchMaxBytes = 8 << 20
+
     /// The pipeline file: one source read from the earliest offset, the views and their sinks.
     func pipeline(brokers: String, redisURL: String) -> String {
         """
         CREATE SOURCE user_events (event_timestamp TIMESTAMP, user VARCHAR, page VARCHAR, event VARCHAR) WITH (connector='kafka', \
-        topic='\(Self.topic)', properties.bootstrap.server='\(brokers)', scan.startup.mode='earliest') FORMAT PLAIN ENCODE JSON;
+        topic='\(Self.topic)', properties.bootstrap.server='\(brokers)', scan.startup.mode='earliest', \
+        properties.fetch.max.bytes='\(Self.fetchMaxBytes)') FORMAT PLAIN ENCODE JSON;
 
         """ + views.map { $0.createStatements(redisURL: redisURL) }.joined()
     }
