@@ -90,6 +90,9 @@ struct DrillCommand: ParsableCommand {
         } catch let error as DrillError {
             printToStandardError("eddy drill: \(error.reason)")
             throw ExitCode(error.status)
+        } catch let error as ChildProcessError {
+            printToStandardError("eddy drill: \(error.reason)")
+            throw ExitCode(2)
         }
     }
 
@@ -111,8 +114,8 @@ struct DrillCommand: ParsableCommand {
     }
 
     private func drill() throws -> DrillReport {
-        let scratch = try Self.makeScratchDirectory()
-        let processes = DrillProcesses(directory: scratch)
+        let scratch = try ChildProcesses.makeScratchDirectory(prefix: "eddy-drill")
+        let processes = ChildProcesses(directory: scratch)
         let interrupted = StopFlag()
         let signals = handleTerminationSignals { interrupted.flag.store(true, ordering: .relaxed) }
         defer {
@@ -126,21 +129,18 @@ struct DrillCommand: ParsableCommand {
         }
         let path = try pipelinePath(eddy: processes.eddy)
         let view = try DrillSeedView(pipelineAt: path)
-        _ = try DrillProcesses.redisServerExecutable()
+        _ = try ChildProcesses.redisServerExecutable()
         let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
         printToStandardError("eddy drill: \(path), seed \(seed) (replay with --seed \(seed))")
         var loop = try DrillLoop(
             command: self, view: view, pipelinePath: path, processes: processes, schedule: DrillSchedule(seed: seed), interrupted: interrupted)
         return try loop.run()
     }
+}
 
-    private static func makeScratchDirectory() throws -> String {
-        var base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        if base.isEmpty { base = "/tmp" }
-        var template = Array((base + "/eddy-drill-XXXXXX").utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw DrillError(reason: "cannot create a scratch directory under \(base): \(String(cString: strerror(errno)))")
-        }
-        return String(cString: made)
-    }
+/// Why the drill could not run (exit status 2), or found the daemon gone (1), printed as one message.
+struct DrillError: Error, CustomStringConvertible {
+    let reason: String
+    var status: Int32 = 2
+    var description: String { reason }
 }

@@ -29,7 +29,7 @@ struct DrillLoop {
     private let command: DrillCommand
     private let view: DrillSeedView
     private let pipelinePath: String
-    private let processes: DrillProcesses
+    private let processes: ChildProcesses
     private var schedule: DrillSchedule
     private let interrupted: StopFlag
     private let started = ContinuousClock.now
@@ -47,14 +47,14 @@ struct DrillLoop {
     private var lastProgress = ContinuousClock.now
     private let showsProgress = isatty(2) == 1
 
-    init(command: DrillCommand, view: DrillSeedView, pipelinePath: String, processes: DrillProcesses, schedule: DrillSchedule, interrupted: StopFlag) throws {
+    init(command: DrillCommand, view: DrillSeedView, pipelinePath: String, processes: ChildProcesses, schedule: DrillSchedule, interrupted: StopFlag) throws {
         self.command = command
         self.view = view
         self.pipelinePath = pipelinePath
         self.processes = processes
         self.schedule = schedule
         self.interrupted = interrupted
-        redisPort = DrillProcesses.unusedLoopbackPort()
+        redisPort = ChildProcesses.unusedLoopbackPort()
         redisProcess = try processes.startRedis(port: redisPort)
         brokers = try processes.startBroker(topic: view.topic, partitions: command.partitions).bootstrap
         monitor = DrillMonitor(url: RedisURL(host: "127.0.0.1", port: redisPort), keys: view.keys, started: started)

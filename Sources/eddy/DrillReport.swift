@@ -25,10 +25,9 @@ struct DrillReport: Codable, Sendable {
         init?(_ seconds: [Double]) {
             guard !seconds.isEmpty else { return nil }
             let sorted = seconds.sorted()
-            func percentile(_ p: Double) -> Double { sorted[Swift.max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1)] }
             count = sorted.count
-            p50 = percentile(0.5)
-            p99 = percentile(0.99)
+            p50 = nearestRank(sorted, 0.5)
+            p99 = nearestRank(sorted, 0.99)
             max = sorted[sorted.count - 1]
         }
     }

@@ -19,6 +19,7 @@ struct Eddy: AsyncParsableCommand {
             QueryCommand.self,
             VerifyCommand.self,
             DrillCommand.self,
+            BenchCommand.self,
         ]
     )
 }

@@ -40,6 +40,9 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: "Distinct user logins to draw from (default 1000, as the original). Benchmarks use it to vary the number of groups of a view grouped by user.")
     var users: Int = 1000
 
+    @Option(help: "Pad each message with a \"pad\" field of x's to at least this many bytes (default 0: no padding; the messages are about 130 bytes). Benchmarks use it to vary the message size.")
+    var pad: Int = 0
+
     @Option(help: "Write round-robin to partitions 0..<P of the topic (P at most its partition count). Default: round-robin over all of its partitions, so each gets the same share (librdkafka's sticky partitioner would fill one partition at a time, and the dev broker drops the oldest messages of an overfull partition).")
     var partitions: Int?
 
@@ -56,6 +59,7 @@ struct ProduceCommand: ParsableCommand {
         if let count, count < 0 { throw ValidationError("--count must be 0 or more, not \(count)") }
         guard messagesPerSecond.isFinite, messagesPerSecond >= 0 else { throw ValidationError("--rate must be a number of messages per second, 0 or more") }
         guard users >= 1, users <= 10_000_000 else { throw ValidationError("--users must be in 1...10000000, not \(users)") }
+        guard (0...1_000_000).contains(pad) else { throw ValidationError("--pad must be from 0 to 1000000 bytes, not \(pad)") }
         if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, not \(partitions)") }
         guard connectTimeout > 0, connectTimeout <= 600 else { throw ValidationError("--connect-timeout must be in (0, 600] seconds") }
         guard !topic.isEmpty else { throw ValidationError("--topic must not be empty") }
@@ -85,7 +89,7 @@ struct ProduceCommand: ParsableCommand {
 
         let seed = self.seed ?? UInt64(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds ^ UInt64(getpid()))
         var generator = UserEventGenerator(seed: seed, userCount: users)
-        var loop = ProduceLoop(rate: messagesPerSecond, count: count, partitions: Int32(partitions ?? topicPartitions))
+        var loop = ProduceLoop(rate: messagesPerSecond, count: count, partitions: Int32(partitions ?? topicPartitions), padding: pad)
         let started = ContinuousClock.now
         var runError: Error?
         do {

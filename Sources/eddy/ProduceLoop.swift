@@ -4,27 +4,34 @@ import Glibc
 import EddyKafka
 import EddyWorkload
 
-/// The sending loop of `eddy produce`: one reused buffer, a timestamp rendered once per second, pacing by
-/// waiting in the producer's poll (which serves delivery reports meanwhile).
+/// The sending loop of `eddy produce` (and of `eddy bench`'s paced latency phase): one reused buffer, a timestamp
+/// rendered once per second, pacing by waiting in the producer's poll (which serves delivery reports meanwhile).
 struct ProduceLoop {
     let rate: Double
     let count: Int?
     let partitions: Int32
+    /// Pad each message with a `"pad"` field to at least this many bytes (0: no padding).
+    let padding: Int
     private(set) var sent = 0
 
-    init(rate: Double, count: Int?, partitions: Int32) {
+    init(rate: Double, count: Int?, partitions: Int32, padding: Int = 0) {
         self.rate = rate
         self.count = count
         self.partitions = partitions
+        self.padding = padding
     }
 
-    mutating func run(producer: KafkaProducer, topic: String, generator: inout UserEventGenerator, stop: StopFlag) throws {
+    /// Sends until `count` messages are queued or `stop` is set. `queued`, if given, is called right after each
+    /// message is queued with its index (0, 1, …); message `i` goes to partition `i % partitions`.
+    mutating func run(
+        producer: KafkaProducer, topic: String, generator: inout UserEventGenerator, stop: StopFlag, queued: ((Int) -> Void)? = nil
+    ) throws {
         let clock = ContinuousClock()
         let started = clock.now
         let interval: Duration? = rate > 0 ? .nanoseconds(Int64(1e9 / rate)) : nil
         var timestamp = EventTimestamp.now()
         var buffer: [UInt8] = []
-        buffer.reserveCapacity(512)
+        buffer.reserveCapacity(512 + padding)
         var nextProgress = started + .seconds(5)
         var lastProgressCount = 0
         var lastProgressTime = started
@@ -35,7 +42,9 @@ struct ProduceLoop {
                 while !stop.isSet {
                     let now = clock.now
                     if now >= due { break }
-                    producer.poll(timeout: min(due - now, .milliseconds(100)))
+                    // At least 1 ms: a shorter wait would spin (librdkafka's poll counts whole milliseconds), taking
+                    // a core from the broker and consumer beside it; the messages then due go out together.
+                    producer.poll(timeout: min(max(due - now, .milliseconds(1)), .milliseconds(100)))
                 }
                 if stop.isSet { break }
             }
@@ -46,15 +55,17 @@ struct ProduceLoop {
             }
             buffer.removeAll(keepingCapacity: true)
             let event = generator.appendMessage(timestamp: timestamp, to: &buffer)
+            if buffer.count < padding { Self.pad(&buffer, to: padding) }
             let partition = Int32(truncatingIfNeeded: sent % Int(partitions))
             // A full queue (a broker slower than --rate 0, or gone) waits in slices, so a stop is seen.
-            let queued = try buffer.withUnsafeBytes { payload in
+            let isQueued = try buffer.withUnsafeBytes { payload in
                 while !stop.isSet {
                     if try producer.trySend(topic: topic, partition: partition, payload: payload, tag: event, waitingIfFull: .milliseconds(10)) { return true }
                 }
                 return false
             }
-            guard queued else { break }
+            guard isQueued else { break }
+            queued?(sent)
             sent += 1
             if sent & 1023 == 0 || interval != nil {
                 producer.poll()
@@ -69,6 +80,20 @@ struct ProduceLoop {
                 }
             }
         }
+    }
+
+    private static let padOpening = Array(#", "pad": ""#.utf8)
+
+    /// Turns `{…}` into `{…, "pad": "xxx…"}` of at least `length` bytes; the buffer's capacity is reserved, so
+    /// nothing is allocated.
+    static func pad(_ buffer: inout [UInt8], to length: Int) {
+        guard buffer.last == UInt8(ascii: "}") else { return }
+        buffer.removeLast()
+        let filler = max(0, length - buffer.count - padOpening.count - 2)
+        buffer.append(contentsOf: padOpening)
+        buffer.append(contentsOf: repeatElement(UInt8(ascii: "x"), count: filler))
+        buffer.append(UInt8(ascii: "\""))
+        buffer.append(UInt8(ascii: "}"))
     }
 
     /// After `run`: waits for the broker to acknowledge what was sent, for up to `timeout` — but once a stop

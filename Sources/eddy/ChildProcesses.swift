@@ -5,12 +5,12 @@ import EddyRedis
 import Foundation
 import Logging
 
-/// The processes `eddy drill` runs — `eddy dev-broker`, `redis-server`, `eddy produce`, `eddy run`, `eddy query` —
-/// each in a session of its own (so a Ctrl-C at the terminal reaches only the drill, which stops them in
-/// order), with its output in a log file of the drill's scratch directory.
+/// The processes `eddy drill` and `eddy bench` run — `eddy dev-broker`, `redis-server`, `eddy produce`, `eddy run`,
+/// `eddy query`, `kcat` — each in a session of its own (so a Ctrl-C at the terminal reaches only the command, which
+/// stops them in order), with its output in a log file of the command's scratch directory.
 ///
-/// Not thread-safe: the drill's main loop alone starts, signals and reaps them.
-final class DrillProcesses {
+/// Not thread-safe: the command's main loop alone starts, signals and reaps them.
+final class ChildProcesses {
     /// A child that exited on its own or by a signal, with `waitpid`'s status decoded.
     enum Exit: Equatable, CustomStringConvertible {
         case status(Int32)
@@ -31,16 +31,18 @@ final class DrillProcesses {
     /// Children not yet reaped, in start order, with their names.
     private var running: [(pid: pid_t, name: String)] = []
     private var exits: [pid_t: Exit] = [:]
+    /// CPU seconds (user + system, all threads) of each reaped child, from `wait4`.
+    private var cpuSecondsAtExit: [pid_t: Double] = [:]
 
     init(directory: String) {
         self.directory = directory
-        // /proc/self/exe rather than argv[0]: the drill may have been started through PATH or a relative path.
+        // /proc/self/exe rather than argv[0]: the command may have been started through PATH or a relative path.
         eddy = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
     func logPath(_ name: String) -> String { directory + "/" + name + ".log" }
 
-    /// Starts `executable arguments` with `environment` added to the drill's own; stdout goes to `output` (or
+    /// Starts `executable arguments` with `environment` added to the command's own; stdout goes to `output` (or
     /// the log), stderr is appended to `logPath(name)`.
     func spawn(_ name: String, executable: String? = nil, _ arguments: [String], environment: [String: String] = [:], output: String? = nil) throws -> pid_t {
         let executable = executable ?? eddy
@@ -53,7 +55,7 @@ final class DrillProcesses {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output ?? logPath(name), O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, logPath(name), O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        // The drill ignores SIGINT/SIGTERM (it handles them) and an ignored signal survives exec: children start
+        // The command ignores SIGINT/SIGTERM (it handles them) and an ignored signal survives exec: children start
         // with every signal at its default and none blocked, so that SIGTERM stops them.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -68,7 +70,7 @@ final class DrillProcesses {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | 0x80))
         var pid: pid_t = 0
         let status = posix_spawn(&pid, executable, &actions, &attributes, argv, variables)
-        guard status == 0 else { throw DrillError(reason: "cannot start \(name) (\(executable)): \(String(cString: strerror(status)))") }
+        guard status == 0 else { throw ChildProcessError(reason: "cannot start \(name) (\(executable)): \(String(cString: strerror(status)))") }
         running.append((pid, name))
         return pid
     }
@@ -77,9 +79,11 @@ final class DrillProcesses {
     func exit(of pid: pid_t) -> Exit? {
         if let exit = exits[pid] { return exit }
         var status: Int32 = 0
-        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        var usage = rusage()
+        guard wait4(pid, &status, WNOHANG, &usage) == pid else { return nil }
         let exit: Exit = status & 0x7F == 0 ? .status((status >> 8) & 0xFF) : .signal(status & 0x7F)
         exits[pid] = exit
+        cpuSecondsAtExit[pid] = Self.seconds(usage.ru_utime) + Self.seconds(usage.ru_stime)
         running.removeAll { $0.pid == pid }
         return exit
     }
@@ -93,6 +97,11 @@ final class DrillProcesses {
             usleep(2_000)
         }
     }
+
+    /// The CPU seconds (user + system, all threads) a reaped child used; nil while it runs.
+    func cpuSeconds(ofExited pid: pid_t) -> Double? { cpuSecondsAtExit[pid] }
+
+    private static func seconds(_ value: timeval) -> Double { Double(value.tv_sec) + Double(value.tv_usec) / 1e6 }
 
     func send(_ signal: Int32, to pid: pid_t) { _ = kill(pid, signal) }
 
@@ -119,7 +128,7 @@ final class DrillProcesses {
         return text.split(separator: "\n").suffix(lines).map { "  | " + $0 }.joined(separator: "\n")
     }
 
-    // MARK: - The drill's children
+    // MARK: - The children
 
     /// `eddy dev-broker` with `topic` of `partitions` partitions; returns its pid and bootstrap address.
     func startBroker(topic: String, partitions: Int) throws -> (pid: pid_t, bootstrap: String) {
@@ -133,14 +142,19 @@ final class DrillProcesses {
             }
             usleep(10_000)
         }
-        throw DrillError(reason: "eddy dev-broker did not print its address:\n\(logTail("dev-broker"))")
+        throw ChildProcessError(reason: "eddy dev-broker did not print its address:\n\(logTail("dev-broker"))")
+    }
+
+    /// An executable found on PATH or in /usr/bin, /usr/sbin; nil when not installed.
+    static func executable(named name: String) -> String? {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin", "/usr/sbin"]
+        return path.map { $0 + "/" + name }.first { access($0, X_OK) == 0 }
     }
 
     /// Debian's `redis-server`, found on PATH or in /usr/bin, /usr/sbin.
     static func redisServerExecutable() throws -> String {
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin", "/usr/sbin"]
-        guard let found = path.map({ $0 + "/redis-server" }).first(where: { access($0, X_OK) == 0 }) else {
-            throw DrillError(reason: "redis-server is not installed: the drill runs a Redis of its own (apt-get install redis-server)")
+        guard let found = executable(named: "redis-server") else {
+            throw ChildProcessError(reason: "redis-server is not installed: eddy drill and eddy bench run a Redis of their own (apt-get install redis-server)")
         }
         return found
     }
@@ -155,14 +169,14 @@ final class DrillProcesses {
         let url = RedisURL(host: "127.0.0.1", port: port)
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline, exit(of: pid) == nil {
-            if let connection = try? RedisConnection.connect(url: url, connectTimeout: .milliseconds(200), commandTimeout: .seconds(1), logger: Logger(label: "eddy.drill")) {
+            if let connection = try? RedisConnection.connect(url: url, connectTimeout: .milliseconds(200), commandTimeout: .seconds(1), logger: Logger(label: "eddy.children")) {
                 connection.close()
                 return pid
             }
             usleep(10_000)
         }
         stop(pid, grace: .seconds(1))
-        throw DrillError(reason: "redis-server did not answer on 127.0.0.1:\(port):\n\(logTail("redis"))")
+        throw ChildProcessError(reason: "redis-server did not answer on 127.0.0.1:\(port):\n\(logTail("redis"))")
     }
 
     /// A loopback TCP port that was free a moment ago (the kernel picks it for a socket bound to port 0).
@@ -182,6 +196,73 @@ final class DrillProcesses {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
+    /// Waits until `name`'s log holds `text` (read as it grows); the instant it was seen, or nil if `pid` exited
+    /// first, `timeout` passed or `stop` was set.
+    func waitForLog(_ name: String, containing text: String, while pid: pid_t, timeout: Duration, until stop: StopFlag? = nil) -> ContinuousClock.Instant? {
+        let deadline = ContinuousClock.now + timeout
+        let needle = Array(text.utf8)
+        var seen: [UInt8] = []
+        var offset: UInt64 = 0
+        while ContinuousClock.now < deadline, !(stop?.isSet ?? false) {
+            if let handle = FileHandle(forReadingAtPath: logPath(name)) {
+                try? handle.seek(toOffset: offset)
+                let data = handle.readDataToEndOfFile()
+                try? handle.close()
+                offset += UInt64(data.count)
+                // Keep only what a match could still start in: the unfinished tail.
+                seen.append(contentsOf: data)
+                if seen.count >= needle.count, seen.indices.dropLast(needle.count - 1).contains(where: { seen[$0...].starts(with: needle) }) {
+                    return .now
+                }
+                seen = Array(seen.suffix(needle.count - 1))
+            }
+            if exit(of: pid) != nil { return nil }
+            usleep(1_000)
+        }
+        return nil
+    }
+
+    /// What a running child uses, from /proc: CPU seconds (user + system, all threads) and resident memory.
+    struct Usage {
+        var cpuSeconds = 0.0
+        /// VmRSS, VmHWM (the peak so far), RssAnon (heap and stacks, not file pages such as LMDB's map), in bytes.
+        var residentBytes = 0
+        var peakResidentBytes = 0
+        var anonymousResidentBytes = 0
+    }
+
+    static func usage(of pid: pid_t) -> Usage {
+        var usage = Usage()
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") {
+            // After the command's closing parenthesis: utime and stime are the 12th and 13th fields.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 12 {
+                usage.cpuSeconds = ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            }
+        }
+        if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
+            func bytes(_ field: String) -> Int {
+                guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }) else { return 0 }
+                return (Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0) * 1024
+            }
+            usage.residentBytes = bytes("VmRSS:")
+            usage.peakResidentBytes = bytes("VmHWM:")
+            usage.anonymousResidentBytes = bytes("RssAnon:")
+        }
+        return usage
+    }
+
+    /// A new directory under $TMPDIR (or /tmp) named `prefix-XXXXXX`.
+    static func makeScratchDirectory(prefix: String) throws -> String {
+        var base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        if base.isEmpty { base = "/tmp" }
+        var template = Array((base + "/\(prefix)-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw ChildProcessError(reason: "cannot create a scratch directory under \(base): \(String(cString: strerror(errno)))")
+        }
+        return String(cString: made)
+    }
+
     /// Runs `eddy arguments` to completion (killed after `timeout`); its exit and stdout.
     func run(_ name: String, _ arguments: [String], timeout: Duration) throws -> (exit: Exit?, output: String) {
         let output = directory + "/\(name).out"
@@ -191,9 +272,8 @@ final class DrillProcesses {
     }
 }
 
-/// Why the drill could not run (exit status 2), or found the daemon gone (1), printed as one message.
-struct DrillError: Error, CustomStringConvertible {
+/// A child that could not be started or did not come up, said in one message (the commands exit 2 on it).
+struct ChildProcessError: Error, CustomStringConvertible {
     let reason: String
-    var status: Int32 = 2
     var description: String { reason }
 }

@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Foundation
+
+/// `eddy bench [SCENARIO…]`: the end-to-end benchmark suite, each scenario against a dev broker and a Redis of its
+/// own, every figure next to librdkafka's floor measured in the same run on the same topic (DESIGN §9).
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Run the end-to-end benchmark suite: each scenario against its own broker and Redis, figures as ratios to librdkafka's floor.",
+        discussion: """
+            Scenarios (all of them without arguments; --list prints them): \
+            \(BenchScenario.all.map(\.name).joined(separator: ", ")).
+
+            Each scenario, in a scratch directory under $TMPDIR (removed unless --keep): starts an `eddy dev-broker` \
+            with a topic of enough partitions to keep every message (the broker keeps about 5 MB per partition) and a \
+            `redis-server` on a free loopback port without persistence; `eddy produce --rate 0` writes the messages \
+            (--messages, scaled per scenario); then, on the same topic:
+              floor      librdkafka's own floor: a plain consumer of the same partitions through the same library, \
+            in this process, that only counts
+              kcat       `kcat -C -e -q` to /dev/null, when kcat is installed
+              eddy run   the scenario's pipeline (views with Redis sinks, durable checkpoints every \
+            --checkpoint-interval) from an empty state directory, timed from its start until it logs "caught up \
+            with the source"; CPU from /proc/PID/stat at that moment, views' groups from /api/status
+            Then, with the daemon caught up, the latency phase: this process produces --latency-seconds of messages \
+            at half the daemon's rate (at most 200,000/s and 10,000/s per partition, which the dev broker keeps; or \
+            --latency-rate) while polling the sink's epoch marker in Redis every \
+            millisecond: end-to-end latency is from a message queued to the first poll whose marker is past its \
+            offset (the marker changes in the same transaction as the values). Redis's key writes per second (its INFO) \
+            are over the daemon's run up to here. Checkpoint durations come from the daemon's /metrics histogram (percentiles interpolated within its buckets; the mean is exact). Then \
+            SIGTERM; Redis must equal the views computed by replaying every message produced, key for key, and hold \
+            nothing else. Last, `eddy run` again on the final state, timed until caught up (restart), with its \
+            anonymous resident memory: bytes per group key are that minus the seed scenario's, per key.
+
+            Reported per scenario: messages/s and CPU-seconds per million messages with their ratios to the floor \
+            (and to kcat), end-to-end latency p50/p99, checkpoint duration p50/p99, restart to caught up, peak RSS, \
+            bytes per group key, Redis key writes per second, and whether the result is exact. A Markdown table \
+            by default (progress on stderr), one JSON object with --json.
+
+            Exit status: 0 when every scenario's result is exact, 1 when one is not, 2 when the bench could not run. \
+            No figure is ever a pass/fail threshold: the machine is shared and timings are noisy; compare ratios.
+            """
+    )
+
+    @Argument(help: "Scenarios to run (default: all; see --list).")
+    var scenarios: [String] = []
+
+    @Option(help: "Messages per scenario before its scale (keys-1m ×3, page-user-100k ×2, size-1k ×0.025, size-4k ×0.00625: the dev broker stops serving a consumer past about 25 MB of padded messages; partitions-1 at most 20,000).")
+    var messages: Int = 1_000_000
+
+    @Option(name: .customLong("checkpoint-interval"), help: "The daemon's --checkpoint-interval, in seconds.")
+    var checkpointInterval: Double = 1
+
+    @Option(name: .customLong("latency-seconds"), help: "Seconds of paced production in the latency phase.")
+    var latencySeconds: Double = 3
+
+    @Option(name: .customLong("latency-rate"), help: "Messages per second in the latency phase (default: half the daemon's measured rate, at most 200000 and 10000 per partition).")
+    var latencyRate: Double?
+
+    @Option(help: "Seed of the produced messages (the same seed, the same messages).")
+    var seed: UInt64 = 1
+
+    @Flag(help: "Print the report as one JSON object.")
+    var json = false
+
+    @Flag(help: "List the scenarios and exit.")
+    var list = false
+
+    @Flag(help: "Keep the scratch directory (logs, pipelines, state) and print where it is.")
+    var keep = false
+
+    func validate() throws {
+        let unknown = scenarios.filter { BenchScenario.named($0) == nil }
+        if !unknown.isEmpty {
+            throw ValidationError(
+                "unknown scenario\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", ")); "
+                    + "the scenarios are \(BenchScenario.all.map(\.name).joined(separator: ", ")) (eddy bench --list)")
+        }
+        guard (1_000...100_000_000).contains(messages) else { throw ValidationError("--messages must be from 1000 to 100000000, not \(messages)") }
+        guard checkpointInterval > 0, checkpointInterval <= 60 else { throw ValidationError("--checkpoint-interval must be in (0, 60] seconds") }
+        guard latencySeconds > 0, latencySeconds <= 600 else { throw ValidationError("--latency-seconds must be in (0, 600]") }
+        if let latencyRate { guard latencyRate >= 1, latencyRate <= 1_000_000 else { throw ValidationError("--latency-rate must be from 1 to 1000000 messages per second") } }
+    }
+
+    func run() throws {
+        if list {
+            for scenario in BenchScenario.all {
+                print(scenario.name.padding(toLength: 16, withPad: " ", startingAt: 0) + "\(scenario.messageCount(base: messages)) messages  " + scenario.summary)
+            }
+            return
+        }
+        do {
+            let report = try bench()
+            print(json ? report.json : report.text)
+            if !report.exact { throw ExitCode(1) }
+        } catch let error as BenchError {
+            printToStandardError("eddy bench: \(error.reason)")
+            throw ExitCode(2)
+        } catch let error as ChildProcessError {
+            printToStandardError("eddy bench: \(error.reason)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// The selected scenarios in the suite's order (the seed first: it is the base of bytes per key).
+    private var selected: [BenchScenario] {
+        scenarios.isEmpty ? BenchScenario.all : BenchScenario.all.filter { scenarios.contains($0.name) }
+    }
+
+    private func bench() throws -> BenchReport {
+        _ = try ChildProcesses.redisServerExecutable()
+        let scratch = try ChildProcesses.makeScratchDirectory(prefix: "eddy-bench")
+        let stop = StopFlag()
+        let signals = handleTerminationSignals { stop.flag.store(true, ordering: .relaxed) }
+        defer {
+            withExtendedLifetime(signals) {}
+            if keep {
+                printToStandardError("eddy bench: logs, pipelines and state kept in \(scratch)")
+            } else {
+                try? FileManager.default.removeItem(atPath: scratch)
+            }
+        }
+        var options = BenchRun.Options(
+            checkpointInterval: checkpointInterval, latencySeconds: latencySeconds, latencyRate: latencyRate, seed: seed)
+        var results: [BenchReport.Scenario] = []
+        for scenario in selected {
+            let run = try BenchRun(scenario: scenario, messagesBase: messages, options: options, directory: scratch + "/" + scenario.name, stop: stop)
+            let result = try run.run()
+            if scenario.name == "seed" { options.baselineAnonymousBytes = result.memory.restartedAnonymousBytes }
+            printToStandardError(
+                "eddy bench: \(scenario.name): "
+                    + String(format: "%.0f msg/s (%.2f× the floor), %.3f CPU-s per million (%.2f×)", result.daemon.messagesPerSecond,
+                             result.throughputVersusFloor, result.daemon.cpuSecondsPerMillion, result.cpuVersusFloor)
+                    + (result.exact ? ", exact" : ", NOT EXACT"))
+            results.append(result)
+        }
+        return BenchReport(messagesBase: messages, checkpointIntervalSeconds: checkpointInterval, scenarios: results)
+    }
+}
+
+/// Why `eddy bench` could not run a scenario (exit status 2), as one message.
+struct BenchError: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
+}
