@@ -81,10 +81,9 @@ struct BenchScenario: Sendable {
 
     static let topic = "bench"
 
-    /// librdkafka's fetch.max.bytes for the daemon and the floor alike. Eddy's default (16 MiB less 512 bytes,
-    /// just under its receive.message.max.bytes) lets the dev broker, which overshoots fetch.max.bytes by up to a
-    /// partition's max.partition.fetch.bytes, send responses librdkafka refuses ("Invalid response size"), forever:
-    /// with dozens of partitions both readers stalled after ~30 MB. Half of it stays clear.
+    /// librdkafka's fetch.max.bytes for the daemon and the floor alike, written out so that both read alike: EddyKafka's
+    /// own default since the bench found that 16 MiB less 512 bytes (just under receive.message.max.bytes) let the dev
+    /// broker, which overshoots fetch.max.bytes, send responses librdkafka refuses forever ("Invalid response size").
     static let fetchMaxBytes = 8 << 20
 
     /// The pipeline file: one source read from the earliest offset, the views and their sinks.
