@@ -200,10 +200,10 @@ final class CheckpointThread: @unchecked Sendable {
         if !cascade.isEmpty {
             try store.withSnapshot { snapshot in try cascade.propagate(deltas: request.deltas, sourceRows: request.sourceRows, snapshot: snapshot) }
         }
-        // The sinks' pairs, rendered here rather than on the hot path: a source view's changed groups restored
-        // into a table of their own (the same decoding as a restart), then rendered as a full view would be; a
-        // derived view's changes as they are.
-        var sinkPairs = [[SinkStateMachine.Pair]](repeating: [], count: sinks.count)
+        // The sinks' pairs, rendered here rather than on the hot path: a source view's changed groups straight from
+        // the delta's bytes into one batch when the templates allow it, else restored into a table of their own
+        // (the same decoding as a restart) and rendered as a full view would be; a derived view's changes as they are.
+        var sinkPairs = [SinkPairBatch](repeating: SinkPairBatch(), count: sinks.count)
         var tables: [Int: GroupTable] = [:]
         for (index, rendering) in renderings.enumerated() {
             var collisions = 0
@@ -211,6 +211,10 @@ final class CheckpointThread: @unchecked Sendable {
             case .groups(let deltaIndex):
                 let delta = request.deltas[deltaIndex]
                 if delta.isEmpty { continue }
+                if rendering.renderer.rendersDeltasDirectly {
+                    sinkPairs[index] = try rendering.renderer.pairs(ofDelta: delta, collisions: &collisions)
+                    break
+                }
                 let table = try tables[deltaIndex] ?? rendering.renderer.plan!.table { body in try delta.forEach(body) }
                 tables[deltaIndex] = table
                 sinkPairs[index] = try rendering.renderer.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)

@@ -303,7 +303,7 @@ public final class PipelineRunner: Sendable {
         let sinkName = sink.name
         let acknowledgedEpoch = checkpoint.acknowledgedEpochs[sink.name] ?? 0
         let topic = source.kafka.topic
-        @Sendable func render(countingCollisions: Bool) throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
+        @Sendable func render(countingCollisions: Bool) throws -> (progress: SinkProgress, pairs: SinkPairBatch) {
             // Under the commit lock: the entries, the epoch and the offsets of one checkpoint.
             let rendered = try commitLock.withLock { try renderer.renderCheckpoint(of: store, graph: graph, view: view, form: form, topic: topic) }
             if countingCollisions { self.reportKeyCollisions(rendered.collisions, sink: sinkName) }
