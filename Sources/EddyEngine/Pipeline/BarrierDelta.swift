@@ -42,4 +42,37 @@ struct BarrierDelta: Sendable {
             }
         }
     }
+
+    /// `forEach` in the order of the keys' bytes (LMDB's order). Random puts into a large B-tree miss the cache at
+    /// every level (measured: most of the checkpoint thread's time at a million groups); in key order, successive
+    /// puts find the same pages.
+    func forEachInKeyOrder(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let entries = count
+        try bytes.withUnsafeBytes { all in
+            func range(_ entry: Int) -> (key: Range<Int>, state: Range<Int>) {
+                let keyStart = bounds[2 * entry]
+                let stateStart = bounds[2 * entry + 1]
+                return (keyStart..<stateStart, stateStart..<(entry + 1 < entries ? bounds[2 * entry + 2] : all.count))
+            }
+            // Sorted by the first 8 bytes as one number, the rest compared only on a tie.
+            var order: [(prefix: UInt64, entry: Int)] = []
+            order.reserveCapacity(entries)
+            for entry in 0..<entries {
+                let key = range(entry).key
+                var prefix: UInt64 = 0
+                for index in 0..<8 { prefix = prefix << 8 | UInt64(index < key.count ? all[key.lowerBound + index] : 0) }
+                order.append((prefix, entry))
+            }
+            order.sort { lhs, rhs in
+                if lhs.prefix != rhs.prefix { return lhs.prefix < rhs.prefix }
+                let left = all[range(lhs.entry).key]
+                let right = all[range(rhs.entry).key]
+                return left.lexicographicallyPrecedes(right)
+            }
+            for (_, entry) in order {
+                let (key, state) = range(entry)
+                try body(UnsafeRawBufferPointer(rebasing: all[key]), UnsafeRawBufferPointer(rebasing: all[state]))
+            }
+        }
+    }
 }

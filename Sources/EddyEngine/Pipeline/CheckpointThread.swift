@@ -229,7 +229,7 @@ final class CheckpointThread: @unchecked Sendable {
         let summary = try commitLock.withLock {
             let summary = try store.commit(epoch: request.epoch, offsets: request.offsets) { writer in
                 for (viewIndex, delta) in request.deltas.enumerated() {
-                    try delta.forEach { key, state throws(StateError) in try writer.put(view: views[viewIndex], key: key, value: state) }
+                    try delta.forEachInKeyOrder { key, state throws(StateError) in try writer.put(view: views[viewIndex], key: key, value: state) }
                 }
                 for write in cascade.stateWrites {
                     if let value = write.value {

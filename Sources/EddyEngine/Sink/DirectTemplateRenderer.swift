@@ -18,6 +18,10 @@ struct DirectTemplateRenderer: Sendable {
     let valueParts: [Part]
     let keyKinds: [ColumnKind]
     let plan: [CompiledAggregate]
+    /// Set when the key template tells every group apart except the NULL group and a text `NULL`: it names the
+    /// view's one GROUP BY column once, beside fixed text. Then this is the one key two groups can render to,
+    /// and no other key needs checking.
+    let onlySharedKey: [UInt8]?
 
     /// Nil when the view or the templates need the general path.
     init?(encoding: RedisSinkSettings.Encoding, plan viewPlan: ViewPlan) {
@@ -59,6 +63,12 @@ struct DirectTemplateRenderer: Sendable {
         self.valueParts = valueParts
         self.keyKinds = kinds
         self.plan = plan
+        let keyColumns = keyParts.filter { if case .text = $0 { false } else { true } }
+        if kinds.count == 1, keyColumns.count == 1, case .groupKey = keyColumns[0] {
+            onlySharedKey = keyParts.flatMap { part in if case .text(let text) = part { text } else { Self.nullText } }
+        } else {
+            onlySharedKey = nil
+        }
     }
 
     /// What `render` reuses from group to group.

@@ -160,6 +160,12 @@ public struct SinkPairBatch: Sendable, RandomAccessCollection, ExpressibleByArra
         }
     }
 
+    func key(of position: Int, equals bytes: [UInt8]) -> Bool {
+        withKey(position) { key, length in
+            length == bytes.count && bytes.withUnsafeBufferPointer { length == 0 || NameTables.equalBytes($0.baseAddress.unsafelyUnwrapped, key, length) }
+        }
+    }
+
     public static func == (lhs: SinkPairBatch, rhs: SinkPairBatch) -> Bool {
         lhs.count == rhs.count && lhs.elementsEqual(rhs)
     }

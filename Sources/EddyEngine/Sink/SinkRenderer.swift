@@ -77,10 +77,21 @@ struct SinkRenderer: Sendable {
         var collector = PairCollector(
             batch: SinkPairBatch(reservingPairs: delta.count, bytes: delta.bytes.count), expectedCount: delta.count, seed: keySeed)
         var scratch = DirectTemplateRenderer.Scratch(aggregates: direct.plan.count)
+        // When the template can render only one key for two groups, that key is the only one to check.
+        var sharedKeyPair = -1
         do {
             try delta.forEach { key, state throws(EngineError) in
                 try direct.render(key: key, state: state, into: &collector.batch, scratch: &scratch)
-                collector.checkLast()
+                guard let sharedKey = direct.onlySharedKey else { return collector.checkLast() }
+                let last = collector.batch.count - 1
+                guard collector.batch.key(of: last, equals: sharedKey) else { return }
+                if sharedKeyPair < 0 {
+                    sharedKeyPair = last
+                } else {
+                    // Every pair sets a value: the later group's wins.
+                    collector.batch.replaceWithLast(sharedKeyPair)
+                    collisions += 1
+                }
             }
         } catch let error as EngineError {
             throw error
