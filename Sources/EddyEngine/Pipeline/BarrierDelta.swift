@@ -1,3 +1,5 @@
+import Foundation
+
 /// The changed groups of one view at a barrier, copied flat: each group's storage key (its LMDB key) and
 /// encoded state (its LMDB value) back to back in one byte array. The hot path fills it and goes back to
 /// consuming; the checkpoint thread writes the store and renders the sinks' pairs from it. Its arrays are
@@ -54,22 +56,33 @@ struct BarrierDelta: Sendable {
                 let stateStart = bounds[2 * entry + 1]
                 return (keyStart..<stateStart, stateStart..<(entry + 1 < entries ? bounds[2 * entry + 2] : all.count))
             }
-            // Sorted by the first 8 bytes as one number, the rest compared only on a tie.
-            var order: [(prefix: UInt64, entry: Int)] = []
+            // Sorted by the first 16 bytes as two numbers (keys of similar text mostly differ there), the rest
+            // compared only on a tie.
+            var order: [(first: UInt64, second: UInt64, entry: Int)] = []
             order.reserveCapacity(entries)
             for entry in 0..<entries {
                 let key = range(entry).key
-                var prefix: UInt64 = 0
-                for index in 0..<8 { prefix = prefix << 8 | UInt64(index < key.count ? all[key.lowerBound + index] : 0) }
-                order.append((prefix, entry))
+                var words: (UInt64, UInt64) = (0, 0)
+                for index in 0..<16 {
+                    let byte = UInt64(index < key.count ? all[key.lowerBound + index] : 0)
+                    if index < 8 { words.0 = words.0 << 8 | byte } else { words.1 = words.1 << 8 | byte }
+                }
+                order.append((words.0, words.1, entry))
             }
             order.sort { lhs, rhs in
-                if lhs.prefix != rhs.prefix { return lhs.prefix < rhs.prefix }
-                let left = all[range(lhs.entry).key]
-                let right = all[range(rhs.entry).key]
-                return left.lexicographicallyPrecedes(right)
+                if lhs.first != rhs.first { return lhs.first < rhs.first }
+                if lhs.second != rhs.second { return lhs.second < rhs.second }
+                let left = range(lhs.entry).key
+                let right = range(rhs.entry).key
+                // Equal (zero-padded) first 16 bytes: compare what follows, then the lengths.
+                let common = min(left.count, right.count)
+                if common > 16 {
+                    let order = memcmp(all.baseAddress! + left.lowerBound + 16, all.baseAddress! + right.lowerBound + 16, common - 16)
+                    if order != 0 { return order < 0 }
+                }
+                return left.count < right.count
             }
-            for (_, entry) in order {
+            for (_, _, entry) in order {
                 let (key, state) = range(entry)
                 try body(UnsafeRawBufferPointer(rebasing: all[key]), UnsafeRawBufferPointer(rebasing: all[state]))
             }
