@@ -56,33 +56,31 @@ struct BarrierDelta: Sendable {
                 let stateStart = bounds[2 * entry + 1]
                 return (keyStart..<stateStart, stateStart..<(entry + 1 < entries ? bounds[2 * entry + 2] : all.count))
             }
-            // Sorted by the first 16 bytes as two numbers (keys of similar text mostly differ there), the rest
-            // compared only on a tie.
-            var order: [(first: UInt64, second: UInt64, entry: Int)] = []
+            // Sorted by the first 24 bytes as three numbers (keys of similar text, such as e-mail logins, mostly
+            // differ there), the rest compared only on a tie.
+            var order: [(prefix: (UInt64, UInt64, UInt64), entry: Int)] = []
             order.reserveCapacity(entries)
             for entry in 0..<entries {
                 let key = range(entry).key
-                var words: (UInt64, UInt64) = (0, 0)
-                for index in 0..<16 {
-                    let byte = UInt64(index < key.count ? all[key.lowerBound + index] : 0)
-                    if index < 8 { words.0 = words.0 << 8 | byte } else { words.1 = words.1 << 8 | byte }
+                var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)
+                withUnsafeMutableBytes(of: &prefix) { words in
+                    words.copyMemory(from: UnsafeRawBufferPointer(rebasing: all[key.lowerBound..<min(key.upperBound, key.lowerBound + 24)]))
                 }
-                order.append((words.0, words.1, entry))
+                order.append(((UInt64(bigEndian: prefix.0), UInt64(bigEndian: prefix.1), UInt64(bigEndian: prefix.2)), entry))
             }
             order.sort { lhs, rhs in
-                if lhs.first != rhs.first { return lhs.first < rhs.first }
-                if lhs.second != rhs.second { return lhs.second < rhs.second }
+                if lhs.prefix != rhs.prefix { return lhs.prefix < rhs.prefix }
                 let left = range(lhs.entry).key
                 let right = range(rhs.entry).key
-                // Equal (zero-padded) first 16 bytes: compare what follows, then the lengths.
+                // Equal (zero-padded) first 24 bytes: compare what follows, then the lengths.
                 let common = min(left.count, right.count)
-                if common > 16 {
-                    let order = memcmp(all.baseAddress! + left.lowerBound + 16, all.baseAddress! + right.lowerBound + 16, common - 16)
+                if common > 24 {
+                    let order = memcmp(all.baseAddress! + left.lowerBound + 24, all.baseAddress! + right.lowerBound + 24, common - 24)
                     if order != 0 { return order < 0 }
                 }
                 return left.count < right.count
             }
-            for (_, _, entry) in order {
+            for (_, entry) in order {
                 let (key, state) = range(entry)
                 try body(UnsafeRawBufferPointer(rebasing: all[key]), UnsafeRawBufferPointer(rebasing: all[state]))
             }

@@ -55,10 +55,13 @@ import Testing
     }
 
     /// In key order, every entry comes once with its own state, sorted as LMDB sorts keys (bytewise, a prefix
-    /// first), also where keys share their first 8 bytes.
+    /// first), also where keys share their first 24 bytes.
     @Test func visitsEntriesInKeyOrder() {
         var view = makeView()
-        let users = ["b", "a", "", "abcdefgh", "abcdefghij", "abcdefghi", #"abcdefgh\u0000"#, "zz", "é", "abcdefgg"]
+        let long = "abcdefghijklmnopqrstuvwxyz"  // past the 24 bytes compared as numbers
+        let users = [
+            "b", "a", "", "abcdefgh", "abcdefghij", "abcdefghi", #"abcdefgh\u0000"#, "zz", "é", "abcdefgg", long + "1", long + "0", long, long + "00",
+        ]
         for (index, user) in users.enumerated() { view.apply(#"{"g": "\#(user)", "n": \#(index)}"#) }
         view.apply(#"{"n": 99}"#)
         var delta = BarrierDelta()
