@@ -30,24 +30,19 @@ struct PendingPairs: Sendable {
         }
         var index = self.index ?? SinkPairKeyIndex(of: batch, seed: seed)
         self.index = nil
-        pairs.bytes.withUnsafeBufferPointer { bytes in
-            for position in pairs.indices {
-                let entry = pairs.entries[position]
-                let key = (bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!) + entry.start
-                let length = Int(entry.keyLength)
+        for position in pairs.indices {
+            let (hash, found) = pairs.withKey(position) { key, length in
                 let hash = index.hash(key, count: length)
-                let found = index.find(key, count: length, hash: hash, in: batch)
-                if found >= 0 {
-                    guard replacing else { continue }
-                    batch.replace(found, with: pairs, at: position)
-                    epochs[found] = epoch
-                } else {
-                    let raw = UnsafeRawBufferPointer(start: key, count: length)
-                    let value = entry.hasValue ? UnsafeRawBufferPointer(start: key + length, count: Int(entry.valueLength)) : nil
-                    batch.append(key: raw, value: value)
-                    epochs.append(epoch)
-                    index.insert(batch.count - 1, hash: hash, in: batch)
-                }
+                return (hash, index.find(key, count: length, hash: hash, in: batch))
+            }
+            if found >= 0 {
+                guard replacing else { continue }
+                batch.replace(found, with: pairs, at: position)
+                epochs[found] = epoch
+            } else {
+                batch.append(pairs, at: position)
+                epochs.append(epoch)
+                index.insert(batch.count - 1, hash: hash, in: batch)
             }
         }
         // Keys rewritten epoch after epoch while Redis is away leave their old values behind: drop them once they
@@ -70,7 +65,7 @@ struct PendingPairs: Sendable {
     mutating func removeAll(through epoch: UInt64) {
         guard epochs.contains(where: { $0 <= epoch }) else { return }
         let kept = epochs.filter { $0 > epoch }
-        batch = batch.filter { epochs[$0] > epoch }
+        batch = batch.keepingPairs { epochs[$0] > epoch }
         epochs = kept
         index = nil
     }

@@ -52,9 +52,6 @@ public struct SinkPairBatch: Sendable, RandomAccessCollection, ExpressibleByArra
             value: entry.hasValue ? Array(bytes[entry.keyEnd..<(entry.keyEnd + Int(entry.valueLength))]) : nil)
     }
 
-    /// Pairs that set a value (the others delete their key).
-    public var valueCount: Int { entries.count { $0.hasValue } }
-
     /// The bytes held by pairs, without replaced ones.
     public var byteCount: Int { bytes.count - unusedBytes }
 
@@ -66,13 +63,12 @@ public struct SinkPairBatch: Sendable, RandomAccessCollection, ExpressibleByArra
         endPair(start: start, keyEnd: keyEnd, hasValue: pair.value != nil)
     }
 
-    /// Appends a pair from bytes read in place.
-    mutating func append(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer?) {
+    /// Appends pair `position` of `other`.
+    mutating func append(_ other: SinkPairBatch, at position: Int) {
+        let entry = other.entries[position]
         let start = bytes.count
-        bytes.append(contentsOf: key)
-        let keyEnd = bytes.count
-        if let value { bytes.append(contentsOf: value) }
-        endPair(start: start, keyEnd: keyEnd, hasValue: value != nil)
+        other.bytes.withUnsafeBytes { bytes.append(contentsOf: $0[entry.start..<(entry.start + entry.length)]) }
+        entries.append(Entry(start: start, keyLength: entry.keyLength, valueLength: entry.valueLength))
     }
 
     /// Closes the pair whose key the caller appended to `bytes` from `start` to `keyEnd`, followed by its value
@@ -101,37 +97,20 @@ public struct SinkPairBatch: Sendable, RandomAccessCollection, ExpressibleByArra
 
     /// Pair `position` takes the value of `other`'s pair `otherPosition` (the same key).
     mutating func replace(_ position: Int, with other: SinkPairBatch, at otherPosition: Int) {
-        let entry = other.entries[otherPosition]
         unusedBytes += entries[position].length
-        let start = bytes.count
-        other.bytes.withUnsafeBytes { bytes.append(contentsOf: $0[entry.start..<(entry.start + entry.length)]) }
-        entries[position] = Entry(start: start, keyLength: entry.keyLength, valueLength: entry.valueLength)
+        append(other, at: otherPosition)
+        entries[position] = entries.removeLast()
     }
 
     /// The same pairs in as many bytes as they hold (pair numbers unchanged).
     func compacted() -> SinkPairBatch {
-        guard unusedBytes > 0 else { return self }
-        var result = SinkPairBatch(reservingPairs: entries.count, bytes: byteCount)
-        bytes.withUnsafeBytes { all in
-            for entry in entries {
-                let start = result.bytes.count
-                result.bytes.append(contentsOf: all[entry.start..<(entry.start + entry.length)])
-                result.entries.append(Entry(start: start, keyLength: entry.keyLength, valueLength: entry.valueLength))
-            }
-        }
-        return result
+        unusedBytes > 0 ? keepingPairs { _ in true } : self
     }
 
-    /// The pairs `keep` selects, in order, compacted.
-    func filter(_ keep: (Int) -> Bool) -> SinkPairBatch {
-        var result = SinkPairBatch()
-        bytes.withUnsafeBytes { all in
-            for (position, entry) in entries.enumerated() where keep(position) {
-                let start = result.bytes.count
-                result.bytes.append(contentsOf: all[entry.start..<(entry.start + entry.length)])
-                result.entries.append(Entry(start: start, keyLength: entry.keyLength, valueLength: entry.valueLength))
-            }
-        }
+    /// The pairs `keep` selects by number, in order, compacted.
+    func keepingPairs(where keep: (Int) -> Bool) -> SinkPairBatch {
+        var result = SinkPairBatch(reservingPairs: entries.count, bytes: byteCount)
+        for position in entries.indices where keep(position) { result.append(self, at: position) }
         return result
     }
 
