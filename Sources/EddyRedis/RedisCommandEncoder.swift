@@ -28,6 +28,13 @@ struct RedisCommandEncoder {
         argumentCount += 1
     }
 
+    mutating func appendArgument(_ argument: UnsafeRawBufferPointer) {
+        appendBulkHeader(length: argument.count)
+        bytes.append(contentsOf: argument)
+        appendLineEnd()
+        argumentCount += 1
+    }
+
     mutating func appendArgument(_ argument: String) {
         var argument = argument
         argument.withUTF8 { utf8 in

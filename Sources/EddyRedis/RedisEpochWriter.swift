@@ -1,5 +1,29 @@
 import Logging
 
+/// The keys and values of one epoch write, read in place (no array per key).
+public protocol RedisEpochPairs {
+    /// Calls `body` with each key and its value (nil: delete the key), in order, the same each time it is
+    /// called; the buffers are valid only during the call.
+    func forEachKeyValue(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws -> Void) rethrows
+}
+
+/// Pairs held as arrays (tests, benchmarks).
+private struct RedisArrayPairs<Pairs: Sequence>: RedisEpochPairs where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
+    let pairs: Pairs
+
+    func forEachKeyValue(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws -> Void) rethrows {
+        for pair in pairs {
+            try pair.key.withUnsafeBytes { key in
+                if let value = pair.value {
+                    try value.withUnsafeBytes { try body(key, $0) }
+                } else {
+                    try body(key, nil)
+                }
+            }
+        }
+    }
+}
+
 /// What a fenced write does with the marker it found, as the caller's fence decides it.
 public enum RedisMarkerCheck<Refusal: Sendable>: Sendable {
     /// Write the epoch (and replace the marker).
@@ -39,9 +63,6 @@ public final class RedisEpochWriter: @unchecked Sendable {
     /// Whole `MSET` commands, then whole `DEL` commands, of the epoch being written.
     private var sets = RedisCommandEncoder()
     private var deletes = RedisCommandEncoder()
-    /// The arguments of the `MSET` / `DEL` being filled.
-    private var setBatch = RedisCommandEncoder()
-    private var deleteBatch = RedisCommandEncoder()
     private var command = RedisCommandEncoder()
     private var setCount = 0
     private var deleteCount = 0
@@ -99,12 +120,12 @@ public final class RedisEpochWriter: @unchecked Sendable {
     ///   sets the marker), `invalidMarker` (the marker holds something else), `serverUnavailable` (the marker
     ///   kept changing: another writer), `timeout`/`connectionBroken` (connection closed; a new connection's
     ///   retry is safe: a transaction still queued in Redis died with the old socket).
-    public func write<Pairs: Sequence, Refusal: Sendable>(
+    public func write<Pairs: RedisEpochPairs, Refusal: Sendable>(
         sink: String,
         marker: [UInt8],
         pairs: Pairs,
         check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
-    ) throws(RedisError) -> Refusal? where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
+    ) throws(RedisError) -> Refusal? {
         defer { releaseLargeBuffers() }
         let markerKey = Self.markerKey(sink: sink)
         encode(pairs)
@@ -120,44 +141,55 @@ public final class RedisEpochWriter: @unchecked Sendable {
         return refusal
     }
 
+    /// `write(sink:marker:pairs:check:)` with the pairs as arrays.
+    public func write<Pairs: Sequence, Refusal: Sendable>(
+        sink: String,
+        marker: [UInt8],
+        pairs: Pairs,
+        check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
+    ) throws(RedisError) -> Refusal? where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
+        try write(sink: sink, marker: marker, pairs: RedisArrayPairs(pairs: pairs), check: check)
+    }
+
     // MARK: - Transaction
 
-    private func encode<Pairs: Sequence>(_ pairs: Pairs) where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
+    /// Encodes the `MSET`s and `DEL`s straight into their pipelines: the pairs are counted first, so each
+    /// command's header is known before its arguments (no second copy of the keys and values).
+    private func encode<Pairs: RedisEpochPairs>(_ pairs: Pairs) {
         sets.reset()
         deletes.reset()
-        setBatch.reset()
-        deleteBatch.reset()
-        (setCount, deleteCount, msetCount, delCount) = (0, 0, 0, 0)
-        for pair in pairs {
-            if let value = pair.value {
-                setBatch.appendArgument(pair.key)
-                setBatch.appendArgument(value)
-                setCount += 1
-                if setBatch.argumentCount == 2 * Self.pairsPerMSET { flushMSET() }
+        (setCount, deleteCount) = (0, 0)
+        pairs.forEachKeyValue { _, value in
+            if value != nil { setCount += 1 } else { deleteCount += 1 }
+        }
+        msetCount = (setCount + Self.pairsPerMSET - 1) / Self.pairsPerMSET
+        delCount = (deleteCount + Self.keysPerDEL - 1) / Self.keysPerDEL
+        var setsLeft = setCount
+        var deletesLeft = deleteCount
+        var setsInCommand = 0
+        var deletesInCommand = 0
+        pairs.forEachKeyValue { key, value in
+            if let value {
+                if setsInCommand == 0 {
+                    setsInCommand = min(Self.pairsPerMSET, setsLeft)
+                    setsLeft -= setsInCommand
+                    sets.appendCommandHeader(argumentCount: 1 + 2 * setsInCommand)
+                    sets.appendArgument("MSET")
+                }
+                sets.appendArgument(key)
+                sets.appendArgument(value)
+                setsInCommand -= 1
             } else {
-                deleteBatch.appendArgument(pair.key)
-                deleteCount += 1
-                if deleteBatch.argumentCount == Self.keysPerDEL { flushDEL() }
+                if deletesInCommand == 0 {
+                    deletesInCommand = min(Self.keysPerDEL, deletesLeft)
+                    deletesLeft -= deletesInCommand
+                    deletes.appendCommandHeader(argumentCount: 1 + deletesInCommand)
+                    deletes.appendArgument("DEL")
+                }
+                deletes.appendArgument(key)
+                deletesInCommand -= 1
             }
         }
-        if setBatch.argumentCount > 0 { flushMSET() }
-        if deleteBatch.argumentCount > 0 { flushDEL() }
-    }
-
-    private func flushMSET() {
-        sets.appendCommandHeader(argumentCount: 1 + setBatch.argumentCount)
-        sets.appendArgument("MSET")
-        sets.append(setBatch)
-        setBatch.reset()
-        msetCount += 1
-    }
-
-    private func flushDEL() {
-        deletes.appendCommandHeader(argumentCount: 1 + deleteBatch.argumentCount)
-        deletes.appendArgument("DEL")
-        deletes.append(deleteBatch)
-        deleteBatch.reset()
-        delCount += 1
     }
 
     private func runTransaction<Refusal: Sendable>(
@@ -311,8 +343,6 @@ public final class RedisEpochWriter: @unchecked Sendable {
         if sets.bytes.capacity + deletes.bytes.capacity > Self.retainedBufferBytes {
             sets = RedisCommandEncoder()
             deletes = RedisCommandEncoder()
-            setBatch = RedisCommandEncoder()
-            deleteBatch = RedisCommandEncoder()
             command = RedisCommandEncoder()
         }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The changed groups of one view at a barrier, copied flat: each group's storage key (its LMDB key) and
 /// encoded state (its LMDB value) back to back in one byte array. The hot path fills it and goes back to
 /// consuming; the checkpoint thread writes the store and renders the sinks' pairs from it. Its arrays are
@@ -39,6 +41,48 @@ struct BarrierDelta: Sendable {
                 let stateStart = bounds[2 * entry + 1]
                 let end = entry + 1 < entries ? bounds[2 * entry + 2] : all.count
                 try body(UnsafeRawBufferPointer(rebasing: all[keyStart..<stateStart]), UnsafeRawBufferPointer(rebasing: all[stateStart..<end]))
+            }
+        }
+    }
+
+    /// `forEach` in the order of the keys' bytes (LMDB's order). Random puts into a large B-tree miss the cache at
+    /// every level (measured: most of the checkpoint thread's time at a million groups); in key order, successive
+    /// puts find the same pages.
+    func forEachInKeyOrder(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let entries = count
+        try bytes.withUnsafeBytes { all in
+            func range(_ entry: Int) -> (key: Range<Int>, state: Range<Int>) {
+                let keyStart = bounds[2 * entry]
+                let stateStart = bounds[2 * entry + 1]
+                return (keyStart..<stateStart, stateStart..<(entry + 1 < entries ? bounds[2 * entry + 2] : all.count))
+            }
+            // Sorted by the first 24 bytes as three numbers (keys of similar text, such as e-mail logins, mostly
+            // differ there), the rest compared only on a tie.
+            var order: [(prefix: (UInt64, UInt64, UInt64), entry: Int)] = []
+            order.reserveCapacity(entries)
+            for entry in 0..<entries {
+                let key = range(entry).key
+                var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)
+                withUnsafeMutableBytes(of: &prefix) { words in
+                    words.copyMemory(from: UnsafeRawBufferPointer(rebasing: all[key.lowerBound..<min(key.upperBound, key.lowerBound + 24)]))
+                }
+                order.append(((UInt64(bigEndian: prefix.0), UInt64(bigEndian: prefix.1), UInt64(bigEndian: prefix.2)), entry))
+            }
+            order.sort { lhs, rhs in
+                if lhs.prefix != rhs.prefix { return lhs.prefix < rhs.prefix }
+                let left = range(lhs.entry).key
+                let right = range(rhs.entry).key
+                // Equal (zero-padded) first 24 bytes: compare what follows, then the lengths.
+                let common = min(left.count, right.count)
+                if common > 24 {
+                    let order = memcmp(all.baseAddress! + left.lowerBound + 24, all.baseAddress! + right.lowerBound + 24, common - 24)
+                    if order != 0 { return order < 0 }
+                }
+                return left.count < right.count
+            }
+            for (_, entry) in order {
+                let (key, state) = range(entry)
+                try body(UnsafeRawBufferPointer(rebasing: all[key]), UnsafeRawBufferPointer(rebasing: all[state]))
             }
         }
     }

@@ -200,10 +200,10 @@ final class CheckpointThread: @unchecked Sendable {
         if !cascade.isEmpty {
             try store.withSnapshot { snapshot in try cascade.propagate(deltas: request.deltas, sourceRows: request.sourceRows, snapshot: snapshot) }
         }
-        // The sinks' pairs, rendered here rather than on the hot path: a source view's changed groups restored
-        // into a table of their own (the same decoding as a restart), then rendered as a full view would be; a
-        // derived view's changes as they are.
-        var sinkPairs = [[SinkStateMachine.Pair]](repeating: [], count: sinks.count)
+        // The sinks' pairs, rendered here rather than on the hot path: a source view's changed groups straight from
+        // the delta's bytes into one batch when the templates allow it, else restored into a table of their own
+        // (the same decoding as a restart) and rendered as a full view would be; a derived view's changes as they are.
+        var sinkPairs = [SinkPairBatch](repeating: SinkPairBatch(), count: sinks.count)
         var tables: [Int: GroupTable] = [:]
         for (index, rendering) in renderings.enumerated() {
             var collisions = 0
@@ -211,6 +211,10 @@ final class CheckpointThread: @unchecked Sendable {
             case .groups(let deltaIndex):
                 let delta = request.deltas[deltaIndex]
                 if delta.isEmpty { continue }
+                if rendering.renderer.rendersDeltasDirectly {
+                    sinkPairs[index] = try rendering.renderer.pairs(ofDelta: delta, collisions: &collisions)
+                    break
+                }
                 let table = try tables[deltaIndex] ?? rendering.renderer.plan!.table { body in try delta.forEach(body) }
                 tables[deltaIndex] = table
                 sinkPairs[index] = try rendering.renderer.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
@@ -225,7 +229,7 @@ final class CheckpointThread: @unchecked Sendable {
         let summary = try commitLock.withLock {
             let summary = try store.commit(epoch: request.epoch, offsets: request.offsets) { writer in
                 for (viewIndex, delta) in request.deltas.enumerated() {
-                    try delta.forEach { key, state throws(StateError) in try writer.put(view: views[viewIndex], key: key, value: state) }
+                    try delta.forEachInKeyOrder { key, state throws(StateError) in try writer.put(view: views[viewIndex], key: key, value: state) }
                 }
                 for write in cascade.stateWrites {
                     if let value = write.value {

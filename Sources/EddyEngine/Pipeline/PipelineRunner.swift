@@ -317,7 +317,7 @@ public final class PipelineRunner: Sendable {
         let statistics = statistics
         let sinkName = sink.name
         let acknowledgedEpoch = checkpoint.acknowledgedEpochs[sink.name] ?? 0
-        @Sendable func render(countingCollisions: Bool) throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
+        @Sendable func render(countingCollisions: Bool) throws -> (progress: SinkProgress, pairs: SinkPairBatch) {
             // Under the commit lock: the entries, the epoch and the offsets of one checkpoint.
             let rendered = try commitLock.withLock { try renderer.renderCheckpoint(of: store, graph: graph, view: view, form: form) }
             if countingCollisions { self.reportKeyCollisions(rendered.collisions, sink: sinkName) }

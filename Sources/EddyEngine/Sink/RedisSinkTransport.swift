@@ -53,7 +53,7 @@ final class RedisSinkTransport: SinkTransport {
     func write(_ write: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal? {
         let writer = try connectedWriter()
         return try writer.write(
-            sink: sink, marker: Array(write.progress.markerText.utf8), pairs: write.pairs.lazy.map { (key: $0.key, value: $0.value) }
+            sink: sink, marker: Array(write.progress.markerText.utf8), pairs: write.pairs
         ) { bytes in
             guard let bytes else { return Self.check(.absent, write) }
             guard let marker = SinkProgress.parseMarker(bytes) else { return .unreadable(detail: Self.unreadable(bytes)) }

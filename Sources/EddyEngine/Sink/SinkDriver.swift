@@ -35,7 +35,7 @@ public protocol SinkTransportError: Error {
 public final class SinkDriver: @unchecked Sendable {
     public struct Hooks: Sendable {
         /// Renders the whole view from the latest committed checkpoint: its progress and pairs.
-        public var renderFullView: @Sendable () throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair])
+        public var renderFullView: @Sendable () throws -> (progress: SinkProgress, pairs: SinkPairBatch)
         /// Records the acknowledged epoch and its progress durably (the checkpoint store).
         public var recordAcknowledged: @Sendable (SinkProgress) throws -> Void
         /// Called when a write is applied (for metrics): epoch, keys, duration.
@@ -46,17 +46,17 @@ public final class SinkDriver: @unchecked Sendable {
         /// writer's marker (`false`), for metrics and status.
         public var otherWriterAhead: @Sendable (Bool) -> Void
         /// Renders the whole view for the repair (as `renderFullView`, without counting key collisions again).
-        public var renderForRepair: (@Sendable () throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]))?
+        public var renderForRepair: (@Sendable () throws -> (progress: SinkProgress, pairs: SinkPairBatch))?
         /// Called after each repair chunk (for metrics): keys compared, keys repaired; and when a pass ends.
         public var didRepair: @Sendable (_ compared: Int, _ repaired: Int, _ passFinished: Bool) -> Void
 
         public init(
-            renderFullView: @escaping @Sendable () throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]),
+            renderFullView: @escaping @Sendable () throws -> (progress: SinkProgress, pairs: SinkPairBatch),
             recordAcknowledged: @escaping @Sendable (SinkProgress) throws -> Void,
             didWrite: @escaping @Sendable (UInt64, Int, Duration) -> Void = { _, _, _ in },
             didFail: @escaping @Sendable (any Error) -> Void = { _ in },
             otherWriterAhead: @escaping @Sendable (Bool) -> Void = { _ in },
-            renderForRepair: (@Sendable () throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair]))? = nil,
+            renderForRepair: (@Sendable () throws -> (progress: SinkProgress, pairs: SinkPairBatch))? = nil,
             didRepair: @escaping @Sendable (_ compared: Int, _ repaired: Int, _ passFinished: Bool) -> Void = { _, _, _ in }
         ) {
             self.renderFullView = renderFullView
@@ -119,7 +119,7 @@ public final class SinkDriver: @unchecked Sendable {
     }
 
     /// Checkpoint `progress` is durable; `pairs` are its dirty keys rendered from it.
-    public func checkpointCommitted(_ progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
+    public func checkpointCommitted(_ progress: SinkProgress, pairs: SinkPairBatch) {
         condition.lock()
         let action = machine.checkpointCommitted(progress, pairs: pairs)
         repair?.checkpointCommitted(progress, pairs: pairs)

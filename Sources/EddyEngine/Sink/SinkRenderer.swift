@@ -10,6 +10,8 @@ struct SinkRenderer: Sendable {
     let plan: ViewPlan?
     /// The plan without HAVING, to name the keys of groups HAVING removed (upsert sinks delete them).
     private let keyPlan: ViewPlan?
+    /// Renders a source view's changed groups straight from their bytes, when the templates allow it.
+    private let direct: DirectTemplateRenderer?
     /// Seeds the hash of the collision check, so that crafted keys cannot aim at one slot.
     private let keySeed = UInt64.random(in: 0...UInt64.max)
 
@@ -21,6 +23,7 @@ struct SinkRenderer: Sendable {
         unfiltered.having = nil
         // The same shape as `plan`, which validated it.
         keyPlan = try! ViewPlan(view: unfiltered, source: plan.source)
+        direct = DirectTemplateRenderer(encoding: sink.redis.encoding, plan: plan)
     }
 
     /// A renderer of a view run by the dataflow operators (rows and changes only).
@@ -29,6 +32,7 @@ struct SinkRenderer: Sendable {
         self.view = view
         plan = nil
         keyPlan = nil
+        direct = nil
     }
 
     /// A renderer for `node` of a dataflow graph.
@@ -46,7 +50,7 @@ struct SinkRenderer: Sendable {
     /// Two groups can render to one key when the template cannot tell them apart (a NULL group and the text
     /// `NULL`, or `{a}{b}` for ('x','yz') and ('xy','z')): the later group's value is kept, a value always wins
     /// over a deletion, and `collisions` counts the keys so shared.
-    func pairs(of table: GroupTable, groups: some Sequence<Int>, collisions: inout Int) throws(EngineError) -> [SinkStateMachine.Pair] {
+    func pairs(of table: GroupTable, groups: some Sequence<Int>, collisions: inout Int) throws(EngineError) -> SinkPairBatch {
         guard let plan, let keyPlan else { preconditionFailure("view \(view.name) has no group table: it is run by the dataflow operators") }
         var collector = PairCollector(expectedCount: groups.underestimatedCount, seed: keySeed)
         for group in groups {
@@ -60,10 +64,48 @@ struct SinkRenderer: Sendable {
         return collector.pairs
     }
 
+    /// Whether `pairs(ofDelta:collisions:)` renders this sink (else render a table of the delta's groups with
+    /// `pairs(of:groups:collisions:)`).
+    var rendersDeltasDirectly: Bool { direct != nil }
+
+    /// The pairs of a source view's changed groups, rendered straight from the delta's bytes into one batch
+    /// (`DirectTemplateRenderer`): the same pairs as `pairs(of:groups:collisions:)` on a table of those groups.
+    /// - Precondition: `rendersDeltasDirectly`.
+    func pairs(ofDelta delta: BarrierDelta, collisions: inout Int) throws(EngineError) -> SinkPairBatch {
+        guard let direct else { preconditionFailure("sink \(sink.name) does not render deltas directly") }
+        // Keys and values are usually about as long as the storage keys and states they come from.
+        var collector = PairCollector(
+            batch: SinkPairBatch(reservingPairs: delta.count, bytes: delta.bytes.count), expectedCount: delta.count, seed: keySeed)
+        var scratch = DirectTemplateRenderer.Scratch(aggregates: direct.plan.count)
+        // When the template can render only one key for two groups, that key is the only one to check.
+        var sharedKeyPair = -1
+        do {
+            try delta.forEach { key, state throws(EngineError) in
+                try direct.render(key: key, state: state, into: &collector.batch, scratch: &scratch)
+                guard let sharedKey = direct.onlySharedKey else { return collector.checkLast() }
+                let last = collector.batch.count - 1
+                guard collector.batch.key(of: last, equals: sharedKey) else { return }
+                if sharedKeyPair < 0 {
+                    sharedKeyPair = last
+                } else {
+                    // Every pair sets a value: the later group's wins.
+                    collector.batch.replaceWithLast(sharedKeyPair)
+                    collisions += 1
+                }
+            }
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            preconditionFailure("only rendering throws: \(error)")
+        }
+        collisions += collector.collisions
+        return collector.pairs
+    }
+
     /// The pairs of an epoch's changes to the view: an inserted or updated row sets its key, a deleted row
     /// deletes its key (unless the sink is `force_append_only`), and an update that moves a row to another key
     /// deletes the old one. Collisions as in `pairs(of:groups:collisions:)`.
-    func pairs(of changes: ChangeBatch, collisions: inout Int) -> [SinkStateMachine.Pair] {
+    func pairs(of changes: ChangeBatch, collisions: inout Int) -> SinkPairBatch {
         var collector = PairCollector(expectedCount: changes.count, seed: keySeed)
         for index in 0..<changes.count {
             let newPair = changes.newRow(at: index).map { pair(for: Array($0)) }
@@ -78,7 +120,7 @@ struct SinkRenderer: Sendable {
     }
 
     /// The pairs of a whole view's rows. Collisions as in `pairs(of:groups:collisions:)`.
-    func pairs(ofRows rows: [[SQLValue]], collisions: inout Int) -> [SinkStateMachine.Pair] {
+    func pairs(ofRows rows: [[SQLValue]], collisions: inout Int) -> SinkPairBatch {
         var collector = PairCollector(expectedCount: rows.count, seed: keySeed)
         for row in rows { collector.add(pair(for: row)) }
         collisions += collector.collisions
@@ -115,44 +157,44 @@ struct SinkRenderer: Sendable {
     }
 }
 
-/// Pairs, one per key: the later pair of a key replaces the earlier, except that a deletion never replaces
-/// a value. Keys are checked in one flat table (no dictionary of byte arrays, whose hashing went byte by byte
-/// through Swift's Hasher).
+/// Pairs, one per key, in one batch: the later pair of a key replaces the earlier, except that a deletion never
+/// replaces a value. Keys are checked in an index over the batch's own bytes (no dictionary of byte arrays, whose
+/// hashing went byte by byte through Swift's Hasher, and no copy of the keys).
 private struct PairCollector {
-    private(set) var pairs: [SinkStateMachine.Pair] = []
+    /// The pairs so far; a renderer may append one in place, then call `checkLast()`.
+    var batch: SinkPairBatch
     /// Keys that were rendered more than once.
     private(set) var collisions = 0
-    private let seed: UInt64
-    /// Entry i is the key of pairs[keyIndices[i]].
-    private var keys: ByteSetTable
-    private var keyIndices: [Int] = []
-    /// An empty array has no buffer to hash; at most one key is empty.
-    private var emptyKeyIndex: Int?
+    private var keys: SinkPairKeyIndex
 
-    init(expectedCount: Int, seed: UInt64) {
-        self.seed = seed
-        pairs.reserveCapacity(expectedCount)
-        keys = ByteSetTable(expectedCount: max(16, expectedCount))
+    init(batch: SinkPairBatch = SinkPairBatch(), expectedCount: Int, seed: UInt64) {
+        self.batch = batch
+        keys = SinkPairKeyIndex(expectedCount: max(16, expectedCount), seed: seed)
     }
 
+    var pairs: SinkPairBatch { batch }
+
     mutating func add(_ pair: SinkStateMachine.Pair) {
-        let index: Int
-        if pair.key.isEmpty {
-            index = emptyKeyIndex ?? -1
-            if index < 0 { emptyKeyIndex = pairs.count }
-        } else {
-            index = pair.key.withUnsafeBufferPointer { key in
-                let hash = KeyHasher.hash(key.baseAddress.unsafelyUnwrapped, count: key.count, seed: seed)
-                let found = keys.find(key.baseAddress.unsafelyUnwrapped, count: key.count, hash: hash)
-                if found < 0 { keyIndices.append(pairs.count); _ = keys.insertNew(UnsafeRawBufferPointer(key), hash: hash) }
-                return found < 0 ? -1 : keyIndices[found]
-            }
+        batch.append(pair)
+        checkLast()
+    }
+
+    /// Checks the last pair's key against the earlier ones: a pair of its own if new, else merged into the earlier.
+    mutating func checkLast() {
+        let last = batch.count - 1
+        let (hash, found) = batch.withKey(last) { key, length in
+            let hash = keys.hash(key, count: length)
+            return (hash, keys.find(key, count: length, hash: hash, in: batch))
         }
-        guard index >= 0 else {
-            pairs.append(pair)
+        guard found >= 0 else {
+            keys.insert(last, hash: hash, in: batch)
             return
         }
         collisions += 1
-        if pair.value != nil || pairs[index].value == nil { pairs[index] = pair }
+        if batch.entries[last].hasValue || !batch.entries[found].hasValue {
+            batch.replaceWithLast(found)
+        } else {
+            batch.removeLast()
+        }
     }
 }

@@ -52,14 +52,14 @@ public struct SinkRepairPass: Sendable {
     public private(set) var position = 0
     public var isFinished: Bool { position >= pairs.count }
 
-    private let pairs: [SinkStateMachine.Pair]
+    private let pairs: SinkPairBatch
     /// Values of snapshot keys changed by epochs after the snapshot (nil: the key was deleted).
     private var overrides: [Bytes: Bytes?] = [:]
 
     /// - Parameters:
     ///   - progress: the checkpoint the pairs were rendered from.
     ///   - pairs: the whole view rendered from it (distinct keys).
-    public init(progress: SinkProgress, pairs: [SinkStateMachine.Pair]) {
+    public init(progress: SinkProgress, pairs: SinkPairBatch) {
         self.progress = progress
         self.pairs = pairs
     }

@@ -69,7 +69,7 @@ struct SinkRepairSchedule: Sendable {
     private(set) var due: ContinuousClock.Instant
     private var pass: SinkRepairPass?
     /// Non-nil while the view is being rendered: the epochs committed meanwhile, folded in afterwards.
-    private var committedWhileRendering: [(SinkProgress, [Pair])]?
+    private var committedWhileRendering: [(SinkProgress, SinkPairBatch)]?
     private var passStarted: ContinuousClock.Instant
     private var passRepaired = 0
     private var passLogged = 0
@@ -113,7 +113,7 @@ struct SinkRepairSchedule: Sendable {
     }
 
     /// The view was rendered from checkpoint `progress`.
-    mutating func rendered(_ progress: SinkProgress, pairs: [Pair], now: ContinuousClock.Instant) -> Report {
+    mutating func rendered(_ progress: SinkProgress, pairs: SinkPairBatch, now: ContinuousClock.Instant) -> Report {
         precondition(committedWhileRendering != nil, "rendered without a render task")
         var pass = SinkRepairPass(progress: progress, pairs: pairs)
         for (committed, pairs) in committedWhileRendering ?? [] { pass.advance(to: committed, pairs: pairs) }
@@ -134,7 +134,7 @@ struct SinkRepairSchedule: Sendable {
     }
 
     /// Checkpoint `progress` was committed with these dirty pairs.
-    mutating func checkpointCommitted(_ progress: SinkProgress, pairs: [Pair]) {
+    mutating func checkpointCommitted(_ progress: SinkProgress, pairs: SinkPairBatch) {
         if committedWhileRendering != nil { committedWhileRendering?.append((progress, pairs)) }
         pass?.advance(to: progress, pairs: pairs)
     }

@@ -35,13 +35,13 @@ public struct SinkStateMachine: Sendable {
     public struct Write: Sendable, Equatable {
         /// The checkpoint the values come from; it becomes Redis' marker.
         public var progress: SinkProgress
-        public var pairs: [Pair]
+        public var pairs: SinkPairBatch
         /// The whole view (else the keys changed since `base`).
         public var isWholeView: Bool
         /// What Redis acknowledged last: the values a delta builds on (nil when nothing was acknowledged).
         public var base: SinkProgress?
 
-        public init(progress: SinkProgress, pairs: [Pair], isWholeView: Bool, base: SinkProgress?) {
+        public init(progress: SinkProgress, pairs: SinkPairBatch, isWholeView: Bool, base: SinkProgress?) {
             self.progress = progress
             self.pairs = pairs
             self.isWholeView = isWholeView
@@ -140,9 +140,7 @@ public struct SinkStateMachine: Sendable {
     /// Redis' marker when it was found ahead of this daemon's checkpoints: no write until they reach it.
     public private(set) var waitingFor: SinkProgress?
     private var state: State = .connecting
-    private var pending: [PendingKey: (value: Bytes?, epoch: UInt64)] = [:]
-    /// Seeds the pending keys' hash, so that crafted keys cannot aim at one bucket.
-    private let keySeed = UInt64.random(in: 0...UInt64.max)
+    private var pending = PendingPairs()
     private var failedAttempts = 0
     /// Set when the dirty keys since Redis' values are unknown: the whole view is written next.
     private var needsFullView: Bool
@@ -225,21 +223,21 @@ public struct SinkStateMachine: Sendable {
     }
 
     /// Checkpoint `progress` committed durably; `pairs` are its dirty keys rendered from that checkpoint.
-    public mutating func checkpointCommitted(_ progress: SinkProgress, pairs: some Sequence<Pair>) -> Action {
+    public mutating func checkpointCommitted(_ progress: SinkProgress, pairs: SinkPairBatch) -> Action {
         precondition(progress.epoch > committed.epoch, "checkpoint epoch \(progress.epoch) is not after \(committed.epoch)")
         committed = progress
-        for pair in pairs { pending[pendingKey(pair.key)] = (pair.value, progress.epoch) }
+        pending.add(pairs, epoch: progress.epoch, replacing: true)
         if case .idle = state { return nextWrite() }
         return .none
     }
 
     /// The owner rendered the whole view as of checkpoint `progress` (it may be newer than when it was asked).
-    public mutating func fullViewRendered(_ progress: SinkProgress, pairs: [Pair]) -> Action {
+    public mutating func fullViewRendered(_ progress: SinkProgress, pairs: SinkPairBatch) -> Action {
         guard case .renderingFullView = state else { preconditionFailure("fullViewRendered in state \(state)") }
         precondition(progress.epoch <= committed.epoch, "rendered epoch \(progress.epoch) was never committed (newest \(committed.epoch))")
         needsFullView = false
         // Pending values from epochs up to the snapshot are contained in it; newer ones must go after it.
-        pending = pending.filter { $0.value.epoch > progress.epoch }
+        pending.removeAll(through: progress.epoch)
         let write = Write(progress: progress, pairs: pairs, isWholeView: true, base: acknowledged)
         state = .writing(write)
         return .write(write)
@@ -287,10 +285,7 @@ public struct SinkStateMachine: Sendable {
         if write.isWholeView {
             needsFullView = true
         } else {
-            for pair in write.pairs {
-                let key = pendingKey(pair.key)
-                if pending[key] == nil { pending[key] = (pair.value, write.progress.epoch) }
-            }
+            pending.add(write.pairs, epoch: write.progress.epoch, replacing: false)
         }
     }
 
@@ -330,27 +325,8 @@ public struct SinkStateMachine: Sendable {
         // An epoch with no dirty keys (every message filtered or bad) still moves the marker, so that
         // acknowledgement, backpressure and restarts see one rule.
         guard !pending.isEmpty || acknowledgedEpoch < committed.epoch else { return .none }
-        let pairs = pending.map { Pair(key: $0.key.bytes, value: $0.value.value) }
-        pending.removeAll(keepingCapacity: true)
-        let write = Write(progress: committed, pairs: pairs, isWholeView: false, base: acknowledged)
+        let write = Write(progress: committed, pairs: pending.takeAll(), isWholeView: false, base: acknowledged)
         state = .writing(write)
         return .write(write)
     }
-
-    private func pendingKey(_ bytes: Bytes) -> PendingKey {
-        let hash = bytes.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress.map { KeyHasher.hash($0, count: buffer.count, seed: keySeed) } ?? keySeed
-        }
-        return PendingKey(bytes: bytes, hash: hash)
-    }
-}
-
-/// A key waiting to be written: its bytes, and their hash computed once as one word (a `[UInt8]` key hashes
-/// through Swift's `Hasher` one byte at a time, which dominated coalescing at many keys).
-private struct PendingKey: Hashable {
-    let bytes: [UInt8]
-    let hash: UInt64
-
-    static func == (lhs: PendingKey, rhs: PendingKey) -> Bool { lhs.hash == rhs.hash && lhs.bytes == rhs.bytes }
-    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 }

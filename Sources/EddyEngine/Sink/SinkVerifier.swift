@@ -95,7 +95,7 @@ public struct SinkVerifier: Sendable {
         }
 
         // The checkpoint, rendered as the sink writes it.
-        let rendered: (progress: SinkProgress, pairs: [SinkStateMachine.Pair])
+        let rendered: (progress: SinkProgress, pairs: SinkPairBatch)
         do {
             let checkpoint = try store.loadCheckpoint()
             guard checkpoint.viewFingerprints[sink.viewName] == graph.fingerprint(ofView: target.view) else {
@@ -213,10 +213,10 @@ extension SinkRenderer {
     /// or checks its epoch afterwards.
     func renderCheckpoint(
         of store: CheckpointStore, graph: DataflowGraph, view index: Int, form: UInt64
-    ) throws -> (progress: SinkProgress, pairs: [SinkStateMachine.Pair], collisions: Int) {
+    ) throws -> (progress: SinkProgress, pairs: SinkPairBatch, collisions: Int) {
         let stored = try store.loadCheckpoint()
         var collisions = 0
-        let pairs: [SinkStateMachine.Pair]
+        let pairs: SinkPairBatch
         if let plan {
             let handle = try store.view(named: plan.view.name)
             let table = try plan.table { body in try store.forEachEntry(view: handle, body) }

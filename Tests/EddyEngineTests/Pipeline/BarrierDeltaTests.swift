@@ -53,4 +53,26 @@ import Testing
         #expect(delta.count == first)
         #expect(delta.bytes.withUnsafeBufferPointer { $0.baseAddress } == bytes)
     }
+
+    /// In key order, every entry comes once with its own state, sorted as LMDB sorts keys (bytewise, a prefix
+    /// first), also where keys share their first 24 bytes.
+    @Test func visitsEntriesInKeyOrder() {
+        var view = makeView()
+        let long = "abcdefghijklmnopqrstuvwxyz"  // past the 24 bytes compared as numbers
+        let users = [
+            "b", "a", "", "abcdefgh", "abcdefghij", "abcdefghi", #"abcdefgh\u0000"#, "zz", "é", "abcdefgg", long + "1", long + "0", long, long + "00",
+        ]
+        for (index, user) in users.enumerated() { view.apply(#"{"g": "\#(user)", "n": \#(index)}"#) }
+        view.apply(#"{"n": 99}"#)
+        var delta = BarrierDelta()
+        view.table.takeDirty(into: &delta)
+        var inOrder: [(key: [UInt8], state: [UInt8])] = []
+        delta.forEach { key, state in inOrder.append((Array(key), Array(state))) }
+        var sorted: [(key: [UInt8], state: [UInt8])] = []
+        delta.forEachInKeyOrder { key, state in sorted.append((Array(key), Array(state))) }
+        #expect(sorted.count == users.count + 1)
+        #expect(sorted.map(\.key) == inOrder.map(\.key).sorted { $0.lexicographicallyPrecedes($1) })
+        let states = Dictionary(uniqueKeysWithValues: inOrder.map { ($0.key, $0.state) })
+        #expect(sorted.allSatisfy { states[$0.key] == $0.state })
+    }
 }

@@ -39,7 +39,7 @@ private struct Harness {
 @Suite struct SinkRepairPassTests {
     @Test func aPassComparesTheWholeViewInChunksAndRepairsWhatDiffers() throws {
         let harness = try Harness()
-        let view = (0..<25).map { pair("key\($0)", "\($0)") }
+        let view = SinkPairBatch((0..<25).map { pair("key\($0)", "\($0)") })
         try harness.server.command("SET", marker, progress(3).markerText)
         for pair in view { try harness.server.command("SET", String(decoding: pair.key, as: UTF8.self), String(decoding: pair.value!, as: UTF8.self)) }
         // Someone else overwrites one key of the first chunk and deletes one of the last.

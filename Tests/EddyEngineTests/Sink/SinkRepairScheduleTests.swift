@@ -11,7 +11,7 @@ private func progress(_ epoch: UInt64) -> SinkProgress {
     SinkProgress(epoch: epoch, form: 1, offsets: [TopicPartition(topic: "t", partition: 0): Int64(epoch) * 10])
 }
 
-private func view(_ count: Int) -> [Pair] { (0..<count).map { pair("k\($0)", "\($0)") } }
+private func view(_ count: Int) -> SinkPairBatch { SinkPairBatch((0..<count).map { pair("k\($0)", "\($0)") }) }
 
 @Suite struct SinkRepairScheduleTests {
     /// 10 keys per chunk (a tenth of a second at 100 keys/s), one pass per 10 s.

@@ -161,7 +161,7 @@ private func written(_ action: SinkStateMachine.Action) -> Write? {
         let delta = written(machine.checkpointCommitted(at(2, 3), pairs: [pair("click", 2)]))!
         #expect(SinkStateMachine.fence(marker: .absent, write: delta) == .wholeViewNeeded(.redisLostData))
         #expect(machine.writeRefused(.wholeViewNeeded(.redisLostData)) == .renderFullView)
-        let snapshot = [pair("click", 2), pair("scroll", 1)]
+        let snapshot: SinkPairBatch = [pair("click", 2), pair("scroll", 1)]
         let whole = written(machine.fullViewRendered(at(2, 3), pairs: snapshot))!
         #expect(SinkStateMachine.fence(marker: .absent, write: whole) == nil)
         #expect(machine.writeSucceeded() == .none)
@@ -310,7 +310,7 @@ private func written(_ action: SinkStateMachine.Action) -> Write? {
         let dirty = Set((daemon.offset..<next).map { simulation.key($0) }).sorted().map { pair($0, counts[$0]!) }
         daemon.offset = next
         daemon.epoch += 1
-        let action = daemon.machine.checkpointCommitted(at(daemon.epoch, next), pairs: dirty)
+        let action = daemon.machine.checkpointCommitted(at(daemon.epoch, next), pairs: SinkPairBatch(dirty))
         if action != .none { daemon.action = action }
     }
 
@@ -324,7 +324,7 @@ private func written(_ action: SinkStateMachine.Action) -> Write? {
             daemon.action = faults && simulation.chance(15) ? daemon.machine.connectFailed() : daemon.machine.connected(marker: simulation.marker)
         case .renderFullView:
             let counts = simulation.view(at: daemon.offset)
-            daemon.action = daemon.machine.fullViewRendered(at(daemon.epoch, daemon.offset), pairs: counts.sorted { $0.key < $1.key }.map { pair($0.key, $0.value) })
+            daemon.action = daemon.machine.fullViewRendered(at(daemon.epoch, daemon.offset), pairs: SinkPairBatch(counts.sorted { $0.key < $1.key }.map { pair($0.key, $0.value) }))
         case .retryAfterBackoff:
             daemon.action = daemon.machine.retryTimerFired()
         case .write(let write):
