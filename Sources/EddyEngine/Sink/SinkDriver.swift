@@ -31,12 +31,15 @@ public protocol SinkTransportError: Error {
 /// the same connection, a chunk at a time, so an epoch to write never waits for more than one chunk.
 ///
 /// Thread contract: `checkpointCommitted`, `unacknowledgedEpochs`, `flush` and `stop` may be called from any
-/// thread; all Redis I/O, rendering of the full view and recording of acknowledgements run on the driver's thread.
+/// thread; all Redis I/O and rendering of the full view run on the driver's thread. Acknowledgements are handed
+/// to `Hooks.recordAcknowledged` there; in a pipeline that queues them for the checkpoint coordinator, the
+/// store's only writer.
 public final class SinkDriver: @unchecked Sendable {
     public struct Hooks: Sendable {
         /// Renders the whole view from the latest committed checkpoint: its progress and pairs.
         public var renderFullView: @Sendable () throws -> (progress: SinkProgress, pairs: SinkPairBatch)
-        /// Records the acknowledged epoch and its progress durably (the checkpoint store).
+        /// Records the acknowledged epoch and its progress (in a pipeline: hands them to the checkpoint coordinator,
+        /// which writes them to the store between checkpoints).
         public var recordAcknowledged: @Sendable (SinkProgress) throws -> Void
         /// Called when a write is applied (for metrics): epoch, keys, duration.
         public var didWrite: @Sendable (UInt64, Int, Duration) -> Void
