@@ -59,6 +59,12 @@ struct RedisCommandEncoder {
         argumentCount += other.argumentCount
     }
 
+    /// Bytes already in the wire protocol (arguments another encoder wrote), counted as `arguments` arguments.
+    mutating func appendEncoded(_ encoded: UnsafeRawBufferPointer, arguments: Int) {
+        bytes.append(contentsOf: encoded)
+        argumentCount += arguments
+    }
+
     /// A whole command from its arguments.
     mutating func appendCommand(_ arguments: [[UInt8]]) {
         appendCommandHeader(argumentCount: arguments.count)

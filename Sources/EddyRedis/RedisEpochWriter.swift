@@ -66,8 +66,11 @@ public final class RedisEpochWriter: @unchecked Sendable {
     private var command = RedisCommandEncoder()
     private var setCount = 0
     private var deleteCount = 0
-    private var msetCount = 0
-    private var delCount = 0
+    /// What each queued command of `sets`, then of `deletes`, returns once applied.
+    private var setResults: [ExpectedResult] = []
+    private var deleteResults: [ExpectedResult] = []
+    /// The stream whose entries `sets` holds (`RedisValueLayout.Kind.stream`), and their sequence.
+    private var stream: (key: [UInt8], sequence: UInt64)?
     /// Tests only: runs between reading the marker and sending the transaction.
     var afterMarkerRead: (() -> Void)?
 
@@ -120,15 +123,24 @@ public final class RedisEpochWriter: @unchecked Sendable {
     ///   sets the marker), `invalidMarker` (the marker holds something else), `serverUnavailable` (the marker
     ///   kept changing: another writer), `timeout`/`connectionBroken` (connection closed; a new connection's
     ///   retry is safe: a transaction still queued in Redis died with the old socket).
+    ///
+    /// `layout` says what the pairs become (`RedisValueLayout`). A stream's entries get IDs
+    /// `<entrySequence>-1`, `-2`, …: the caller gives a sequence that grows with every write the fence lets
+    /// through (Eddy: the sum of the write's source offsets) and stays equal when one point of the stream is
+    /// written again. The stream's last entry is read under `WATCH` beside the marker: when its sequence is
+    /// `entrySequence` or later, the entries are left out (they are there already) and the rest of the epoch
+    /// applies, so a re-sent epoch adds no entry twice and no `XADD` is ever refused inside `EXEC`.
     public func write<Pairs: RedisEpochPairs, Refusal: Sendable>(
         sink: String,
         marker: [UInt8],
         pairs: Pairs,
+        layout: RedisValueLayout = .string,
+        entrySequence: UInt64 = 0,
         check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
     ) throws(RedisError) -> Refusal? {
         defer { releaseLargeBuffers() }
         let markerKey = Self.markerKey(sink: sink)
-        encode(pairs)
+        encode(pairs, layout: layout, entrySequence: entrySequence)
         let refusal = try runTransaction(markerKey: markerKey, newMarker: marker, check: check)
         logger.trace(
             "Redis epoch write",
@@ -146,49 +158,141 @@ public final class RedisEpochWriter: @unchecked Sendable {
         sink: String,
         marker: [UInt8],
         pairs: Pairs,
+        layout: RedisValueLayout = .string,
+        entrySequence: UInt64 = 0,
         check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
     ) throws(RedisError) -> Refusal? where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
-        try write(sink: sink, marker: marker, pairs: RedisArrayPairs(pairs: pairs), check: check)
+        try write(sink: sink, marker: marker, pairs: RedisArrayPairs(pairs: pairs), layout: layout, entrySequence: entrySequence, check: check)
     }
 
     // MARK: - Transaction
 
-    /// Encodes the `MSET`s and `DEL`s straight into their pipelines: the pairs are counted first, so each
-    /// command's header is known before its arguments (no second copy of the keys and values).
-    private func encode<Pairs: RedisEpochPairs>(_ pairs: Pairs) {
+    /// What a queued command returns once applied.
+    enum ExpectedResult {
+        /// `OK` (`MSET`, `SET`).
+        case ok
+        /// The number of keys removed, at most this many (`DEL`).
+        case removedAtMost(Int64)
+        /// Any integer (`HSET`, `EXPIRE`, `PUBLISH`).
+        case integer
+        /// A bulk string (`XADD`: the entry's ID).
+        case entryID
+    }
+
+    /// Encodes the epoch's commands straight into their pipelines: the values' commands into `sets`, the `DEL`s
+    /// (and a stream's `EXPIRE`) into `deletes`. For strings without TTL the pairs are counted first, so that
+    /// each `MSET`'s header is known before its arguments (no second copy of the keys and values).
+    private func encode<Pairs: RedisEpochPairs>(_ pairs: Pairs, layout: RedisValueLayout, entrySequence: UInt64) {
         sets.reset()
         deletes.reset()
+        setResults.removeAll(keepingCapacity: true)
+        deleteResults.removeAll(keepingCapacity: true)
+        stream = nil
         (setCount, deleteCount) = (0, 0)
         pairs.forEachKeyValue { _, value in
             if value != nil { setCount += 1 } else { deleteCount += 1 }
         }
-        msetCount = (setCount + Self.pairsPerMSET - 1) / Self.pairsPerMSET
-        delCount = (deleteCount + Self.keysPerDEL - 1) / Self.keysPerDEL
-        var setsLeft = setCount
-        var deletesLeft = deleteCount
-        var setsInCommand = 0
-        var deletesInCommand = 0
-        pairs.forEachKeyValue { key, value in
-            if let value {
-                if setsInCommand == 0 {
-                    setsInCommand = min(Self.pairsPerMSET, setsLeft)
-                    setsLeft -= setsInCommand
-                    sets.appendCommandHeader(argumentCount: 1 + 2 * setsInCommand)
-                    sets.appendArgument("MSET")
-                }
+        let ttl = layout.ttlSeconds.map { UInt64($0) }
+        switch layout.kind {
+        case .string where ttl == nil:
+            encodeMSETs(pairs)
+        case .string:
+            pairs.forEachKeyValue { key, value in
+                guard let value else { return }
+                sets.appendCommandHeader(argumentCount: 5)
+                sets.appendArgument("SET")
                 sets.appendArgument(key)
                 sets.appendArgument(value)
-                setsInCommand -= 1
-            } else {
-                if deletesInCommand == 0 {
-                    deletesInCommand = min(Self.keysPerDEL, deletesLeft)
-                    deletesLeft -= deletesInCommand
-                    deletes.appendCommandHeader(argumentCount: 1 + deletesInCommand)
-                    deletes.appendArgument("DEL")
-                }
-                deletes.appendArgument(key)
-                deletesInCommand -= 1
+                sets.appendArgument("EX")
+                sets.appendArgument(ttl!)
+                setResults.append(.ok)
             }
+        case .hash:
+            pairs.forEachKeyValue { key, value in
+                guard let value, let (count, fields) = RedisValueLayout.splitHashFields(value) else { return }
+                // DEL first: the hash then holds exactly these fields, whatever the key held before.
+                sets.appendCommandHeader(argumentCount: 2)
+                sets.appendArgument("DEL")
+                sets.appendArgument(key)
+                setResults.append(.removedAtMost(1))
+                guard count > 0 else { return }
+                sets.appendCommandHeader(argumentCount: 2 + 2 * count)
+                sets.appendArgument("HSET")
+                sets.appendArgument(key)
+                sets.appendEncoded(fields, arguments: 2 * count)
+                setResults.append(.integer)
+                if let ttl { appendExpire(key, ttl, into: &sets, results: &setResults) }
+            }
+        case .stream(let name):
+            stream = (name, entrySequence)
+            var entry: UInt64 = 0
+            pairs.forEachKeyValue { key, value in
+                entry += 1
+                sets.appendCommandHeader(argumentCount: 5)
+                sets.appendArgument("XADD")
+                sets.appendArgument(name)
+                sets.appendArgument("\(entrySequence)-\(entry)")
+                sets.appendArgument(key)
+                if let value { sets.appendArgument(value) } else { sets.appendArgument([UInt8]()) }
+                setResults.append(.entryID)
+            }
+            // Into `deletes`, which is always sent: the TTL holds even when the entries are there already.
+            if let ttl { name.withUnsafeBytes { appendExpire($0, ttl, into: &deletes, results: &deleteResults) } }
+            return
+        case .pubsub(let channel):
+            pairs.forEachKeyValue { _, value in
+                guard let value else { return }
+                sets.appendCommandHeader(argumentCount: 3)
+                sets.appendArgument("PUBLISH")
+                sets.appendArgument(channel)
+                sets.appendArgument(value)
+                setResults.append(.integer)
+            }
+            return
+        }
+        encodeDELs(pairs)
+    }
+
+    private func appendExpire(_ key: UnsafeRawBufferPointer, _ ttl: UInt64, into encoder: inout RedisCommandEncoder, results: inout [ExpectedResult]) {
+        encoder.appendCommandHeader(argumentCount: 3)
+        encoder.appendArgument("EXPIRE")
+        encoder.appendArgument(key)
+        encoder.appendArgument(ttl)
+        results.append(.integer)
+    }
+
+    private func encodeMSETs<Pairs: RedisEpochPairs>(_ pairs: Pairs) {
+        var setsLeft = setCount
+        var setsInCommand = 0
+        pairs.forEachKeyValue { key, value in
+            guard let value else { return }
+            if setsInCommand == 0 {
+                setsInCommand = min(Self.pairsPerMSET, setsLeft)
+                setsLeft -= setsInCommand
+                sets.appendCommandHeader(argumentCount: 1 + 2 * setsInCommand)
+                sets.appendArgument("MSET")
+                setResults.append(.ok)
+            }
+            sets.appendArgument(key)
+            sets.appendArgument(value)
+            setsInCommand -= 1
+        }
+    }
+
+    private func encodeDELs<Pairs: RedisEpochPairs>(_ pairs: Pairs) {
+        var deletesLeft = deleteCount
+        var deletesInCommand = 0
+        pairs.forEachKeyValue { key, value in
+            guard value == nil else { return }
+            if deletesInCommand == 0 {
+                deletesInCommand = min(Self.keysPerDEL, deletesLeft)
+                deletesLeft -= deletesInCommand
+                deletes.appendCommandHeader(argumentCount: 1 + deletesInCommand)
+                deletes.appendArgument("DEL")
+                deleteResults.append(.removedAtMost(Int64(deletesInCommand)))
+            }
+            deletes.appendArgument(key)
+            deletesInCommand -= 1
         }
     }
 
@@ -197,25 +301,35 @@ public final class RedisEpochWriter: @unchecked Sendable {
     ) throws(RedisError) -> Refusal? {
         for _ in 0..<Self.transactionAttempts {
             // 1. Watch the marker and read it: EXEC below applies nothing if anyone changes it meanwhile.
+            // A stream is watched too, and its last entry read: entries of this sequence or later are there already.
             command.reset()
-            command.appendCommandHeader(argumentCount: 2)
+            command.appendCommandHeader(argumentCount: stream == nil ? 2 : 3)
             command.appendArgument("WATCH")
             command.appendArgument(markerKey)
+            if let stream { command.appendArgument(stream.key) }
             command.appendCommandHeader(argumentCount: 2)
             command.appendArgument("GET")
             command.appendArgument(markerKey)
+            if let stream {
+                command.appendCommand([Array("XREVRANGE".utf8), stream.key, [UInt8(ascii: "+")], [UInt8(ascii: "-")], Array("COUNT".utf8), [UInt8(ascii: "1")]])
+            }
             try connection.send(command.bytes, commandName: "WATCH + GET")
-            // Both replies are read before either is checked: an error from WATCH (a user without the
+            // Every reply is read before any is checked: an error from WATCH (a user without the
             // permission) must not leave GET's reply unread, out of step for the next command.
             let watchReply = try connection.receive(commandName: "WATCH")
             let markerReply = try connection.receive(commandName: "GET")
+            let streamReply = stream == nil ? nil : try connection.receive(commandName: "XREVRANGE")
             _ = try watchReply.checked(by: connection, commandName: "WATCH")
             let marker: [UInt8]?
+            var entriesPresent = false
             do throws(RedisError) {
                 if case .error(let message) = markerReply, message.hasPrefix("WRONGTYPE") {
                     throw invalidMarker(key: markerKey, detail: "holds a \(try typeName(of: markerKey)), not an epoch marker")
                 }
                 marker = try self.marker(from: markerReply.checked(by: connection, commandName: "GET"), key: markerKey)
+                if let stream, let streamReply {
+                    entriesPresent = try lastEntrySequence(streamReply, stream: stream.key).map { $0 >= stream.sequence } ?? false
+                }
             } catch {
                 try unwatch()
                 throw error
@@ -238,7 +352,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
             command.appendCommandHeader(argumentCount: 1)
             command.appendArgument("MULTI")
             try connection.send(command.bytes, commandName: "MULTI")
-            try connection.send(sets.bytes, commandName: "MULTI")
+            if !entriesPresent { try connection.send(sets.bytes, commandName: "MULTI") }
             try connection.send(deletes.bytes, commandName: "MULTI")
             command.reset()
             command.appendCommandHeader(argumentCount: 3)
@@ -252,7 +366,11 @@ public final class RedisEpochWriter: @unchecked Sendable {
             let name = "the epoch write (MULTI/EXEC)"
             _ = try connection.receive(commandName: "MULTI").checked(by: connection, commandName: "MULTI")
             var refusedWhileQueued: String?
-            for _ in 0..<(msetCount + delCount + 1) {
+            let sentResults = (entriesPresent ? 0 : setResults.count) + deleteResults.count
+            if entriesPresent {
+                logger.debug("the stream holds this write's entries already; writing the rest of the epoch", metadata: ["eddy.redis.key": "\(String(decoding: stream?.key ?? [], as: UTF8.self))"])
+            }
+            for _ in 0..<(sentResults + 1) {
                 let queued = try connection.receive(commandName: name)
                 if case .error(let message) = queued, refusedWhileQueued == nil { refusedWhileQueued = message }
             }
@@ -263,9 +381,9 @@ public final class RedisEpochWriter: @unchecked Sendable {
             case .error(let message):
                 // EXECABORT: nothing was applied.
                 throw connection.serverError(Self.abortReason(execError: message, refusedWhileQueued: refusedWhileQueued), commandName: name)
-            case .array(let results) where results.count == msetCount + delCount + 1:
-                if let failed = firstUnexpectedResult(results) {
-                    // MSET, DEL and SET do not fail once queued; if one ever did, say so plainly.
+            case .array(let results) where results.count == sentResults + 1:
+                if let failed = firstUnexpectedResult(results, entriesSent: !entriesPresent) {
+                    // No queued command fails once the key types are right; if one ever did, say so plainly.
                     throw RedisError(
                         code: .serverError,
                         reason: "Redis at \(connection.url.address) applied the epoch write only in part (command \(failed + 2) of the transaction returned \(results[failed].summary))",
@@ -293,19 +411,41 @@ public final class RedisEpochWriter: @unchecked Sendable {
         return execError.hasPrefix(prefix) ? String(execError.dropFirst(prefix.count)) : execError
     }
 
-    /// The index of the first `EXEC` result that is not what its command returns once applied: `OK` for
-    /// `MSET` and the marker's `SET`, for `DEL` the number of keys it removed (at most those it named).
-    private func firstUnexpectedResult(_ results: [RedisReply]) -> Int? {
-        for (index, result) in results.enumerated() {
-            let delIndex = index - msetCount
-            if delIndex >= 0 && delIndex < delCount {
-                let named = Int64(min(Self.keysPerDEL, deleteCount - delIndex * Self.keysPerDEL))
-                guard case .integer(let removed) = result, (0...named).contains(removed) else { return index }
-            } else if result != .status("OK") {
-                return index
+    /// The index of the first `EXEC` result that is not what its command returns once applied (`ExpectedResult`;
+    /// the marker's `SET` last: `OK`).
+    private func firstUnexpectedResult(_ results: [RedisReply], entriesSent: Bool) -> Int? {
+        let expected = (entriesSent ? setResults : []) + deleteResults + [.ok]
+        for (index, (result, expectation)) in zip(results, expected).enumerated() {
+            switch (expectation, result) {
+            case (.ok, .status("OK")), (.integer, .integer), (.entryID, .string): continue
+            case (.removedAtMost(let named), .integer(let removed)) where (0...named).contains(removed): continue
+            default: return index
             }
         }
         return nil
+    }
+
+    /// The sequence (the part before `-`) of a stream's last entry, from `XREVRANGE key + - COUNT 1`; nil when
+    /// the stream is empty or absent.
+    private func lastEntrySequence(_ reply: RedisReply, stream key: [UInt8]) throws(RedisError) -> UInt64? {
+        let name = String(decoding: key, as: UTF8.self)
+        if case .error(let message) = reply, message.hasPrefix("WRONGTYPE") {
+            throw RedisError(
+                code: .serverError,
+                reason: "stream key \(name) on Redis at \(connection.url.address) holds a \(try typeName(of: name)), not a stream: another program uses this key",
+                isRetriable: false, breaksConnection: false)
+        }
+        switch try reply.checked(by: connection, commandName: "XREVRANGE") {
+        case .array(let entries) where entries.isEmpty:
+            return nil
+        case .array(let entries):
+            guard case .array(let entry) = entries[0], case .string(let id)? = entry.first,
+                let sequence = UInt64(String(decoding: id.prefix { $0 != UInt8(ascii: "-") }, as: UTF8.self))
+            else { throw connection.breakingProtocolError("XREVRANGE \(name) returned an entry without an ID") }
+            return sequence
+        case let other:
+            throw connection.breakingProtocolError("XREVRANGE \(name) returned \(other.summary)")
+        }
     }
 
     private func unwatch() throws(RedisError) {

@@ -291,7 +291,7 @@ public final class PipelineRunner: Sendable {
         let primaryKey = sink.redis.primaryKeyColumns.map { view.outputColumns[$0].name }.joined(separator: ",")
         let outputs = view.outputColumns.map { "\($0.name)=\($0.expression)" }.joined(separator: ", ")
         return "\(encoding); primary key \(primaryKey); append-only \(sink.redis.forceAppendOnly); view \(view.name): \(outputs)"
-            + (view.having.map { "; having \($0)" } ?? "")
+            + (view.having.map { "; having \($0)" } ?? "") + sink.redis.layoutFingerprint
     }
 
     /// The progress of a checkpoint of this pipeline's sources, as `sink` (output form `form`) writes it.
@@ -312,7 +312,7 @@ public final class PipelineRunner: Sendable {
         let renderer = SinkRenderer(sink: sink, node: graph.nodes[view])
         let graph = graph
         let transport = RedisSinkTransport(
-            sink: sink.name, url: sink.redisURL,
+            sink: sink.name, url: sink.redisURL, layout: sink.redis.layout,
             connectTimeout: options.redisConnectTimeout, commandTimeout: options.redisCommandTimeout, logger: logger)
         let statistics = statistics
         let sinkName = sink.name
@@ -327,7 +327,8 @@ public final class PipelineRunner: Sendable {
             name: sink.name, transport: transport, acknowledgedEpoch: acknowledgedEpoch,
             acknowledged: checkpoint.acknowledgedOffsets[sink.name].map { progress(epoch: acknowledgedEpoch, offsets: $0, form: form) },
             committed: progress(epoch: checkpoint.epoch, offsets: checkpoint.offsets, form: form),
-            backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval, repair: options.sinkRepair,
+            backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval,
+            repair: sink.redis.isComparable ? options.sinkRepair : nil,
             hooks: .init(
                 renderFullView: { try render(countingCollisions: true) },
                 recordAcknowledged: acknowledge,

@@ -1,4 +1,5 @@
 import EddyRedis
+import EddySQL
 import Logging
 
 /// `SinkTransport` over hiredis: one connection, made again after any error that breaks it. Used only on
@@ -9,12 +10,14 @@ final class RedisSinkTransport: SinkTransport {
     private let connectTimeout: Duration
     private let commandTimeout: Duration
     private let logger: Logger
+    private let layout: RedisValueLayout
     private var writer: RedisEpochWriter?
     private var repairer: RedisKeyRepairer?
     private var warnedAboutEviction = false
 
-    init(sink: String, url: RedisURL, connectTimeout: Duration, commandTimeout: Duration, logger: Logger) {
+    init(sink: String, url: RedisURL, layout: RedisValueLayout = .string, connectTimeout: Duration, commandTimeout: Duration, logger: Logger) {
         self.sink = sink
+        self.layout = layout
         self.url = url
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
@@ -53,7 +56,8 @@ final class RedisSinkTransport: SinkTransport {
     func write(_ write: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal? {
         let writer = try connectedWriter()
         return try writer.write(
-            sink: sink, marker: Array(write.progress.markerText.utf8), pairs: write.pairs
+            sink: sink, marker: Array(write.progress.markerText.utf8), pairs: write.pairs, layout: layout,
+            entrySequence: Self.entrySequence(of: write.progress)
         ) { bytes in
             guard let bytes else { return Self.check(.absent, write) }
             guard let marker = SinkProgress.parseMarker(bytes) else { return .unreadable(detail: Self.unreadable(bytes)) }
@@ -64,6 +68,14 @@ final class RedisSinkTransport: SinkTransport {
     func compare(_ chunk: SinkRepairPass.Chunk, repair: Bool) throws -> RedisChunkComparison {
         guard let repairer else { throw RedisError(code: .connectionBroken, reason: "not connected to Redis at \(url.address)", isRetriable: true, breaksConnection: true) }
         return try repairer.compare(markerKey: RedisEpochWriter.markerKey(sink: sink), pairs: chunk.pairs, repair: repair, markerMatches: chunk.progress.isHeld(byMarker:))
+    }
+
+    /// A stream entry's sequence for a write of `progress`: the sum of its offsets. The fence applies a write only
+    /// when every offset is at least the marker's and one is further, so the sum grows with every applied write,
+    /// and one point of the stream always has the same sum — in every copy of the daemon, unlike epoch numbers,
+    /// which two copies of one state directory count alike.
+    static func entrySequence(of progress: SinkProgress) -> UInt64 {
+        progress.offsets.values.reduce(0) { $0 &+ UInt64(max(0, $1)) }
     }
 
     /// The name the sink's connections carry in `CLIENT LIST`: `eddy:<sink>`.
@@ -91,4 +103,32 @@ final class RedisSinkTransport: SinkTransport {
 
 extension RedisError: SinkTransportError {
     public var connectionLost: Bool { breaksConnection }
+}
+
+extension RedisSinkSettings {
+    /// What the sink's pairs become in Redis.
+    var layout: RedisValueLayout {
+        let kind: RedisValueLayout.Kind = switch valueType {
+        case .string: .string
+        case .hash: .hash
+        case .stream(let name): .stream(name: Array(name.utf8))
+        case .pubsub(let channel): .pubsub(channel: Array(channel.utf8))
+        }
+        return RedisValueLayout(kind: kind, ttlSeconds: ttlSeconds)
+    }
+
+    /// Whether Redis can be compared with the checkpoint key by key (`SinkRepairPass`, `eddy verify`): plain string
+    /// values that stay until replaced. A hash is read another way, stream entries and messages are a history
+    /// rather than the view, and keys with a TTL leave by design.
+    var isComparable: Bool { valueType == .string && ttlSeconds == nil }
+
+    /// What the fingerprint adds beyond string values without TTL (nothing then, so that existing sinks keep their
+    /// output form).
+    var layoutFingerprint: String {
+        var parts: [String] = []
+        if valueType != .string { parts.append("value type \(valueType)") }
+        if let ttlSeconds { parts.append("ttl \(ttlSeconds)") }
+        if keyAsText { parts.append("key text") }
+        return parts.map { "; " + $0 }.joined()
+    }
 }

@@ -1,4 +1,5 @@
 import EddyDataflow
+import EddyRedis
 import EddySQL
 
 /// Renders a view's rows into a sink's Redis keys and values (`ENCODE TEMPLATE` or `ENCODE JSON`): the groups
@@ -23,7 +24,8 @@ struct SinkRenderer: Sendable {
         unfiltered.having = nil
         // The same shape as `plan`, which validated it.
         keyPlan = try! ViewPlan(view: unfiltered, source: plan.source)
-        direct = DirectTemplateRenderer(encoding: sink.redis.encoding, plan: plan)
+        // A hash's value is its fields, which only the general path renders.
+        direct = sink.redis.valueType == .hash ? nil : DirectTemplateRenderer(encoding: sink.redis.encoding, plan: plan)
     }
 
     /// A renderer of a view run by the dataflow operators (rows and changes only).
@@ -135,12 +137,20 @@ struct SinkRenderer: Sendable {
     private func key(for row: [SQLValue]) -> [UInt8] {
         switch sink.redis.encoding {
         case .template(let key, _): Array(key.render { row[$0] }.utf8)
+        // KEY ENCODE TEXT: the one primary key column's text.
+        case .json where sink.redis.keyAsText: Array(row[sink.redis.primaryKeyColumns[0]].text.utf8)
         case .json: Array(Self.jsonObject(sink.redis.primaryKeyColumns.map { (view.outputColumns[$0].name, row[$0]) }).utf8)
         }
     }
 
     private func value(for row: [SQLValue]) -> [UInt8] {
-        switch sink.redis.encoding {
+        if sink.redis.valueType == .hash {
+            // A field per column, its SQL text; a NULL column has no field (HGET answers nil, as for NULL).
+            return RedisValueLayout.hashFields(view.outputColumns.indices.compactMap { index in
+                row[index].isNull ? nil : (view.outputColumns[index].name, row[index].text)
+            })
+        }
+        return switch sink.redis.encoding {
         case .template(_, let value): Array(value.render { row[$0] }.utf8)
         case .json: Array(Self.jsonObject(view.outputColumns.indices.map { (view.outputColumns[$0].name, row[$0]) }).utf8)
         }

@@ -379,6 +379,35 @@ public struct RedisSinkSettings: Sendable {
     public var forceAppendOnly: Bool
     /// `sink.max_pending_epochs`: consumption pauses while more epochs than this await Redis.
     public var maxPendingEpochs: Int?
+    /// `redis_value_type`: what Redis type a row becomes.
+    public var valueType: ValueType = .string
+    /// `redis.ttl_seconds`: every key written (a stream: the stream) expires this long after its last write.
+    public var ttlSeconds: Int?
+    /// `FORMAT UPSERT` (else `PLAIN`): rows that leave the view are always deleted.
+    public var isUpsert = false
+    /// `KEY ENCODE TEXT` (with `ENCODE JSON`): the key is the primary key column's text, not a JSON object.
+    public var keyAsText = false
+
+    /// `redis_value_type` (RisingWave's option; `hash` is Eddy's own).
+    public enum ValueType: Sendable, Equatable, CustomStringConvertible {
+        /// `SET key value` (the default).
+        case string
+        /// One hash per key (`HSET`), a field per output column of the view.
+        case hash
+        /// `XADD stream` of each written change: the key as field, the value as its value.
+        case stream(name: String)
+        /// `PUBLISH channel value` of each written change: at most once (a subscriber that is away misses it).
+        case pubsub(channel: String)
+
+        public var description: String {
+            switch self {
+            case .string: "string"
+            case .hash: "hash"
+            case .stream(let name): "stream '\(name)'"
+            case .pubsub(let channel): "pubsub channel '\(channel)'"
+            }
+        }
+    }
 }
 
 /// A `key_format` or `value_format`: text with `{column}` placeholders.

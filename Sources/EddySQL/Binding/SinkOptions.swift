@@ -7,7 +7,9 @@ struct SinkOptionsCompiler {
     /// TLS options, named as RisingWave's Kafka connector names them (`properties.ssl.*.location`, from
     /// librdkafka), since RisingWave's Redis sink has none (its `rediss://` trusts the system store only).
     static let tlsOptions = ["redis.ssl.ca.location", "redis.ssl.certificate.location", "redis.ssl.key.location", "redis.ssl.server.name"]
-    static let accepted = ["connector", "primary_key", "redis.url"] + tlsOptions + ["sink.max_pending_epochs"]
+    static let accepted = ["connector", "primary_key", "redis.url"] + tlsOptions + ["sink.max_pending_epochs", "redis.ttl_seconds"]
+    /// `redis_value_type` and the options that go with it, in `FORMAT ... ENCODE ... (...)` as RisingWave has them.
+    static let valueTypeOptions = ["redis_value_type", "stream", "channel", "stream_column", "channel_column"]
 
     mutating func compile(_ statement: CreateSink, view: View) -> RedisSinkSettings? {
         let errorCount = errors.count
@@ -84,10 +86,11 @@ struct SinkOptionsCompiler {
             errors.append(source.error(.invalidOption, "sink '\(statement.name.name)' needs FORMAT PLAIN ENCODE TEMPLATE (key_format='...', value_format='...') or FORMAT PLAIN ENCODE JSON", from: statement.end - 1, to: statement.end))
             return nil
         }
-        guard format.format.name == "plain" else {
-            errors.append(source.error(.unsupported, "FORMAT \(format.format.name.uppercased()) is not supported for Redis sinks; use FORMAT PLAIN", from: format.format.start, to: format.format.end))
+        guard format.format.name == "plain" || format.format.name == "upsert" else {
+            errors.append(source.error(.unsupported, "FORMAT \(format.format.name.uppercased()) is not supported for Redis sinks; use FORMAT PLAIN or FORMAT UPSERT", from: format.format.start, to: format.format.end))
             return nil
         }
+        let isUpsert = format.format.name == "upsert"
         var formatOptions: [String: OptionEntry] = [:]
         for option in format.options {
             if let first = formatOptions[option.key] {
@@ -102,35 +105,126 @@ struct SinkOptionsCompiler {
             case "false": forceAppendOnly = false
             default: errors.append(source.error(.invalidOption, "force_append_only must be 'true' or 'false', not '\(option.value)'", from: option.valueStart, to: option.valueEnd))
             }
+            if isUpsert && forceAppendOnly {
+                errors.append(source.error(.invalidOption, "force_append_only='true' contradicts FORMAT UPSERT (which deletes rows that leave the view); use FORMAT PLAIN", from: option.valueStart, to: option.valueEnd))
+            }
+        }
+        let valueType = compileValueType(formatOptions)
+        var ttlSeconds: Int?
+        if let option = byKey["redis.ttl_seconds"], !option.hasFailedSubstitution {
+            if let value = Int(option.value), (1...Self.maxTTLSeconds).contains(value) {
+                ttlSeconds = value
+                if case .pubsub = valueType {
+                    errors.append(source.error(.invalidOption, "redis.ttl_seconds does not apply to redis_value_type 'pubsub': a published message is not kept", from: option.keyStart, to: option.keyEnd))
+                }
+            } else {
+                errors.append(source.error(.invalidOption, "redis.ttl_seconds must be a whole number of seconds from 1 to \(Self.maxTTLSeconds), not '\(option.value)'", from: option.valueStart, to: option.valueEnd))
+            }
         }
         let encoding: RedisSinkSettings.Encoding
         switch format.encode.name {
         case "template":
-            for option in format.options where !["force_append_only", "key_format", "value_format"].contains(option.key) {
-                errors.append(source.error(.invalidOption, "unknown ENCODE TEMPLATE option '\(option.key)'; accepted: force_append_only, key_format, value_format", from: option.keyStart, to: option.keyEnd))
+            let accepted = ["force_append_only", "key_format", "value_format"] + Self.valueTypeOptions
+            for option in format.options where !accepted.contains(option.key) {
+                errors.append(source.error(.invalidOption, "unknown ENCODE TEMPLATE option '\(option.key)'; accepted: \(accepted.joined(separator: ", "))", from: option.keyStart, to: option.keyEnd))
             }
             let key = template(formatOptions["key_format"], name: "key_format", view: view, allowed: primaryKey, encode: format.encode)
-            let value = template(formatOptions["value_format"], name: "value_format", view: view, allowed: nil, encode: format.encode)
+            // A hash holds a field per column: a value template has no place in it.
+            var value = Template(parts: [])
+            if valueType == .hash {
+                if let option = formatOptions["value_format"] {
+                    errors.append(source.error(.invalidOption, "value_format does not apply to redis_value_type 'hash': the hash has a field per column of view '\(view.name)'", from: option.keyStart, to: option.keyEnd))
+                }
+            } else if let parsed = template(formatOptions["value_format"], name: "value_format", view: view, allowed: nil, encode: format.encode) {
+                value = parsed
+            } else {
+                return nil
+            }
             if let key, let option = formatOptions["key_format"], errors.count == errorCount {
                 for index in primaryKey where !key.columns.contains(index) {
                     errors.append(source.error(.invalidTemplate, "key_format must use every primary_key column; '{\(view.outputColumns[index].name)}' is missing, so different rows would share a Redis key", from: option.valueStart, to: option.valueEnd))
                 }
             }
-            guard let key, let value else { return nil }
+            guard let key else { return nil }
             encoding = .template(key: key, value: value)
         case "json":
-            for option in format.options where option.key != "force_append_only" {
-                errors.append(source.error(.invalidOption, "unknown ENCODE JSON option '\(option.key)'; accepted: force_append_only", from: option.keyStart, to: option.keyEnd))
+            let accepted = ["force_append_only"] + Self.valueTypeOptions
+            for option in format.options where !accepted.contains(option.key) {
+                errors.append(source.error(.invalidOption, "unknown ENCODE JSON option '\(option.key)'; accepted: \(accepted.joined(separator: ", "))", from: option.keyStart, to: option.keyEnd))
             }
             encoding = .json
         default:
             errors.append(source.error(.unsupported, "ENCODE \(format.encode.name.uppercased()) is not supported for Redis sinks; use ENCODE TEMPLATE or ENCODE JSON", from: format.encode.start, to: format.encode.end))
             return nil
         }
+        var keyAsText = false
+        if let keyEncode = format.keyEncode {
+            if keyEncode.name != "text" {
+                errors.append(source.error(.unsupported, "KEY ENCODE \(keyEncode.name.uppercased()) is not supported for Redis sinks; use KEY ENCODE TEXT", from: keyEncode.start, to: keyEncode.end))
+            } else if case .template = encoding {
+                errors.append(source.error(.invalidOption, "KEY ENCODE TEXT applies to ENCODE JSON; with ENCODE TEMPLATE the key is key_format", from: keyEncode.start, to: keyEncode.end))
+            } else if primaryKey.count != 1 {
+                errors.append(source.error(.invalidOption, "KEY ENCODE TEXT needs exactly one primary_key column (the key is its text), not \(primaryKey.count)", from: keyEncode.start, to: keyEncode.end))
+            } else {
+                keyAsText = true
+            }
+        }
         guard errors.count == errorCount, !incomplete, let endpoint else { return nil }
-        return RedisSinkSettings(
+        var settings = RedisSinkSettings(
             endpoint: endpoint, encoding: encoding, primaryKeyColumns: primaryKey, forceAppendOnly: forceAppendOnly,
             maxPendingEpochs: maxPendingEpochs)
+        settings.valueType = valueType
+        settings.ttlSeconds = ttlSeconds
+        settings.isUpsert = isUpsert
+        settings.keyAsText = keyAsText
+        return settings
+    }
+
+    /// Redis' own limit on a relative expiry is far larger; a year keeps typos like a millisecond count visible.
+    static let maxTTLSeconds = 366 * 24 * 3600
+
+    /// `redis_value_type` with its `stream` or `channel` (RisingWave's names; its `stream_column` and
+    /// `channel_column`, a name per row, are not supported: a stream's entries are fenced per stream).
+    private mutating func compileValueType(_ options: [String: OptionEntry]) -> RedisSinkSettings.ValueType {
+        func named(_ key: String) -> String? {
+            guard let option = options[key] else { return nil }
+            guard !option.value.isEmpty else {
+                errors.append(source.error(.invalidOption, "\(key) must not be empty", from: option.valueStart, to: option.valueEnd))
+                return nil
+            }
+            return option.value
+        }
+        for key in ["stream_column", "channel_column"] {
+            guard let option = options[key] else { continue }
+            let named = key == "stream_column" ? "stream" : "channel"
+            errors.append(source.error(.unsupported, "\(key) (a \(named) per row) is not supported: name one with \(named)='<name>'", from: option.keyStart, to: option.keyEnd))
+        }
+        let typeOption = options["redis_value_type"]
+        let type = typeOption?.value.lowercased() ?? "string"
+        for key in ["stream", "channel"] {
+            guard let option = options[key], type != (key == "stream" ? "stream" : "pubsub") else { continue }
+            errors.append(source.error(.invalidOption, "\(key) applies to redis_value_type '\(key == "stream" ? "stream" : "pubsub")' only", from: option.keyStart, to: option.keyEnd))
+        }
+        switch type {
+        case "string": return .string
+        case "hash": return .hash
+        case "stream", "pubsub":
+            let key = type == "stream" ? "stream" : "channel"
+            guard let name = named(key) else {
+                if options[key] == nil, let typeOption {
+                    errors.append(source.error(.invalidOption, "redis_value_type '\(type)' needs \(key)='<name>' (the \(key) to write to)", from: typeOption.valueStart, to: typeOption.valueEnd))
+                }
+                return .string
+            }
+            return type == "stream" ? .stream(name: name) : .pubsub(channel: name)
+        default:
+            if let typeOption {
+                var message = "redis_value_type must be 'string', 'hash', 'stream' or 'pubsub', not '\(typeOption.value)'"
+                if type == "geospatial" { message += " (geospatial is not supported)" }
+                errors.append(source.error(.invalidOption, message, from: typeOption.valueStart, to: typeOption.valueEnd))
+            }
+            return .string
+        }
     }
 
     // MARK: Templates

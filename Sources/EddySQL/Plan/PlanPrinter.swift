@@ -53,14 +53,28 @@ extension Pipeline {
             let names = view.map { view in sink.redis.primaryKeyColumns.map { view.outputColumns[$0].name } } ?? []
             lines.append("sink \(sink.name): from \(sink.viewName) to Redis \(sink.redis.endpoint)")
             lines.append("  primary key: \(names.joined(separator: ", "))")
-            switch sink.redis.encoding {
+            let redis = sink.redis
+            let format = redis.isUpsert ? "UPSERT " : ""
+            let appendOnly = redis.forceAppendOnly ? " (force_append_only)" : ""
+            switch redis.encoding {
+            case .template(let key, _) where redis.valueType == .hash:
+                lines.append("  encode:      \(format)TEMPLATE key '\(key)'\(appendOnly)")
             case .template(let key, let value):
-                lines.append("  encode:      TEMPLATE key '\(key)' value '\(value)'\(sink.redis.forceAppendOnly ? " (force_append_only)" : "")")
+                lines.append("  encode:      \(format)TEMPLATE key '\(key)' value '\(value)'\(appendOnly)")
             case .json:
-                lines.append("  encode:      JSON\(sink.redis.forceAppendOnly ? " (force_append_only)" : "")")
+                lines.append("  encode:      \(format)JSON\(redis.keyAsText ? ", KEY ENCODE TEXT" : "")\(appendOnly)")
             }
+            switch redis.valueType {
+            case .string: break
+            case .hash: lines.append("  value type:  hash (a field per column: \(view?.outputColumns.map(\.name).joined(separator: ", ") ?? ""))")
+            case .stream(let name): lines.append("  value type:  stream '\(name)' (XADD of each written change; entry IDs from the source offsets, never added twice)")
+            case .pubsub(let channel):
+                lines.append("  value type:  pubsub channel '\(channel)' (PUBLISH of each written change)")
+                lines.append("  delivery:    at-most-once: PUBLISH keeps nothing, so a subscriber that is not connected when an epoch is written misses its messages for good (epochs are published once each; only a whole-view re-send after Redis lost its data publishes every row again)")
+            }
+            if let ttl = redis.ttlSeconds { lines.append("  redis.ttl_seconds: \(ttl) (set in the epoch's transaction)") }
             lines.append("  epoch marker key: \(sink.markerKey)")
-            if let pending = sink.redis.maxPendingEpochs { lines.append("  sink.max_pending_epochs: \(pending)") }
+            if let pending = redis.maxPendingEpochs { lines.append("  sink.max_pending_epochs: \(pending)") }
         }
         if views.contains(where: { if case .view = $0.input { true } else { false } }) {
             // The graph in dependency order (a view is defined after what it reads), then who reads each sink.

@@ -32,6 +32,8 @@ struct FormatClause: Sendable {
     var format: Identifier
     var encode: Identifier
     var options: [OptionEntry]
+    /// `KEY ENCODE <encode>` after the options (sinks).
+    var keyEncode: Identifier? = nil
 }
 
 /// A column of `CREATE SOURCE` / `CREATE TABLE`.

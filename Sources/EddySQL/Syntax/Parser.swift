@@ -344,7 +344,12 @@ struct Parser {
         let encode = try parseIdentifier(what: "an encoding (JSON or TEMPLATE)")
         var options: [OptionEntry] = []
         if current.isSymbol("(") { options = try parseOptionList() }
-        return FormatClause(format: format, encode: encode, options: options)
+        var keyEncode: Identifier?
+        if accept(keyword: "KEY") {
+            try expect(keyword: "ENCODE", "after KEY (KEY ENCODE TEXT)")
+            keyEncode = try parseIdentifier(what: "a key encoding (TEXT)")
+        }
+        return FormatClause(format: format, encode: encode, options: options, keyEncode: keyEncode)
     }
 
     // MARK: SELECT
