@@ -211,7 +211,8 @@ struct SinkOptionsCompiler {
         case "stream", "pubsub":
             let key = type == "stream" ? "stream" : "channel"
             guard let name = named(key) else {
-                if options[key] == nil, let typeOption {
+                // (A `<key>_column` given instead was reported above.)
+                if options[key] == nil, options[key + "_column"] == nil, let typeOption {
                     errors.append(source.error(.invalidOption, "redis_value_type '\(type)' needs \(key)='<name>' (the \(key) to write to)", from: typeOption.valueStart, to: typeOption.valueEnd))
                 }
                 return .string
