@@ -69,8 +69,9 @@ public final class RedisEpochWriter: @unchecked Sendable {
     /// What each queued command of `sets`, then of `deletes`, returns once applied.
     private var setResults: [ExpectedResult] = []
     private var deleteResults: [ExpectedResult] = []
-    /// The stream whose entries `sets` holds (`RedisValueLayout.Kind.stream`), and their sequence.
-    private var stream: (key: [UInt8], sequence: UInt64)?
+    /// The stream whose entries `sets` holds (`RedisValueLayout.Kind.stream`), their sequence, and the sequence of
+    /// the write they build on.
+    private var stream: (key: [UInt8], sequence: UInt64, base: UInt64?)?
     /// Tests only: runs between reading the marker and sending the transaction.
     var afterMarkerRead: (() -> Void)?
 
@@ -130,18 +131,22 @@ public final class RedisEpochWriter: @unchecked Sendable {
     /// written again. The stream's last entry is read under `WATCH` beside the marker: when its sequence is
     /// `entrySequence` or later, the entries are left out (they are there already) and the rest of the epoch
     /// applies, so a re-sent epoch adds no entry twice and no `XADD` is ever refused inside `EXEC`.
+    /// `baseSequence` is the sequence of the write these pairs build on (a delta since an acknowledged write; nil
+    /// for a whole view): entries after it that already carry a pair's key and value (an epoch Redis applied but
+    /// the caller did not see acknowledged before a crash) are not added again.
     public func write<Pairs: RedisEpochPairs, Refusal: Sendable>(
         sink: String,
         marker: [UInt8],
         pairs: Pairs,
         layout: RedisValueLayout = .string,
         entrySequence: UInt64 = 0,
+        baseSequence: UInt64? = nil,
         check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
     ) throws(RedisError) -> Refusal? {
         defer { releaseLargeBuffers() }
         let markerKey = Self.markerKey(sink: sink)
-        encode(pairs, layout: layout, entrySequence: entrySequence)
-        let refusal = try runTransaction(markerKey: markerKey, newMarker: marker, check: check)
+        encode(pairs, layout: layout, entrySequence: entrySequence, baseSequence: baseSequence)
+        let refusal = try runTransaction(markerKey: markerKey, newMarker: marker, pairs: pairs, check: check)
         logger.trace(
             "Redis epoch write",
             metadata: [
@@ -160,9 +165,12 @@ public final class RedisEpochWriter: @unchecked Sendable {
         pairs: Pairs,
         layout: RedisValueLayout = .string,
         entrySequence: UInt64 = 0,
+        baseSequence: UInt64? = nil,
         check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
     ) throws(RedisError) -> Refusal? where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
-        try write(sink: sink, marker: marker, pairs: RedisArrayPairs(pairs: pairs), layout: layout, entrySequence: entrySequence, check: check)
+        try write(
+            sink: sink, marker: marker, pairs: RedisArrayPairs(pairs: pairs), layout: layout, entrySequence: entrySequence,
+            baseSequence: baseSequence, check: check)
     }
 
     // MARK: - Transaction
@@ -182,7 +190,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
     /// Encodes the epoch's commands straight into their pipelines: the values' commands into `sets`, the `DEL`s
     /// (and a stream's `EXPIRE`) into `deletes`. For strings without TTL the pairs are counted first, so that
     /// each `MSET`'s header is known before its arguments (no second copy of the keys and values).
-    private func encode<Pairs: RedisEpochPairs>(_ pairs: Pairs, layout: RedisValueLayout, entrySequence: UInt64) {
+    private func encode<Pairs: RedisEpochPairs>(_ pairs: Pairs, layout: RedisValueLayout, entrySequence: UInt64, baseSequence: UInt64?) {
         sets.reset()
         deletes.reset()
         setResults.removeAll(keepingCapacity: true)
@@ -224,18 +232,8 @@ public final class RedisEpochWriter: @unchecked Sendable {
                 if let ttl { appendExpire(key, ttl, into: &sets, results: &setResults) }
             }
         case .stream(let name):
-            stream = (name, entrySequence)
-            var entry: UInt64 = 0
-            pairs.forEachKeyValue { key, value in
-                entry += 1
-                sets.appendCommandHeader(argumentCount: 5)
-                sets.appendArgument("XADD")
-                sets.appendArgument(name)
-                sets.appendArgument("\(entrySequence)-\(entry)")
-                sets.appendArgument(key)
-                if let value { sets.appendArgument(value) } else { sets.appendArgument([UInt8]()) }
-                setResults.append(.entryID)
-            }
+            stream = (name, entrySequence, baseSequence.flatMap { $0 < entrySequence ? $0 : nil })
+            encodeEntries(pairs, skipping: [:])
             // Into `deletes`, which is always sent: the TTL holds even when the entries are there already.
             if let ttl { name.withUnsafeBytes { appendExpire($0, ttl, into: &deletes, results: &deleteResults) } }
             return
@@ -251,6 +249,26 @@ public final class RedisEpochWriter: @unchecked Sendable {
             return
         }
         encodeDELs(pairs)
+    }
+
+    /// A stream's `XADD`s into `sets`, leaving out pairs whose key's latest entry since the base (`written`)
+    /// holds the same value.
+    private func encodeEntries<Pairs: RedisEpochPairs>(_ pairs: Pairs, skipping written: [[UInt8]: [UInt8]]) {
+        guard let stream else { return }
+        sets.reset()
+        setResults.removeAll(keepingCapacity: true)
+        var entry: UInt64 = 0
+        pairs.forEachKeyValue { key, value in
+            if !written.isEmpty, let previous = written[Array(key)], previous.elementsEqual(value ?? UnsafeRawBufferPointer(start: nil, count: 0)) { return }
+            entry += 1
+            sets.appendCommandHeader(argumentCount: 5)
+            sets.appendArgument("XADD")
+            sets.appendArgument(stream.key)
+            sets.appendArgument("\(stream.sequence)-\(entry)")
+            sets.appendArgument(key)
+            if let value { sets.appendArgument(value) } else { sets.appendArgument([UInt8]()) }
+            setResults.append(.entryID)
+        }
     }
 
     private func appendExpire(_ key: UnsafeRawBufferPointer, _ ttl: UInt64, into encoder: inout RedisCommandEncoder, results: inout [ExpectedResult]) {
@@ -296,8 +314,8 @@ public final class RedisEpochWriter: @unchecked Sendable {
         }
     }
 
-    private func runTransaction<Refusal: Sendable>(
-        markerKey: String, newMarker: [UInt8], check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
+    private func runTransaction<Pairs: RedisEpochPairs, Refusal: Sendable>(
+        markerKey: String, newMarker: [UInt8], pairs: Pairs, check: ([UInt8]?) -> RedisMarkerCheck<Refusal>
     ) throws(RedisError) -> Refusal? {
         for _ in 0..<Self.transactionAttempts {
             // 1. Watch the marker and read it: EXEC below applies nothing if anyone changes it meanwhile.
@@ -312,6 +330,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
             command.appendArgument(markerKey)
             if let stream {
                 command.appendCommand([Array("XREVRANGE".utf8), stream.key, [UInt8(ascii: "+")], [UInt8(ascii: "-")], Array("COUNT".utf8), [UInt8(ascii: "1")]])
+                if let base = stream.base { command.appendCommand([Array("XRANGE".utf8), stream.key, Array("\(base + 1)".utf8), [UInt8(ascii: "+")]]) }
             }
             try connection.send(command.bytes, commandName: "WATCH + GET")
             // Every reply is read before any is checked: an error from WATCH (a user without the
@@ -319,6 +338,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
             let watchReply = try connection.receive(commandName: "WATCH")
             let markerReply = try connection.receive(commandName: "GET")
             let streamReply = stream == nil ? nil : try connection.receive(commandName: "XREVRANGE")
+            let sinceBaseReply = stream?.base == nil ? nil : try connection.receive(commandName: "XRANGE")
             _ = try watchReply.checked(by: connection, commandName: "WATCH")
             let marker: [UInt8]?
             var entriesPresent = false
@@ -329,6 +349,11 @@ public final class RedisEpochWriter: @unchecked Sendable {
                 marker = try self.marker(from: markerReply.checked(by: connection, commandName: "GET"), key: markerKey)
                 if let stream, let streamReply {
                     entriesPresent = try lastEntrySequence(streamReply, stream: stream.key).map { $0 >= stream.sequence } ?? false
+                    if !entriesPresent, let sinceBaseReply {
+                        // Usually none: entries after the base exist only when an applied write went unacknowledged.
+                        let written = try latestValues(sinceBaseReply, stream: stream.key)
+                        if !written.isEmpty { encodeEntries(pairs, skipping: written) }
+                    }
                 }
             } catch {
                 try unwatch()
@@ -423,6 +448,23 @@ public final class RedisEpochWriter: @unchecked Sendable {
             }
         }
         return nil
+    }
+
+    /// Per field, the value of its latest entry, from `XRANGE` (entries of one field and value each).
+    private func latestValues(_ reply: RedisReply, stream key: [UInt8]) throws(RedisError) -> [[UInt8]: [UInt8]] {
+        guard case .array(let entries) = try reply.checked(by: connection, commandName: "XRANGE") else {
+            throw connection.breakingProtocolError("XRANGE \(String(decoding: key, as: UTF8.self)) returned \(reply.summary)")
+        }
+        var latest: [[UInt8]: [UInt8]] = [:]
+        for entry in entries {
+            guard case .array(let parts) = entry, parts.count == 2, case .array(let fields) = parts[1] else { continue }
+            var index = 0
+            while index + 1 < fields.count {
+                if case .string(let field) = fields[index], case .string(let value) = fields[index + 1] { latest[field] = value }
+                index += 2
+            }
+        }
+        return latest
     }
 
     /// The sequence (the part before `-`) of a stream's last entry, from `XREVRANGE key + - COUNT 1`; nil when

@@ -57,7 +57,8 @@ final class RedisSinkTransport: SinkTransport {
         let writer = try connectedWriter()
         return try writer.write(
             sink: sink, marker: Array(write.progress.markerText.utf8), pairs: write.pairs, layout: layout,
-            entrySequence: Self.entrySequence(of: write.progress)
+            entrySequence: Self.entrySequence(of: write.progress),
+            baseSequence: write.isWholeView ? nil : write.base.map(Self.entrySequence(of:))
         ) { bytes in
             guard let bytes else { return Self.check(.absent, write) }
             guard let marker = SinkProgress.parseMarker(bytes) else { return .unreadable(detail: Self.unreadable(bytes)) }
