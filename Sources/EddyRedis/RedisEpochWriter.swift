@@ -28,6 +28,9 @@ private struct RedisArrayPairs<Pairs: Sequence>: RedisEpochPairs where Pairs.Ele
 public enum RedisMarkerCheck<Refusal: Sendable>: Sendable {
     /// Write the epoch (and replace the marker).
     case write
+    /// Write the epoch without its stream entries or published messages (`RedisValueLayout` `stream`, `pubsub`):
+    /// an earlier write the caller did not see acknowledged sent them already. Other layouts write everything.
+    case writeWithoutHistory
     /// Write nothing; the write returns `refusal`.
     case refuse(Refusal)
     /// The marker holds something the fence cannot read (`detail` says what): another program uses the key.
@@ -72,6 +75,8 @@ public final class RedisEpochWriter: @unchecked Sendable {
     /// The stream whose entries `sets` holds (`RedisValueLayout.Kind.stream`), their sequence, and the sequence of
     /// the write they build on.
     private var stream: (key: [UInt8], sequence: UInt64, base: UInt64?)?
+    /// `sets` holds `PUBLISH`es only.
+    private var publishes = false
     /// Tests only: runs between reading the marker and sending the transaction.
     var afterMarkerRead: (() -> Void)?
 
@@ -196,6 +201,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
         setResults.removeAll(keepingCapacity: true)
         deleteResults.removeAll(keepingCapacity: true)
         stream = nil
+        publishes = false
         (setCount, deleteCount) = (0, 0)
         pairs.forEachKeyValue { _, value in
             if value != nil { setCount += 1 } else { deleteCount += 1 }
@@ -238,6 +244,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
             if let ttl { name.withUnsafeBytes { appendExpire($0, ttl, into: &deletes, results: &deleteResults) } }
             return
         case .pubsub(let channel):
+            publishes = true
             pairs.forEachKeyValue { _, value in
                 guard let value else { return }
                 sets.appendCommandHeader(argumentCount: 3)
@@ -362,6 +369,8 @@ public final class RedisEpochWriter: @unchecked Sendable {
             switch check(marker) {
             case .write:
                 break
+            case .writeWithoutHistory:
+                if stream != nil || publishes { entriesPresent = true }
             case .refuse(let refusal):
                 try unwatch()
                 return refusal

@@ -60,9 +60,9 @@ final class RedisSinkTransport: SinkTransport {
             entrySequence: Self.entrySequence(of: write.progress),
             baseSequence: write.isWholeView ? nil : write.base.map(Self.entrySequence(of:))
         ) { bytes in
-            guard let bytes else { return Self.check(.absent, write) }
+            guard let bytes else { return self.check(.absent, write) }
             guard let marker = SinkProgress.parseMarker(bytes) else { return .unreadable(detail: Self.unreadable(bytes)) }
-            return Self.check(marker, write)
+            return self.check(marker, write)
         }
     }
 
@@ -82,8 +82,15 @@ final class RedisSinkTransport: SinkTransport {
     /// The name the sink's connections carry in `CLIENT LIST`: `eddy:<sink>`.
     static func clientName(sink: String) -> String { "eddy:\(sink)" }
 
-    private static func check(_ marker: SinkProgress.Marker, _ write: SinkStateMachine.Write) -> RedisMarkerCheck<SinkStateMachine.Refusal> {
-        SinkStateMachine.fence(marker: marker, write: write).map(RedisMarkerCheck.refuse) ?? .write
+    private func check(_ marker: SinkProgress.Marker, _ write: SinkStateMachine.Write) -> RedisMarkerCheck<SinkStateMachine.Refusal> {
+        if let refusal = SinkStateMachine.fence(marker: marker, write: write) { return .refuse(refusal) }
+        // Redis applied a write after the acknowledged one (its reply was lost to a crash): this delta repeats its
+        // keys, whose messages went out then. Published messages cannot be read back to tell which, so none are
+        // sent again (at most once); a stream's entries can, and the writer leaves out those already there.
+        if case .pubsub = layout.kind, !write.isWholeView, case .progress(let held) = marker, let base = write.base, held.compared(to: base) != .same {
+            return .writeWithoutHistory
+        }
+        return .write
     }
 
     private static func unreadable(_ bytes: [UInt8]) -> String {
