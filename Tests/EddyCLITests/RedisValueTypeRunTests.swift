@@ -192,6 +192,20 @@ private final class ChannelListener: @unchecked Sendable {
         #expect(counts() == expected)
         if form.kind == .stream { #expect(history().values.map(\.count).reduce(0, +) == entriesBefore) }
 
+        // And the sink goes on: a last chunk arrives exact, stream entries still never repeat a value.
+        let producer = try EddyProcess.run([
+            "produce", "--brokers", broker.bootstrapServers, "--topic", "test", "--count", "2000", "--rate", "0", "--seed", "97",
+            "--manifest", directory.path + "/manifest-last.json",
+        ])
+        #expect(producer.status == 0, "\(producer.standardError)")
+        let last = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: directory.path + "/manifest-last.json")))
+        expected.merge(last.events, uniquingKeysWith: +)
+        #expect(eventually(timeout: .seconds(60), every: .milliseconds(20)) { counts() == expected }, "\(counts()) vs \(expected): \(daemon.standardError.suffix(2000))")
+        if form.kind == .stream {
+            for (event, values) in history() { #expect(zip(values, values.dropFirst()).allSatisfy { $0 < $1 }, "\(event): \(values)") }
+        }
+        #expect(!daemons.contains { $0.standardError.contains("only in part") || $0.standardError.contains("sink stopped") })
+
         daemon.send(SIGTERM)
         #expect(daemon.waitForExit(timeout: .seconds(15)) == 0, "\(daemon.standardError.suffix(2000))")
         #expect(!daemons.contains { $0.standardError.contains("s3cret-pw") })
