@@ -33,8 +33,8 @@ final class RedisSinkTransport: SinkTransport {
             let limit = policy.maxMemoryBytes.map { $0 == 0 ? "maxmemory 0, no limit yet" : "maxmemory \($0) bytes" } ?? "maxmemory unknown"
             logger.warning("""
                 Redis at \(url.address) may evict this sink's keys under memory pressure (maxmemory-policy \(policy.policy ?? "?"), \
-                \(limit)): an evicted key reads as missing until its group changes again. Use noeviction, or a volatile-* policy \
-                (Eddy's keys have no TTL, so it never evicts them).
+                \(limit)): an evicted key reads as missing until its group changes again. Use noeviction\
+                \(layout.ttlSeconds == nil ? ", or a volatile-* policy (this sink's keys have no TTL, so it never evicts them)" : " (a volatile-* policy would evict them too: they have a TTL)").
                 """, metadata: ["eddy.sink": "\(sink)"])
         }
         let writer = RedisEpochWriter(connection: connection, logger: logger)

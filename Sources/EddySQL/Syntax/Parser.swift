@@ -289,7 +289,13 @@ struct Parser {
         try expect(keyword: "WITH", "and the sink options, e.g. WITH (connector='redis', ...)")
         let options = try parseOptionList()
         var format: FormatClause?
-        if current.isKeyword("FORMAT") { format = try parseFormatClause() }
+        if current.isKeyword("FORMAT") {
+            format = try parseFormatClause()
+            if accept(keyword: "KEY") {
+                try expect(keyword: "ENCODE", "after KEY (KEY ENCODE TEXT)")
+                format?.keyEncode = try parseIdentifier(what: "a key encoding (TEXT)")
+            }
+        }
         return CreateSink(
             ifNotExists: ifNotExists, name: name, from: from, options: options, withStart: withStart, format: format,
             start: start, end: lookahead(-1).end)
@@ -344,12 +350,7 @@ struct Parser {
         let encode = try parseIdentifier(what: "an encoding (JSON or TEMPLATE)")
         var options: [OptionEntry] = []
         if current.isSymbol("(") { options = try parseOptionList() }
-        var keyEncode: Identifier?
-        if accept(keyword: "KEY") {
-            try expect(keyword: "ENCODE", "after KEY (KEY ENCODE TEXT)")
-            keyEncode = try parseIdentifier(what: "a key encoding (TEXT)")
-        }
-        return FormatClause(format: format, encode: encode, options: options, keyEncode: keyEncode)
+        return FormatClause(format: format, encode: encode, options: options)
     }
 
     // MARK: SELECT
