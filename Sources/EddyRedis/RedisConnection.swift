@@ -261,8 +261,12 @@ public final class RedisConnection: @unchecked Sendable {
             return error(.outOfMemory, "Redis at \(address) is over maxmemory and refused \(commandName) (OOM); nothing was written", retriable: true)
         case "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN":
             return error(.serverUnavailable, "Redis at \(address) cannot run \(commandName) now: \(message)", retriable: true)
-        case "MOVED", "ASK", "CROSSSLOT":
-            return error(.unsupported, "Redis at \(address) is a Redis Cluster node, which Eddy does not support: \(message)", retriable: false)
+        case "MOVED", "ASK":
+            var redirected = error(.clusterRedirect, "Redis at \(address) is a Redis Cluster node and does not serve the key of \(commandName): \(message)", retriable: false)
+            redirected.clusterRedirect = RedisClusterRedirect(errorMessage: message, askedHost: url.host)
+            return redirected
+        case "CROSSSLOT":
+            return error(.unsupported, "Redis at \(address) is a Redis Cluster node and refused \(commandName), whose keys are in several slots: \(message)", retriable: false)
         case "WRONGTYPE":
             return error(.wrongType, "Redis at \(address) refused \(commandName): \(message)", retriable: false)
         default:

@@ -48,6 +48,9 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let invalidMarker = Code("invalidMarker")
         /// A command is refused or unknown on this server (too old, renamed, disabled).
         public static let unsupported = Code("unsupported")
+        /// A Redis Cluster node answered `MOVED` or `ASK`: the key's slot is served by another node
+        /// (`clusterRedirect` says which).
+        public static let clusterRedirect = Code("clusterRedirect")
         /// Any other error reply from the server.
         public static let serverError = Code("serverError")
         /// hiredis could not parse what the server sent, or a reply had an unexpected shape.
@@ -66,6 +69,8 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     public var isRetriable: Bool
     /// Whether the connection must be closed and re-made before retrying (it was closed already).
     public var breaksConnection: Bool
+    /// Where a cluster node sent the command (`clusterRedirect` errors).
+    public var clusterRedirect: RedisClusterRedirect?
 
     public init(code: Code, hiredisCode: Int32? = nil, reason: String, isRetriable: Bool, breaksConnection: Bool) {
         self.code = code
