@@ -45,21 +45,25 @@ struct SourceEventTime: Sendable {
     mutating func advance(
         over rows: ChangeBatch, partitions: some Sequence<Int32>, now: ContinuousClock.Instant
     ) -> (accepted: ChangeBatch, late: Int) {
-        var accepted = ChangeBatch(keyWidth: rows.keyWidth, rowWidth: rows.rowWidth)
-        var late = 0
         for partition in partitions where lastActivity[partition] == nil { lastActivity[partition] = now }
+        // The rows are copied only when some are late (rare once caught up).
+        let times = (0..<rows.count).map { index in rows.newRow(at: index).flatMap { Self.time($0[$0.startIndex + column]) } }
+        var accepted = rows
+        var late = 0
+        if let watermark, times.contains(where: { $0.map { $0 < watermark } ?? false }) {
+            accepted = ChangeBatch(keyWidth: rows.keyWidth, rowWidth: rows.rowWidth)
+            for index in 0..<rows.count {
+                guard let row = rows.newRow(at: index) else { continue }
+                if let time = times[index], time < watermark {
+                    late += 1
+                } else {
+                    accepted.appendInsert(key: rows.key(at: index), row: row)
+                }
+            }
+        }
         for index in 0..<rows.count {
-            guard let row = rows.newRow(at: index) else { continue }
+            guard let time = times[index], time >= watermark ?? .min else { continue }
             let key = rows.key(at: index)
-            guard let time = Self.time(row[row.startIndex + column]) else {
-                accepted.appendInsert(key: key, row: row)
-                continue
-            }
-            if let watermark, time < watermark {
-                late += 1
-                continue
-            }
-            accepted.appendInsert(key: key, row: row)
             guard case .int(let number) = key[key.startIndex] else { continue }
             let partition = Int32(truncatingIfNeeded: number)
             lastActivity[partition] = now
