@@ -38,7 +38,7 @@ public struct DataflowGraph: Sendable {
     /// Per view, the indices of the views that read it.
     public let readers: [[Int]]
 
-    /// - Throws: `.unsupported` for what the engine cannot run yet (windows, watermarks, `INCLUDE` columns),
+    /// - Throws: `.unsupported` for what the engine cannot run yet (`INCLUDE` columns, a watermark that is not a fixed delay),
     ///   at `file:line:column`.
     public init(pipeline: Pipeline) throws(EngineError) {
         guard !pipeline.views.isEmpty else {
@@ -50,7 +50,7 @@ public struct DataflowGraph: Sendable {
         if let (topic, sharing) = topics.first(where: { $0.value.count > 1 }) {
             throw EngineError(.unsupported, "sources \(sharing.map(\.name).joined(separator: " and ")) read the same topic '\(topic)': their offsets would be one; define one source per topic and views over it")
         }
-        // Event time (issue 9) is bound, not run yet: refused where it is written rather than run without it.
+        // What is bound but not run is refused where it is written rather than run without it.
         for source in sources {
             if let include = source.includedColumns.first {
                 throw EngineError(.unsupported, "\(include.location): INCLUDE \(include.kind.rawValue) (Kafka metadata columns) is not run yet")

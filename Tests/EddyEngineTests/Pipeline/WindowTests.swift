@@ -120,7 +120,7 @@ struct WindowTests {
         CREATE SOURCE user_events (event_timestamp TIMESTAMP, user VARCHAR, page VARCHAR, event VARCHAR,
             WATERMARK FOR event_timestamp AS event_timestamp - INTERVAL '5 SECONDS')
           WITH (connector='kafka', topic='${TOPIC}', properties.bootstrap.server='${KAFKA_BROKERS}', scan.startup.mode='earliest',
-                watermark.idle.timeout='3 seconds') FORMAT PLAIN ENCODE JSON;
+                watermark.idle.timeout='5 seconds') FORMAT PLAIN ENCODE JSON;
         CREATE MATERIALIZED VIEW closed_minutes AS \(closingViews[0].eddy);
         CREATE MATERIALIZED VIEW accepted_events AS SELECT COUNT(*) AS n FROM user_events;
         CREATE SINK closed_sink FROM closed_minutes WITH (connector='redis', primary_key='event,window_start', redis.url='${REDIS_URL}')
@@ -172,7 +172,7 @@ struct WindowTests {
         #expect(try harness.runner?.checkpointedRows(view: "closed_minutes")?.rows.isEmpty == true)
 
         // 17:01:06 on partition 0 only: partition 1 (at 17:01:03) holds the watermark at 17:00:58 while it is
-        // active; once it has been idle for 3 seconds, the next event of partition 0 moves the watermark to
+        // active; once it has been idle for 5 seconds, the next event of partition 0 moves the watermark to
         // 17:01:01 and minute 0 closes.
         let closing = Self.messages(seed: 41, count: 1, first: Self.start + 66, jitter: 0)
         try produce(closing, partitions: [0])
