@@ -87,34 +87,58 @@ private let examplePipeline = URL(fileURLWithPath: #filePath).deletingLastPathCo
         }
     }
 
-    /// Windows, watermarks and EMIT ON WINDOW CLOSE are bound and shown, but not run yet: `eddy check` prints
-    /// the plan and says why the dataflow does not run; `eddy run` refuses at the window's line:column before it
-    /// connects anywhere (nothing listens on these ports).
-    @Test func eddyRunRefusesAWindowAtItsLineAndColumn() throws {
+    /// Windows, watermarks and EMIT ON WINDOW CLOSE: `eddy check` prints how they run, and explains each
+    /// mistake at its line:column; a watermark that is not a fixed delay is refused by `eddy run` at its
+    /// line:column before it connects anywhere (nothing listens on these ports).
+    @Test func eddyCheckExplainsWindowsAndTheirErrorsAtLineAndColumn() throws {
         let directory = try ScratchDirectory(prefix: "eddy-check")
         defer { directory.remove() }
         let path = directory.path + "/windows.sql"
         try """
-            CREATE SOURCE s (ts TIMESTAMP, event VARCHAR) WITH (connector='kafka', topic='t', properties.bootstrap.server='127.0.0.1:9') FORMAT PLAIN ENCODE JSON;
-            CREATE MATERIALIZED VIEW v AS SELECT event, window_start, COUNT(*) AS n FROM TUMBLE(s, ts, INTERVAL '1 minute') GROUP BY event, window_start;
+            CREATE SOURCE s (ts TIMESTAMP, event VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector='kafka', topic='t', properties.bootstrap.server='127.0.0.1:9', watermark.idle.timeout='10 seconds') FORMAT PLAIN ENCODE JSON;
+            CREATE MATERIALIZED VIEW v AS SELECT event, window_start, COUNT(*) AS n FROM TUMBLE(s, ts, INTERVAL '1 minute') GROUP BY event, window_start EMIT ON WINDOW CLOSE;
+            CREATE MATERIALIZED VIEW peak AS SELECT event, MAX(n) AS top FROM v GROUP BY event;
             """.write(toFile: path, atomically: true, encoding: .utf8)
-        let refusal = "\(path):2:78: view v reads TUMBLE(ts, INTERVAL '00:01:00'): TUMBLE and HOP windows are not run yet"
         let check = try EddyProcess.run(["check", path])
         #expect(check.status == 0, "\(check.standardError)")
         #expect(check.standardOutput.contains("  window:     TUMBLE(ts, INTERVAL '00:01:00') adds window_start, window_end"), "\(check.standardOutput)")
-        #expect(check.standardOutput.contains("dataflow: not runnable yet: \(refusal)"), "\(check.standardOutput)")
-        let run = try EddyProcess.run(["run", path, "--state-dir", directory.path + "/state", "--http", "off"], timeout: .seconds(30))
-        #expect(run.status == 1, "status \(run.status): \(run.standardError)")
-        #expect(run.standardError.contains("unsupported: \(refusal)"), "\(run.standardError)")
+        #expect(check.standardOutput.contains("view v: aggregate (count(*)) emitting each window's rows once, when the watermark passes its end (its state then dropped), over the rows of source s in windows of TUMBLE(ts, INTERVAL '00:01:00')"), "\(check.standardOutput)")
+        #expect(check.standardOutput.contains("a partition idle for 10.0 seconds does not hold it back"), "\(check.standardOutput)")
+
+        let mistakes = directory.path + "/mistakes.sql"
+        let lines = [
+            "CREATE SOURCE s (ts TIMESTAMP, n INT, WATERMARK FOR tz AS tz - INTERVAL '5' SECOND) WITH (connector='kafka', topic='t', properties.bootstrap.server='127.0.0.1:9', watermark.idle.timeout='soon') FORMAT PLAIN ENCODE JSON;",
+            "CREATE SOURCE p (ts TIMESTAMP, n INT) WITH (connector='kafka', topic='p', properties.bootstrap.server='127.0.0.1:9') FORMAT PLAIN ENCODE JSON;",
+            "CREATE MATERIALIZED VIEW a AS SELECT window_start, COUNT(*) AS c FROM TUMBLE(p, n, INTERVAL '1 minute') GROUP BY window_start;",
+            "CREATE MATERIALIZED VIEW b AS SELECT window_start, COUNT(*) AS c FROM TUMBLE(p, ts, INTERVAL '1 minute') GROUP BY window_start EMIT ON WINDOW CLOSE;",
+            "CREATE MATERIALIZED VIEW c AS SELECT n, COUNT(*) AS c FROM p GROUP BY n EMIT ON WINDOW CLOSE;",
+        ]
+        try lines.joined(separator: "\n").write(toFile: mistakes, atomically: true, encoding: .utf8)
+        /// `file:line:column` of the first `token` on line `line` (from 1).
+        func location(_ line: Int, _ token: String) -> String {
+            let text = lines[line - 1]
+            return "\(mistakes):\(line):\(text.distance(from: text.startIndex, to: text.range(of: token)!.lowerBound) + 1)"
+        }
+        let errors = try EddyProcess.run(["check", mistakes])
+        #expect(errors.status == 1)
+        for expected in [
+            "\(location(1, "tz AS")): error: WATERMARK FOR an unknown column: column 'tz' does not exist in 's'",
+            "\(location(1, "'soon'")): error: watermark.idle.timeout must be a positive interval such as '30 seconds', not 'soon'",
+            "\(location(3, "n, INTERVAL")): error: TUMBLE needs a TIMESTAMP or TIMESTAMPTZ column for its windows; 'n' is INTEGER",
+            "\(location(4, "EMIT")): error: EMIT ON WINDOW CLOSE needs a watermark on 'ts' to know when a window closes",
+            "\(location(5, "EMIT")): error: EMIT ON WINDOW CLOSE needs windows",
+        ] {
+            #expect(errors.standardError.contains(expected), "\(expected) not in \(errors.standardError)")
+        }
 
         let watermarked = directory.path + "/watermark.sql"
         try """
-            CREATE SOURCE s (ts TIMESTAMP, event VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector='kafka', topic='t', properties.bootstrap.server='127.0.0.1:9') FORMAT PLAIN ENCODE JSON;
+            CREATE SOURCE s (ts TIMESTAMP, event VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '1' MONTH) WITH (connector='kafka', topic='t', properties.bootstrap.server='127.0.0.1:9') FORMAT PLAIN ENCODE JSON;
             CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) AS n FROM s GROUP BY event;
             """.write(toFile: watermarked, atomically: true, encoding: .utf8)
         let refused = try EddyProcess.run(["run", watermarked, "--state-dir", directory.path + "/state2", "--http", "off"], timeout: .seconds(30))
         #expect(refused.status == 1, "status \(refused.status): \(refused.standardError)")
-        #expect(refused.standardError.contains("\(watermarked):1:47: WATERMARK FOR ts is not run yet"), "\(refused.standardError)")
+        #expect(refused.standardError.contains("\(watermarked):1:47: WATERMARK FOR ts AS (ts - INTERVAL '1 mon'): only ts - INTERVAL '...' (a fixed delay) is run"), "\(refused.standardError)")
     }
 
     @Test func aMissingFileOrVariableIsOneClearLine() throws {

@@ -14,15 +14,32 @@ struct Cascade: Sendable {
     /// Per derived view: its operator.
     private var aggregates: [Int: AggregateOperator] = [:]
     private var filters: [Int: FilterProjectOperator] = [:]
+    /// Per derived view reading `TUMBLE` / `HOP`: its windows, applied to the input before the operator.
+    private var windows: [Int: WindowAssigner] = [:]
+    /// Per `EMIT ON WINDOW CLOSE` view: the rows of its open windows, emitted when the watermark closes them.
+    private var closeBuffers: [Int: WindowCloseBuffer] = [:]
+    /// Per source with a watermark (by index in `graph.sources`): its event time, and where it is stored.
+    private var eventTimes: [Int: SourceEventTime] = [:]
+    private let eventTimeHandles: [Int: ViewHandle]
+    /// Per source, its late rows dropped by the last `propagate`.
+    private(set) var lateRows: [Int: Int] = [:]
     /// Per view, its changes of the epoch being committed (nil when not needed); reused from epoch to epoch.
     private(set) var changes: [ChangeBatch?]
     /// The derived views' state changes of the epoch being committed: a put, or a deletion (value nil).
     private(set) var stateWrites: [(view: ViewHandle, key: [UInt8], value: [UInt8]?)] = []
 
-    init(graph: DataflowGraph, handles: [ViewHandle]) {
+    /// - Parameter eventTimeHandles: per source with a watermark, the database of its event time
+    ///   (`SourceEventTime.databaseName`).
+    init(graph: DataflowGraph, handles: [ViewHandle], eventTimeHandles: [Int: ViewHandle] = [:]) {
         precondition(handles.count == graph.views.count, "one state handle per view")
         self.graph = graph
         self.handles = handles
+        self.eventTimeHandles = eventTimeHandles
+        for (index, source) in graph.sources.enumerated() {
+            guard let watermark = source.watermark else { continue }
+            precondition(eventTimeHandles[index] != nil, "source \(source.name) has a watermark: its event time needs a database")
+            eventTimes[index] = SourceEventTime(watermark: watermark, idleTimeout: source.kafka.watermarkIdleTimeout)
+        }
         let needsChanges = graph.nodes.indices.map { index in
             if case .derived = graph.nodes[index] { return true }
             return !graph.readers[index].isEmpty
@@ -38,19 +55,42 @@ struct Cascade: Sendable {
             case .aggregate(let definition): aggregates[index] = AggregateOperator(definition)
             case .filterProject(let operation): filters[index] = operation
             }
+            windows[index] = plan.window
         }
+    }
+
+    /// The watermark of the source a view reads (at the root of its inputs), if it has one.
+    private func watermark(ofView index: Int) -> Int64? {
+        eventTimes[graph.sourceIndex(ofView: index)]?.watermark
     }
 
     /// Whether any view's changes are computed at the barrier.
     var isEmpty: Bool { aggregates.isEmpty && filters.isEmpty }
 
-    /// Restores every derived aggregate from the last checkpoint of `store`. Call once, before any barrier.
+    /// Restores every derived aggregate, the sources' event time and the open windows of `EMIT ON WINDOW
+    /// CLOSE` views from the last checkpoint of `store`. Call once, before any barrier.
     mutating func restore(from store: CheckpointStore) throws {
+        for (index, handle) in eventTimeHandles.sorted(by: { $0.key < $1.key }) {
+            let name = graph.sources[index].name
+            try store.forEachEntry(view: handle) { key, value in try eventTimes[index]!.restore(key: key, value: value, source: name) }
+        }
         for index in aggregates.keys.sorted() {
             let name = graph.views[index].name
             try store.forEachEntry(view: handles[index]) { key, value in
+                guard !DerivedStateKey.isEmittedRow(key) else { return }
                 try DerivedStateKey.restore(storageKey: key, value: value, into: &aggregates[index]!, view: name)
             }
+            guard case .derived(let plan) = graph.nodes[index], let close = plan.windowClose else { continue }
+            var aggregate = aggregates[index]!
+            do {
+                var buffer = try WindowCloseBuffer(
+                    close, keyWidth: aggregate.outputKeyWidth, rowWidth: aggregate.outputRowWidth, watermark: watermark(ofView: index))
+                aggregate.forEachRow { key, row in buffer.restore(key: key, row: row) }
+                closeBuffers[index] = buffer
+            } catch {
+                throw EngineError(.unsupported, "view \(name): \(error.reason)")
+            }
+            aggregates[index] = aggregate
         }
     }
 
@@ -63,9 +103,25 @@ struct Cascade: Sendable {
     /// order) as old row → new row, the old row being what `snapshot` (the last checkpoint) holds; then every
     /// derived view in definition order over its input's changes (`sourceRows`: the source's rows of the
     /// epoch per source index, for the views that read them), collecting its state changes.
-    mutating func propagate(deltas: [BarrierDelta], sourceRows: [Int: ChangeBatch], snapshot: borrowing CheckpointSnapshot) throws {
+    ///
+    /// A source with a watermark first drops its late rows and advances its event time (`SourceEventTime`;
+    /// `partitions`: the source's partitions by index, `now`: the clock its idle timeout reads).
+    mutating func propagate(
+        deltas: [BarrierDelta], sourceRows: [Int: ChangeBatch], partitions: [Int: [Int32]] = [:], now: ContinuousClock.Instant = .now,
+        snapshot: borrowing CheckpointSnapshot
+    ) throws {
         stateWrites.removeAll(keepingCapacity: true)
+        lateRows.removeAll(keepingCapacity: true)
         for index in changes.indices { changes[index]?.removeAll() }
+        var sourceRows = sourceRows
+        for index in eventTimes.keys.sorted() {
+            let rows = sourceRows[index] ?? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: graph.sources[index].columns.count)
+            let (accepted, late) = eventTimes[index]!.advance(over: rows, partitions: partitions[index] ?? [], now: now)
+            sourceRows[index] = accepted
+            if late > 0 { lateRows[index] = late }
+            let handle = eventTimeHandles[index]!
+            eventTimes[index]!.drainChangedState { key, value in stateWrites.append((handle, key, value)) }
+        }
         for (position, (index, plan)) in graph.sourcePlans.enumerated() where needsChanges[index] {
             try sourceChanges(plan: plan, delta: deltas[position], handle: handles[index], snapshot: snapshot, into: &changes[index]!)
         }
@@ -73,16 +129,40 @@ struct Cascade: Sendable {
             guard case .derived(let plan) = node else { continue }
             var output = changes[index]!
             changes[index] = nil  // uniquely held while the operator appends
-            let input: ChangeBatch
+            var input: ChangeBatch
             switch plan.input {
             case .view(let inputIndex): input = changes[inputIndex]!
             case .sourceRows(let source):
                 input = sourceRows[source] ?? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: graph.sources[source].columns.count)
             }
+            if var window = windows.removeValue(forKey: index) {
+                var windowed = window.makeOutputBatch()
+                window.apply(input, into: &windowed)
+                windows[index] = window
+                input = windowed
+            }
             if var aggregate = aggregates.removeValue(forKey: index) {
                 aggregate.apply(input)
-                aggregate.emitChanges(into: &output)
                 let handle = handles[index]
+                if var buffer = closeBuffers.removeValue(forKey: index) {
+                    // The aggregate's changes stay inside: its closed windows' final rows are the view's changes,
+                    // stored as rows since their groups' state is dropped.
+                    var groupChanges = aggregate.makeOutputBatch()
+                    aggregate.emitChanges(into: &groupChanges)
+                    buffer.apply(groupChanges)
+                    if let watermark = watermark(ofView: index) {
+                        let first = output.count
+                        buffer.emitClosed(watermark: watermark, into: &output)
+                        for change in first..<output.count {
+                            let row = output.newRow(at: change)!
+                            stateWrites.append((handle, DerivedStateKey.emittedRowKey(output.key(at: change)), DerivedStateKey.rowValue(row)))
+                        }
+                        aggregate.removeGroups(where: buffer.isClosed)
+                    }
+                    closeBuffers[index] = buffer
+                } else {
+                    aggregate.emitChanges(into: &output)
+                }
                 aggregate.drainChangedState { key, state in
                     guard let state else {
                         stateWrites.append((handle, DerivedStateKey.storageKey(of: key), nil))

@@ -13,6 +13,8 @@ struct CheckpointRequest: Sendable {
     var deltas: [BarrierDelta]
     /// Per source (by index in `DataflowGraph.sources`) whose rows a view reads: its rows of the epoch.
     var sourceRows: [Int: ChangeBatch] = [:]
+    /// When the hot path cut the barrier: the clock a watermark's idle timeout reads.
+    var cutAt: ContinuousClock.Instant = .now
 }
 
 /// How a sink's pairs are made from a checkpoint: the renderer of its view, what it renders, and where
@@ -198,7 +200,15 @@ final class CheckpointThread: @unchecked Sendable {
         let started = ContinuousClock.now
         // The derived views' changes, from the source views' changed groups and the last checkpoint's rows.
         if !cascade.isEmpty {
-            try store.withSnapshot { snapshot in try cascade.propagate(deltas: request.deltas, sourceRows: request.sourceRows, snapshot: snapshot) }
+            var partitions: [Int: [Int32]] = [:]
+            for (index, source) in cascade.graph.sources.enumerated() where source.watermark != nil {
+                partitions[index] = request.offsets.compactMap { $0.0.topic == source.kafka.topic ? $0.0.partition : nil }
+            }
+            try store.withSnapshot { snapshot in
+                try cascade.propagate(
+                    deltas: request.deltas, sourceRows: request.sourceRows, partitions: partitions, now: request.cutAt, snapshot: snapshot)
+            }
+            for late in cascade.lateRows.values { statistics.lateRows(late) }
         }
         // The sinks' pairs, rendered here rather than on the hot path: a source view's changed groups straight from
         // the delta's bytes into one batch when the templates allow it, else restored into a table of their own

@@ -38,7 +38,7 @@ public struct DataflowGraph: Sendable {
     /// Per view, the indices of the views that read it.
     public let readers: [[Int]]
 
-    /// - Throws: `.unsupported` for what the engine cannot run yet (windows, watermarks, `INCLUDE` columns),
+    /// - Throws: `.unsupported` for what the engine cannot run yet (`INCLUDE` columns, a watermark that is not a fixed delay),
     ///   at `file:line:column`.
     public init(pipeline: Pipeline) throws(EngineError) {
         guard !pipeline.views.isEmpty else {
@@ -50,25 +50,28 @@ public struct DataflowGraph: Sendable {
         if let (topic, sharing) = topics.first(where: { $0.value.count > 1 }) {
             throw EngineError(.unsupported, "sources \(sharing.map(\.name).joined(separator: " and ")) read the same topic '\(topic)': their offsets would be one; define one source per topic and views over it")
         }
-        // Event time (issue 9) is bound, not run yet: refused where it is written rather than run without it.
+        // What is bound but not run is refused where it is written rather than run without it.
         for source in sources {
             if let include = source.includedColumns.first {
                 throw EngineError(.unsupported, "\(include.location): INCLUDE \(include.kind.rawValue) (Kafka metadata columns) is not run yet")
             }
-            if let watermark = source.watermark {
-                throw EngineError(.unsupported, "\(watermark.location): WATERMARK FOR \(watermark.columnName) is not run yet")
+            if let watermark = source.watermark, watermark.delayMicroseconds == nil {
+                throw EngineError(.unsupported, "\(watermark.location): WATERMARK FOR \(watermark.columnName) AS \(watermark.expression): only \(watermark.columnName) - INTERVAL '...' (a fixed delay) is run")
             }
         }
         var nodes: [Node] = []
         var readers = [[Int]](repeating: [], count: pipeline.views.count)
         for (index, view) in pipeline.views.enumerated() {
-            if let window = view.window {
-                throw EngineError(.unsupported, "\(window.location): view \(view.name) reads \(window): TUMBLE and HOP windows are not run yet")
-            }
             switch view.input {
             case .source(let sourceName):
                 let sourceIndex = sources.firstIndex { $0.name == sourceName }!
                 let source = sources[sourceIndex]
+                // Windows and a watermark's late-event filter run on the row path: the hot path's group keys
+                // are the source's columns, and its views see every message.
+                if view.window != nil || source.watermark != nil {
+                    nodes.append(.derived(try DerivedViewPlan(view: view, input: .sourceRows(sourceIndex), inputKeyWidth: DerivedViewPlan.sourceRowKeyWidth, inputWidth: source.columns.count)))
+                    continue
+                }
                 do {
                     nodes.append(.source(try ViewPlan(view: view, source: source)))
                 } catch let hotPathRefusal {
@@ -163,9 +166,11 @@ public struct DataflowGraph: Sendable {
             let table = try plan.table { body in try snapshot.forEachEntry(view: handle, body) }
             return try plan.outputRows(of: table)
         case .derived(let plan):
-            if plan.materializesRows {
+            if plan.materializesRows || plan.windowClose != nil {
+                // Rows of a source, or the final rows of closed windows: stored as they are.
                 var rows: [[SQLValue]] = []
-                try snapshot.forEachEntry(view: try handles(plan.view.name)) { _, value in
+                try snapshot.forEachEntry(view: try handles(plan.view.name)) { key, value in
+                    guard plan.materializesRows || DerivedStateKey.isEmittedRow(key) else { return }
                     rows.append(try DerivedStateKey.decodeRow(value, width: plan.view.outputColumns.count, view: plan.view.name))
                 }
                 return rows
@@ -174,6 +179,7 @@ public struct DataflowGraph: Sendable {
             case .aggregate(let definition):
                 var aggregate = AggregateOperator(definition)
                 try snapshot.forEachEntry(view: try handles(plan.view.name)) { key, value in
+                    guard !DerivedStateKey.isEmittedRow(key) else { return }
                     try DerivedStateKey.restore(storageKey: key, value: value, into: &aggregate, view: plan.view.name)
                 }
                 var rows: [[SQLValue]] = []
@@ -182,13 +188,26 @@ public struct DataflowGraph: Sendable {
             case .filterProject(var operation):
                 guard case .view(let inputIndex) = plan.input else { preconditionFailure("rows of a source are materialized") }
                 let inputRows = try rows(ofView: inputIndex, in: snapshot, handles: handles)
-                var input = ChangeBatch(keyWidth: 0, rowWidth: operation.inputWidth)
+                var input = ChangeBatch(keyWidth: 0, rowWidth: graphInputWidth(plan))
                 for row in inputRows { input.appendInsert(key: EmptyCollection(), row: row) }
+                if let window = plan.window {
+                    var assigner = try WindowAssigner(kind: window.kind, timeColumn: window.timeColumn, offsetMicroseconds: window.offsetMicroseconds, inputKeyWidth: 0, inputWidth: window.inputWidth)
+                    var windowed = assigner.makeOutputBatch()
+                    assigner.apply(input, into: &windowed)
+                    input = windowed
+                }
                 var output = ChangeBatch(keyWidth: 0, rowWidth: operation.outputRowWidth)
                 operation.apply(input, into: &output)
                 return (0..<output.count).compactMap { output.newRow(at: $0).map(Array.init) }
             }
         }
+    }
+
+    /// Values per row of what a derived view reads, before its window (if any).
+    private func graphInputWidth(_ plan: DerivedViewPlan) -> Int {
+        if let window = plan.window { return window.inputWidth }
+        if case .filterProject(let operation) = plan.operation { return operation.inputWidth }
+        preconditionFailure("an aggregate's rows are stored")
     }
 
     /// A view's rows from the last checkpoint of `store`, read in one snapshot.
@@ -221,6 +240,9 @@ extension DataflowGraph: CustomStringConvertible {
                 }
             }
             text += "  source \(source.name) (topic \(source.kafka.topic)): each message decoded once, for \(readers.map { views[$0].name }.joined(separator: ", "))\n"
+            if let watermark = source.watermark {
+                text += "    watermark on \(watermark.columnName): per partition, checkpointed; rows behind it dropped as late; a partition idle for \(source.kafka.watermarkIdleTimeout) does not hold it back\n"
+            }
         }
         for (index, node) in nodes.enumerated() {
             let name = views[index].isDerivedTable ? "subquery \(views[index].name)" : "view \(views[index].name)"
@@ -229,16 +251,18 @@ extension DataflowGraph: CustomStringConvertible {
                 text += "  \(name): GROUP BY \(plan.view.groupByNames.joined(separator: ", ")) on the hot path (source thread)"
                 text += readers[index].isEmpty ? "\n" : "; its changed groups become changes at each barrier\n"
             case .derived(let plan):
-                let kind = switch plan.operation {
+                var kind = switch plan.operation {
                 case .aggregate(let definition): "aggregate (\(definition.aggregates.map(\.description).joined(separator: ", ")))"
                 case .filterProject: "filter and projection"
                 }
+                let windows = plan.view.window.map { " in windows of \($0)" } ?? ""
+                if plan.windowClose != nil { kind += " emitting each window's rows once, when the watermark passes its end (its state then dropped)," }
                 switch plan.input {
                 case .view(let input):
-                    text += "  \(name): \(kind) over the changes of view \(views[input].name), on the checkpoint thread at each barrier\n"
+                    text += "  \(name): \(kind) over the changes of view \(views[input].name)\(windows), on the checkpoint thread at each barrier\n"
                 case .sourceRows(let sourceIndex):
                     let stored = plan.materializesRows ? ", every row stored (keyed by partition and offset)" : ""
-                    text += "  \(name): \(kind) over the rows of source \(sources[sourceIndex].name) (decoded to values on the hot path, handed over at each barrier)\(stored)\n"
+                    text += "  \(name): \(kind) over the rows of source \(sources[sourceIndex].name)\(windows) (decoded to values on the hot path, handed over at each barrier)\(stored)\n"
                 }
             }
         }
@@ -270,6 +294,10 @@ public struct DerivedViewPlan: Sendable {
     public let operation: Operation
     /// Values per key of its rows: its group key, or its input's key.
     public let keyWidth: Int
+    /// `TUMBLE` / `HOP` in FROM: maps the input's changes to windowed rows before the operator.
+    public let window: WindowAssigner?
+    /// `EMIT ON WINDOW CLOSE`: the aggregate's rows go downstream once, when their window closes.
+    public var windowClose: View.WindowClose? { view.emitOnWindowClose }
 
     /// Whether the view stores every row it holds: a filter and projection of a source's rows, which nothing
     /// upstream keeps. (Over a view, its rows are recomputed from the input's when read.)
@@ -280,7 +308,17 @@ public struct DerivedViewPlan: Sendable {
     init(view: View, input: Input, inputKeyWidth: Int, inputWidth: Int) throws(EngineError) {
         self.view = view
         self.input = input
+        var inputKeyWidth = inputKeyWidth
+        var inputWidth = inputWidth
         do {
+            if let timeWindow = view.window {
+                let assigner = try WindowAssigner(timeWindow, inputKeyWidth: inputKeyWidth, inputWidth: inputWidth)
+                window = assigner
+                inputKeyWidth = assigner.outputKeyWidth
+                inputWidth = assigner.outputRowWidth
+            } else {
+                window = nil
+            }
             if view.isAggregating {
                 let definition = try AggregateDefinition(view: view, inputWidth: inputWidth)
                 operation = .aggregate(definition)
@@ -301,6 +339,10 @@ public struct DerivedViewPlan: Sendable {
 enum DerivedStateKey {
     static let plainMarker: UInt8 = 0x01
     static let longMarker: UInt8 = 0x02
+    /// An `EMIT ON WINDOW CLOSE` view's emitted row (its group's state is gone): `0x03` and the encoded group
+    /// key, or `0x04` and its digest when longer; the value is the row.
+    static let emittedRowMarker: UInt8 = 0x03
+    static let longEmittedRowMarker: UInt8 = 0x04
     static let maxStorageBytes = 511
 
     /// The LMDB key and value of group `key` holding `state`.
@@ -314,6 +356,20 @@ enum DerivedStateKey {
         guard key.count >= maxStorageBytes else { return [plainMarker] + key }
         let (first, second) = key.withUnsafeBufferPointer(KeyHasher.digest128)
         return [longMarker] + withUnsafeBytes(of: first.littleEndian, Array.init) + withUnsafeBytes(of: second.littleEndian, Array.init)
+    }
+
+    /// Whether a stored key is an emitted row's (not a group's state).
+    static func isEmittedRow(_ storageKey: UnsafeRawBufferPointer) -> Bool {
+        storageKey.first == emittedRowMarker || storageKey.first == longEmittedRowMarker
+    }
+
+    /// The stored key of an emitted row of group `key` (its values).
+    static func emittedRowKey(_ key: ArraySlice<SQLValue>) -> [UInt8] {
+        var bytes: [UInt8] = []
+        ValueCodec.append(contentsOf: key, to: &bytes)
+        guard bytes.count >= maxStorageBytes else { return [emittedRowMarker] + bytes }
+        let (first, second) = bytes.withUnsafeBufferPointer(KeyHasher.digest128)
+        return [longEmittedRowMarker] + withUnsafeBytes(of: first.littleEndian, Array.init) + withUnsafeBytes(of: second.littleEndian, Array.init)
     }
 
     /// The stored key of a materialized row: its key values, encoded (never longer than 511 bytes for a

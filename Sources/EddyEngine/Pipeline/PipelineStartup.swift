@@ -44,8 +44,14 @@ struct RestoredPipeline {
                 --allow-new-views.
                 """)
         }
+        // A source's event time (watermark) has a database of its own, named so that no view can clash with it.
+        let eventTimeSources = graph.sources.indices.filter { graph.sources[$0].watermark != nil }
+        var fingerprints = Dictionary(uniqueKeysWithValues: graph.views.indices.map { (graph.views[$0].name, graph.fingerprint(ofView: $0)) })
+        for index in eventTimeSources {
+            fingerprints[SourceEventTime.databaseName(source: graph.sources[index].name)] = SourceEventTime.fingerprint(graph.sources[index])
+        }
         let validation = try store.validatePipeline(
-            fingerprints: Dictionary(uniqueKeysWithValues: graph.views.indices.map { (graph.views[$0].name, graph.fingerprint(ofView: $0)) }),
+            fingerprints: fingerprints,
             definitions: Dictionary(uniqueKeysWithValues: graph.views.indices.map { (graph.views[$0].name, graph.selfContainedDefinition(ofView: $0)) }))
         if !validation.droppedViews.isEmpty {
             logger.warning("the state directory holds views this pipeline no longer defines; their state is kept", metadata: ["eddy.views": "\(validation.droppedViews)"])
@@ -73,7 +79,11 @@ struct RestoredPipeline {
             _ = aggregator.table.takeDirty()
             aggregators.append(aggregator)
         }
-        var cascade = Cascade(graph: graph, handles: handles)
+        var eventTimeHandles: [Int: ViewHandle] = [:]
+        for index in eventTimeSources {
+            eventTimeHandles[index] = try store.view(named: SourceEventTime.databaseName(source: graph.sources[index].name))
+        }
+        var cascade = Cascade(graph: graph, handles: handles, eventTimeHandles: eventTimeHandles)
         try cascade.restore(from: store)
         logger.info("state restored", metadata: [
             "eddy.state_dir": "\(options.stateDirectory)", "eddy.epoch": "\(checkpoint.epoch)",

@@ -107,6 +107,7 @@ public final class PipelineStatistics: Sendable {
         let offsetGap: Counter
         let offsetOutOfRange: [String: Counter]
         let skipped: [String: Counter]
+        let late: Counter
         let sinkWrite: [String: Timer]
         let sinkRetries: [String: Counter]
         let sinkPending: [String: Gauge]
@@ -136,6 +137,7 @@ public final class PipelineStatistics: Sendable {
             skipped: Dictionary(uniqueKeysWithValues: SkipReason.allCases.map {
                 ($0.description, Counter(label: "eddy_source_errors_total", dimensions: [("reason", $0.description)]))
             }),
+            late: Counter(label: "eddy_source_errors_total", dimensions: [("reason", Self.lateReason)]),
             sinkWrite: Dictionary(uniqueKeysWithValues: sinks.map {
                 ($0.name, Timer(label: "eddy_sink_write_duration_seconds", dimensions: [("sink", $0.name)], preferredDisplayUnit: .seconds))
             }),
@@ -229,6 +231,16 @@ public final class PipelineStatistics: Sendable {
         guard amount > 0, let counter else { return }
         counter.increment(by: Int64(clamping: amount))
     }
+
+    /// Source rows dropped because their event time was behind its watermark: counted like the decoder's
+    /// skips, as `eddy_source_errors_total{reason="late"}`.
+    func lateRows(_ count: Int) {
+        guard count > 0 else { return }
+        state.withLock { $0.skippedByReason[Self.lateReason, default: 0] += count }
+        Self.add(count, to: metrics.late)
+    }
+
+    static let lateReason = "late"
 
     func checkpointSubmitted(epoch: UInt64) { state.withLock { $0.lastSubmittedEpoch = epoch } }
 

@@ -129,6 +129,11 @@ public struct KafkaSourceSettings: Sendable, Equatable {
     /// Every other `properties.X`, as librdkafka's `X`, in the order written: security, SASL, SSL and any
     /// pass-through setting.
     public var clientProperties: [Property]
+    /// `watermark.idle.timeout`: a partition that has sent nothing for this long does not hold the source's
+    /// watermark back (default 30 seconds).
+    public var watermarkIdleTimeout: Duration = Self.defaultWatermarkIdleTimeout
+
+    public static let defaultWatermarkIdleTimeout = Duration.seconds(30)
 
     /// The properties with secrets replaced by `***`.
     public var maskedClientProperties: [Property] {

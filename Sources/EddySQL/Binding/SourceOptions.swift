@@ -7,7 +7,7 @@ struct SourceOptionsCompiler {
 
     static let accepted = [
         "connector", "topic", "properties.bootstrap.server", "scan.startup.mode", "scan.startup.timestamp.millis",
-        "properties.<librdkafka setting>",
+        "watermark.idle.timeout", "properties.<librdkafka setting>",
     ]
 
     /// Settings Eddy owns: letting a user override them would break exactly-once or hide data loss.
@@ -87,8 +87,16 @@ struct SourceOptionsCompiler {
         var groupID: String?
         let handled: Set<String> = [
             "connector", "topic", "properties.bootstrap.server", "properties.bootstrap.servers", "scan.startup.mode",
-            "scan.startup.timestamp.millis", "scan.startup.timestamp_millis",
+            "scan.startup.timestamp.millis", "scan.startup.timestamp_millis", "watermark.idle.timeout",
         ]
+        var idleTimeout = KafkaSourceSettings.defaultWatermarkIdleTimeout
+        if let option = byKey["watermark.idle.timeout"], !option.hasFailedSubstitution {
+            if case .success(let interval) = SQLInterval.parse(option.value), let microseconds = interval.fixedMicroseconds, microseconds > 0 {
+                idleTimeout = .microseconds(microseconds)
+            } else {
+                errors.append(source.error(.invalidOption, "watermark.idle.timeout must be a positive interval such as '30 seconds', not '\(option.value)'", from: option.valueStart, to: option.valueEnd))
+            }
+        }
         for option in ordered where !handled.contains(option.key) && !option.hasFailedSubstitution {
             guard option.key.hasPrefix("properties."), option.key.count > "properties.".count else {
                 errors.append(source.error(.invalidOption, "unknown Kafka source option '\(option.key)'; accepted: \(Self.accepted.joined(separator: ", "))", from: option.keyStart, to: option.keyEnd))
@@ -129,7 +137,7 @@ struct SourceOptionsCompiler {
         guard errors.count == errorCount, incomplete.isEmpty, let bootstrap, let topic else { return nil }
         return KafkaSourceSettings(
             bootstrapServers: bootstrap.value, topic: topic.value, startupMode: startupMode, groupID: groupID,
-            clientProperties: properties)
+            clientProperties: properties, watermarkIdleTimeout: idleTimeout)
     }
 
     private mutating func checkBootstrap(_ option: OptionEntry) {

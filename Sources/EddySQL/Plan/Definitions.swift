@@ -2,7 +2,9 @@ extension Source {
     /// A `CREATE SOURCE` statement equivalent to this source's schema and topic, without secrets: what a
     /// reader of the state directory needs to decode its views (`eddy query`).
     public var schemaDefinition: String {
-        let columns = columns.map { "\(BoundExpression.quoteIfNeeded($0.name)) \($0.type)" }.joined(separator: ", ")
+        var columns = columns.map { "\(BoundExpression.quoteIfNeeded($0.name)) \($0.type)" }.joined(separator: ", ")
+        // `EMIT ON WINDOW CLOSE` binds only over a watermarked column.
+        if let watermark { columns += ", WATERMARK FOR \(BoundExpression.quoteIfNeeded(watermark.columnName)) AS \(watermark.expression)" }
         return "CREATE SOURCE \(BoundExpression.quoteIfNeeded(name)) (\(columns)) WITH (connector='kafka', topic=\(Self.quoted(kafka.topic)), "
             + "properties.bootstrap.server=\(Self.quoted(kafka.bootstrapServers))) FORMAT PLAIN ENCODE JSON;"
     }
