@@ -117,6 +117,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging(format: logging.format, level: try logging.resolvedLevel())
         let logger = Logger(label: "eddy.run")
+        if let armed = try CrashPoint.arm(from: ProcessInfo.processInfo.environment) { logger.warning("crash point armed by eddy drill: dies when it is reached for the \(armed.nth)th time", metadata: ["eddy.crash_point": "\(armed.point.name)"]) }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
