@@ -14,8 +14,9 @@ struct DrillCommand: ParsableCommand {
         commandName: "drill",
         abstract: "Run a crash-recovery drill: own broker, Redis, load and faults; exit 0 only when exact.",
         discussion: """
-            Starts, in a scratch directory under $TMPDIR (removed at the end unless --keep): an `eddy dev-broker` with \
-            the pipeline's topic (--partitions partitions), a `redis-server` on a free loopback port without \
+            Starts, in a scratch directory under $TMPDIR (removed at the end unless --keep): an `eddy dev-broker` of 3 \
+            brokers with the pipeline's topic (--partitions partitions) and its control channel on stdin (`eddy help \
+            dev-broker`), a `redis-server` on a free loopback port without \
             persistence (Debian's redis-server package), the load generator (`eddy produce --manifest`, in chunks of \
             one second at --rate, paced so that the dev broker, which keeps about 5 MB per partition, never drops a \
             message the daemon has not read) and the daemon (`eddy run PIPELINE --http off --checkpoint-interval \
@@ -24,14 +25,28 @@ struct DrillCommand: ParsableCommand {
 
             Faults, one at a time, each after the pipeline recovered from the previous one, at random moments drawn \
             from --seed (printed, so that a schedule can be replayed):
-              daemon-kill-9        kill -9 of the daemon, restarted at once
-              daemon-sigstop       SIGSTOP of the daemon, SIGCONT 0.05-1.5 s later
-              redis-restart-empty  Redis SHUTDOWN NOSAVE, started again empty on the same port 0-0.5 s later
-              redis-pause-writes   Redis CLIENT PAUSE WRITE for 0.05-1.5 s
-            Not covered yet (later steps): crash points compiled into the daemon (after the LMDB commit and before \
-            the Redis write, after EXEC and before the acknowledgement, mid-batch, during a whole-view re-send, \
-            during start-up restore), Redis out of memory, broker faults (broker down, leader moved, fetch errors), \
-            a second writer, and a build with the fence disabled to show that the drill can fail.
+              daemon-kill-9            kill -9 of the daemon, restarted at once
+              daemon-sigstop           SIGSTOP of the daemon, SIGCONT 0.05-1.5 s later
+              crash-after-commit       the daemon dies (as kill -9) after a checkpoint's LMDB commit, before the \
+            Redis write (the Nth commit, N 1-15)
+              crash-after-exec         ... after Redis' EXEC of an epoch, before its acknowledgement is recorded \
+            (N 1-15)
+              crash-mid-consumption    ... after a batch of messages was applied in memory, mid-epoch (N 1-40)
+              crash-whole-view-resend  ... with the whole view rendered for a re-send (Redis is emptied with \
+            FLUSHALL to cause one)
+              crash-startup-restore    ... at start, with the state directory open and the views not yet restored
+              redis-restart-empty      Redis SHUTDOWN NOSAVE, started again empty on the same port 0-0.5 s later
+              redis-pause-writes       Redis CLIENT PAUSE WRITE for 0.05-1.5 s
+              redis-out-of-memory      Redis CONFIG SET maxmemory 1 (noeviction: every write refused) for \
+            0.05-1.5 s, then no limit again
+              broker-down              one of the 3 brokers down for 0.05-1.5 s
+              broker-leader-moved      a partition's leader moved to a broker drawn at random
+              broker-fetch-errors      the next 1-20 fetches fail with retriable Kafka errors (NOT_LEADER, \
+            LEADER_NOT_AVAILABLE, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, KAFKA_STORAGE_ERROR)
+            --kinds limits the drill to some of them. A crash point is armed through the environment \
+            (EDDY_CRASH_POINT=NAME:N, read once when eddy run starts; only the drill sets it): the daemon is stopped \
+            with SIGTERM, started armed, dies at the point's Nth pass, and is started again unarmed. \
+            Not covered yet: a second writer.
 
             Checks: a monitor polls Redis (MGET of the view's keys) every 2 ms and records any value that moves \
             backwards or vanishes; after Redis is restarted empty, values are compared only with what was seen \
@@ -63,6 +78,9 @@ struct DrillCommand: ParsableCommand {
     @Option(help: "Stop injecting faults after this many seconds (default: no bound but --faults).")
     var duration: Double?
 
+    @Option(help: "The fault kinds to drill, comma-separated (default: every kind above).")
+    var kinds: String?
+
     @Option(help: "Messages per second from the load generator.")
     var rate: Int = 5_000
 
@@ -80,6 +98,20 @@ struct DrillCommand: ParsableCommand {
         if let duration { guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be in (0, 86400] seconds") } }
         guard (100...1_000_000).contains(rate) else { throw ValidationError("--rate must be from 100 to 1000000 messages per second") }
         guard (1...256).contains(partitions) else { throw ValidationError("--partitions must be from 1 to 256") }
+        _ = try faultKinds()
+    }
+
+    /// `--kinds`, parsed; every kind by default.
+    func faultKinds() throws -> [DrillFaultKind] {
+        guard let kinds else { return DrillFaultKind.allCases }
+        let names = kinds.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let parsed = names.compactMap(DrillFaultKind.init(rawValue:))
+        guard !names.isEmpty, parsed.count == names.count else {
+            let unknown = names.filter { DrillFaultKind(rawValue: $0) == nil }
+            throw ValidationError(
+                "--kinds: unknown fault kind(s) \(unknown.joined(separator: ", ")); the kinds are \(DrillFaultKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return parsed
     }
 
     func run() throws {
@@ -133,7 +165,7 @@ struct DrillCommand: ParsableCommand {
         let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
         printToStandardError("eddy drill: \(path), seed \(seed) (replay with --seed \(seed))")
         var loop = try DrillLoop(
-            command: self, view: view, pipelinePath: path, processes: processes, schedule: DrillSchedule(seed: seed), interrupted: interrupted)
+            command: self, view: view, pipelinePath: path, processes: processes, schedule: DrillSchedule(seed: seed, kinds: try faultKinds(), brokers: DrillLoop.brokerCount, partitions: partitions), interrupted: interrupted)
         return try loop.run()
     }
 }
