@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import EddyEngine
 import EddyRedis
 import Foundation
 import Logging
@@ -27,6 +28,9 @@ struct DrillCommand: ParsableCommand {
             from --seed (printed, so that a schedule can be replayed):
               daemon-kill-9            kill -9 of the daemon, restarted at once
               daemon-sigstop           SIGSTOP of the daemon, SIGCONT 0.05-1.5 s later
+              daemon-stale-state       the daemon dies at crash point after-commit (N 1-5), its state is copied \
+            (a checkpoint ahead of its acknowledgement), it runs on; 1-3 s later it is killed and started on the copy, \
+            behind Redis (a state directory restored from a backup), which re-sends its whole view at start
               crash-after-commit       the daemon dies (as kill -9) after a checkpoint's LMDB commit, before the \
             Redis write (the Nth commit, N 1-15)
               crash-after-exec         ... after Redis' EXEC of an epoch, before its acknowledgement is recorded \
@@ -87,6 +91,10 @@ struct DrillCommand: ParsableCommand {
     @Option(help: "Partitions of the drill's topic.")
     var partitions: Int = 8
 
+    @Flag(help: ArgumentHelp(
+        "UNSAFE, debug builds only: run the daemon with its sink's progress fence disabled (EDDY_UNSAFE_DISABLE_FENCE=1), to show that the drill then fails."))
+    var unsafeDisableFence = false
+
     @Flag(help: "Print the report as one JSON object.")
     var json = false
 
@@ -99,6 +107,9 @@ struct DrillCommand: ParsableCommand {
         guard (100...1_000_000).contains(rate) else { throw ValidationError("--rate must be from 100 to 1000000 messages per second") }
         guard (1...256).contains(partitions) else { throw ValidationError("--partitions must be from 1 to 256") }
         _ = try faultKinds()
+        if unsafeDisableFence && !UnsafeFenceSwitch.isHonoured {
+            throw ValidationError("--unsafe-disable-fence works only with a debug build of eddy (swift build); this one is a release build")
+        }
     }
 
     /// `--kinds`, parsed; every kind by default.

@@ -16,7 +16,7 @@ struct DrillLoop {
         /// A stop or pause in force until `liftAt`.
         case active(index: Int, fault: DrillFault, liftAt: ContinuousClock.Instant)
         /// The daemon runs with a crash point armed; given up on at `deadline` (the point was not reached).
-        case armed(index: Int, deadline: ContinuousClock.Instant)
+        case armed(index: Int, fault: DrillFault, deadline: ContinuousClock.Instant)
         /// Lifted at `liftedAt`: waiting for Redis's total to pass `threshold` (the fault's report index, nil for
         /// the start-up, when the drill waits for the daemon's first write).
         case recovering(index: Int?, liftedAt: ContinuousClock.Instant, threshold: Int)
@@ -80,6 +80,7 @@ struct DrillLoop {
         var environment = [DrillSeedView.brokersVariable: brokers, DrillSeedView.redisVariable: "redis://127.0.0.1:\(redisPort)"]
         // Always set, so that a value in the drill's own environment never arms a point by accident.
         environment[CrashPoint.environmentVariable] = crashPoint.map { "\($0.point.name):\($0.nth)" } ?? ""
+        environment[UnsafeFenceSwitch.environmentVariable] = command.unsafeDisableFence ? "1" : ""
         return try processes.spawn(
             "run", ["run", pipelinePath, "--state-dir", processes.directory + "/state", "--http", "off", "--checkpoint-interval", "0.2"],
             environment: environment)
@@ -89,14 +90,22 @@ struct DrillLoop {
         while !(isDone && producer == nil) {
             if interrupted.isSet { throw DrillError(reason: "interrupted; every child stopped") }
             if let exit = processes.exit(of: daemon) {
-                guard case .armed(let index, _) = phase, exit == .signal(SIGKILL) else {
+                guard case .armed(let index, let fault, _) = phase, exit == .signal(SIGKILL) else {
                     throw DrillError(reason: "eddy run exited by itself (\(exit)); the end of its log:\n\(processes.logTail("run"))", status: 1)
                 }
                 // Died at its crash point: started again, unarmed. Recovered once Redis passes what it held then.
                 faults[index].crashPointReached = true
                 thresholds[index] = max(thresholds[index], monitor.snapshot.total)
-                daemon = try startDaemon()
-                phase = .recovering(index: index, liftedAt: .now, threshold: thresholds[index])
+                if fault.kind == .daemonStaleState {
+                    // The copy: a checkpoint committed and not yet acknowledged, as of now; Redis moves on from here.
+                    try? FileManager.default.removeItem(atPath: staleCopyPath)
+                    try FileManager.default.copyItem(atPath: processes.directory + "/state/data.mdb", toPath: staleCopyPath)
+                    daemon = try startDaemon()
+                    phase = .active(index: index, fault: fault, liftAt: .now + fault.length)
+                } else {
+                    daemon = try startDaemon()
+                    phase = .recovering(index: index, liftedAt: .now, threshold: thresholds[index])
+                }
             }
             try stepProduction(producing: !isDone)
             try stepFaults()
@@ -146,8 +155,10 @@ struct DrillLoop {
             try inject(fault)
         case .active(let index, let fault, let liftAt) where now >= liftAt:
             try lift(fault)
+            // Recovered once Redis passes what it held before the fault and when it ended (writes may go on meanwhile).
+            thresholds[index] = max(thresholds[index], monitor.snapshot.total)
             phase = .recovering(index: index, liftedAt: .now, threshold: thresholds[index])
-        case .armed(let index, let deadline) where now >= deadline:
+        case .armed(let index, _, let deadline) where now >= deadline:
             // Never reached: killed (the point stays armed in that process) and started again, unarmed.
             faults[index].crashPointReached = false
             try restartDaemonAfterKill()
@@ -183,7 +194,7 @@ struct DrillLoop {
         switch fault.kind {
         case .daemonKill:
             try restartDaemonAfterKill()
-        case .crashAfterCommit, .crashAfterExec, .crashMidConsumption, .crashWholeViewResend, .crashStartupRestore:
+        case .crashAfterCommit, .crashAfterExec, .crashMidConsumption, .crashWholeViewResend, .crashStartupRestore, .daemonStaleState:
             // Stopped cleanly (not a fault of its own), then started armed.
             let exit = processes.stop(daemon, grace: .seconds(30))
             guard exit == .status(0) else {
@@ -193,8 +204,8 @@ struct DrillLoop {
                 // Redis loses its data: the next write finds no marker and re-sends the whole view.
                 try monitor.forgetValues { _ = try redisConnection().command("FLUSHALL") }
             }
-            daemon = try startDaemon(crashPoint: (fault.kind.crashPoint!, fault.nth))
-            phase = .armed(index: index, deadline: .now + Self.crashBound)
+            daemon = try startDaemon(crashPoint: (fault.kind.crashPoint ?? .afterCommit, fault.nth))
+            phase = .armed(index: index, fault: fault, deadline: .now + Self.crashBound)
             return
         case .redisOutOfMemory:
             // noeviction: every write is refused with OOM (reads still answer), nothing is dropped.
@@ -226,10 +237,20 @@ struct DrillLoop {
             : .recovering(index: index, liftedAt: .now, threshold: thresholds[index])
     }
 
+    /// Where `daemon-stale-state` keeps its copy of the state's data file.
+    private var staleCopyPath: String { processes.directory + "/stale-data.mdb" }
+
     /// Ends a fault in force.
-    private func lift(_ fault: DrillFault) throws {
+    private mutating func lift(_ fault: DrillFault) throws {
         switch fault.kind {
         case .daemonStop: processes.send(SIGCONT, to: daemon)
+        case .daemonStaleState:
+            processes.send(SIGKILL, to: daemon)
+            guard processes.waitForExit(daemon, timeout: .seconds(10)) != nil else { throw DrillError(reason: "eddy run survived kill -9 for 10 s") }
+            let data = processes.directory + "/state/data.mdb"
+            try? FileManager.default.removeItem(atPath: data)
+            try FileManager.default.moveItem(atPath: staleCopyPath, toPath: data)
+            daemon = try startDaemon()
         case .redisOutOfMemory: _ = try redisConnection().command("CONFIG", "SET", "maxmemory", "0")
         case .brokerDown: try brokerControl.send(.brokerUp(fault.broker))
         default: break
@@ -245,8 +266,8 @@ struct DrillLoop {
     /// What the report says of a fault beyond its kind.
     private func detail(of fault: DrillFault) -> String? {
         switch fault.kind {
-        case .crashAfterCommit, .crashAfterExec, .crashMidConsumption, .crashWholeViewResend, .crashStartupRestore:
-            "\(CrashPoint.environmentVariable)=\(fault.kind.crashPoint!.name):\(fault.nth)"
+        case .crashAfterCommit, .crashAfterExec, .crashMidConsumption, .crashWholeViewResend, .crashStartupRestore, .daemonStaleState:
+            "\(CrashPoint.environmentVariable)=\((fault.kind.crashPoint ?? .afterCommit).name):\(fault.nth)"
         case .brokerDown: "broker \(fault.broker)"
         case .brokerLeaderMoved: "partition \(fault.partition) to broker \(fault.broker)"
         case .brokerFetchErrors: "Kafka errors \(fault.errorCodes.map(String.init).joined(separator: ","))"

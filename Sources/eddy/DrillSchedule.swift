@@ -7,6 +7,12 @@ enum DrillFaultKind: String, CaseIterable, Codable, Sendable {
     case daemonKill = "daemon-kill-9"
     /// `SIGSTOP` of the daemon, `SIGCONT` after the fault's length.
     case daemonStop = "daemon-sigstop"
+    /// The daemon stopped (SIGTERM), started with crash point after-commit armed; once it died there, its state
+    /// is copied (a checkpoint committed and not acknowledged), it is started again, and after the fault's length
+    /// killed and started on that copy: a state directory restored from an older backup, behind Redis, that
+    /// re-sends its whole view at start. The fence makes it wait until it has consumed as far as Redis holds;
+    /// without it, values move backwards.
+    case daemonStaleState = "daemon-stale-state"
     /// The daemon stopped (SIGTERM), started again with a crash point armed (`EDDY_CRASH_POINT`), and started
     /// once more, unarmed, after it died there.
     case crashAfterCommit = "crash-after-commit"
@@ -95,6 +101,10 @@ struct DrillSchedule: Sequence, IteratorProtocol, Sendable {
             break
         case .daemonStop, .redisPauseWrites, .redisOutOfMemory, .brokerDown:
             fault.length = milliseconds(in: 50...1_500)
+        case .daemonStaleState:
+            // Several checkpoints (0.2 s each) written to Redis after the copy.
+            fault.length = milliseconds(in: 1_000...3_000)
+            fault.nth = Int.random(in: 1...5, using: &random)
         case .redisRestartEmpty:
             fault.length = milliseconds(in: 0...500)
         case .crashAfterCommit, .crashAfterExec:

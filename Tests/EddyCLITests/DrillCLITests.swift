@@ -42,10 +42,11 @@ import Testing
         return report
     }
 
-    /// The daemon killed, stopped, and faced with Redis and the brokers failing under it: exact throughout.
+    /// The daemon killed, stopped, started on a stale copy of its state, and faced with Redis and the brokers
+    /// failing under it: exact throughout.
     @Test func aShortDrillOfProcessRedisAndBrokerFaultsIsExact() throws {
         let kinds = [
-            "daemon-kill-9", "daemon-sigstop", "redis-restart-empty", "redis-pause-writes", "redis-out-of-memory", "broker-down",
+            "daemon-kill-9", "daemon-sigstop", "daemon-stale-state", "redis-restart-empty", "redis-pause-writes", "redis-out-of-memory", "broker-down",
             "broker-leader-moved", "broker-fetch-errors",
         ]
         let report = try drill(seed: 7, kinds: kinds)
@@ -61,13 +62,26 @@ import Testing
         #expect(report.faults.allSatisfy { $0.detail?.hasPrefix("EDDY_CRASH_POINT=") == true }, "\(report.faults)")
     }
 
+    /// The drill can fail: with the sink's fence disabled (the debug build's test switch), a daemon started on a
+    /// stale copy of its state writes its older values over Redis' newer ones, the monitor sees them move
+    /// backwards, and the drill exits 1 saying so.
+    @Test func withTheFenceDisabledAStaleStateMakesTheDrillFail() throws {
+        let drill = try EddyProcess.run(
+            ["drill", "--seed", "8", "--faults", "2", "--kinds", "daemon-stale-state", "--unsafe-disable-fence", "--json"], timeout: .seconds(120))
+        #expect(drill.status == 1, "\(drill.standardOutput)\n\(drill.standardError.suffix(3000))")
+        let report = try JSONDecoder().decode(Report.self, from: Data(drill.standardOutput.utf8))
+        #expect(report.faults.count == 2 && report.faults.allSatisfy { $0.crashPointReached == true })
+        #expect(!report.decreases.isEmpty, "\(drill.standardOutput)")
+        #expect(report.decreases.allSatisfy { $0.contains(" went from ") })
+    }
+
     /// `eddy help drill` names every fault kind and what the drill does not cover yet.
     @Test func theHelpExplainsTheFaultsAndWhatIsNotCoveredYet() throws {
         let help = try EddyProcess.run(["help", "drill"])
         #expect(help.status == 0)
         // Whatever width the help is wrapped to: words separated by single spaces.
         let words = help.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        let kinds = ["daemon-kill-9", "crash-after-commit", "crash-whole-view-resend", "redis-out-of-memory", "broker-down", "broker-leader-moved", "broker-fetch-errors"]
+        let kinds = ["daemon-kill-9", "daemon-stale-state", "--unsafe-disable-fence", "crash-after-commit", "crash-whole-view-resend", "redis-out-of-memory", "broker-down", "broker-leader-moved", "broker-fetch-errors"]
         for text in kinds + ["kill -9", "SIGSTOP", "SHUTDOWN NOSAVE", "CLIENT PAUSE WRITE", "maxmemory", "EDDY_CRASH_POINT", "--kinds", "--seed", "--json", "Not covered yet"] {
             #expect(words.contains(text), "\(text) missing from: \(help.standardOutput)")
         }
