@@ -52,18 +52,25 @@ struct DrillCommand: ParsableCommand {
             with SIGTERM, started armed, dies at the point's Nth pass, and is started again unarmed. \
             Not covered yet: a second writer.
 
-            Checks: a monitor polls Redis (MGET of the view's keys) every 2 ms and records any value that moves \
-            backwards or vanishes; after Redis is restarted empty, values are compared only with what was seen \
-            since. At the end, once production is done, the drill waits (up to 60 s) until Redis equals the \
-            expected result from the producer's manifests, then checks that `eddy query --format csv` agrees. v1 \
-            checks pipelines of the seed's shape only (COUNT(*) grouped by event, keys from a template over event, \
-            values the counts) and exits 2 for others; evaluating any view's SQL over the produced messages is the \
-            next step.
+            Checks: a monitor polls Redis every 2 ms (MGET of the counts, for a pipeline of the seed's shape, and of \
+            every sink's marker eddy:<sink>:epoch) and records any count that moves backwards and any marker whose \
+            offsets do on some partition (values and marker are written in one transaction, so this covers views \
+            whose values are not monotone); after Redis is emptied on purpose, only what was seen since counts. At the \
+            end, once production is done, the drill waits (up to 60 s) until Redis equals the expected result, then \
+            checks that `eddy query --format csv` agrees. Expected result: for the seed's shape (one view SELECT \
+            event, COUNT(*) … GROUP BY event, one sink keyed by event with the count as value), the producer's \
+            manifests; for other pipelines, SQLite (python3's sqlite3 module) evaluating every view's SELECT over every \
+            message produced, regenerated from the load's seeds, rendered through each sink's templates \
+            (examples/several_views.sql is one). Shapes checked: one Kafka source read from 'earliest'; views with \
+            WHERE, GROUP BY, COUNT/SUM/MIN/MAX over user, page and event, views over views, integer or text \
+            outputs; ENCODE TEMPLATE sinks. Refused with exit 2: views reading event_timestamp (messages are \
+            regenerated without their times), HAVING, subqueries, real or time-typed outputs.
 
-            Recovery time of a fault: from its end (restart, SIGCONT, Redis back, pause over) until Redis's total \
-            passes what it was before the fault. The report gives faults by kind, recovery p50/p99/max, messages, \
-            decreases seen and the result, EXACT or NOT EXACT with the differences; --json prints it as one JSON \
-            object. A live progress line goes to stderr on a terminal.
+            Recovery time of a fault: from its end (restart, SIGCONT, Redis back, pause over, limit lifted, broker \
+            up) until the messages Redis stands for (the sum of every sink marker's offsets) pass what they were \
+            when the fault ended. The report gives faults by kind, recovery p50/p99/max, messages, decreases seen \
+            and the result, EXACT or NOT EXACT with the differences; --json prints it as one JSON object. A live \
+            progress line goes to stderr on a terminal.
 
             Exit status: 0 when exact and no value moved backwards, 1 otherwise (or when the daemon exits by \
             itself), 2 when the drill could not run. Ctrl-C or SIGTERM stops every child and exits 2.
@@ -84,6 +91,9 @@ struct DrillCommand: ParsableCommand {
 
     @Option(help: "The fault kinds to drill, comma-separated (default: every kind above).")
     var kinds: String?
+
+    @Option(name: .customLong("max-delay"), help: "The longest wait, in seconds, before each fault (drawn from 0.1 to this).")
+    var maximumDelay: Double = 2.5
 
     @Option(help: "Messages per second from the load generator.")
     var rate: Int = 5_000
@@ -107,6 +117,7 @@ struct DrillCommand: ParsableCommand {
         guard (100...1_000_000).contains(rate) else { throw ValidationError("--rate must be from 100 to 1000000 messages per second") }
         guard (1...256).contains(partitions) else { throw ValidationError("--partitions must be from 1 to 256") }
         _ = try faultKinds()
+        guard (0.1...60).contains(maximumDelay) else { throw ValidationError("--max-delay must be from 0.1 to 60 seconds") }
         if unsafeDisableFence && !UnsafeFenceSwitch.isHonoured {
             throw ValidationError("--unsafe-disable-fence works only with a debug build of eddy (swift build); this one is a release build")
         }
@@ -171,12 +182,12 @@ struct DrillCommand: ParsableCommand {
             }
         }
         let path = try pipelinePath(eddy: processes.eddy)
-        let view = try DrillSeedView(pipelineAt: path)
+        let target = try DrillTarget(pipelineAt: path)
         _ = try ChildProcesses.redisServerExecutable()
         let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
         printToStandardError("eddy drill: \(path), seed \(seed) (replay with --seed \(seed))")
         var loop = try DrillLoop(
-            command: self, view: view, pipelinePath: path, processes: processes, schedule: DrillSchedule(seed: seed, kinds: try faultKinds(), brokers: DrillLoop.brokerCount, partitions: partitions), interrupted: interrupted)
+            command: self, target: target, pipelinePath: path, processes: processes, schedule: DrillSchedule(seed: seed, kinds: try faultKinds(), brokers: DrillLoop.brokerCount, partitions: partitions, maximumDelay: .milliseconds(Int64(maximumDelay * 1000))), interrupted: interrupted)
         return try loop.run()
     }
 }

@@ -34,7 +34,7 @@ struct DrillLoop {
     private static let crashBound: Duration = .seconds(30)
 
     private let command: DrillCommand
-    private let view: DrillSeedView
+    private let target: DrillTarget
     private let pipelinePath: String
     private let processes: ChildProcesses
     private var schedule: DrillSchedule
@@ -52,22 +52,24 @@ struct DrillLoop {
     private var chunks = 0
     private var produced = 0
     private var expected: [String: Int] = [:]
+    /// Every message produced (without its time), for a pipeline checked by `DrillViews`.
+    private var messages: [String] = []
     private var lastProgress = ContinuousClock.now
     private let showsProgress = isatty(2) == 1
 
-    init(command: DrillCommand, view: DrillSeedView, pipelinePath: String, processes: ChildProcesses, schedule: DrillSchedule, interrupted: StopFlag) throws {
+    init(command: DrillCommand, target: DrillTarget, pipelinePath: String, processes: ChildProcesses, schedule: DrillSchedule, interrupted: StopFlag) throws {
         self.command = command
-        self.view = view
+        self.target = target
         self.pipelinePath = pipelinePath
         self.processes = processes
         self.schedule = schedule
         self.interrupted = interrupted
         redisPort = ChildProcesses.unusedLoopbackPort()
         redisProcess = try processes.startRedis(port: redisPort)
-        let broker = try processes.startBroker(topic: view.topic, partitions: command.partitions, brokers: Self.brokerCount, control: true)
+        let broker = try processes.startBroker(topic: target.topic, partitions: command.partitions, brokers: Self.brokerCount, control: true)
         brokers = broker.bootstrap
         brokerControl = broker.control!
-        monitor = DrillMonitor(url: RedisURL(host: "127.0.0.1", port: redisPort), keys: view.keys, started: started)
+        monitor = DrillMonitor(url: RedisURL(host: "127.0.0.1", port: redisPort), keys: target.countKeys, markerKeys: target.markerKeys, started: started)
         daemon = 0
         daemon = try startDaemon()
         phase = .recovering(index: nil, liftedAt: .now, threshold: 0)
@@ -95,7 +97,7 @@ struct DrillLoop {
                 }
                 // Died at its crash point: started again, unarmed. Recovered once Redis passes what it held then.
                 faults[index].crashPointReached = true
-                thresholds[index] = max(thresholds[index], monitor.snapshot.total)
+                thresholds[index] = max(thresholds[index], monitor.snapshot.progress)
                 if fault.kind == .daemonStaleState {
                     // The copy: a checkpoint committed and not yet acknowledged, as of now; Redis moves on from here.
                     try? FileManager.default.removeItem(atPath: staleCopyPath)
@@ -131,15 +133,16 @@ struct DrillLoop {
             }
             produced += manifest.total
             expected.merge(manifest.events.filter { $0.value > 0 }, uniquingKeysWith: +)
+            if case .views = target { messages += DrillViews.messages(seed: schedule.producerSeed(chunk: running.chunk), count: manifest.total) }
         }
         let chunkSize = command.rate
         let maximumLag = Self.maximumLagPerPartition * command.partitions
-        guard producing, producer == nil, monitor.snapshot.total >= produced + chunkSize - maximumLag else { return }
+        guard producing, producer == nil, monitor.snapshot.progress >= produced + chunkSize - maximumLag else { return }
         let manifest = processes.directory + "/manifest-\(chunks).json"
         let pid = try processes.spawn(
             "produce",
             [
-                "produce", "--brokers", brokers, "--topic", view.topic, "--count", String(chunkSize), "--rate", String(command.rate),
+                "produce", "--brokers", brokers, "--topic", target.topic, "--count", String(chunkSize), "--rate", String(command.rate),
                 "--seed", String(schedule.producerSeed(chunk: chunks)), "--manifest", manifest, "--idempotent", "--exit-with-parent", String(getpid()),
             ])
         producer = (pid, chunks, manifest)
@@ -156,7 +159,7 @@ struct DrillLoop {
         case .active(let index, let fault, let liftAt) where now >= liftAt:
             try lift(fault)
             // Recovered once Redis passes what it held before the fault and when it ended (writes may go on meanwhile).
-            thresholds[index] = max(thresholds[index], monitor.snapshot.total)
+            thresholds[index] = max(thresholds[index], monitor.snapshot.progress)
             phase = .recovering(index: index, liftedAt: .now, threshold: thresholds[index])
         case .armed(let index, _, let deadline) where now >= deadline:
             // Never reached: killed (the point stays armed in that process) and started again, unarmed.
@@ -164,7 +167,7 @@ struct DrillLoop {
             try restartDaemonAfterKill()
             phase = .recovering(index: index, liftedAt: .now, threshold: thresholds[index])
         case .recovering(let index, let liftedAt, let threshold):
-            let recovered = monitor.snapshot.total > threshold
+            let recovered = monitor.snapshot.progress > threshold
             guard recovered || now - liftedAt > Self.recoveryBound else { return }
             if let index, recovered { faults[index].recoverySeconds = (now - liftedAt) / .seconds(1) }
             scheduleNext()
@@ -188,7 +191,7 @@ struct DrillLoop {
 
     private mutating func inject(_ fault: DrillFault) throws {
         let index = faults.count
-        thresholds.append(monitor.snapshot.total)
+        thresholds.append(monitor.snapshot.progress)
         faults.append(DrillReport.Fault(kind: fault.kind, atSeconds: elapsed, lengthSeconds: fault.length / .seconds(1)))
         faults[index].detail = detail(of: fault)
         switch fault.kind {
@@ -215,7 +218,7 @@ struct DrillLoop {
         case .brokerDown:
             try brokerControl.send(.brokerDown(fault.broker))
         case .brokerLeaderMoved:
-            try brokerControl.send(.leader(topic: view.topic, partition: fault.partition, broker: fault.broker))
+            try brokerControl.send(.leader(topic: target.topic, partition: fault.partition, broker: fault.broker))
         case .brokerFetchErrors:
             try brokerControl.send(.requestErrors(apiKey: DevBrokerControl.fetchAPIKey, codes: fault.errorCodes))
         case .daemonStop:
@@ -288,7 +291,7 @@ struct DrillLoop {
         guard showsProgress, ContinuousClock.now - lastProgress >= .milliseconds(250) else { return }
         lastProgress = .now
         let byKind = schedule.kinds.map { kind in "\(kind.rawValue) \(faults.filter { $0.kind == kind }.count)" }.joined(separator: ", ")
-        let line = String(format: "%.1f s", elapsed) + " | faults \(faults.count) (\(byKind)) | produced \(produced) | Redis total \(monitor.snapshot.total)"
+        let line = String(format: "%.1f s", elapsed) + " | faults \(faults.count) (\(byKind)) | produced \(produced) | in Redis \(monitor.snapshot.progress)"
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
     }
 
@@ -296,36 +299,92 @@ struct DrillLoop {
 
     /// Waits until Redis holds the expected values, then compares Redis and `eddy query` with them.
     private mutating func finish() throws -> DrillReport {
-        let expectedRedis = Dictionary(uniqueKeysWithValues: expected.map { (view.key(for: $0.key), $0.value) })
-        let deadline = ContinuousClock.now + .seconds(60)
-        while monitor.snapshot.values != expectedRedis && ContinuousClock.now < deadline {
-            if interrupted.isSet { throw DrillError(reason: "interrupted; every child stopped") }
-            showProgress()
-            usleep(10_000)
-        }
-        if showsProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        let seen = monitor.finish()
         var differences: [DrillReport.Difference] = []
-        for key in Set(expectedRedis.keys).union(seen.values.keys).sorted() where expectedRedis[key] != seen.values[key] {
-            differences.append(.init(place: "redis", key: key, expected: expectedRedis[key], found: seen.values[key]))
-        }
-        let query = try processes.run(
-            "query", ["query", "--state-dir", processes.directory + "/state", "--format", "csv", view.query], timeout: .seconds(60))
-        guard query.exit == .status(0) else {
-            throw DrillError(reason: "eddy query failed (\(query.exit.map(String.init(describing:)) ?? "timed out")):\n\(processes.logTail("query"))", status: 1)
-        }
-        // CSV: a header, then `event,count` rows.
-        var rows: [String: Int] = [:]
-        for line in query.output.split(whereSeparator: \.isNewline).dropFirst() {
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
-            if fields.count == 2, let count = Int(fields[1]) { rows[String(fields[0])] = count }
-        }
-        for event in Set(expected.keys).union(rows.keys).sorted() where expected[event] != rows[event] {
-            differences.append(.init(place: "eddy query", key: event, expected: expected[event], found: rows[event]))
+        let seen: DrillMonitor.Snapshot
+        let counted: Int
+        switch target {
+        case .seed(let view):
+            let expectedRedis = Dictionary(uniqueKeysWithValues: expected.map { (view.key(for: $0.key), $0.value) })
+            try waitUntil { monitor.snapshot.values == expectedRedis }
+            seen = monitor.finish()
+            counted = seen.total
+            for key in Set(expectedRedis.keys).union(seen.values.keys).sorted() where expectedRedis[key] != seen.values[key] {
+                differences.append(.init(place: "redis", key: key, expected: expectedRedis[key].map(String.init), found: seen.values[key].map(String.init)))
+            }
+            // CSV: a header, then `event,count` rows.
+            var rows: [String: String] = [:]
+            for line in try query(view.query, name: "query").dropFirst() {
+                let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+                if fields.count == 2 { rows[String(fields[0])] = String(fields[1]) }
+            }
+            for event in Set(expected.keys).union(rows.keys).sorted() where expected[event].map(String.init) != rows[event] {
+                differences.append(.init(place: "eddy query", key: event, expected: expected[event].map(String.init), found: rows[event]))
+            }
+        case .views(let views):
+            let (rows, expectedRedis) = try views.expected(messages: messages)
+            var found: [DrillReport.Difference] = []
+            try waitUntil {
+                found = (try? redisDifferences(expectedRedis, markerKeys: Set(views.markerKeys))) ?? [.init(place: "redis", key: "", expected: nil, found: "no answer")]
+                return found.isEmpty
+            }
+            seen = monitor.finish()
+            counted = seen.progress
+            differences += found
+            for (name, _) in views.views {
+                // CSV: a header, then one line per row, compared as a multiset with SQLite's rows.
+                let printed = try query("SELECT * FROM \(name)", name: "query-\(name)").dropFirst().map(String.init).sorted()
+                let wanted = (rows[name] ?? []).map { $0.joined(separator: ",") }.sorted()
+                for row in Set(printed).symmetricDifference(wanted).sorted() {
+                    differences.append(.init(place: "eddy query \(name)", key: row, expected: wanted.contains(row) ? "present" : nil, found: printed.contains(row) ? "present" : nil))
+                }
+            }
         }
         return DrillReport(
             seed: schedule.seed, pipeline: pipelinePath, seconds: elapsed, faults: faults, messagesProduced: produced,
-            messagesCounted: seen.total, decreases: seen.decreases, monitorPolls: seen.polls, differences: differences,
+            messagesCounted: counted, decreases: seen.decreases, monitorPolls: seen.polls, differences: differences,
             notCovered: ["a second writer"])
+    }
+
+    /// Polls `condition` (up to 60 s) until it holds.
+    private func waitUntil(_ condition: () throws -> Bool) throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try !condition() && ContinuousClock.now < deadline {
+            if interrupted.isSet { throw DrillError(reason: "interrupted; every child stopped") }
+            usleep(100_000)
+        }
+        if showsProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    /// The lines `eddy query --format csv` prints for `sql` (its output and log named `name`).
+    private func query(_ sql: String, name: String) throws -> [Substring] {
+        let query = try processes.run(name, ["query", "--state-dir", processes.directory + "/state", "--format", "csv", sql], timeout: .seconds(60))
+        guard query.exit == .status(0) else {
+            throw DrillError(reason: "eddy query failed (\(query.exit.map(String.init(describing:)) ?? "timed out")):\n\(processes.logTail(name))", status: 1)
+        }
+        return query.output.split(whereSeparator: \.isNewline)
+    }
+
+    /// Keys whose value in Redis is not `expected`'s, and keys Redis holds that nothing expects (markers aside).
+    private func redisDifferences(_ expected: [String: String], markerKeys: Set<String>) throws -> [DrillReport.Difference] {
+        let redis = try redisConnection()
+        defer { redis.close() }
+        var differences: [DrillReport.Difference] = []
+        let keys = expected.keys.sorted()
+        for start in stride(from: 0, to: keys.count, by: 1_000) {
+            let chunk = Array(keys[start..<min(keys.count, start + 1_000)])
+            guard case .array(let replies) = try redis.command((["MGET"] + chunk).map { Array($0.utf8) }) else { continue }
+            for (key, reply) in zip(chunk, replies) where reply.text != expected[key] {
+                differences.append(.init(place: "redis", key: key, expected: expected[key], found: reply.text))
+            }
+        }
+        var cursor = "0"
+        repeat {
+            guard case .array(let answer) = try redis.command("SCAN", cursor, "COUNT", "1000"), answer.count == 2, case .array(let found) = answer[1] else { break }
+            cursor = answer[0].text ?? "0"
+            for key in found.compactMap(\.text) where expected[key] == nil && !markerKeys.contains(key) {
+                differences.append(.init(place: "redis", key: key, expected: nil, found: "present"))
+            }
+        } while cursor != "0"
+        return differences
     }
 }

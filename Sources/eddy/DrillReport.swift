@@ -41,8 +41,8 @@ struct DrillReport: Codable, Sendable {
     struct Difference: Codable, Sendable, Equatable {
         var place: String
         var key: String
-        var expected: Int?
-        var found: Int?
+        var expected: String?
+        var found: String?
     }
 
     var seed: UInt64
@@ -115,7 +115,7 @@ struct DrillReport: Codable, Sendable {
         lines.append("  result: \(exact ? "EXACT" : "NOT EXACT")" + (decreases.isEmpty ? "" : ", with decreases"))
         for difference in differences.prefix(50) {
             lines.append(
-                "    \(difference.place) \(difference.key): expected \(difference.expected.map(String.init) ?? "absent"), found \(difference.found.map(String.init) ?? "absent")")
+                "    \(difference.place) \(difference.key): expected \(difference.expected ?? "absent"), found \(difference.found ?? "absent")")
         }
         return lines.joined(separator: "\n")
     }

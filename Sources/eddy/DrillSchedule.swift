@@ -76,15 +76,18 @@ struct DrillSchedule: Sequence, IteratorProtocol, Sendable {
     let kinds: [DrillFaultKind]
     private let brokers: Int
     private let partitions: Int
+    /// The longest wait before a fault, in milliseconds.
+    private let maximumDelay: Int
     private var random: SplitMix64
     private var round: [DrillFaultKind] = []
 
-    init(seed: UInt64, kinds: [DrillFaultKind] = DrillFaultKind.allCases, brokers: Int = 3, partitions: Int = 8) {
+    init(seed: UInt64, kinds: [DrillFaultKind] = DrillFaultKind.allCases, brokers: Int = 3, partitions: Int = 8, maximumDelay: Duration = .milliseconds(2_500)) {
         precondition(!kinds.isEmpty && brokers >= 1 && partitions >= 1, "a schedule needs kinds, brokers and partitions")
         self.seed = seed
         self.kinds = kinds
         self.brokers = brokers
         self.partitions = partitions
+        self.maximumDelay = Swift.max(100, Int(maximumDelay / .milliseconds(1)))
         random = SplitMix64(seed: seed ^ 0xD2_11_5C_4E_D0_1E)
     }
 
@@ -95,7 +98,7 @@ struct DrillSchedule: Sequence, IteratorProtocol, Sendable {
         if round.isEmpty { round = kinds.shuffled(using: &random) }
         let kind = round.removeLast()
         // Random moments: anywhere from a fraction of a checkpoint interval to a dozen of them after the last recovery.
-        var fault = DrillFault(kind: kind, delay: milliseconds(in: 100...2_500), length: .zero)
+        var fault = DrillFault(kind: kind, delay: milliseconds(in: 100...maximumDelay), length: .zero)
         switch kind {
         case .daemonKill, .crashStartupRestore, .crashWholeViewResend, .brokerLeaderMoved:
             break
