@@ -79,6 +79,9 @@ final class ChildProcesses {
         let status = posix_spawn(&pid, executable, &actions, &attributes, argv, variables)
         guard status == 0 else { throw ChildProcessError(reason: "cannot start \(name) (\(executable)): \(String(cString: strerror(status)))") }
         running.append((pid, name))
+        // Pids are reused (32768 by default): what an earlier child of this pid left must not answer for this one.
+        exits[pid] = nil
+        cpuSecondsAtExit[pid] = nil
         return pid
     }
 
