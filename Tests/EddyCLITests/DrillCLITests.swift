@@ -105,6 +105,16 @@ import Testing
         #expect(report.faults.allSatisfy { $0.crashPointReached != false }, "\(report.faults)")
     }
 
+    /// A crash point named wrong stops `eddy run` at once, saying which names exist, rather than running unarmed.
+    @Test func aMisspelledCrashPointStopsTheDaemonAtStart() throws {
+        let pipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/seed_pipeline.sql").path
+        let run = try EddyProcess.run(["run", pipeline, "--http", "off"], environment: ["EDDY_CRASH_POINT": "after-comit:2"], timeout: .seconds(30))
+        #expect(run.status != 0)
+        #expect(run.standardError.contains("EDDY_CRASH_POINT='after-comit:2' is not NAME[:N]"), "\(run.standardError)")
+        #expect(run.standardError.contains("after-commit, after-exec"), "\(run.standardError)")
+    }
+
     /// A pipeline the drill cannot compute the expected result of is refused before anything starts, exit 2,
     /// saying why.
     @Test func aPipelineOfAnUnsupportedShapeIsRefusedWithExitTwo() throws {
