@@ -43,7 +43,10 @@ struct DrillCommand: ParsableCommand {
               redis-pause-writes       Redis CLIENT PAUSE WRITE for 0.05-1.5 s
               redis-out-of-memory      Redis CONFIG SET maxmemory 1 (noeviction: every write refused) for \
             0.05-1.5 s, then no limit again
-              broker-down              one of the 3 brokers down for 0.05-1.5 s
+              broker-down              one of the 3 brokers down for 0.05-1.5 s (no load is produced meanwhile: \
+            librdkafka's mock cluster can append a produce request twice when a broker goes down mid-request, even for \
+            an idempotent producer; the drill also checks at the end that the topic holds exactly the messages the \
+            producers were acknowledged for, and exits 2 if not)
               broker-leader-moved      a partition's leader moved to a broker drawn at random
               broker-fetch-errors      the next 1-20 fetches fail with retriable Kafka errors (NOT_LEADER, \
             LEADER_NOT_AVAILABLE, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, KAFKA_STORAGE_ERROR)
