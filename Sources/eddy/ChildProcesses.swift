@@ -43,8 +43,11 @@ final class ChildProcesses {
     func logPath(_ name: String) -> String { directory + "/" + name + ".log" }
 
     /// Starts `executable arguments` with `environment` added to the command's own; stdout goes to `output` (or
-    /// the log), stderr is appended to `logPath(name)`.
-    func spawn(_ name: String, executable: String? = nil, _ arguments: [String], environment: [String: String] = [:], output: String? = nil) throws -> pid_t {
+    /// the log), stderr is appended to `logPath(name)`; stdin is `input` (a descriptor this command keeps open for
+    /// the child to read) or /dev/null.
+    func spawn(
+        _ name: String, executable: String? = nil, _ arguments: [String], environment: [String: String] = [:], output: String? = nil, input: Int32? = nil
+    ) throws -> pid_t {
         let executable = executable ?? eddy
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -52,7 +55,11 @@ final class ChildProcesses {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let input {
+            posix_spawn_file_actions_adddup2(&actions, input, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_addopen(&actions, 1, output ?? logPath(name), O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, logPath(name), O_WRONLY | O_CREAT | O_APPEND, 0o644)
         // The command ignores SIGINT/SIGTERM (it handles them) and an ignored signal survives exec: children start
@@ -72,6 +79,9 @@ final class ChildProcesses {
         let status = posix_spawn(&pid, executable, &actions, &attributes, argv, variables)
         guard status == 0 else { throw ChildProcessError(reason: "cannot start \(name) (\(executable)): \(String(cString: strerror(status)))") }
         running.append((pid, name))
+        // Pids are reused (32768 by default): what an earlier child of this pid left must not answer for this one.
+        exits[pid] = nil
+        cpuSecondsAtExit[pid] = nil
         return pid
     }
 
@@ -130,15 +140,32 @@ final class ChildProcesses {
 
     // MARK: - The children
 
-    /// `eddy dev-broker` with `topic` of `partitions` partitions; returns its pid and bootstrap address.
-    func startBroker(topic: String, partitions: Int) throws -> (pid: pid_t, bootstrap: String) {
+    /// `eddy dev-broker` with `topic` of `partitions` partitions on `brokers` brokers; returns its pid, bootstrap
+    /// address and, with `control`, the channel to its `--control` stdin.
+    func startBroker(topic: String, partitions: Int, brokers: Int = 1, control: Bool = false) throws -> (pid: pid_t, bootstrap: String, control: DevBrokerChannel?) {
         let output = directory + "/dev-broker.out"
-        let pid = try spawn("dev-broker", ["dev-broker", "--topic", "\(topic):\(partitions)", "--exit-with-parent", String(getpid())], output: output)
+        var arguments = ["dev-broker", "--topic", "\(topic):\(partitions)", "--brokers", String(brokers), "--exit-with-parent", String(getpid())]
+        var channel: DevBrokerChannel?
+        var pipeEnds: [Int32] = [-1, -1]
+        if control {
+            // Close-on-exec on both ends: dup2 onto the child's stdin clears it there, and no other child inherits them.
+            guard pipe(&pipeEnds) == 0, fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(pipeEnds[1], F_SETFD, FD_CLOEXEC) == 0 else { throw ChildProcessError(reason: "cannot make a pipe for the dev broker's control: \(String(cString: strerror(errno)))") }
+            arguments.append("--control")
+            channel = DevBrokerChannel(descriptor: pipeEnds[1], output: output)
+        }
+        let pid: pid_t
+        do {
+            pid = try spawn("dev-broker", arguments, output: output, input: control ? pipeEnds[0] : nil)
+            if control { close(pipeEnds[0]) }
+        } catch {
+            if control { close(pipeEnds[0]) }
+            throw error
+        }
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline, exit(of: pid) == nil {
             let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
             if let line = text.split(separator: "\n").first, text.contains("\n"), line.hasPrefix("bootstrap=") {
-                return (pid, String(line.dropFirst("bootstrap=".count)))
+                return (pid, String(line.dropFirst("bootstrap=".count)), channel)
             }
             usleep(10_000)
         }
@@ -269,6 +296,44 @@ final class ChildProcesses {
         let pid = try spawn(name, arguments, output: output)
         let exit = waitForExit(pid, timeout: timeout) ?? stop(pid, grace: .seconds(1))
         return (exit, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
+}
+
+/// The write end of `eddy dev-broker --control`'s stdin, and where its answers land (its stdout file, after the
+/// bootstrap line). Used by the command's main loop only.
+final class DevBrokerChannel {
+    private let descriptor: Int32
+    private let output: String
+    /// Answers read so far.
+    private var answers = 0
+
+    init(descriptor: Int32, output: String) {
+        self.descriptor = descriptor
+        self.output = output
+    }
+
+    deinit { close(descriptor) }
+
+    /// Sends `command` and waits (up to 5 s) for its answer.
+    /// - Throws: when the broker answers `error: …`, or does not answer.
+    func send(_ command: DevBrokerControl) throws {
+        let bytes = Array((command.line + "\n").utf8)
+        guard bytes.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw ChildProcessError(reason: "cannot send '\(command.line)' to the dev broker: \(String(cString: strerror(errno)))")
+        }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            // Line 1 is the bootstrap address; answers follow in order.
+            let lines = ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+            if lines.count > answers + 1 {
+                let answer = lines[lines.startIndex + answers + 1]
+                answers += 1
+                guard answer == "ok" else { throw ChildProcessError(reason: "the dev broker refused '\(command.line)': \(answer)") }
+                return
+            }
+            usleep(1_000)
+        }
+        throw ChildProcessError(reason: "the dev broker did not answer '\(command.line)' within 5 s")
     }
 }
 

@@ -14,6 +14,8 @@ struct DevBrokerCommand: ParsableCommand {
         discussion: """
             Prints `bootstrap=127.0.0.1:PORT` as its first line on stdout, then serves until SIGTERM or SIGINT (or, with --exit-with-parent, until its parent exits). Any Kafka client (kcat included) can use it.
 
+            With --control, commands on stdin, one a line, change the cluster (each answered on stdout by `ok` or `error: REASON`; EOF ends the channel, not the broker): `broker-down ID`, `broker-up ID` (ids 1 to --brokers), `leader TOPIC PARTITION ID`, `request-errors API_KEY CODE…` (fail the next requests of that Kafka API, e.g. 1 = Fetch, with these Kafka error codes, one request each). eddy drill uses it for broker faults.
+
             Limits: for development and tests only. Data is kept in memory and lost on exit. The mock drops a partition's oldest messages once the partition holds more than 5 MiB (librdkafka 2.0.2; about 35 000 messages of ~140 bytes). To keep every message of a large run, use enough partitions (`eddy produce` spreads evenly) or consume while producing, and check that the low watermark is still 0.
             """
     )
@@ -26,6 +28,9 @@ struct DevBrokerCommand: ParsableCommand {
 
     @Option(help: "Number of brokers in the mock cluster.")
     var brokers: Int = 1
+
+    @Flag(help: "Read control commands on stdin (see above) and answer each on stdout.")
+    var control = false
 
     @Option(name: .customLong("exit-with-parent"), help: ArgumentHelp(exitWithParentHelp, valueName: "pid"))
     var exitWithParent: Int32?
@@ -67,8 +72,27 @@ struct DevBrokerCommand: ParsableCommand {
             "eddy dev-broker: librdkafka \(librdkafkaVersion) mock cluster, topics: \(topicList.isEmpty ? "none" : topicList). "
                 + "In memory only; drops a partition's oldest messages past a few MB. Stop with Ctrl-C or SIGTERM."
         )
+        if control { Thread.detachNewThread { Self.serveControl(broker) } }
         stop.wait()
         withExtendedLifetime((broker, signals, parentWatch)) {}
         printToStandardError("eddy dev-broker: stopped")
+    }
+
+    /// Applies stdin's control commands until EOF, answering each on stdout.
+    private static func serveControl(_ broker: KafkaDevBroker) {
+        while let line = readLine() {
+            var answer = "ok"
+            do {
+                switch try DevBrokerControl(parsing: Substring(line)) {
+                case .brokerDown(let id): try broker.setBrokerDown(id)
+                case .brokerUp(let id): try broker.setBrokerUp(id)
+                case .leader(let topic, let partition, let id): try broker.setPartitionLeader(topic: topic, partition: partition, broker: id)
+                case .requestErrors(let apiKey, let codes): broker.pushRequestErrors(apiKey: apiKey, codes: codes)
+                }
+            } catch {
+                answer = "error: \(error)"
+            }
+            FileHandle.standardOutput.write(Data((answer + "\n").utf8))
+        }
     }
 }

@@ -12,6 +12,10 @@ struct DrillReport: Codable, Sendable {
         /// Seconds from the fault's end until Redis's total passed what it was before the fault (the pipeline
         /// caught up and moved on); nil if that did not happen within the drill's recovery bound.
         var recoverySeconds: Double?
+        /// The fault's target: the crash point armed, the broker, the partition moved, the Kafka errors.
+        var detail: String?
+        /// For a crash point: whether the armed daemon reached it (false: killed after the drill's bound).
+        var crashPointReached: Bool?
     }
 
     /// Recovery times of a set of faults, in seconds.
@@ -37,8 +41,8 @@ struct DrillReport: Codable, Sendable {
     struct Difference: Codable, Sendable, Equatable {
         var place: String
         var key: String
-        var expected: Int?
-        var found: Int?
+        var expected: String?
+        var found: String?
     }
 
     var seed: UInt64
@@ -97,9 +101,11 @@ struct DrillReport: Codable, Sendable {
         lines.append("  faults injected: \(faults.count)")
         for kind in DrillFaultKind.allCases {
             let unrecovered = faults.filter { $0.kind == kind && $0.recoverySeconds == nil }.count
+            let unreached = faults.filter { $0.kind == kind && $0.crashPointReached == false }.count
             lines.append(
-                "    \(kind.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)) \(faultsByKind[kind.rawValue] ?? 0)"
-                    + "  recovery \(times(recoveryByKind[kind.rawValue]))" + (unrecovered > 0 ? "; \(unrecovered) not recovered in time" : ""))
+                "    \(kind.rawValue.padding(toLength: 24, withPad: " ", startingAt: 0)) \(faultsByKind[kind.rawValue] ?? 0)"
+                    + "  recovery \(times(recoveryByKind[kind.rawValue]))" + (unrecovered > 0 ? "; \(unrecovered) not recovered in time" : "")
+                    + (unreached > 0 ? "; crash point not reached \(unreached) time(s)" : ""))
         }
         lines.append("  recovery, all faults: \(times(recovery))")
         lines.append("  messages: \(messagesProduced) produced, \(messagesCounted) counted in Redis")
@@ -109,7 +115,7 @@ struct DrillReport: Codable, Sendable {
         lines.append("  result: \(exact ? "EXACT" : "NOT EXACT")" + (decreases.isEmpty ? "" : ", with decreases"))
         for difference in differences.prefix(50) {
             lines.append(
-                "    \(difference.place) \(difference.key): expected \(difference.expected.map(String.init) ?? "absent"), found \(difference.found.map(String.init) ?? "absent")")
+                "    \(difference.place) \(difference.key): expected \(difference.expected ?? "absent"), found \(difference.found ?? "absent")")
         }
         return lines.joined(separator: "\n")
     }

@@ -2,11 +2,10 @@ import EddySQL
 import EddyWorkload
 import Foundation
 
-/// The pipelines `eddy drill` v1 can check: the seed's shape — one Kafka source read from the earliest offset,
-/// one view `SELECT event, COUNT(*) … GROUP BY event` with no WHERE or HAVING, one Redis sink whose key is a
-/// template over `event` and whose value is the count. For those, the producer's manifests give the expected
-/// Redis keys and values. (Other pipelines need the expected view computed by evaluating the SQL over every
-/// produced message: the drill's next step.)
+/// The pipelines of the seed's shape — one Kafka source read from the earliest offset, one view `SELECT event,
+/// COUNT(*) … GROUP BY event` with no WHERE or HAVING, one Redis sink whose key is a template over `event` and whose
+/// value is the count: the producer's manifests give the expected Redis keys and values, and the monitor checks
+/// each count never moves backwards. Other pipelines are checked through `DrillViews`.
 struct DrillSeedView {
     /// What the drill puts in the pipeline's `${…}` variables.
     static let brokersVariable = "KAFKA_BROKERS"
@@ -16,11 +15,13 @@ struct DrillSeedView {
     var viewName: String
     var eventColumn: String
     var countColumn: String
+    var markerKey: String
     private var keyTemplate: Template
     private var eventIndex: Int
 
-    /// Compiles the pipeline at `path` with stand-in addresses and checks its shape.
-    init(pipelineAt path: String) throws {
+    /// Compiles the pipeline at `path` with stand-in addresses, and checks that the drill can give it its own broker
+    /// and Redis.
+    static func compile(pipelineAt path: String) throws -> Pipeline {
         guard let data = FileManager.default.contents(atPath: path) else { throw DrillError(reason: "cannot read the pipeline file \(path)") }
         let brokers = "127.0.0.1:1"
         let redisPort = 2
@@ -31,6 +32,18 @@ struct DrillSeedView {
         guard let pipeline = result.pipeline else {
             throw DrillError(reason: "\(path) does not compile:\n" + result.errors.map(\.description).joined(separator: "\n"))
         }
+        guard pipeline.sources.allSatisfy({ $0.kafka.bootstrapServers == brokers }),
+            pipeline.sinks.allSatisfy({ $0.redis.endpoint.host == "127.0.0.1" && $0.redis.endpoint.port == redisPort })
+        else {
+            throw DrillError(
+                reason: "\(path): the drill runs its own broker and Redis, so the pipeline must take the source's bootstrap servers from "
+                    + "${\(Self.brokersVariable)} and the sink's redis.url from ${\(Self.redisVariable)} (as examples/seed_pipeline.sql does)")
+        }
+        return pipeline
+    }
+
+    /// Checks that `pipeline` (compiled from `path`) has the seed's shape.
+    init(pipeline: Pipeline, path: String) throws {
         func unsupported(_ what: String) -> DrillError {
             DrillError(
                 reason: "\(path): \(what). The drill (v1) checks only the seed pipeline's shape (examples/seed_pipeline.sql: one Kafka source "
@@ -42,11 +55,6 @@ struct DrillSeedView {
             throw unsupported("it has \(pipeline.sources.count) source(s), \(pipeline.views.count) view(s) and \(pipeline.sinks.count) sink(s), not one of each")
         }
         let source = pipeline.sources[0], view = pipeline.views[0], sink = pipeline.sinks[0]
-        guard source.kafka.bootstrapServers == brokers, sink.redis.endpoint.host == "127.0.0.1", sink.redis.endpoint.port == redisPort else {
-            throw DrillError(
-                reason: "\(path): the drill runs its own broker and Redis, so the pipeline must take the source's bootstrap servers from "
-                    + "${\(Self.brokersVariable)} and the sink's redis.url from ${\(Self.redisVariable)} (as examples/seed_pipeline.sql does)")
-        }
         guard source.kafka.startupMode == .earliest else { throw unsupported("the source does not read from scan.startup.mode='earliest'") }
         guard let event = source.columnIndex(named: "event"), view.input == .source(source.name), view.isAggregating, view.constructs.isEmpty,
             view.filter == nil, view.having == nil, view.groupBy == [event],
@@ -63,6 +71,7 @@ struct DrillSeedView {
         eventColumn = view.outputColumns[eventOutput].name
         countColumn = view.outputColumns[countOutput].name
         keyTemplate = key
+        markerKey = sink.markerKey
         eventIndex = eventOutput
     }
 

@@ -49,6 +49,9 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: "Write JSON here at the end: {\"topic\": ..., \"total\": N, \"events\": {\"click\": n, ...}, \"failed\": f, \"unacknowledged\": u}, counting in total and events only messages the broker acknowledged.")
     var manifest: String?
 
+    @Flag(help: "Idempotent producer (enable.idempotence): a retry after a lost acknowledgement (a broker going down) never writes a message twice. eddy drill uses it, so that its manifests count what the topic holds.")
+    var idempotent = false
+
     @Option(name: .customLong("connect-timeout"), help: "Seconds to wait for a broker at start.")
     var connectTimeout: Double = 5
 
@@ -81,6 +84,7 @@ struct ProduceCommand: ParsableCommand {
 
         var configuration = KafkaProducerConfiguration(bootstrapServers: brokers)
         configuration.connectTimeout = .milliseconds(Int64(connectTimeout * 1000))
+        if idempotent { configuration.clientProperties.append(("enable.idempotence", "true")) }
         let producer = try KafkaProducer.make(configuration: configuration, logger: logger)
         let topicPartitions = try producer.partitionCount(of: topic)
         if let partitions, partitions > topicPartitions {

@@ -117,6 +117,13 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging(format: logging.format, level: try logging.resolvedLevel())
         let logger = Logger(label: "eddy.run")
+        // Test switches only eddy drill sets (see CrashPoint, UnsafeFenceSwitch).
+        if UnsafeFenceSwitch.arm(from: ProcessInfo.processInfo.environment) {
+            logger.critical("UNSAFE: the sink's progress fence is disabled (\(UnsafeFenceSwitch.environmentVariable)=1, a debug build's test switch): Redis may move backwards or lose keys")
+        }
+        if let armed = try CrashPoint.arm(from: ProcessInfo.processInfo.environment) {
+            logger.warning("crash point armed by eddy drill: dies when it is reached (pass \(armed.nth))", metadata: ["eddy.crash_point": "\(armed.point.name)"])
+        }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 

@@ -249,6 +249,7 @@ final class CheckpointThread: @unchecked Sendable {
                     }
                 }
             }
+            CrashPoint.afterCommit.reach()
             let offsets = Dictionary(request.offsets, uniquingKeysWith: { _, last in last })
             for (index, sink) in sinks.enumerated() {
                 sink.checkpointCommitted(SinkProgress(epoch: request.epoch, form: sink.form, offsets: offsets), pairs: sinkPairs[index])

@@ -185,6 +185,7 @@ public final class PipelineRunner: Sendable {
                     try runs[index].hot.apply(batch) { error, nextOffsets in
                         try handle(error, topic: topic, consumer: consumer, nextOffsets: &nextOffsets, paused: pausedNow)
                     }
+                    CrashPoint.midConsumption.reach()
                 }
             }
 

@@ -69,6 +69,7 @@ struct RestoredPipeline {
             }
         }
         let checkpoint = try store.loadCheckpoint()
+        CrashPoint.startupRestore.reach()
 
         var aggregators: [Aggregator] = []
         for (index, plan) in graph.sourcePlans {

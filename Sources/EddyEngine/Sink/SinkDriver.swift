@@ -269,9 +269,11 @@ public final class SinkDriver: @unchecked Sendable {
                     return "cannot record epoch \(write.progress.epoch) as acknowledged in the checkpoint store: \(error)"
                 }
             }
+            CrashPoint.wholeViewResend.reach(when: write.isWholeView)
             do {
                 switch try transport.write(write) {
                 case nil:
+                    CrashPoint.afterExec.reach()
                     if let failure = acknowledge() { return stopping(failure) }
                     hooks.didWrite(write.progress.epoch, write.pairs.count, ContinuousClock.now - started)
                     setHealthy(true)

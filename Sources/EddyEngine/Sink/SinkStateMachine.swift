@@ -202,6 +202,7 @@ public struct SinkStateMachine: Sendable {
 
     /// What connect and probe learn from the marker: the same rules as the fence, before any write.
     private mutating func observe(_ marker: SinkProgress.Marker) {
+        if UnsafeFenceSwitch.isFenceDisabled { return }
         switch marker {
         case .absent:
             if acknowledged != nil { needsFullView = true }  // Redis lost data: flushed, or restarted without persistence.
