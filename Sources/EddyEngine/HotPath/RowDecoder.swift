@@ -30,9 +30,15 @@ public struct RowDecoder: Sendable {
     var storage: RowStorage
     var buffers: OwnedPointer<RowBuffers>
 
+    /// The columns filled from the Kafka message rather than its JSON (`INCLUDE`), by `fillMetadata`.
+    let metadataColumns: [(column: Int, field: MessageField)]
+
     public init(schema: RowSchema, limits: DecoderLimits = DecoderLimits()) {
         self.schema = schema
         self.limits = limits
+        metadataColumns = schema.columns.indices.compactMap { index in
+            if case .metadata(let field) = schema.columns[index].origin { (index, field) } else { nil }
+        }
         tables = DecoderTables(schema: schema)
         names = OwnedPointer(tables.names)
         storage = RowStorage(columnCount: schema.columns.count, maxDepth: limits.maxDepth)
@@ -50,8 +56,9 @@ public struct RowDecoder: Sendable {
     }
 
     /// Decodes `payload` into the slots; nil when the message is usable.
+    /// `extraScratch`: bytes to keep free after the message's own in the scratch buffer, for `fillMetadata`.
     @inline(always)
-    mutating func decodeMessage(_ payload: UnsafeRawBufferPointer) -> SkipReason? {
+    mutating func decodeMessage(_ payload: UnsafeRawBufferPointer, extraScratch: Int = 0) -> SkipReason? {
         let count = payload.count
         guard count > 0, let base = payload.baseAddress else { return .emptyMessage }
         guard count <= limits.maxMessageBytes else { return .tooLarge }
@@ -60,7 +67,7 @@ public struct RowDecoder: Sendable {
             buffers = OwnedPointer(storage.buffers)
         }
         let buffers = buffers.pointer
-        buffers.pointee.prepare(messageBytes: count)
+        buffers.pointee.prepare(messageBytes: count &+ extraScratch)
         var parser = MessageParser(
             scanner: JSONScanner(bytes: base.assumingMemoryBound(to: UInt8.self), count: count),
             names: names.pointer, buffers: buffers)
@@ -80,6 +87,69 @@ public struct RowDecoder: Sendable {
             slots: buffers.pointer.pointee.slots, kinds: names.pointer.pointee.kinds,
             payload: payload.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self),
             scratch: buffers.pointer.pointee.scratch, columnCount: names.pointer.pointee.columnCount)
+    }
+
+    /// Whether the schema has `INCLUDE` columns: then each message needs `fillMetadata`.
+    var readsMessageMetadata: Bool { !metadataColumns.isEmpty }
+
+    /// Scratch bytes `fillMetadata` needs for a message with a key of `keyBytes`.
+    @inline(always)
+    static func metadataScratch(keyBytes: Int) -> Int { keyBytes &+ 2 * 24 }
+
+    /// Fills the `INCLUDE` columns of the message last decoded (of `messageBytes`, decoded with
+    /// `extraScratch: metadataScratch(keyBytes: key.count)`): the key's bytes and the partition and offset in
+    /// decimal are written after the message's own bytes in the scratch buffer, so nothing is allocated.
+    /// A timestamp of -1 (librdkafka: not available) and an absent key are NULL.
+    mutating func fillMetadata(messageBytes: Int, key: UnsafeRawBufferPointer, partition: Int32, offset: Int64, timestampMilliseconds: Int64) {
+        let buffers = buffers.pointer
+        let scratch = buffers.pointee.scratch
+        var used = messageBytes
+        for (column, field) in metadataColumns {
+            let slot = buffers.pointee.slots + column
+            switch field {
+            case .timestamp:
+                guard timestampMilliseconds >= 0 else { continue }
+                slot.pointee.bits = UInt64(bitPattern: timestampMilliseconds &* 1000)
+            case .partition, .offset:
+                let start = used
+                used = Self.writeDecimal(field == .partition ? Int64(partition) : offset, into: scratch, at: used)
+                slot.pointee.offset = start
+                slot.pointee.count = used &- start
+                slot.pointee.isInScratch = true
+            case .key:
+                guard let base = key.baseAddress else { continue }
+                (scratch + used).initialize(from: base.assumingMemoryBound(to: UInt8.self), count: key.count)
+                slot.pointee.offset = used
+                slot.pointee.count = key.count
+                slot.pointee.isInScratch = true
+                used &+= key.count
+            }
+            slot.pointee.state = ColumnSlot.value
+        }
+    }
+
+    /// Writes `value` in decimal at `scratch + position`; returns the position after it (at most 20 bytes).
+    @inline(always)
+    private static func writeDecimal(_ value: Int64, into scratch: UnsafeMutablePointer<UInt8>, at position: Int) -> Int {
+        var magnitude = value.magnitude
+        var digits = 1
+        var rest = magnitude / 10
+        while rest > 0 {
+            digits &+= 1
+            rest /= 10
+        }
+        var position = position
+        if value < 0 {
+            scratch[position] = UInt8(ascii: "-")
+            position &+= 1
+        }
+        var index = position &+ digits
+        repeat {
+            index &-= 1
+            scratch[index] = UInt8(ascii: "0") &+ UInt8(magnitude % 10)
+            magnitude /= 10
+        } while index > position
+        return position &+ digits
     }
 
     /// How many columns of the message last decoded had a field of the wrong type.
@@ -132,9 +202,11 @@ struct NameTables {
     let foldedTable: UnsafeMutablePointer<Int32>
     let tableShift: UInt64
     let tableMask: Int
+    let timeNumbers: TimeNumberUnit
 
     init(schema: RowSchema) {
         let columns = schema.columns
+        timeNumbers = schema.timeNumbers
         columnCount = columns.count
         precondition(columnCount < Int(Int32.max), "too many columns")
         kinds = .allocate(capacity: max(columnCount, 1))
@@ -167,9 +239,12 @@ struct NameTables {
             (firstWords + index).initialize(to: word)
             (foldedFirstWords + index).initialize(to: Self.asciiLowercased(word))
             offset += bytes.count
+            // Only columns read from top-level JSON fields are matched by name.
+            guard column.origin == .field else { continue }
             Self.insert(column: index, signature: Self.signature(word, length: bytes.count), into: exactTable, shift: tableShift, mask: tableMask)
-            // Two names equal ignoring case: the first column is the case-insensitive match.
-            if !columns[..<index].contains(where: { Self.equalIgnoringASCIICase(Array($0.name.utf8), bytes) }) {
+            // Two names equal ignoring case: the first column is the case-insensitive match. Without
+            // `ignoresKeyCase` the folded table stays empty, so nothing matches that way.
+            if schema.ignoresKeyCase, !columns[..<index].contains(where: { $0.origin == .field && Self.equalIgnoringASCIICase(Array($0.name.utf8), bytes) }) {
                 Self.insert(
                     column: index, signature: Self.signature(Self.asciiLowercased(word), length: bytes.count), into: foldedTable,
                     shift: tableShift, mask: tableMask)
@@ -652,6 +727,8 @@ struct MessageParser {
             switch kind {
             case .int64: set(slot, ValueParsing.int64(token).map { UInt64(bitPattern: $0) })
             case .double, .decimal: set(slot, ValueParsing.double(token, bytes: scanner.bytes).map(\.bitPattern))
+            case .timestamp, .timestamptz:
+                set(slot, ValueParsing.epochTime(token, bytes: scanner.bytes, unit: names.pointee.timeNumbers).map { UInt64(bitPattern: $0) })
             default: setWrongType(slot)
             }
         case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):

@@ -17,9 +17,9 @@ public struct ViewPlan: Sendable {
         precondition(view.sourceName == source.name, "view \(view.name) reads \(view.sourceName), not \(source.name)")
         self.view = view
         self.source = source
-        schema = RowSchema(columns: source.columns.map { RowSchema.Column(name: $0.name, kind: ColumnKind($0.type)) })
+        schema = RowSchema(source: source)
         aggregates = view.aggregates.map { AggregateSpec(AggregateSpec.Function($0.function), argument: $0.argument, isDistinct: $0.isDistinct) }
-        argumentKinds = view.aggregates.map { call in call.argument.map { ColumnKind(source.columns[$0].type) } }
+        argumentKinds = view.aggregates.map { call in call.argument.map { ColumnKind(source.rowColumns[$0].type) } }
         do {
             try GroupTable.validate(schema: schema, groupBy: view.groupBy, aggregates: aggregates)
         } catch {
@@ -109,6 +109,32 @@ public struct ViewPlan: Sendable {
         try entries { key, state in _ = try table.restoreGroup(key: key, state: state) }
         _ = table.takeDirty()
         return table
+    }
+}
+
+extension RowSchema {
+    /// The decoder's schema of a source: the columns of its JSON, then its `INCLUDE` columns (as
+    /// `Source.rowColumns` orders them, which is how views refer to them).
+    public init(source: Source) {
+        let included = source.includedColumns.map { column in
+            let field: MessageField = switch column.kind {
+            case .timestamp: .timestamp
+            case .partition: .partition
+            case .offset: .offset
+            case .key: .key
+            }
+            return Column(name: column.name, kind: ColumnKind(column.type), origin: .metadata(field))
+        }
+        let timeNumbers: TimeNumberUnit = switch source.json.timeNumbers {
+        case .guessNumberUnit: .guess
+        case .second: .seconds
+        case .milli: .milliseconds
+        case .micro: .microseconds
+        case .utcString, .utcWithoutSuffix: .none
+        }
+        self.init(
+            columns: source.columns.map { Column(name: $0.name, kind: ColumnKind($0.type)) } + included, timeNumbers: timeNumbers,
+            ignoresKeyCase: source.json.ignoresKeyCase)
     }
 }
 

@@ -76,6 +76,7 @@ struct Binder {
             errors.append(source.error(.invalidOption, "\(kind) '\(create.name.name)' needs a column list, e.g. (event VARCHAR, user VARCHAR): Eddy reads JSON without a schema registry", from: create.name.start, to: create.name.end))
             failed = true
         }
+        var json = JSONSourceSettings()
         var options = SourceOptionsCompiler(source: source)
         let kafka = options.compile(create.options, sourceName: create.name.name, withStart: create.withStart)
         errors += options.errors
@@ -89,8 +90,26 @@ struct Binder {
                 failed = true
             }
             for option in format.options {
-                errors.append(source.error(.invalidOption, "unknown ENCODE JSON option '\(option.key)' for a source", from: option.keyStart, to: option.keyEnd))
-                failed = true
+                switch option.key {
+                case "timestamptz.handling.mode":
+                    if let mode = JSONSourceSettings.TimeNumbers(rawValue: option.value.lowercased()) {
+                        json.timeNumbers = mode
+                    } else {
+                        errors.append(source.error(.invalidOption, "timestamptz.handling.mode must be one of \(JSONSourceSettings.TimeNumbers.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")), not '\(option.value)'", from: option.valueStart, to: option.valueEnd))
+                        failed = true
+                    }
+                case "ignore_key_case":
+                    switch option.value.lowercased() {
+                    case "true": json.ignoresKeyCase = true
+                    case "false": json.ignoresKeyCase = false
+                    default:
+                        errors.append(source.error(.invalidOption, "ignore_key_case must be 'true' or 'false', not '\(option.value)'", from: option.valueStart, to: option.valueEnd))
+                        failed = true
+                    }
+                default:
+                    errors.append(source.error(.invalidOption, "unknown ENCODE JSON option '\(option.key)' for a source; accepted: timestamptz.handling.mode, ignore_key_case", from: option.keyStart, to: option.keyEnd))
+                    failed = true
+                }
             }
         } else {
             errors.append(source.error(.invalidOption, "\(kind) '\(create.name.name)' needs FORMAT PLAIN ENCODE JSON after its WITH options", from: create.end - 1, to: create.end))
@@ -137,7 +156,7 @@ struct Binder {
             failedRelations.insert(create.name.name)
             return
         }
-        sources.append(Source(name: create.name.name, isTable: create.isTable, columns: columns, kafka: kafka, includedColumns: included, watermark: watermark))
+        sources.append(Source(name: create.name.name, isTable: create.isTable, columns: columns, kafka: kafka, includedColumns: included, watermark: watermark, json: json))
     }
 
     /// `WATERMARK FOR column AS expression`: the column a time, the expression one over the source's row of the

@@ -36,11 +36,38 @@ public struct Source: Sendable {
     public var includedColumns: [IncludedColumn] = []
     /// `WATERMARK FOR column AS expression`, if declared.
     public var watermark: Watermark? = nil
+    /// The `ENCODE JSON (...)` options.
+    public var json = JSONSourceSettings()
 
     /// The columns a view over the source reads, in order: the JSON columns, then the `INCLUDE` columns.
     public var rowColumns: [Column] { columns + includedColumns.map { Column(name: $0.name, type: $0.type) } }
 
     public func columnIndex(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
+}
+
+/// How a source's JSON is read: its `FORMAT PLAIN ENCODE JSON (...)` options.
+public struct JSONSourceSettings: Sendable, Hashable {
+    /// `timestamptz.handling.mode` (RisingWave's name; Eddy applies it to TIMESTAMP columns too): what a JSON
+    /// number in a time column counts since 1970-01-01 00:00:00 UTC. Strings are ISO text in every mode.
+    public enum TimeNumbers: String, Sendable, Hashable, CaseIterable {
+        /// By magnitude (the default, as in RisingWave): below 10^11 seconds, below 10^14 milliseconds, below
+        /// 10^17 microseconds, else nanoseconds.
+        case guessNumberUnit = "guess_number_unit"
+        /// Seconds (Eddy's addition; RisingWave has no such mode).
+        case second
+        case milli
+        case micro
+        /// Strings only: a number is a wrong type (RisingWave's two string modes).
+        case utcString = "utc_string"
+        case utcWithoutSuffix = "utc_without_suffix"
+    }
+
+    public var timeNumbers: TimeNumbers = .guessNumberUnit
+    /// `ignore_key_case` (default true, as RisingWave always does): a field whose name equals a column's only
+    /// ignoring ASCII case fills it when no field matches exactly. 'false' matches names exactly.
+    public var ignoresKeyCase = true
+
+    public init() {}
 }
 
 /// `INCLUDE timestamp | partition | offset | key [AS name]`: a column filled from the Kafka message rather

@@ -3,7 +3,8 @@ extension Source {
     /// reader of the state directory needs to decode its views (`eddy query`).
     public var schemaDefinition: String {
         let columns = columns.map { "\(BoundExpression.quoteIfNeeded($0.name)) \($0.type)" }.joined(separator: ", ")
-        return "CREATE SOURCE \(BoundExpression.quoteIfNeeded(name)) (\(columns)) WITH (connector='kafka', topic=\(Self.quoted(kafka.topic)), "
+        let includes = includedColumns.map { " INCLUDE \($0.kind.rawValue) AS \(BoundExpression.quoteIfNeeded($0.name))" }.joined()
+        return "CREATE SOURCE \(BoundExpression.quoteIfNeeded(name)) (\(columns))\(includes) WITH (connector='kafka', topic=\(Self.quoted(kafka.topic)), "
             + "properties.bootstrap.server=\(Self.quoted(kafka.bootstrapServers))) FORMAT PLAIN ENCODE JSON;"
     }
 
