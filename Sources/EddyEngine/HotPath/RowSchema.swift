@@ -51,6 +51,28 @@ public enum ColumnOrigin: Sendable, Hashable {
     case field
     /// The Kafka message itself (`INCLUDE timestamp | partition | offset | key`), not its JSON.
     case metadata(MessageField)
+    /// A value inside the top-level field `root`: a STRUCT's field, a JSONB path.
+    case path(root: String, steps: [PathStep])
+}
+
+/// A step into nested JSON.
+public enum PathStep: Sendable, Hashable {
+    /// An object's field, by name (ASCII case ignored as for top-level fields, when the schema says so).
+    case field(String)
+    /// An array's element, from 0.
+    case index(Int)
+}
+
+/// How a column reads its JSON value.
+public enum ValueReading: Sendable, Hashable {
+    /// As `ColumnKind` says (see its cases).
+    case typed
+    /// The value's JSON text as written (a string column); JSON `null` is NULL.
+    case json
+    /// PostgreSQL's `->>`: a string's contents, any other value's JSON text (a string column); `null` is NULL.
+    case text
+    /// `->>` then a cast to `kind`: a number, or a string holding one (or a time, or `true`/`false`).
+    case castText
 }
 
 /// The Kafka metadata of a message a column can hold (RisingWave's `INCLUDE` columns): the timestamp as a
@@ -66,11 +88,14 @@ public struct RowSchema: Sendable, Hashable {
         public var kind: ColumnKind
         /// Where the value comes from: the JSON field of the column's name unless said otherwise.
         public var origin: ColumnOrigin
+        /// How the JSON value is read into `kind`.
+        public var reading: ValueReading
 
-        public init(name: String, kind: ColumnKind, origin: ColumnOrigin = .field) {
+        public init(name: String, kind: ColumnKind, origin: ColumnOrigin = .field, reading: ValueReading = .typed) {
             self.name = name
             self.kind = kind
             self.origin = origin
+            self.reading = reading
         }
     }
 

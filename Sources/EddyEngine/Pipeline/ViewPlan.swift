@@ -133,8 +133,28 @@ extension RowSchema {
         case .utcString, .utcWithoutSuffix: .none
         }
         self.init(
-            columns: source.columns.map { Column(name: $0.name, kind: ColumnKind($0.type)) } + included, timeNumbers: timeNumbers,
+            columns: source.columns.map(Self.column) + included + source.pathColumns.map(Self.column), timeNumbers: timeNumbers,
             ignoresKeyCase: source.json.ignoresKeyCase)
+    }
+
+    /// A JSON column of a source: a top-level field, or a path into one (a STRUCT's field, a JSONB path).
+    private static func column(_ column: EddySQL.Column) -> Column {
+        guard let path = column.path else {
+            return Column(name: column.name, kind: ColumnKind(column.type), reading: column.type == .jsonb ? .json : .typed)
+        }
+        let reading: ValueReading = switch path.reading {
+        case .typed: .typed
+        case .json: .json
+        case .text: .text
+        case .castText: .castText
+        }
+        let steps = path.steps.map { step -> PathStep in
+            switch step {
+            case .field(let name): .field(name)
+            case .index(let index): .index(index)
+            }
+        }
+        return Column(name: column.name, kind: ColumnKind(column.type), origin: .path(root: path.root, steps: steps), reading: reading)
     }
 }
 
@@ -142,7 +162,7 @@ extension ColumnKind {
     /// How the decoder holds a SQL column type.
     public init(_ type: SQLType) {
         switch type {
-        case .varchar: self = .string
+        case .varchar, .jsonb: self = .string
         case .smallint, .integer, .bigint: self = .int64
         case .real, .double: self = .double
         case .decimal: self = .decimal

@@ -22,6 +22,9 @@ public struct Pipeline: Sendable {
 public struct Column: Sendable, Hashable {
     public var name: String
     public var type: SQLType
+    /// Where in the message's nested JSON the value is (a STRUCT's field, a JSONB path); nil for a top-level
+    /// field of the column's name.
+    public var path: JSONPath? = nil
 }
 
 /// `CREATE SOURCE` (or `CREATE TABLE` with a connector): a Kafka topic of JSON objects.
@@ -39,8 +42,13 @@ public struct Source: Sendable {
     /// The `ENCODE JSON (...)` options.
     public var json = JSONSourceSettings()
 
-    /// The columns a view over the source reads, in order: the JSON columns, then the `INCLUDE` columns.
-    public var rowColumns: [Column] { columns + includedColumns.map { Column(name: $0.name, type: $0.type) } }
+    /// The `->` / `->>` paths into its JSONB columns that the pipeline's statements read, each decoded as a
+    /// column of its own (`JSONPath`).
+    public var pathColumns: [Column] = []
+
+    /// The columns a view over the source reads, in order: the JSON columns (a STRUCT as one column per
+    /// field), then the `INCLUDE` columns, then the JSONB paths read.
+    public var rowColumns: [Column] { columns + includedColumns.map { Column(name: $0.name, type: $0.type) } + pathColumns }
 
     public func columnIndex(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
 }

@@ -124,6 +124,40 @@ import Testing
         #expect(decode(#"{"Event": "a"}"#, schema(("event", .string))) == .row([.text("a")]))
     }
 
+    @Test func nestedPathsAreReadInOnePass() {
+        let nested = RowSchema(columns: [
+            .init(name: "(device).os", kind: .string, origin: .path(root: "device", steps: [.field("os")])),
+            .init(name: "(device).b.c", kind: .int64, origin: .path(root: "device", steps: [.field("b"), .field("c")])),
+            .init(name: "payload", kind: .string, reading: .json),
+            .init(name: "payload->>'k'", kind: .string, origin: .path(root: "payload", steps: [.field("k")]), reading: .text),
+            .init(name: "payload->'k'", kind: .string, origin: .path(root: "payload", steps: [.field("k")]), reading: .json),
+            .init(name: "payload->'list'->>1", kind: .string, origin: .path(root: "payload", steps: [.field("list"), .index(1)]), reading: .text),
+            .init(name: "(payload->>'n')::INT", kind: .int64, origin: .path(root: "payload", steps: [.field("n")]), reading: .castText),
+            .init(name: "event", kind: .string),
+        ])
+        let message = #"{"device": {"os": "linux", "b": {"c": 7, "d": [1, {"x": 2}]}}, "payload": {"k": "v\"w", "list": [10, {"a": null}, 3], "n": "42"}, "event": "click"}"#
+        #expect(decode(message, nested) == .row([
+            .text("linux"), .int(7), .text(#"{"k": "v\"w", "list": [10, {"a": null}, 3], "n": "42"}"#), .text("v\"w"), .text(#""v\"w""#),
+            .text(#"{"a": null}"#), .int(42), .text("click"),
+        ]))
+        // Numbers cast as numbers; a field of another case matches, an exact one wins; missing and null are NULL.
+        #expect(decode(#"{"Device": {"OS": "mac"}, "payload": {"n": 5, "k": 1.5, "list": []}}"#, nested) == .row([
+            .text("mac"), .null, .text(#"{"n": 5, "k": 1.5, "list": []}"#), .text("1.5"), .text("1.5"), .null, .int(5), .null,
+        ]))
+        #expect(decode(#"{"device": {"os": "exact", "OS": "folded"}, "payload": null}"#, nested) == .row([
+            .text("exact"), .null, .null, .null, .null, .null, .null, .null,
+        ]))
+        // A value of the wrong shape: NULL, counted for typed and cast columns; text that is not a number: wrong type.
+        #expect(decode(#"{"device": "flat", "payload": {"n": "forty", "k": {"deep": [1]}}}"#, nested) == .row([
+            .null, .null, .text(#"{"n": "forty", "k": {"deep": [1]}}"#), .text(#"{"deep": [1]}"#), .text(#"{"deep": [1]}"#), .null, .wrongType, .null,
+        ]))
+        #expect(decode(#"{"device": {"b": {"c": "x"}}}"#, nested) == .row([.null, .wrongType, .null, .null, .null, .null, .null, .null]))
+        // Nested values are still validated and depth-limited.
+        #expect(decode(#"{"device": {"os": "a", "b": {"c": 1,}}}"#, nested) == .skipped(.notJSON))
+        #expect(decode(#"{"device": {"b": {"c": [[[1]]]}}}"#, nested, limits: DecoderLimits(maxDepth: 4)) == .skipped(.tooDeep))
+        #expect(decode(#"{"payload": {"list": [0, [[1]]]}}"#, nested, limits: DecoderLimits(maxDepth: 3)) == .skipped(.tooDeep))
+    }
+
     @Test func skipsNestedValuesButValidatesThem() {
         let nested = #"{"a": [1, -2.5e3, "x", true, false, null, {"b": {"c": [[], {}, [{}]]}}], "s": "v", "z": {}}"#
         #expect(decode(nested, one) == .row([.text("v")]))
