@@ -106,11 +106,16 @@ enum JSONPathSyntax {
 
     /// The path columns `expression` and everything inside it read from JSONB columns named in `jsonb`.
     static func arrowPaths(in expression: Expression, jsonb: Set<String>, into found: inout [Column]) {
-        if case .arrow = expression, let parsed = parse(expression), jsonb.contains(parsed.root.name) {
-            add(parsed, into: &found)
-        }
-        if case .cast(let inner, _, _, _, _, _) = expression, case .arrow = inner, let parsed = parse(expression), jsonb.contains(parsed.root.name) {
-            add(parsed, into: &found)
+        // A whole path is one column: the steps inside it (`payload->'a'` of `payload->'a'->>'b'`, the text under a
+        // cast) are not read on their own.
+        switch expression {
+        case .arrow, .cast:
+            if let parsed = parse(expression), jsonb.contains(parsed.root.name) {
+                add(parsed, into: &found)
+                return
+            }
+        default:
+            break
         }
         for child in expression.children { arrowPaths(in: child, jsonb: jsonb, into: &found) }
     }
