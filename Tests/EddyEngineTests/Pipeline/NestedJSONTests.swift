@@ -81,4 +81,37 @@ struct NestedJSONTests {
         }
         try harness.stopPipeline()
     }
+
+    @Test("JSON time values: numbers in the unit timestamptz.handling.mode names, ISO text with or without a zone; a value that does not parse is NULL and counted, the rest of its message still counts")
+    func timeValuesFollowTheSourceOption() throws {
+        let harness = try PipelineHarness(partitions: 1)
+        let text = """
+            CREATE SOURCE ev (ts TIMESTAMPTZ, at TIMESTAMP, event VARCHAR)
+              WITH (connector='kafka', topic='${TOPIC}', properties.bootstrap.server='${KAFKA_BROKERS}', scan.startup.mode='earliest')
+              FORMAT PLAIN ENCODE JSON (timestamptz.handling.mode='milli');
+            CREATE MATERIALIZED VIEW per_ts AS SELECT ts, COUNT(*) AS n, MAX(at) AS last_at FROM ev GROUP BY ts;
+            """
+        try harness.start(text)
+        let messages = [
+            #"{"ts": 1700000000123, "at": 1700000000000, "event": "a"}"#,
+            #"{"ts": "2023-11-14T22:13:20.123Z", "at": "2023-11-14 22:13:21", "event": "b"}"#,
+            #"{"ts": "2023-11-15 00:13:20.123+02:00", "event": "c"}"#,
+            #"{"ts": "yesterday", "at": 1e300, "event": "d"}"#,
+            #"{"ts": 1700000000123.5, "event": "e"}"#,
+        ]
+        try harness.broker.produce(topic: harness.topic, messages: messages.map { (0, Array($0.utf8)) })
+        let instant = "2023-11-14 22:13:20.123000"
+        // Three spellings of one instant (milliseconds, Z, +02:00); a fractional millisecond keeps its microseconds.
+        let expected = [[instant, "3", "2023-11-14 22:13:21"], ["2023-11-14 22:13:20.123500", "1", "NULL"], ["NULL", "1", "NULL"]]
+        var last = ""
+        let agreed = try eventually(timeout: .seconds(30), every: .milliseconds(50)) {
+            if let ended = harness.endedWith { try ended.get() }
+            guard let runner = harness.runner, let rows = try runner.checkpointedRows(view: "per_ts")?.rows.map({ $0.map(CascadeTests.text) }) else { return false }
+            let statistics = runner.statistics.snapshot
+            last = "\(rows); wrong-type fields \(statistics.wrongTypeFields)"
+            return CascadeTests.sorted(rows) == CascadeTests.sorted(expected) && statistics.wrongTypeFields == 2
+        }
+        #expect(agreed, "\(last)")
+        try harness.stopPipeline()
+    }
 }
