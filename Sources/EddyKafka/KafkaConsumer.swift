@@ -439,6 +439,10 @@ public struct KafkaMessageBatch: ~Copyable {
         return UnsafeRawBufferPointer(start: message.pointee.payload, count: message.pointee.len)
     }
 
+    /// The timestamp of message `index` (the producer's create time or the broker's log-append time, as the
+    /// topic says) in milliseconds since 1970-01-01 UTC; -1 when the message has none.
+    public func timestampMilliseconds(at index: Int) -> Int64 { rd_kafka_message_timestamp(message(index), nil) }
+
     /// The key of message `index` (empty if none). Valid only inside the closure.
     public func key(at index: Int) -> UnsafeRawBufferPointer {
         let message = message(index)

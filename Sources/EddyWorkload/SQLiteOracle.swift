@@ -85,7 +85,8 @@ public enum SQLiteOracle {
             rows = [json.loads(text) for text in table["rows"]]
             db.executemany(
                 "INSERT INTO %s VALUES (%s)" % (quoted(table["name"]), ", ".join("?" for _ in columns)),
-                [[row.get(c) for c in columns] for row in rows])
+                # Nested JSON is stored as its JSON text, for json_extract and SQLite's -> and ->>.
+                [[json.dumps(v) if isinstance(v, (dict, list)) else v for v in (row.get(c) for c in columns)] for row in rows])
         answer = {}
         for name, select in request["views"]:
             db.execute("CREATE VIEW %s AS %s" % (quoted(name), select))

@@ -30,9 +30,15 @@ public struct RowDecoder: Sendable {
     var storage: RowStorage
     var buffers: OwnedPointer<RowBuffers>
 
+    /// The columns filled from the Kafka message rather than its JSON (`INCLUDE`), by `fillMetadata`.
+    let metadataColumns: [(column: Int, field: MessageField)]
+
     public init(schema: RowSchema, limits: DecoderLimits = DecoderLimits()) {
         self.schema = schema
         self.limits = limits
+        metadataColumns = schema.columns.indices.compactMap { index in
+            if case .metadata(let field) = schema.columns[index].origin { (index, field) } else { nil }
+        }
         tables = DecoderTables(schema: schema)
         names = OwnedPointer(tables.names)
         storage = RowStorage(columnCount: schema.columns.count, maxDepth: limits.maxDepth)
@@ -50,8 +56,9 @@ public struct RowDecoder: Sendable {
     }
 
     /// Decodes `payload` into the slots; nil when the message is usable.
+    /// `extraScratch`: bytes to keep free after the message's own in the scratch buffer, for `fillMetadata`.
     @inline(always)
-    mutating func decodeMessage(_ payload: UnsafeRawBufferPointer) -> SkipReason? {
+    mutating func decodeMessage(_ payload: UnsafeRawBufferPointer, extraScratch: Int = 0) -> SkipReason? {
         let count = payload.count
         guard count > 0, let base = payload.baseAddress else { return .emptyMessage }
         guard count <= limits.maxMessageBytes else { return .tooLarge }
@@ -60,7 +67,7 @@ public struct RowDecoder: Sendable {
             buffers = OwnedPointer(storage.buffers)
         }
         let buffers = buffers.pointer
-        buffers.pointee.prepare(messageBytes: count)
+        buffers.pointee.prepare(messageBytes: count &+ extraScratch)
         var parser = MessageParser(
             scanner: JSONScanner(bytes: base.assumingMemoryBound(to: UInt8.self), count: count),
             names: names.pointer, buffers: buffers)
@@ -80,6 +87,69 @@ public struct RowDecoder: Sendable {
             slots: buffers.pointer.pointee.slots, kinds: names.pointer.pointee.kinds,
             payload: payload.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self),
             scratch: buffers.pointer.pointee.scratch, columnCount: names.pointer.pointee.columnCount)
+    }
+
+    /// Whether the schema has `INCLUDE` columns: then each message needs `fillMetadata`.
+    var readsMessageMetadata: Bool { !metadataColumns.isEmpty }
+
+    /// Scratch bytes `fillMetadata` needs for a message with a key of `keyBytes`.
+    @inline(always)
+    static func metadataScratch(keyBytes: Int) -> Int { keyBytes &+ 2 * 24 }
+
+    /// Fills the `INCLUDE` columns of the message last decoded (of `messageBytes`, decoded with
+    /// `extraScratch: metadataScratch(keyBytes: key.count)`): the key's bytes and the partition and offset in
+    /// decimal are written after the message's own bytes in the scratch buffer, so nothing is allocated.
+    /// A timestamp of -1 (librdkafka: not available) and an absent key are NULL.
+    mutating func fillMetadata(messageBytes: Int, key: UnsafeRawBufferPointer, partition: Int32, offset: Int64, timestampMilliseconds: Int64) {
+        let buffers = buffers.pointer
+        let scratch = buffers.pointee.scratch
+        var used = messageBytes
+        for (column, field) in metadataColumns {
+            let slot = buffers.pointee.slots + column
+            switch field {
+            case .timestamp:
+                guard timestampMilliseconds >= 0 else { continue }
+                slot.pointee.bits = UInt64(bitPattern: timestampMilliseconds &* 1000)
+            case .partition, .offset:
+                let start = used
+                used = Self.writeDecimal(field == .partition ? Int64(partition) : offset, into: scratch, at: used)
+                slot.pointee.offset = start
+                slot.pointee.count = used &- start
+                slot.pointee.isInScratch = true
+            case .key:
+                guard let base = key.baseAddress else { continue }
+                (scratch + used).initialize(from: base.assumingMemoryBound(to: UInt8.self), count: key.count)
+                slot.pointee.offset = used
+                slot.pointee.count = key.count
+                slot.pointee.isInScratch = true
+                used &+= key.count
+            }
+            slot.pointee.state = ColumnSlot.value
+        }
+    }
+
+    /// Writes `value` in decimal at `scratch + position`; returns the position after it (at most 20 bytes).
+    @inline(always)
+    private static func writeDecimal(_ value: Int64, into scratch: UnsafeMutablePointer<UInt8>, at position: Int) -> Int {
+        var magnitude = value.magnitude
+        var digits = 1
+        var rest = magnitude / 10
+        while rest > 0 {
+            digits &+= 1
+            rest /= 10
+        }
+        var position = position
+        if value < 0 {
+            scratch[position] = UInt8(ascii: "-")
+            position &+= 1
+        }
+        var index = position &+ digits
+        repeat {
+            index &-= 1
+            scratch[index] = UInt8(ascii: "0") &+ UInt8(magnitude % 10)
+            magnitude /= 10
+        } while index > position
+        return position &+ digits
     }
 
     /// How many columns of the message last decoded had a field of the wrong type.
@@ -132,20 +202,46 @@ struct NameTables {
     let foldedTable: UnsafeMutablePointer<Int32>
     let tableShift: UInt64
     let tableMask: Int
+    let timeNumbers: TimeNumberUnit
+    let ignoresKeyCase: Bool
+    /// Per column, how its JSON value is read.
+    let readings: UnsafeMutablePointer<ValueReading>
+    /// Nested JSON (`PathNode`): one tree per top-level field that has paths or is read other than typed; roots
+    /// first. A name-table entry `columnCount + r` (after the columns' own) is root `r`, named like its field.
+    let nodes: UnsafeMutablePointer<PathNode>
+    let nodeCount: Int
+    /// The columns each node fills, back to back (`PathNode.columnsStart`).
+    let nodeColumns: UnsafeMutablePointer<Int>
+    /// Field-step keys of the nodes, back to back.
+    let nodeKeys: UnsafeMutablePointer<UInt8>
 
     init(schema: RowSchema) {
         let columns = schema.columns
+        timeNumbers = schema.timeNumbers
+        ignoresKeyCase = schema.ignoresKeyCase
         columnCount = columns.count
         precondition(columnCount < Int(Int32.max), "too many columns")
+        let tree = PathTree(columns)
+        let rootCount = tree.rootNames.count
+        let entryCount = columnCount + rootCount
         kinds = .allocate(capacity: max(columnCount, 1))
-        let nameBytes = columns.reduce(0) { $0 + $1.name.utf8.count }
+        readings = .allocate(capacity: max(columnCount, 1))
+        readings.initialize(from: columns.map(\.reading), count: columnCount)
+        let nameBytes = columns.reduce(0) { $0 + $1.name.utf8.count } + tree.rootNames.reduce(0) { $0 + $1.utf8.count }
         names = .allocate(capacity: max(nameBytes, 1))
-        nameStarts = .allocate(capacity: max(columnCount, 1))
-        nameLengths = .allocate(capacity: max(columnCount, 1))
-        firstWords = .allocate(capacity: max(columnCount, 1))
-        foldedFirstWords = .allocate(capacity: max(columnCount, 1))
+        nameStarts = .allocate(capacity: max(entryCount, 1))
+        nameLengths = .allocate(capacity: max(entryCount, 1))
+        firstWords = .allocate(capacity: max(entryCount, 1))
+        foldedFirstWords = .allocate(capacity: max(entryCount, 1))
+        nodeCount = tree.nodes.count
+        nodes = .allocate(capacity: max(nodeCount, 1))
+        nodes.initialize(from: tree.nodes, count: nodeCount)
+        nodeColumns = .allocate(capacity: max(tree.columns.count, 1))
+        nodeColumns.initialize(from: tree.columns, count: tree.columns.count)
+        nodeKeys = .allocate(capacity: max(tree.keys.count, 1))
+        nodeKeys.initialize(from: tree.keys, count: tree.keys.count)
         var tableSize = 8
-        while tableSize < columnCount * 4 { tableSize *= 2 }
+        while tableSize < entryCount * 4 { tableSize *= 2 }
         tableMask = tableSize - 1
         tableShift = UInt64(64 - tableSize.trailingZeroBitCount)
         exactTable = .allocate(capacity: tableSize)
@@ -154,11 +250,14 @@ struct NameTables {
         foldedTable.initialize(repeating: 0, count: tableSize)
 
         var offset = 0
-        for (index, column) in columns.enumerated() {
-            (kinds + index).initialize(to: column.kind)
+        let entryNames = columns.map(\.name) + tree.rootNames
+        for (index, entryName) in entryNames.enumerated() {
+            // Entries past the columns are path roots: matched by name like a top-level field.
+            let column = index < columnCount ? columns[index] : RowSchema.Column(name: entryName, kind: .string)
+            if index < columnCount { (kinds + index).initialize(to: column.kind) }
             let bytes = Array(column.name.utf8)
             precondition(
-                !columns[..<index].contains { $0.name == column.name }, "column \(column.name) appears twice in the schema")
+                index >= columnCount || !columns[..<index].contains { $0.name == column.name }, "column \(column.name) appears twice in the schema")
             (names + offset).initialize(from: bytes, count: bytes.count)
             (nameStarts + index).initialize(to: offset)
             (nameLengths + index).initialize(to: bytes.count)
@@ -167,9 +266,15 @@ struct NameTables {
             (firstWords + index).initialize(to: word)
             (foldedFirstWords + index).initialize(to: Self.asciiLowercased(word))
             offset += bytes.count
+            // Only top-level JSON fields are matched by name: columns read from one, or the root of its paths.
+            guard index >= columnCount || (column.origin == .field && !tree.rootNames.contains(column.name)) else { continue }
             Self.insert(column: index, signature: Self.signature(word, length: bytes.count), into: exactTable, shift: tableShift, mask: tableMask)
-            // Two names equal ignoring case: the first column is the case-insensitive match.
-            if !columns[..<index].contains(where: { Self.equalIgnoringASCIICase(Array($0.name.utf8), bytes) }) {
+            // Two names equal ignoring case: the first column is the case-insensitive match. Without
+            // `ignoresKeyCase` the folded table stays empty, so nothing matches that way.
+            if schema.ignoresKeyCase, !entryNames[..<index].indices.contains(where: { earlier in
+                (earlier >= columnCount || (columns[earlier].origin == .field && !tree.rootNames.contains(columns[earlier].name)))
+                    && Self.equalIgnoringASCIICase(Array(entryNames[earlier].utf8), bytes)
+            }) {
                 Self.insert(
                     column: index, signature: Self.signature(Self.asciiLowercased(word), length: bytes.count), into: foldedTable,
                     shift: tableShift, mask: tableMask)
@@ -180,6 +285,11 @@ struct NameTables {
     func deallocate() {
         kinds.deinitialize(count: columnCount)
         kinds.deallocate()
+        readings.deinitialize(count: columnCount)
+        readings.deallocate()
+        nodes.deallocate()
+        nodeColumns.deallocate()
+        nodeKeys.deallocate()
         names.deallocate()
         nameStarts.deallocate()
         nameLengths.deallocate()
@@ -457,8 +567,10 @@ struct MessageParser {
                 guard try openField(ordinal) else { return }
                 (column, quality) = try scanKey(ordinal: ordinal, tokenStart: tokenStart)
             }
-            if column >= 0 {
+            if column >= 0 && column < names.pointee.columnCount {
                 try decodeField(column: column, quality: quality)
+            } else if column >= 0 {
+                try decodeNode(column &- names.pointee.columnCount, depth: 1, quality: quality)
             } else {
                 try scanner.skipValue(depth: 1, maxDepth: maxDepth, stack: stack)
             }
@@ -652,6 +764,8 @@ struct MessageParser {
             switch kind {
             case .int64: set(slot, ValueParsing.int64(token).map { UInt64(bitPattern: $0) })
             case .double, .decimal: set(slot, ValueParsing.double(token, bytes: scanner.bytes).map(\.bitPattern))
+            case .timestamp, .timestamptz:
+                set(slot, ValueParsing.epochTime(token, bytes: scanner.bytes, unit: names.pointee.timeNumbers).map { UInt64(bitPattern: $0) })
             default: setWrongType(slot)
             }
         case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
@@ -669,6 +783,227 @@ struct MessageParser {
         default:
             throw .notJSON
         }
+    }
+
+    // MARK: Nested JSON
+
+    /// The value of path node `index` (in a container at `depth`): walks into it for its children, then fills
+    /// the node's own columns from its bytes. Each leaf value is scanned twice (validated with the right depth
+    /// first, then read); a JSONB column's text is only a span of the payload.
+    @inline(never)
+    mutating func decodeNode(_ index: Int, depth: Int, quality: UInt8) throws(SkipReason) {
+        let node = names.pointee.nodes[index]
+        let start = scanner.position
+        let first = scanner.current
+        if first == UInt8(ascii: "{") && node.hasFieldChildren {
+            try walkObject(node, depth: depth)
+        } else if first == UInt8(ascii: "[") && node.hasIndexChildren {
+            try walkArray(node, depth: depth)
+        } else {
+            try scanner.skipValue(depth: depth, maxDepth: maxDepth, stack: stack)
+        }
+        guard node.columnsCount > 0 else { return }
+        let end = scanner.position
+        for position in 0..<node.columnsCount {
+            let column = names.pointee.nodeColumns[node.columnsStart &+ position]
+            let slot = slots + column
+            guard quality >= slot.pointee.matchQuality else { continue }
+            switch names.pointee.readings[column] {
+            case .typed:
+                scanner.position = start
+                try decodeField(column: column, quality: quality)
+            case .json:
+                if slot.pointee.state == ColumnSlot.wrongType { wrongTypes &-= 1 }
+                slot.pointee.matchQuality = quality
+                if first == UInt8(ascii: "n") {
+                    slot.pointee.state = ColumnSlot.null
+                } else {
+                    setSpan(slot, start: start, end: end)
+                }
+            case .text, .castText:
+                if slot.pointee.state == ColumnSlot.wrongType { wrongTypes &-= 1 }
+                slot.pointee.matchQuality = quality
+                scanner.position = start
+                try readText(column: column, slot: slot, end: end)
+            }
+        }
+        scanner.position = end
+    }
+
+    /// `->>`, and `->>` cast to the column's kind, of the value at `position` (which ends at `end`).
+    mutating func readText(column: Int, slot: UnsafeMutablePointer<ColumnSlot>, end: Int) throws(SkipReason) {
+        let kind = kinds[column]
+        let isCast = names.pointee.readings[column] == .castText
+        switch scanner.current {
+        case UInt8(ascii: "n"):
+            slot.pointee.state = ColumnSlot.null
+        case UInt8(ascii: "\""):
+            scanner.position &+= 1
+            let start = scanner.position
+            let hasEscapes = try scanner.scanStringBody()
+            var length = scanner.position &- 1 &- start
+            var text = scanner.bytes + start
+            var inScratch = false
+            if hasEscapes {
+                length = scanner.unescape(from: start, to: start &+ length, into: scratch + scratchUsed)
+                text = UnsafePointer(scratch + scratchUsed)
+                inScratch = true
+            }
+            guard isCast && kind != .string else {
+                slot.pointee.offset = inScratch ? scratchUsed : start
+                slot.pointee.count = length
+                slot.pointee.isInScratch = inScratch
+                slot.pointee.state = ColumnSlot.value
+                if inScratch { scratchUsed &+= length }
+                return
+            }
+            set(slot, Self.castText(text, count: length, kind: kind))
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            guard isCast && kind != .string else { return setSpan(slot, start: scanner.position, end: end) }
+            let token = try scanner.scanNumber()
+            switch kind {
+            case .int64: set(slot, ValueParsing.int64(token).map { UInt64(bitPattern: $0) })
+            case .double, .decimal: set(slot, ValueParsing.double(token, bytes: scanner.bytes).map(\.bitPattern))
+            default: setWrongType(slot)
+            }
+        case UInt8(ascii: "t"), UInt8(ascii: "f"):
+            guard isCast && kind != .string else { return setSpan(slot, start: scanner.position, end: end) }
+            let literal = try scanner.scanLiteral()
+            if kind == .bool { set(slot, literal == .true ? 1 : 0) } else { setWrongType(slot) }
+        default:
+            // An object or array: its JSON text, or a wrong type for a cast.
+            if isCast && kind != .string { setWrongType(slot) } else { setSpan(slot, start: scanner.position, end: end) }
+        }
+    }
+
+    /// Text (a `->>` result) cast to `kind`, as PostgreSQL's input functions read it (surrounding spaces allowed
+    /// for numbers); nil when it is not a value of the kind.
+    static func castText(_ text: UnsafePointer<UInt8>, count: Int, kind: ColumnKind) -> UInt64? {
+        var start = 0
+        var stop = count
+        while start < stop && text[start] == UInt8(ascii: " ") { start &+= 1 }
+        while stop > start && text[stop &- 1] == UInt8(ascii: " ") { stop &-= 1 }
+        switch kind {
+        case .int64, .double, .decimal:
+            var number = JSONScanner(bytes: text + start, count: stop &- start)
+            guard stop > start, let token = try? number.scanNumber(), number.isAtEnd else { return nil }
+            return kind == .int64 ? ValueParsing.int64(token).map { UInt64(bitPattern: $0) } : ValueParsing.double(token, bytes: number.bytes).map(\.bitPattern)
+        case .bool:
+            switch String(decoding: UnsafeBufferPointer(start: text + start, count: stop &- start), as: UTF8.self).lowercased() {
+            case "t", "true", "yes", "y", "on", "1": return 1
+            case "f", "false", "no", "n", "off", "0": return 0
+            default: return nil
+            }
+        case .timestamp: return ValueParsing.timestamp(text + start, count: stop &- start, withZone: false).map { UInt64(bitPattern: $0) }
+        case .timestamptz: return ValueParsing.timestamp(text + start, count: stop &- start, withZone: true).map { UInt64(bitPattern: $0) }
+        case .date: return ValueParsing.date(text + start, count: stop &- start).map { UInt64(bitPattern: $0) }
+        case .string: return nil
+        }
+    }
+
+    /// A string column holding the payload's bytes `start..<end` (a value's JSON text).
+    @inline(always)
+    func setSpan(_ slot: UnsafeMutablePointer<ColumnSlot>, start: Int, end: Int) {
+        slot.pointee.offset = start
+        slot.pointee.count = end &- start
+        slot.pointee.isInScratch = false
+        slot.pointee.state = ColumnSlot.value
+    }
+
+    /// An object at `position` whose fields may hold `node`'s children (the object is in a container at `depth`).
+    mutating func walkObject(_ node: PathNode, depth: Int) throws(SkipReason) {
+        let inner = depth &+ 1
+        guard inner <= maxDepth else { throw .tooDeep }
+        scanner.position &+= 1
+        scanner.skipWhitespace()
+        if scanner.current == UInt8(ascii: "}") {
+            scanner.position &+= 1
+            return
+        }
+        while true {
+            guard scanner.current == UInt8(ascii: "\"") else { throw .notJSON }
+            scanner.position &+= 1
+            let keyStart = scanner.position
+            let hasEscapes = try scanner.scanStringBody()
+            var keyLength = scanner.position &- 1 &- keyStart
+            var key = scanner.bytes + keyStart
+            if hasEscapes {
+                keyLength = scanner.unescape(from: keyStart, to: keyStart &+ keyLength, into: scratch + scratchUsed)
+                key = UnsafePointer(scratch + scratchUsed)
+            }
+            scanner.skipWhitespace()
+            guard scanner.current == UInt8(ascii: ":") else { throw .notJSON }
+            scanner.position &+= 1
+            scanner.skipWhitespace()
+            let (child, quality) = matchChild(of: node, key: key, length: keyLength)
+            if child >= 0 {
+                try decodeNode(child, depth: inner, quality: quality)
+            } else {
+                try scanner.skipValue(depth: inner, maxDepth: maxDepth, stack: stack)
+            }
+            scanner.skipWhitespace()
+            if scanner.current == UInt8(ascii: ",") {
+                scanner.position &+= 1
+                scanner.skipWhitespace()
+                continue
+            }
+            guard scanner.current == UInt8(ascii: "}") else { throw .notJSON }
+            scanner.position &+= 1
+            return
+        }
+    }
+
+    /// An array at `position` whose elements may hold `node`'s children.
+    mutating func walkArray(_ node: PathNode, depth: Int) throws(SkipReason) {
+        let inner = depth &+ 1
+        guard inner <= maxDepth else { throw .tooDeep }
+        scanner.position &+= 1
+        scanner.skipWhitespace()
+        if scanner.current == UInt8(ascii: "]") {
+            scanner.position &+= 1
+            return
+        }
+        var element = 0
+        while true {
+            var child = node.firstChild
+            while child >= 0 && names.pointee.nodes[child].index != element { child = names.pointee.nodes[child].nextSibling }
+            if child >= 0 {
+                try decodeNode(child, depth: inner, quality: 2)
+            } else {
+                try scanner.skipValue(depth: inner, maxDepth: maxDepth, stack: stack)
+            }
+            element &+= 1
+            scanner.skipWhitespace()
+            if scanner.current == UInt8(ascii: ",") {
+                scanner.position &+= 1
+                scanner.skipWhitespace()
+                continue
+            }
+            guard scanner.current == UInt8(ascii: "]") else { throw .notJSON }
+            scanner.position &+= 1
+            return
+        }
+    }
+
+    /// The child of `node` whose field name is `key` (exactly: quality 2; ignoring ASCII case when the schema
+    /// does: 1), or -1.
+    func matchChild(of node: PathNode, key: UnsafePointer<UInt8>, length: Int) -> (Int, UInt8) {
+        var folded = -1
+        var child = node.firstChild
+        while child >= 0 {
+            let candidate = names.pointee.nodes[child]
+            if candidate.index < 0 && candidate.keyLength == length {
+                let name = names.pointee.nodeKeys + candidate.keyStart
+                if NameTables.equalBytes(key, name, length) { return (child, 2) }
+                if folded < 0 && names.pointee.ignoresKeyCase
+                    && (0..<length).allSatisfy({ NameTables.lowercased(key[$0]) == NameTables.lowercased(name[$0]) })
+                {
+                    folded = child
+                }
+            }
+            child = candidate.nextSibling
+        }
+        return (folded, 1)
     }
 
     @inline(always)
@@ -724,5 +1059,99 @@ struct MessageParser {
         let second = lane(6) &* 10 &+ lane(7)
         guard hour < 24, minute < 60, second < 60 else { return nil }
         return (days &* 86_400 &+ hour &* 3600 &+ minute &* 60 &+ second) &* 1_000_000
+    }
+}
+
+/// One step of nested JSON in `NameTables.nodes`: its key (a field name in `nodeKeys`, or an element index),
+/// the columns it fills, and its children as a linked list.
+struct PathNode {
+    var keyStart = 0
+    var keyLength = 0
+    /// The element index for an array step; -1 for a field step (and roots).
+    var index = -1
+    var columnsStart = 0
+    var columnsCount = 0
+    var firstChild = -1
+    var nextSibling = -1
+    var hasFieldChildren = false
+    var hasIndexChildren = false
+}
+
+/// `NameTables`' nested JSON, built once from the schema.
+struct PathTree {
+    var rootNames: [String] = []
+    var nodes: [PathNode] = []
+    var columns: [Int] = []
+    var keys: [UInt8] = []
+
+    init(_ schema: [RowSchema.Column]) {
+        // Roots: fields with paths, and fields read other than typed (their JSON text); roots come first.
+        var rootOf: [String: Int] = [:]
+        func root(_ name: String) {
+            guard rootOf[name] == nil else { return }
+            rootOf[name] = rootNames.count
+            rootNames.append(name)
+        }
+        for column in schema {
+            switch column.origin {
+            case .path(let name, _): root(name)
+            case .field where column.reading != .typed: root(column.name)
+            default: break
+            }
+        }
+        var keyOf: [[UInt8]] = rootNames.map { Array($0.utf8) }
+        var indexOf: [Int] = rootNames.map { _ in -1 }
+        var children: [[Int]] = rootNames.map { _ in [] }
+        var filled: [[Int]] = rootNames.map { _ in [] }
+        for (column, definition) in schema.enumerated() {
+            var node: Int
+            var steps: [PathStep] = []
+            switch definition.origin {
+            case .path(let name, let path):
+                node = rootOf[name]!
+                steps = path
+            case .field:
+                guard let existing = rootOf[definition.name] else { continue }
+                node = existing
+            case .metadata:
+                continue
+            }
+            for step in steps {
+                let (key, index): ([UInt8], Int) = switch step {
+                case .field(let name): (Array(name.utf8), -1)
+                case .index(let index): ([], index)
+                }
+                if let child = children[node].first(where: { keyOf[$0] == key && indexOf[$0] == index }) {
+                    node = child
+                } else {
+                    keyOf.append(key)
+                    indexOf.append(index)
+                    children.append([])
+                    filled.append([])
+                    children[node].append(keyOf.count - 1)
+                    node = keyOf.count - 1
+                }
+            }
+            filled[node].append(column)
+        }
+        for node in keyOf.indices {
+            var built = PathNode()
+            built.keyStart = keys.count
+            built.keyLength = keyOf[node].count
+            keys += keyOf[node]
+            built.index = indexOf[node]
+            built.columnsStart = columns.count
+            built.columnsCount = filled[node].count
+            columns += filled[node]
+            built.firstChild = children[node].first ?? -1
+            built.hasFieldChildren = children[node].contains { indexOf[$0] < 0 }
+            built.hasIndexChildren = children[node].contains { indexOf[$0] >= 0 }
+            nodes.append(built)
+        }
+        for node in keyOf.indices {
+            for (position, child) in children[node].enumerated() where position + 1 < children[node].count {
+                nodes[child].nextSibling = children[node][position + 1]
+            }
+        }
     }
 }

@@ -32,22 +32,83 @@ public enum ColumnKind: Sendable, Hashable {
     public var isDoubleBacked: Bool { self == .double || self == .decimal }
 }
 
+/// What a JSON number in a time column counts since 1970-01-01 00:00:00 UTC (RisingWave's
+/// `timestamptz.handling.mode`).
+public enum TimeNumberUnit: Sendable, Hashable {
+    /// Numbers are not times (a wrong type): only strings are.
+    case none
+    case seconds
+    case milliseconds
+    case microseconds
+    /// By magnitude, as RisingWave's `guess_number_unit`: below 10^11 seconds, below 10^14 milliseconds, below
+    /// 10^17 microseconds, else nanoseconds (so each reads 1973-03-03 … 5138-11-16 right).
+    case guess
+}
+
+/// Where a source column's value comes from.
+public enum ColumnOrigin: Sendable, Hashable {
+    /// The top-level JSON field of the column's name.
+    case field
+    /// The Kafka message itself (`INCLUDE timestamp | partition | offset | key`), not its JSON.
+    case metadata(MessageField)
+    /// A value inside the top-level field `root`: a STRUCT's field, a JSONB path.
+    case path(root: String, steps: [PathStep])
+}
+
+/// A step into nested JSON.
+public enum PathStep: Sendable, Hashable {
+    /// An object's field, by name (ASCII case ignored as for top-level fields, when the schema says so).
+    case field(String)
+    /// An array's element, from 0.
+    case index(Int)
+}
+
+/// How a column reads its JSON value.
+public enum ValueReading: Sendable, Hashable {
+    /// As `ColumnKind` says (see its cases).
+    case typed
+    /// The value's JSON text as written (a string column); JSON `null` is NULL.
+    case json
+    /// PostgreSQL's `->>`: a string's contents, any other value's JSON text (a string column); `null` is NULL.
+    case text
+    /// `->>` then a cast to `kind`: a number, or a string holding one (or a time, or `true`/`false`).
+    case castText
+}
+
+/// The Kafka metadata of a message a column can hold (RisingWave's `INCLUDE` columns): the timestamp as a
+/// `timestamptz`, the others as strings (partition and offset in decimal, the key's bytes as they are).
+public enum MessageField: Sendable, Hashable {
+    case timestamp, partition, offset, key
+}
+
 /// The columns of a source, in declaration order; a JSON field fills the column of the same name.
 public struct RowSchema: Sendable, Hashable {
     public struct Column: Sendable, Hashable {
         public var name: String
         public var kind: ColumnKind
+        /// Where the value comes from: the JSON field of the column's name unless said otherwise.
+        public var origin: ColumnOrigin
+        /// How the JSON value is read into `kind`.
+        public var reading: ValueReading
 
-        public init(name: String, kind: ColumnKind) {
+        public init(name: String, kind: ColumnKind, origin: ColumnOrigin = .field, reading: ValueReading = .typed) {
             self.name = name
             self.kind = kind
+            self.origin = origin
+            self.reading = reading
         }
     }
 
     public var columns: [Column]
+    /// What a JSON number in a TIMESTAMP or TIMESTAMPTZ column counts (strings are read as ISO text either way).
+    public var timeNumbers: TimeNumberUnit
+    /// Whether a field whose name equals a column's only ignoring ASCII case fills it (when none matches exactly).
+    public var ignoresKeyCase: Bool
 
-    public init(columns: [Column]) {
+    public init(columns: [Column], timeNumbers: TimeNumberUnit = .guess, ignoresKeyCase: Bool = true) {
         self.columns = columns
+        self.timeNumbers = timeNumbers
+        self.ignoresKeyCase = ignoresKeyCase
     }
 }
 

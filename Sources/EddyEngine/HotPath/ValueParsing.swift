@@ -74,6 +74,41 @@ enum ValueParsing {
 
     // MARK: Times
 
+    /// A TIMESTAMP(TZ) column's value from a JSON number counting `unit`s since 1970 UTC: microseconds within
+    /// years 1-9999 (what the SQL side can show); a fraction is kept to the microsecond. Nil otherwise.
+    @inline(never)
+    static func epochTime(_ token: NumberToken, bytes: UnsafePointer<UInt8>, unit: TimeNumberUnit) -> Int64? {
+        var microsPerUnit: Int64
+        switch unit {
+        case .none: return nil
+        case .seconds: microsPerUnit = 1_000_000
+        case .milliseconds: microsPerUnit = 1000
+        case .microseconds: microsPerUnit = 1
+        case .guess:
+            guard let magnitude = double(token, bytes: bytes).map(abs) else { return nil }
+            microsPerUnit = magnitude < 1e11 ? 1_000_000 : magnitude < 1e14 ? 1000 : 1
+            if magnitude >= 1e17 {
+                // Nanoseconds.
+                guard let nanos = int64(token) else { return nil }
+                return inTimeRange(nanos / 1000)
+            }
+        }
+        if let whole = int64(token) {
+            let (micros, overflow) = whole.multipliedReportingOverflow(by: microsPerUnit)
+            return overflow ? nil : inTimeRange(micros)
+        }
+        guard let value = double(token, bytes: bytes) else { return nil }
+        let micros = (value * Double(microsPerUnit)).rounded()
+        guard micros.magnitude < 9.2e18 else { return nil }
+        return inTimeRange(Int64(micros))
+    }
+
+    /// Microseconds from 0001-01-01 00:00:00 up to 9999-12-31 23:59:59.999999.
+    static let timeRange: ClosedRange<Int64> = -62_135_596_800_000_000...253_402_300_799_999_999
+
+    @inline(always)
+    static func inTimeRange(_ micros: Int64) -> Int64? { timeRange.contains(micros) ? micros : nil }
+
     /// A DATE column's value from `YYYY-MM-DD` (years 0001-9999, real calendar days): days since 1970.
     @inline(always)
     static func date(_ text: UnsafePointer<UInt8>, count: Int) -> Int64? {

@@ -133,7 +133,7 @@ struct Cascade: Sendable {
             switch plan.input {
             case .view(let inputIndex): input = changes[inputIndex]!
             case .sourceRows(let source):
-                input = sourceRows[source] ?? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: graph.sources[source].columns.count)
+                input = sourceRows[source] ?? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: graph.sources[source].rowColumns.count)
             }
             if var window = windows.removeValue(forKey: index) {
                 var windowed = window.makeOutputBatch()

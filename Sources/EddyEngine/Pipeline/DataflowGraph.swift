@@ -38,7 +38,7 @@ public struct DataflowGraph: Sendable {
     /// Per view, the indices of the views that read it.
     public let readers: [[Int]]
 
-    /// - Throws: `.unsupported` for what the engine cannot run yet (`INCLUDE` columns, a watermark that is not a fixed delay),
+    /// - Throws: `.unsupported` for what the engine cannot run yet (a watermark that is not a fixed delay),
     ///   at `file:line:column`.
     public init(pipeline: Pipeline) throws(EngineError) {
         guard !pipeline.views.isEmpty else {
@@ -52,9 +52,6 @@ public struct DataflowGraph: Sendable {
         }
         // What is bound but not run is refused where it is written rather than run without it.
         for source in sources {
-            if let include = source.includedColumns.first {
-                throw EngineError(.unsupported, "\(include.location): INCLUDE \(include.kind.rawValue) (Kafka metadata columns) is not run yet")
-            }
             if let watermark = source.watermark, watermark.delayMicroseconds == nil {
                 throw EngineError(.unsupported, "\(watermark.location): WATERMARK FOR \(watermark.columnName) AS \(watermark.expression): only \(watermark.columnName) - INTERVAL '...' (a fixed delay) is run")
             }
@@ -77,7 +74,7 @@ public struct DataflowGraph: Sendable {
                 } catch let hotPathRefusal {
                     // What the hot path does not run (rows without aggregation, FILTER, ...) runs as an operator
                     // over the source's rows, materialized when it keeps every row.
-                    guard let plan = try? DerivedViewPlan(view: view, input: .sourceRows(sourceIndex), inputKeyWidth: DerivedViewPlan.sourceRowKeyWidth, inputWidth: source.columns.count)
+                    guard let plan = try? DerivedViewPlan(view: view, input: .sourceRows(sourceIndex), inputKeyWidth: DerivedViewPlan.sourceRowKeyWidth, inputWidth: source.rowColumns.count)
                     else { throw hotPathRefusal }
                     nodes.append(.derived(plan))
                 }
@@ -130,7 +127,7 @@ public struct DataflowGraph: Sendable {
 
     /// The decoder's schema of source `index`: its columns.
     public func schema(ofSource index: Int) -> RowSchema {
-        RowSchema(columns: sources[index].columns.map { RowSchema.Column(name: $0.name, kind: ColumnKind($0.type)) })
+        RowSchema(source: sources[index])
     }
 
     /// What a view's stored state means (its input's definition included): a change makes it unusable.

@@ -32,18 +32,28 @@ struct HotLoop {
     mutating func apply(
         _ batch: borrowing KafkaMessageBatch, handleError: (KafkaMessageError, inout [Int64]) throws -> Void
     ) throws {
+        let readsMetadata = decoder.readsMessageMetadata
         for index in 0..<batch.count {
             if batch.isError(at: index) {
                 if let error = batch.error(at: index) { try handleError(error, &nextOffsets) }
                 continue
             }
             let payload = batch.payload(at: index)
-            if let reason = decoder.decodeMessage(payload) {
+            let key = readsMetadata ? batch.key(at: index) : UnsafeRawBufferPointer(start: nil, count: 0)
+            if let reason = decoder.decodeMessage(payload, extraScratch: readsMetadata ? RowDecoder.metadataScratch(keyBytes: key.count) : 0) {
                 decodeCounters[reason] &+= 1
             } else {
+                if readsMetadata {
+                    decoder.fillMetadata(
+                        messageBytes: payload.count, key: key, partition: batch.partition(at: index), offset: batch.offset(at: index),
+                        timestampMilliseconds: batch.timestampMilliseconds(at: index))
+                }
                 let wrongTypes = decoder.wrongTypeCount()
-                if wrongTypes > 0 { decodeCounters.wrongTypeFields &+= wrongTypes }
                 let row = decoder.currentRow(payload)
+                if wrongTypes > 0 {
+                    decodeCounters.wrongTypeFields &+= wrongTypes
+                    noteWrongField(row, partition: batch.partition(at: index), offset: batch.offset(at: index), count: wrongTypes)
+                }
                 for view in aggregators.indices { aggregators[view].apply(row, decodedBy: decoder) }
                 decodedRows &+= 1
                 if sourceRows != nil { appendSourceRow(row, partition: batch.partition(at: index), offset: batch.offset(at: index)) }
@@ -72,6 +82,38 @@ struct HotLoop {
         keyScratch[0] = .int(Int64(partition))
         keyScratch[1] = .int(offset)
         sourceRows!.appendInsert(key: keyScratch, row: rowScratch)
+    }
+
+    /// A field that did not decode as its column's type (a wrong JSON type, a time that does not parse), for the
+    /// log: the first such column of the last such message, and how many such fields since the log last took one.
+    struct WrongField {
+        var column: Int
+        var partition: Int32
+        var offset: Int64
+        var fields: Int
+    }
+
+    private(set) var wrongField: WrongField? = nil
+    private(set) var lastWrongFieldReport: ContinuousClock.Instant? = nil
+
+    @inline(never)
+    private mutating func noteWrongField(_ row: DecodedRow, partition: Int32, offset: Int64, count: Int) {
+        let column = (0..<row.columnCount).first { row.isWrongType($0) } ?? 0
+        wrongField = WrongField(column: column, partition: partition, offset: offset, fields: (wrongField?.fields ?? 0) &+ count)
+    }
+
+    /// The wrong field to log now, at most one per `interval` (a stream of bad values must not flood the log);
+    /// its message names the column and the message's partition and offset.
+    mutating func takeWrongFieldReport(every interval: Duration = .seconds(10)) -> String? {
+        guard let wrong = wrongField else { return nil }
+        let now = ContinuousClock.now
+        if let last = lastWrongFieldReport, now - last < interval { return nil }
+        lastWrongFieldReport = now
+        wrongField = nil
+        let column = decoder.schema.columns[wrong.column]
+        return "column \(column.name) (\(column.kind)) of the message at partition \(wrong.partition) offset \(wrong.offset) did not decode: "
+            + "wrong JSON type or a value out of range (a time must be ISO text or a number in the source's timestamptz.handling.mode); "
+            + "read as NULL. \(wrong.fields) such field(s) since the last report (eddy_source_wrong_type_fields_total)"
     }
 
     /// Groups changed since the last checkpoint, over all views.

@@ -158,6 +158,7 @@ public final class PipelineRunner: Sendable {
                 groupsByView: Dictionary(uniqueKeysWithValues: runs.flatMap(\.groupsByView)))
             for run in runs.indices {
                 for partition in runs[run].hot.consumedPerPartition.indices { runs[run].hot.consumedPerPartition[partition] = 0 }
+                if let report = runs[run].hot.takeWrongFieldReport() { logger.warning("\(report)", metadata: ["eddy.source": "\(runs[run].source.name)"]) }
             }
             for driver in drivers { statistics.sinkHealth(sink: driver.name, healthy: driver.healthy, pendingEpochs: driver.unacknowledgedEpochs) }
             // The consumer that heard from its brokers longest ago speaks for all.

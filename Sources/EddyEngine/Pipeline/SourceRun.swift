@@ -44,7 +44,7 @@ struct SourceRun {
     }
 
     private static func emptyRows(_ source: Source) -> ChangeBatch {
-        ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: source.columns.count)
+        ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: source.rowColumns.count)
     }
 
     /// Whether a checkpoint now would store anything new of this source.

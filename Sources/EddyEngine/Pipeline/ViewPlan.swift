@@ -17,9 +17,9 @@ public struct ViewPlan: Sendable {
         precondition(view.sourceName == source.name, "view \(view.name) reads \(view.sourceName), not \(source.name)")
         self.view = view
         self.source = source
-        schema = RowSchema(columns: source.columns.map { RowSchema.Column(name: $0.name, kind: ColumnKind($0.type)) })
+        schema = RowSchema(source: source)
         aggregates = view.aggregates.map { AggregateSpec(AggregateSpec.Function($0.function), argument: $0.argument, isDistinct: $0.isDistinct) }
-        argumentKinds = view.aggregates.map { call in call.argument.map { ColumnKind(source.columns[$0].type) } }
+        argumentKinds = view.aggregates.map { call in call.argument.map { ColumnKind(source.rowColumns[$0].type) } }
         do {
             try GroupTable.validate(schema: schema, groupBy: view.groupBy, aggregates: aggregates)
         } catch {
@@ -112,11 +112,57 @@ public struct ViewPlan: Sendable {
     }
 }
 
+extension RowSchema {
+    /// The decoder's schema of a source: the columns of its JSON, then its `INCLUDE` columns (as
+    /// `Source.rowColumns` orders them, which is how views refer to them).
+    public init(source: Source) {
+        let included = source.includedColumns.map { column in
+            let field: MessageField = switch column.kind {
+            case .timestamp: .timestamp
+            case .partition: .partition
+            case .offset: .offset
+            case .key: .key
+            }
+            return Column(name: column.name, kind: ColumnKind(column.type), origin: .metadata(field))
+        }
+        let timeNumbers: TimeNumberUnit = switch source.json.timeNumbers {
+        case .guessNumberUnit: .guess
+        case .second: .seconds
+        case .milli: .milliseconds
+        case .micro: .microseconds
+        case .utcString, .utcWithoutSuffix: .none
+        }
+        self.init(
+            columns: source.columns.map(Self.column) + included + source.pathColumns.map(Self.column), timeNumbers: timeNumbers,
+            ignoresKeyCase: source.json.ignoresKeyCase)
+    }
+
+    /// A JSON column of a source: a top-level field, or a path into one (a STRUCT's field, a JSONB path).
+    private static func column(_ column: EddySQL.Column) -> Column {
+        guard let path = column.path else {
+            return Column(name: column.name, kind: ColumnKind(column.type), reading: column.type == .jsonb ? .json : .typed)
+        }
+        let reading: ValueReading = switch path.reading {
+        case .typed: .typed
+        case .json: .json
+        case .text: .text
+        case .castText: .castText
+        }
+        let steps = path.steps.map { step -> PathStep in
+            switch step {
+            case .field(let name): .field(name)
+            case .index(let index): .index(index)
+            }
+        }
+        return Column(name: column.name, kind: ColumnKind(column.type), origin: .path(root: path.root, steps: steps), reading: reading)
+    }
+}
+
 extension ColumnKind {
     /// How the decoder holds a SQL column type.
     public init(_ type: SQLType) {
         switch type {
-        case .varchar: self = .string
+        case .varchar, .jsonb: self = .string
         case .smallint, .integer, .bigint: self = .int64
         case .real, .double: self = .double
         case .decimal: self = .decimal

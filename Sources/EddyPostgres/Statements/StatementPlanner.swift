@@ -278,7 +278,7 @@ extension PostgresType {
     /// The wire type of a declared source column.
     init(declared type: SQLType) {
         switch type {
-        case .varchar: self = .varchar
+        case .varchar, .jsonb: self = .varchar
         case .smallint: self = .int2
         case .integer: self = .int4
         case .bigint: self = .int8

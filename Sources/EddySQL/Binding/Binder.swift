@@ -17,9 +17,13 @@ struct Binder {
     /// Where each view of the file is defined, to tell a view read before its definition from an unknown name.
     private var laterViews: [String: Int] = [:]
 
+    /// The whole file, for what a statement needs to know of later ones (the JSONB paths views read).
+    private var statements: [Statement] = []
+
     init(source: SourceText) { self.source = source }
 
     mutating func bind(_ statements: [Statement]) -> Pipeline {
+        self.statements = statements
         for case .createView(let create) in statements where laterViews[create.name.name] == nil {
             laterViews[create.name.name] = create.name.start
         }
@@ -70,12 +74,22 @@ struct Binder {
                 continue
             }
             seen[column.name.name] = column.name.start
-            columns.append(Column(name: column.name.name, type: column.type))
+            if let fields = column.fields {
+                // A STRUCT is read as one column per field, at any depth: `(device).os`.
+                guard let leaves = structLeaves(fields, root: column.name.name, steps: [], kind: kind, sourceName: create.name.name) else {
+                    failed = true
+                    continue
+                }
+                columns += leaves
+            } else {
+                columns.append(Column(name: column.name.name, type: column.type))
+            }
         }
         if create.columns.isEmpty {
             errors.append(source.error(.invalidOption, "\(kind) '\(create.name.name)' needs a column list, e.g. (event VARCHAR, user VARCHAR): Eddy reads JSON without a schema registry", from: create.name.start, to: create.name.end))
             failed = true
         }
+        var json = JSONSourceSettings()
         var options = SourceOptionsCompiler(source: source)
         let kafka = options.compile(create.options, sourceName: create.name.name, withStart: create.withStart)
         errors += options.errors
@@ -89,8 +103,26 @@ struct Binder {
                 failed = true
             }
             for option in format.options {
-                errors.append(source.error(.invalidOption, "unknown ENCODE JSON option '\(option.key)' for a source", from: option.keyStart, to: option.keyEnd))
-                failed = true
+                switch option.key {
+                case "timestamptz.handling.mode":
+                    if let mode = JSONSourceSettings.TimeNumbers(rawValue: option.value.lowercased()) {
+                        json.timeNumbers = mode
+                    } else {
+                        errors.append(source.error(.invalidOption, "timestamptz.handling.mode must be one of \(JSONSourceSettings.TimeNumbers.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")), not '\(option.value)'", from: option.valueStart, to: option.valueEnd))
+                        failed = true
+                    }
+                case "ignore_key_case":
+                    switch option.value.lowercased() {
+                    case "true": json.ignoresKeyCase = true
+                    case "false": json.ignoresKeyCase = false
+                    default:
+                        errors.append(source.error(.invalidOption, "ignore_key_case must be 'true' or 'false', not '\(option.value)'", from: option.valueStart, to: option.valueEnd))
+                        failed = true
+                    }
+                default:
+                    errors.append(source.error(.invalidOption, "unknown ENCODE JSON option '\(option.key)' for a source; accepted: timestamptz.handling.mode, ignore_key_case", from: option.keyStart, to: option.keyEnd))
+                    failed = true
+                }
             }
         } else {
             errors.append(source.error(.invalidOption, "\(kind) '\(create.name.name)' needs FORMAT PLAIN ENCODE JSON after its WITH options", from: create.end - 1, to: create.end))
@@ -137,7 +169,53 @@ struct Binder {
             failedRelations.insert(create.name.name)
             return
         }
-        sources.append(Source(name: create.name.name, isTable: create.isTable, columns: columns, kafka: kafka, includedColumns: included, watermark: watermark))
+        // The `->` / `->>` paths the file reads from this source's JSONB columns (wherever they are written: a
+        // path of a same-named column elsewhere only costs a column nobody reads).
+        var paths: [Column] = []
+        let jsonb = Set(columns.filter { $0.type == .jsonb && $0.path == nil }.map(\.name))
+        if !jsonb.isEmpty {
+            for statement in statements {
+                let queries: [SelectStatement] = switch statement {
+                case .createView(let view): [view.query]
+                case .select(let select): [select]
+                default: []
+                }
+                for query in queries {
+                    for expression in JSONPathSyntax.expressions(of: query) { JSONPathSyntax.arrowPaths(in: expression, jsonb: jsonb, into: &paths) }
+                }
+            }
+        }
+        sources.append(Source(
+            name: create.name.name, isTable: create.isTable, columns: columns, kafka: kafka, includedColumns: included, watermark: watermark,
+            json: json, pathColumns: paths))
+    }
+
+    /// The columns of a STRUCT's fields (a nested STRUCT's fields in turn), named `(root).a.b`.
+    private mutating func structLeaves(_ fields: [ColumnDefinition], root: String, steps: [String], kind: String, sourceName: String) -> [Column]? {
+        var leaves: [Column] = []
+        var seen: [String: Int] = [:]
+        var failed = false
+        for field in fields {
+            if let first = seen[field.name.name] {
+                errors.append(source.error(.duplicateName, "field '\(field.name.name)' is declared twice in STRUCT \(Column.structFieldName(root: root, fields: steps).dropLast(steps.isEmpty ? 1 : 0)) of \(kind) '\(sourceName)' (first at \(source.location(first)))", from: field.name.start, to: field.name.end))
+                failed = true
+                continue
+            }
+            seen[field.name.name] = field.name.start
+            let path = steps + [field.name.name]
+            if let inner = field.fields {
+                guard let nested = structLeaves(inner, root: root, steps: path, kind: kind, sourceName: sourceName) else {
+                    failed = true
+                    continue
+                }
+                leaves += nested
+            } else {
+                leaves.append(Column(
+                    name: Column.structFieldName(root: root, fields: path), type: field.type,
+                    path: JSONPath(root: root, steps: path.map(JSONPath.Step.field), reading: field.type == .jsonb ? .json : .typed)))
+            }
+        }
+        return failed ? nil : leaves
     }
 
     /// `WATERMARK FOR column AS expression`: the column a time, the expression one over the source's row of the
@@ -562,6 +640,7 @@ struct Binder {
             (operand.map(callsAggregate) ?? false) || branches.contains { callsAggregate($0.condition) || callsAggregate($0.result) }
                 || (otherwise.map(callsAggregate) ?? false)
         case .element(let base, let index, _, _): callsAggregate(base) || callsAggregate(index)
+        case .field, .arrow, .cast: expression.children.contains(where: callsAggregate)
         }
     }
 
@@ -573,6 +652,9 @@ struct Binder {
         case .caseWhen: "case"
         case .typedLiteral(let type, _, _, _, _): type == .timestamptz ? "timestamptz" : type.rawValue.lowercased()
         case .element(let base, _, _, _): outputName(of: base)
+        case .field(_, let name, _): name.name
+        case .arrow(_, .literal(.string(let key), _, _), _, _, _): key
+        case .cast(let inner, _, _, _, _, _): outputName(of: inner)
         default: "?column?"
         }
     }
@@ -605,6 +687,22 @@ struct Binder {
             }
             if case .column(_, let name)? = query.items[Int(ordinal) - 1].expression, let index = input.columnIndex(named: name.name) { return index }
             errors.append(source.error(.unsupported, "GROUP BY position \(ordinal) must refer to a plain column of '\(input.qualifier)'", from: start, to: end))
+            return nil
+        case .field, .arrow, .cast:
+            if let parsed = JSONPathSyntax.parse(expression), let index = input.columnIndex(named: parsed.columnName) {
+                if let qualifier = parsed.qualifier, qualifier.name != input.qualifier {
+                    errors.append(source.error(.unknownName, "missing FROM-clause entry for '\(qualifier.name)': the view reads '\(input.qualifier)'", from: qualifier.start, to: qualifier.end))
+                    return nil
+                }
+                return index
+            }
+            // Not a path column: the binder explains why (unknown field, not a STRUCT or JSONB, ...).
+            var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.qualifier), clause: "GROUP BY")
+            _ = binder.bind(expression)
+            errors += binder.errors
+            if binder.errors.isEmpty {
+                errors.append(source.error(.unsupported, "GROUP BY a cast is not supported yet; group by the path itself, or cast in a view below this one", from: expression.span.start, to: expression.span.end))
+            }
             return nil
         default:
             errors.append(source.error(.unsupported, "GROUP BY an expression is not supported yet; group by columns of the input (compute the expression in a view below this one)", from: expression.span.start, to: expression.span.end))

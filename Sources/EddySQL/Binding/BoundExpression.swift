@@ -12,7 +12,8 @@ public enum ValueType: Sendable, Hashable, CustomStringConvertible {
 
     init(_ type: SQLType) {
         switch type {
-        case .varchar: self = .text
+        // JSONB is carried as its JSON text; `->` and `->>` read into it where a source decodes it.
+        case .varchar, .jsonb: self = .text
         case .smallint, .integer, .bigint: self = .integer
         case .real, .double: self = .double
         case .decimal: self = .numeric
@@ -111,6 +112,8 @@ public indirect enum BoundExpression: Sendable, Hashable, CustomStringConvertibl
             if case .literal(.string(let unit)) = arguments[0] { "EXTRACT(\(unit.uppercased()) FROM \(arguments[1]))" } else { "extract(\(arguments[0]), \(arguments[1]))" }
         case .function(let function, let arguments) where (function == .timestampPlusInterval || function == .timestampMinusInterval) && arguments.count == 2:
             "(\(arguments[0]) \(function == .timestampPlusInterval ? "+" : "-") \(Self.intervalText(arguments[1])))"
+        case .function(let function, let arguments) where function.castTarget != nil && arguments.count == 1:
+            "CAST(\(arguments[0]) AS \(function.castTarget!))"
         case .function(let function, let arguments):
             "\(function.rawValue)(\(arguments.map(\.description).joined(separator: ", ")))"
         }

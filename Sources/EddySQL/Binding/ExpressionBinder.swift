@@ -75,6 +75,25 @@ struct ExpressionBinder {
         case .column(let qualifier, let name):
             return try bindColumn(qualifier: qualifier, name: name)
 
+        case .field, .arrow:
+            return try bindPath(expression)
+
+        case .cast(let inner, let type, let typeStart, let typeEnd, _, _):
+            if let parsed = JSONPathSyntax.parse(expression), scopeColumnType(named: parsed.columnName) != nil {
+                return try bindPath(expression)
+            }
+            let (bound, innerType) = try bindChecked(inner)
+            let target = ValueType(type)
+            let castable =
+                innerType == target || innerType == .unknown || innerType == .text || target == .text
+                || (innerType.isNumeric && target.isNumeric) || (innerType.isTime && target.isTime)
+                || (innerType == .integer && target == .boolean) || (innerType == .boolean && target == .integer)
+            guard castable, let function = ScalarFunction.cast(to: target) else {
+                throw fail(.typeMismatch, "cannot cast type \(innerType) to \(type)", (typeStart, typeEnd))
+            }
+            if innerType == target { return (bound, target) }
+            return (.function(function, [bound]), target)
+
         case .star(let start, let end):
             throw fail(.syntax, "'*' is only allowed as the whole select list or in COUNT(*)", (start, end))
 
@@ -324,6 +343,76 @@ struct ExpressionBinder {
 
     // MARK: Names
 
+    /// The declared type of a column of the scope (nil for a view's columns, which carry value types).
+    private func scopeColumnType(named name: String) -> SQLType?? {
+        switch scope {
+        case .row(let columns, _), .grouped(let columns, _, _):
+            return columns.first { $0.name == name }.map { .some($0.type) }
+        case .view(let columns, _):
+            return columns.contains { $0.name == name } ? .some(nil) : nil
+        }
+    }
+
+    /// The names of the scope's columns.
+    private var scopeColumnNames: [String] {
+        switch scope {
+        case .row(let columns, _), .grouped(let columns, _, _): columns.map(\.name)
+        case .view(let columns, _): columns.map(\.name)
+        }
+    }
+
+    /// `(column).field…` and `column->key…`: the column the source decodes for the path, or why there is none.
+    private mutating func bindPath(_ expression: Expression) throws(Failure) -> (BoundExpression, ValueType) {
+        let span = expression.span
+        guard let parsed = JSONPathSyntax.parse(expression) else {
+            var current = expression
+            while true {
+                switch current {
+                case .field(let base, _, _): current = base
+                case .arrow(let base, let key, let asText, let start, let end):
+                    switch key {
+                    case .literal(.string, _, _): break
+                    case .literal(.integer(let index), _, _) where index >= 0: break
+                    default:
+                        throw fail(.unsupported, "the key of \(asText ? "->>" : "->") must be a string literal (a field) or a non-negative integer literal (an element)", key.span)
+                    }
+                    if asText, current.span.end != span.end || { if case .arrow = expression { false } else { true } }() {
+                        throw fail(.typeMismatch, "operator does not exist: text -> ...: ->> gives text; read further with -> before the last step", (start, end))
+                    }
+                    current = base
+                case .column:
+                    throw fail(.unsupported, "-> and ->> read into a source's JSONB column; this path mixes them with STRUCT fields", span)
+                default:
+                    if case .field = expression {
+                        throw fail(.unsupported, "(expression).field reads a field of a STRUCT column of the source; here it is applied to \(current.span.end - current.span.start > 0 ? "an expression" : "nothing")", current.span)
+                    }
+                    throw fail(.unsupported, "-> and ->> read a JSONB column of the source (column->'key'); they are not run on other expressions yet", current.span)
+                }
+            }
+        }
+        let rootSpan = (parsed.qualifier?.start ?? parsed.root.start, parsed.root.end)
+        if scopeColumnType(named: parsed.columnName) != nil {
+            return try bindColumn(qualifier: parsed.qualifier, name: Identifier(name: parsed.columnName, isQuoted: true, start: span.start, end: span.end))
+        }
+        let rootType = scopeColumnType(named: parsed.root.name)
+        if parsed.isStruct {
+            let prefix = "(" + BoundExpression.quoteIfNeeded(parsed.root.name) + ")."
+            let fields = scopeColumnNames.filter { $0.hasPrefix(prefix) }
+            if !fields.isEmpty {
+                throw fail(.unknownName, "STRUCT '\(parsed.root.name)' has no field \(parsed.columnName.dropFirst(prefix.count)); its fields: \(fields.map { String($0.dropFirst(prefix.count)) }.joined(separator: ", "))", span)
+            }
+            if let rootType {
+                throw fail(.typeMismatch, "column '\(parsed.root.name)' is \(rootType.map(\.description) ?? "a view's column"), not a STRUCT: (\(parsed.root.name)).field reads STRUCT columns", rootSpan)
+            }
+        } else if let rootType {
+            guard rootType == .jsonb else {
+                throw fail(.typeMismatch, "operator does not exist: \(rootType.map(\.description) ?? "a view's column") \(parsed.asText ? "->>" : "->") ...: '\(parsed.root.name)' is not JSONB (declare it JSONB in the source)", rootSpan)
+            }
+            throw fail(.unsupported, "-> and ->> read a source's JSONB column; '\(parsed.root.name)' here is not read from a source", span)
+        }
+        return try bindColumn(qualifier: parsed.qualifier, name: parsed.root)
+    }
+
     private mutating func bindColumn(qualifier: Identifier?, name: Identifier) throws(Failure) -> (BoundExpression, ValueType) {
         let relation: String
         switch scope {
@@ -500,9 +589,12 @@ struct ExpressionBinder {
             case .star(let start, let end):
                 guard function == .count else { throw fail(.syntax, "\(upper)(*) is not allowed; only COUNT(*)", (start, end)) }
                 guard !isDistinct else { throw fail(.syntax, "COUNT(DISTINCT *) is not allowed; name a column", (start, end)) }
-            case .column(let qualifier, let columnName):
+            case .column, .field, .arrow, .cast:
+                if case .cast = arguments[0], JSONPathSyntax.parse(arguments[0]) == nil {
+                    throw fail(.unsupported, "\(upper) of an expression is not supported yet: aggregate a column (compute the expression in the source instead)", arguments[0].span)
+                }
                 var rowBinder = ExpressionBinder(source: source, scope: .row(columns: columns, relation: relation), clause: "an aggregate argument")
-                let bound = rowBinder.bind(.column(qualifier: qualifier, name: columnName))
+                let bound = rowBinder.bind(arguments[0])
                 errors += rowBinder.errors
                 guard case (.column(let index, _), let type)? = bound else { throw Failure() }
                 argument = index

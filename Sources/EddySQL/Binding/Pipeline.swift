@@ -22,6 +22,9 @@ public struct Pipeline: Sendable {
 public struct Column: Sendable, Hashable {
     public var name: String
     public var type: SQLType
+    /// Where in the message's nested JSON the value is (a STRUCT's field, a JSONB path); nil for a top-level
+    /// field of the column's name.
+    public var path: JSONPath? = nil
 }
 
 /// `CREATE SOURCE` (or `CREATE TABLE` with a connector): a Kafka topic of JSON objects.
@@ -36,11 +39,43 @@ public struct Source: Sendable {
     public var includedColumns: [IncludedColumn] = []
     /// `WATERMARK FOR column AS expression`, if declared.
     public var watermark: Watermark? = nil
+    /// The `ENCODE JSON (...)` options.
+    public var json = JSONSourceSettings()
 
-    /// The columns a view over the source reads, in order: the JSON columns, then the `INCLUDE` columns.
-    public var rowColumns: [Column] { columns + includedColumns.map { Column(name: $0.name, type: $0.type) } }
+    /// The `->` / `->>` paths into its JSONB columns that the pipeline's statements read, each decoded as a
+    /// column of its own (`JSONPath`).
+    public var pathColumns: [Column] = []
+
+    /// The columns a view over the source reads, in order: the JSON columns (a STRUCT as one column per
+    /// field), then the `INCLUDE` columns, then the JSONB paths read.
+    public var rowColumns: [Column] { columns + includedColumns.map { Column(name: $0.name, type: $0.type) } + pathColumns }
 
     public func columnIndex(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
+}
+
+/// How a source's JSON is read: its `FORMAT PLAIN ENCODE JSON (...)` options.
+public struct JSONSourceSettings: Sendable, Hashable {
+    /// `timestamptz.handling.mode` (RisingWave's name; Eddy applies it to TIMESTAMP columns too): what a JSON
+    /// number in a time column counts since 1970-01-01 00:00:00 UTC. Strings are ISO text in every mode.
+    public enum TimeNumbers: String, Sendable, Hashable, CaseIterable {
+        /// By magnitude (the default, as in RisingWave): below 10^11 seconds, below 10^14 milliseconds, below
+        /// 10^17 microseconds, else nanoseconds.
+        case guessNumberUnit = "guess_number_unit"
+        /// Seconds (Eddy's addition; RisingWave has no such mode).
+        case second
+        case milli
+        case micro
+        /// Strings only: a number is a wrong type (RisingWave's two string modes).
+        case utcString = "utc_string"
+        case utcWithoutSuffix = "utc_without_suffix"
+    }
+
+    public var timeNumbers: TimeNumbers = .guessNumberUnit
+    /// `ignore_key_case` (default true, as RisingWave always does): a field whose name equals a column's only
+    /// ignoring ASCII case fills it when no field matches exactly. 'false' matches names exactly.
+    public var ignoresKeyCase = true
+
+    public init() {}
 }
 
 /// `INCLUDE timestamp | partition | offset | key [AS name]`: a column filled from the Kafka message rather

@@ -41,6 +41,87 @@ public enum ScalarFunction: String, Sendable, Hashable, CaseIterable {
     case timestampPlusInterval = "timestamp_plus_interval"
     /// `timestamp - interval`.
     case timestampMinusInterval = "timestamp_minus_interval"
+    /// `CAST(x AS type)` / `x::type`, bound to one of these by the target's value type. Text that is not a value
+    /// of the type gives NULL (PostgreSQL raises an error; a streaming view cannot stop for one row).
+    case castToInteger = "cast_to_bigint"
+    case castToDouble = "cast_to_double"
+    case castToNumeric = "cast_to_numeric"
+    case castToText = "cast_to_varchar"
+    case castToBoolean = "cast_to_boolean"
+    case castToTimestamp = "cast_to_timestamp"
+    case castToTimestamptz = "cast_to_timestamptz"
+    case castToDate = "cast_to_date"
+
+    /// The type a cast gives, or nil for other functions.
+    var castTarget: ValueType? {
+        switch self {
+        case .castToInteger: .integer
+        case .castToDouble: .double
+        case .castToNumeric: .numeric
+        case .castToText: .text
+        case .castToBoolean: .boolean
+        case .castToTimestamp: .timestamp
+        case .castToTimestamptz: .timestamptz
+        case .castToDate: .date
+        default: nil
+        }
+    }
+
+    /// The cast to `type`'s values.
+    static func cast(to type: ValueType) -> ScalarFunction? {
+        switch type {
+        case .integer: .castToInteger
+        case .double: .castToDouble
+        case .numeric: .castToNumeric
+        case .text: .castToText
+        case .boolean: .castToBoolean
+        case .timestamp: .castToTimestamp
+        case .timestamptz: .castToTimestamptz
+        case .date: .castToDate
+        case .interval, .unknown: nil
+        }
+    }
+
+    /// A cast's value (`self` is one of the casts; the argument is not NULL).
+    private func castValue(_ value: SQLValue) -> SQLValue {
+        let trimmed: String? = if case .string(let text) = value { text.trimmingCharacters(in: .whitespaces) } else { nil }
+        switch self {
+        case .castToInteger:
+            switch value {
+            case .int: return value
+            case .double(let number): return Int64(exactly: number.rounded(.toNearestOrAwayFromZero)).map(SQLValue.int) ?? .null
+            case .bool(let flag): return .int(flag ? 1 : 0)
+            default: return trimmed.flatMap { Int64($0) }.map(SQLValue.int) ?? .null
+            }
+        case .castToDouble, .castToNumeric:
+            switch value {
+            case .int(let number): return .double(Double(number))
+            case .double: return value
+            default: return trimmed.flatMap { Double($0) }.flatMap { $0.isFinite ? SQLValue.double($0) : nil } ?? .null
+            }
+        case .castToText:
+            return .string(value.text)
+        case .castToBoolean:
+            switch value {
+            case .bool: return value
+            case .int(let number): return .bool(number != 0)
+            default:
+                switch trimmed?.lowercased() {
+                case "t", "true", "yes", "y", "on", "1": return .bool(true)
+                case "f", "false", "no", "n", "off", "0": return .bool(false)
+                default: return .null
+                }
+            }
+        case .castToTimestamp, .castToTimestamptz, .castToDate:
+            guard let trimmed else { return .null }
+            let zone: CanonicalTime.Zone = self == .castToTimestamptz ? .toUTC : .ignored
+            let canonical = CanonicalTime.parse(trimmed, dateOnly: self == .castToDate, zone: zone)
+                ?? (self == .castToDate ? CanonicalTime.parse(trimmed, dateOnly: false, zone: zone).map { String($0.prefix(10)) } : nil)
+            return canonical.map(SQLValue.string) ?? .null
+        default:
+            preconditionFailure("\(self) is not a cast")
+        }
+    }
 
     /// The function's value for evaluated arguments (`coalesce` is short-circuited by the caller).
     func apply(_ arguments: [SQLValue]) -> SQLValue {
@@ -57,7 +138,10 @@ public enum ScalarFunction: String, Sendable, Hashable, CaseIterable {
             break
         }
         if arguments.contains(where: \.isNull) { return .null }
+        if castTarget != nil { return arguments.count == 1 ? castValue(arguments[0]) : .null }
         switch self {
+        case .castToInteger, .castToDouble, .castToNumeric, .castToText, .castToBoolean, .castToTimestamp, .castToTimestamptz, .castToDate:
+            return .null
         case .lower: return text(arguments, 0).map { .string($0.lowercased()) } ?? .null
         case .upper: return text(arguments, 0).map { .string($0.uppercased()) } ?? .null
         case .length: return text(arguments, 0).map { .int(Int64($0.unicodeScalars.count)) } ?? .null

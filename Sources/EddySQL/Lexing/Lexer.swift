@@ -214,7 +214,7 @@ struct Lexer {
         return value
     }
 
-    private static let symbols = ["<>", "!=", "<=", ">=", "||", "::", "(", ")", ",", ";", ".", "*", "=", "<", ">", "+", "-", "/", "%", "[", "]", ":"]
+    private static let symbols = ["->>", "->", "<>", "!=", "<=", ">=", "||", "::", "(", ")", ",", ";", ".", "*", "=", "<", ">", "+", "-", "/", "%", "[", "]", ":"]
 
     private mutating func lexSymbol() -> String? {
         for symbol in Self.symbols {

@@ -6,6 +6,12 @@ extension Pipeline {
         for source in sources {
             lines.append("\(source.isTable ? "table" : "source") \(source.name): Kafka topic '\(source.kafka.topic)', FORMAT PLAIN ENCODE JSON")
             lines.append("  columns: " + source.columns.map { "\($0.name) \($0.type)" }.joined(separator: ", "))
+            if source.json != JSONSourceSettings() {
+                lines.append("  json:    timestamptz.handling.mode=\(source.json.timeNumbers.rawValue), ignore_key_case=\(source.json.ignoresKeyCase)")
+            }
+            if !source.pathColumns.isEmpty {
+                lines.append("  JSONB paths read (decoded as columns): " + source.pathColumns.map { "\($0.name) \($0.type)" }.joined(separator: ", "))
+            }
             for included in source.includedColumns {
                 lines.append("  include: \(included.kind.rawValue) AS \(included.name) \(included.type) (from the Kafka message)")
             }

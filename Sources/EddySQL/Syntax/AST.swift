@@ -39,9 +39,12 @@ struct FormatClause: Sendable {
 /// A column of `CREATE SOURCE` / `CREATE TABLE`.
 struct ColumnDefinition: Sendable {
     var name: Identifier
+    /// For a `STRUCT<…>`, a placeholder: `fields` says what it holds.
     var type: SQLType
     var typeStart: Int
     var typeEnd: Int
+    /// The fields of a `STRUCT<name type, …>` column (each may be a STRUCT again); nil for other types.
+    var fields: [ColumnDefinition]? = nil
 }
 
 /// `WATERMARK FOR column AS expression` in a source's column list.
@@ -116,6 +119,12 @@ indirect enum Expression: Sendable {
     case inList(Expression, [Expression], negated: Bool, start: Int, end: Int)
     case like(Expression, pattern: Expression, negated: Bool, caseInsensitive: Bool, start: Int, end: Int)
     case between(Expression, low: Expression, high: Expression, negated: Bool, start: Int, end: Int)
+    /// `(base).field`: a field of a STRUCT column (`start`: the opening parenthesis).
+    case field(Expression, name: Identifier, start: Int)
+    /// `base -> key` (JSONB) or `base ->> key` (`asText`: text); the key a string (field) or an integer (element).
+    case arrow(Expression, key: Expression, asText: Bool, operatorStart: Int, operatorEnd: Int)
+    /// `expression::type` or `CAST(expression AS type)`.
+    case cast(Expression, SQLType, typeStart: Int, typeEnd: Int, start: Int, end: Int)
 
     /// The byte range the expression spans.
     var span: (start: Int, end: Int) {
@@ -129,6 +138,26 @@ indirect enum Expression: Sendable {
         case .inList(let operand, _, _, _, let end): (operand.span.start, end)
         case .like(let operand, _, _, _, _, let end): (operand.span.start, end)
         case .between(let operand, _, _, _, _, let end): (operand.span.start, end)
+        case .field(_, let name, let start): (start, name.end)
+        case .arrow(let base, let key, _, _, _): (base.span.start, key.span.end)
+        case .cast(_, _, _, _, let start, let end): (start, end)
+        }
+    }
+
+    /// The expressions directly inside this one.
+    var children: [Expression] {
+        switch self {
+        case .literal, .typedLiteral, .column, .star: []
+        case .call(_, let arguments, _, let filter, _, _): arguments + (filter.map { [$0] } ?? [])
+        case .caseWhen(let operand, let branches, let otherwise, _, _):
+            (operand.map { [$0] } ?? []) + branches.flatMap { [$0.condition, $0.result] } + (otherwise.map { [$0] } ?? [])
+        case .element(let base, let index, _, _): [base, index]
+        case .unary(_, let operand, _, _), .isNull(let operand, _, _, _): [operand]
+        case .binary(_, let left, let right, _, _), .like(let left, let right, _, _, _, _): [left, right]
+        case .inList(let operand, let items, _, _, _): [operand] + items
+        case .between(let operand, let low, let high, _, _, _): [operand, low, high]
+        case .field(let base, _, _), .cast(let base, _, _, _, _, _): [base]
+        case .arrow(let base, let key, _, _, _): [base, key]
         }
     }
 }

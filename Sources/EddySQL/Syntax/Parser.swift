@@ -210,11 +210,30 @@ struct Parser {
 
     private mutating func parseColumnDefinition() throws(Failure) -> ColumnDefinition {
         let name = try parseIdentifier(what: "a column name")
+        let typeStart = current.start
+        let (type, fields) = try parseTypeName(for: "column '\(name.name)'", allowStruct: true)
+        if current.isSymbol("[") || current.isKeyword("ARRAY") { throw fail("array types are not supported", code: .unsupported) }
+        if current.isKeyword("NOT") || current.isKeyword("NULL") || current.isKeyword("DEFAULT") || current.isKeyword("AS") || current.isKeyword("PRIMARY") {
+            throw fail("column constraints and generated columns (\(current.text.uppercased()) ...) are not supported", code: .unsupported)
+        }
+        return ColumnDefinition(name: name, type: type, typeStart: typeStart, typeEnd: lookahead(-1).end, fields: fields)
+    }
+
+    /// A type name (with its synonyms and ignored modifiers); `STRUCT<name type, …>` where `allowStruct`, which
+    /// returns its fields (and a placeholder type).
+    private mutating func parseTypeName(for what: String, allowStruct: Bool) throws(Failure) -> (SQLType, [ColumnDefinition]?) {
         let typeToken = current
-        guard typeToken.kind == .word else { throw fail("expected a type for column '\(name.name)' (\(SQLType.spellingList)), found \(describe(current))") }
+        guard typeToken.kind == .word else { throw fail("expected a type for \(what) (\(SQLType.spellingList)), found \(describe(current))") }
         advance()
         var type: SQLType
         switch typeToken.text {
+        case "struct":
+            guard allowStruct else { throw fail("a cast to STRUCT is not supported; read its fields with (column).field", at: typeToken, code: .unsupported) }
+            try expect(symbol: "<", "after STRUCT, e.g. STRUCT<os VARCHAR, version INT>")
+            var fields: [ColumnDefinition] = []
+            repeat { fields.append(try parseColumnDefinition()) } while accept(symbol: ",")
+            try expect(symbol: ">", "to close STRUCT<...>")
+            return (.varchar, fields)
         case "double":
             _ = accept(keyword: "PRECISION")
             type = .double
@@ -234,10 +253,7 @@ struct Parser {
             }
         default:
             guard let known = SQLType.spellings[typeToken.text] else {
-                if current.isSymbol(",") || current.isSymbol(")") {
-                    throw fail("unknown type '\(typeToken.text)' for column '\(name.name)'; supported: \(SQLType.spellingList)", at: typeToken, code: .unsupported)
-                }
-                throw fail("unknown type '\(typeToken.text)' for column '\(name.name)'; supported: \(SQLType.spellingList)", at: typeToken, code: .unsupported)
+                throw fail("unknown type '\(typeToken.text)' for \(what); supported: \(SQLType.spellingList)", at: typeToken, code: .unsupported)
             }
             type = known
         }
@@ -249,11 +265,7 @@ struct Parser {
             } while accept(symbol: ",")
             try expect(symbol: ")", "to close the type modifier")
         }
-        if current.isSymbol("[") || current.isKeyword("ARRAY") { throw fail("array types are not supported", code: .unsupported) }
-        if current.isKeyword("NOT") || current.isKeyword("NULL") || current.isKeyword("DEFAULT") || current.isKeyword("AS") || current.isKeyword("PRIMARY") {
-            throw fail("column constraints and generated columns (\(current.text.uppercased()) ...) are not supported", code: .unsupported)
-        }
-        return ColumnDefinition(name: name, type: type, typeStart: typeToken.start, typeEnd: lookahead(-1).end)
+        return (type, nil)
     }
 
     private mutating func parseCreateView(start: Int) throws(Failure) -> CreateView {
@@ -613,11 +625,16 @@ struct Parser {
         "=": .equal, "<>": .notEqual, "!=": .notEqual, "<": .less, "<=": .lessOrEqual, ">": .greater, ">=": .greaterOrEqual,
     ]
 
+    /// `||`, `->` and `->>`: PostgreSQL's "any other operator" level, left-associative, between comparisons and
+    /// `+`/`-` (so `payload->>'k' = 'x'` and `payload->'a'->>'b'` read as written).
     private mutating func parseConcatenation() throws(Failure) -> Expression {
         var left = try parseAdditive()
-        while current.isSymbol("||") {
+        while current.isSymbol("||") || current.isSymbol("->") || current.isSymbol("->>") {
             let token = advance()
-            left = .binary(.concatenate, left, try parseAdditive(), operatorStart: token.start, operatorEnd: token.end)
+            let right = try parseAdditive()
+            left = token.text == "||"
+                ? .binary(.concatenate, left, right, operatorStart: token.start, operatorEnd: token.end)
+                : .arrow(left, key: right, asText: token.text == "->>", operatorStart: token.start, operatorEnd: token.end)
         }
         return left
     }
@@ -664,7 +681,12 @@ struct Parser {
             let close = advance()
             primary = .element(primary, index: index, start: primary.span.start, end: close.end)
         }
-        if current.isSymbol("::") { throw fail("casts (::type) are not supported yet", code: .unsupported) }
+        while current.isSymbol("::") {
+            advance()
+            let typeStart = current.start
+            let (type, _) = try parseTypeName(for: "the cast", allowStruct: false)
+            primary = .cast(primary, type, typeStart: typeStart, typeEnd: lookahead(-1).end, start: primary.span.start, end: lookahead(-1).end)
+        }
         return primary
     }
 
@@ -708,8 +730,12 @@ struct Parser {
         case .symbol where token.text == "(":
             advance()
             if current.isKeyword("SELECT") { throw fail("subqueries are not supported", code: .unsupported) }
-            let inner = try parseExpression()
+            var inner = try parseExpression()
             try expect(symbol: ")", "to close '('")
+            // `(column).field[.field…]`: fields of a STRUCT.
+            while accept(symbol: ".") {
+                inner = .field(inner, name: try parseIdentifier(what: "a field name after '.'"), start: token.start)
+            }
             return inner
         case .symbol where token.text == "*":
             throw fail("'*' is only allowed as the whole select list or in COUNT(*)")
@@ -725,8 +751,16 @@ struct Parser {
                 return .literal(.bool(token.text == "true"), start: token.start, end: token.end)
             case "case":
                 return try parseCase()
-            case "cast":
-                throw fail("CAST is not supported yet", code: .unsupported)
+            case "cast" where lookahead(1).isSymbol("("):
+                advance()
+                advance()
+                let operand = try parseExpression()
+                try expect(keyword: "AS", "and the type in CAST(expression AS type)")
+                let typeStart = current.start
+                let (type, _) = try parseTypeName(for: "the cast", allowStruct: false)
+                let typeEnd = lookahead(-1).end
+                try expect(symbol: ")", "to close CAST(")
+                return .cast(operand, type, typeStart: typeStart, typeEnd: typeEnd, start: token.start, end: lookahead(-1).end)
             case "exists":
                 throw fail("subqueries are not supported", code: .unsupported)
             case let word where ["interval", "date", "timestamp", "timestamptz"].contains(word) && lookahead(1).kind == .string:

@@ -11,6 +11,8 @@ public enum SQLType: String, Sendable, Hashable, CaseIterable, CustomStringConve
     case timestamp = "TIMESTAMP"
     case timestamptz = "TIMESTAMPTZ"
     case date = "DATE"
+    /// A JSON value, kept as its text (RisingWave's JSONB): read into with `->` and `->>`.
+    case jsonb = "JSONB"
 
     public var description: String { rawValue }
 
@@ -30,10 +32,11 @@ public enum SQLType: String, Sendable, Hashable, CaseIterable, CustomStringConve
         "boolean": .boolean, "bool": .boolean,
         "timestamp": .timestamp, "timestamptz": .timestamptz,
         "date": .date,
+        "jsonb": .jsonb,
     ]
 
     static var spellingList: String {
-        "VARCHAR/TEXT, SMALLINT, INT/INTEGER, BIGINT, REAL, DOUBLE PRECISION/FLOAT, DECIMAL/NUMERIC, BOOLEAN, TIMESTAMP, TIMESTAMPTZ, DATE"
+        "VARCHAR/TEXT, SMALLINT, INT/INTEGER, BIGINT, REAL, DOUBLE PRECISION/FLOAT, DECIMAL/NUMERIC, BOOLEAN, TIMESTAMP, TIMESTAMPTZ, DATE, JSONB, STRUCT<field type, ...>"
     }
 }
 

@@ -75,8 +75,9 @@ import Testing
             (.double, "4.5", .double(4.5), [#""4.5""#, "false", "[]", "{\"a\":1}"]),
             (.decimal, "19.99", .double(19.99), [#""19.99""#, "true"]),
             (.bool, "true", .bool(true), [#""true""#, "1", "0", "[]"]),
-            (.timestamp, #""1970-01-01 00:00:01""#, .int(1_000_000), ["1", #""yesterday""#, "true", "[]"]),
-            (.timestamptz, #""1970-01-01T00:00:01Z""#, .int(1_000_000), ["1", #""1970-01-01 25:00:00""#]),
+            // Numbers are times (guessed unit, `timeNumbersFollowTheSourceOption`) within years 1-9999.
+            (.timestamp, #""1970-01-01 00:00:01""#, .int(1_000_000), ["1e30", "-1e20", #""yesterday""#, "true", "[]"]),
+            (.timestamptz, #""1970-01-01T00:00:01Z""#, .int(1_000_000), ["1e30", #""1970-01-01 25:00:00""#]),
             (.date, #""1970-01-02""#, .int(1), ["1", #""1970-01-02 00:00:00""#, #""1970-1-2""#]),
         ]
         for (kind, good, expected, wrongs) in kinds {
@@ -89,6 +90,72 @@ import Testing
             }
         }
         #expect(decode(#"{"c": false}"#, schema(("c", .bool))) == .row([.bool(false)]))
+    }
+
+    @Test func timeNumbersFollowTheSourceOption() {
+        let second: Int64 = 1_700_000_000
+        func times(_ unit: TimeNumberUnit, _ json: String) -> Decoded {
+            decode(#"{"t": \#(json), "z": \#(json)}"#, RowSchema(columns: [.init(name: "t", kind: .timestamp), .init(name: "z", kind: .timestamptz)], timeNumbers: unit))
+        }
+        func both(_ micros: Int64) -> Decoded { .row([.int(micros), .int(micros)]) }
+        #expect(times(.seconds, "1700000000") == both(second * 1_000_000))
+        #expect(times(.seconds, "1700000000.25") == both(second * 1_000_000 + 250_000))
+        #expect(times(.seconds, "-1") == both(-1_000_000))
+        #expect(times(.milliseconds, "1700000000123") == both(second * 1_000_000 + 123_000))
+        #expect(times(.microseconds, "1700000000123456") == both(second * 1_000_000 + 123_456))
+        // Guessed by magnitude, as RisingWave's guess_number_unit: each of these is the same instant.
+        for json in ["1700000000", "1700000000000", "1700000000000000", "1700000000000000000"] {
+            #expect(times(.guess, json) == both(second * 1_000_000), "\(json)")
+        }
+        // Strings stay ISO text in every mode; numbers are a wrong type when the mode says strings only.
+        #expect(times(.milliseconds, #""2023-11-14 22:13:20""#) == both(second * 1_000_000))
+        #expect(times(.none, "1700000000") == .row([.wrongType, .wrongType]))
+        // Beyond year 9999, or overflowing: a wrong type (counted), never a trap.
+        #expect(times(.seconds, "253402300800") == .row([.wrongType, .wrongType]))
+        #expect(times(.microseconds, "9223372036854775807") == .row([.wrongType, .wrongType]))
+        #expect(times(.seconds, "9223372036854775807") == .row([.wrongType, .wrongType]))
+        #expect(times(.milliseconds, "1e300") == .row([.wrongType, .wrongType]))
+    }
+
+    @Test func exactKeyMatchingWhenIgnoringKeyCaseIsOff() {
+        let exact = RowSchema(columns: [.init(name: "event", kind: .string)], ignoresKeyCase: false)
+        #expect(decode(#"{"Event": "a"}"#, exact) == .row([.null]))
+        #expect(decode(#"{"Event": "a", "event": "b"}"#, exact) == .row([.text("b")]))
+        #expect(decode(#"{"Event": "a"}"#, schema(("event", .string))) == .row([.text("a")]))
+    }
+
+    @Test func nestedPathsAreReadInOnePass() {
+        let nested = RowSchema(columns: [
+            .init(name: "(device).os", kind: .string, origin: .path(root: "device", steps: [.field("os")])),
+            .init(name: "(device).b.c", kind: .int64, origin: .path(root: "device", steps: [.field("b"), .field("c")])),
+            .init(name: "payload", kind: .string, reading: .json),
+            .init(name: "payload->>'k'", kind: .string, origin: .path(root: "payload", steps: [.field("k")]), reading: .text),
+            .init(name: "payload->'k'", kind: .string, origin: .path(root: "payload", steps: [.field("k")]), reading: .json),
+            .init(name: "payload->'list'->>1", kind: .string, origin: .path(root: "payload", steps: [.field("list"), .index(1)]), reading: .text),
+            .init(name: "(payload->>'n')::INT", kind: .int64, origin: .path(root: "payload", steps: [.field("n")]), reading: .castText),
+            .init(name: "event", kind: .string),
+        ])
+        let message = #"{"device": {"os": "linux", "b": {"c": 7, "d": [1, {"x": 2}]}}, "payload": {"k": "v\"w", "list": [10, {"a": null}, 3], "n": "42"}, "event": "click"}"#
+        #expect(decode(message, nested) == .row([
+            .text("linux"), .int(7), .text(#"{"k": "v\"w", "list": [10, {"a": null}, 3], "n": "42"}"#), .text("v\"w"), .text(#""v\"w""#),
+            .text(#"{"a": null}"#), .int(42), .text("click"),
+        ]))
+        // Numbers cast as numbers; a field of another case matches, an exact one wins; missing and null are NULL.
+        #expect(decode(#"{"Device": {"OS": "mac"}, "payload": {"n": 5, "k": 1.5, "list": []}}"#, nested) == .row([
+            .text("mac"), .null, .text(#"{"n": 5, "k": 1.5, "list": []}"#), .text("1.5"), .text("1.5"), .null, .int(5), .null,
+        ]))
+        #expect(decode(#"{"device": {"os": "exact", "OS": "folded"}, "payload": null}"#, nested) == .row([
+            .text("exact"), .null, .null, .null, .null, .null, .null, .null,
+        ]))
+        // A value of the wrong shape: NULL, counted for typed and cast columns; text that is not a number: wrong type.
+        #expect(decode(#"{"device": "flat", "payload": {"n": "forty", "k": {"deep": [1]}}}"#, nested) == .row([
+            .null, .null, .text(#"{"n": "forty", "k": {"deep": [1]}}"#), .text(#"{"deep": [1]}"#), .text(#"{"deep": [1]}"#), .null, .wrongType, .null,
+        ]))
+        #expect(decode(#"{"device": {"b": {"c": "x"}}}"#, nested) == .row([.null, .wrongType, .null, .null, .null, .null, .null, .null]))
+        // Nested values are still validated and depth-limited.
+        #expect(decode(#"{"device": {"os": "a", "b": {"c": 1,}}}"#, nested) == .skipped(.notJSON))
+        #expect(decode(#"{"device": {"b": {"c": [[[1]]]}}}"#, nested, limits: DecoderLimits(maxDepth: 4)) == .skipped(.tooDeep))
+        #expect(decode(#"{"payload": {"list": [0, [[1]]]}}"#, nested, limits: DecoderLimits(maxDepth: 3)) == .skipped(.tooDeep))
     }
 
     @Test func skipsNestedValuesButValidatesThem() {
