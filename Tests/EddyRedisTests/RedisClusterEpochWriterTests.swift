@@ -202,6 +202,37 @@ private func anotherWriter(_ node: RedisTestServer, _ values: [String: String]) 
         #expect(names.filter { $0 != "item-3" }.allSatisfy { after[$0] == "\($0)@4" })
     }
 
+    @Test func aSlotBeingMigratedIsWrittenWhereTheClusterAsks() throws {
+        let cluster = try RedisTestCluster()
+        let writer = makeWriter(cluster)
+        let names = ["{moving}a", "{moving}b"] + (0..<20).map { "other-\($0)" }
+        #expect(try writer.write(sink: "s", epoch: 1, pairs: epochPairs(names) { "\($0)@1" }).isEmpty)
+
+        // Slot of {moving} is being migrated to another master; its keys and marker went there already.
+        let slot = RedisHashSlot(key: bytes("{moving}"))
+        let source = try #require(try cluster.node(servingKey: "{moving}"))
+        let target = try #require(cluster.nodes.first { $0.port != source.port })
+        let sourceID = try #require(try source.command("CLUSTER", "MYID").text)
+        let targetID = try #require(try target.command("CLUSTER", "MYID").text)
+        #expect(try target.command("CLUSTER", "SETSLOT", String(slot.value), "IMPORTING", sourceID) == .status("OK"))
+        #expect(try source.command("CLUSTER", "SETSLOT", String(slot.value), "MIGRATING", targetID) == .status("OK"))
+        let moving = ["{moving}a", "{moving}b", RedisClusterEpochWriter.markerKey(sink: "s", slot: slot)]
+        let migration = try source.connect()
+        defer { migration.close() }
+        _ = try migration.command([bytes("MIGRATE"), bytes("127.0.0.1"), bytes(String(target.port)), [], bytes("0"), bytes("5000"), bytes("KEYS")] + moving.map(bytes))
+        #expect(try source.command("CLUSTER", "COUNTKEYSINSLOT", String(slot.value)) == .integer(0))
+
+        // The source answers ASK for the slot's marker: the writer reads and writes it on the target, after ASKING.
+        #expect(try writer.write(sink: "s", epoch: 2, pairs: epochPairs(names) { "\($0)@2" }).isEmpty)
+        #expect(try source.command("CLUSTER", "COUNTKEYSINSLOT", String(slot.value)) == .integer(0))
+
+        for node in cluster.nodes { _ = try node.command("CLUSTER", "SETSLOT", String(slot.value), "NODE", targetID) }
+        #expect(eventually { (try? cluster.topology().master(of: slot)?.port) == target.port })
+        let values = try read(cluster, names + moving)
+        #expect(names.allSatisfy { values[$0] == "\($0)@2" })
+        #expect(values[moving[2]] == "2")
+    }
+
     @Test func movedAfterAFailoverIsFollowedToTheNewMaster() throws {
         let cluster = try RedisTestCluster(replicasPerMaster: 1)
         let writer = makeWriter(cluster)
