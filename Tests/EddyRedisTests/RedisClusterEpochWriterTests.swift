@@ -1,5 +1,7 @@
 @testable import EddyRedis
 import EddyTestSupport
+import Foundation
+import Synchronization
 import Testing
 
 private typealias Pairs = [(key: [UInt8], value: [UInt8]?)]
@@ -231,6 +233,61 @@ private func anotherWriter(_ node: RedisTestServer, _ values: [String: String]) 
         let values = try read(cluster, names + moving)
         #expect(names.allSatisfy { values[$0] == "\($0)@2" })
         #expect(values[moving[2]] == "2")
+    }
+
+    /// What docs/redis-cluster.md promises a reader: one slot's keys and marker move together from one epoch to
+    /// the next, and no slot moves backwards.
+    @Test func aReaderSeesEachSlotAtOneEpochAndNoSlotGoingBackwards() throws {
+        let cluster = try RedisTestCluster()
+        let writer = makeWriter(cluster)
+        let slotA = ["{a}1", "{a}2", "{a}3"]
+        let slotB = ["{b}1", "{b}2"]
+        let markerA = RedisClusterEpochWriter.markerKey(sink: "s", slot: RedisHashSlot(key: bytes("{a}")))
+        let nodeA = try #require(try cluster.node(servingKey: "{a}"))
+        let nodeB = try #require(try cluster.node(servingKey: "{b}"))
+        let epochs: UInt64 = 150
+        let stop = Atomic(false)
+        let seen = Mutex<(snapshots: Int, epochsOfA: Set<Int>, problems: [String])>((0, [], []))
+        let reader = Thread {
+            guard let a = try? nodeA.connect(), let b = try? nodeB.connect() else {
+                seen.withLock { $0.problems.append("the reader cannot connect") }
+                return
+            }
+            defer { a.close(); b.close() }
+            var last: (a: Int, b: Int) = (0, 0)
+            func epoch(_ reply: RedisReply) -> Int { reply.text.flatMap { Int($0.split(separator: "@").last ?? "") } ?? 0 }
+            while !stop.load(ordering: .relaxed) {
+                // One slot at a time is all a cluster client can read atomically: MGET of its keys and marker.
+                guard case .array(let first)? = try? a.command([bytes("MGET")] + (slotA + [markerA]).map(bytes)),
+                    case .array(let second)? = try? b.command([bytes("MGET")] + slotB.map(bytes))
+                else { continue }
+                let inA = Set(first.dropLast().map(epoch)), inB = Set(second.map(epoch))
+                let marker = first.last?.text.flatMap { Int($0) } ?? 0
+                seen.withLock { seen in
+                    seen.snapshots += 1
+                    if inA.count != 1 || inA.first != marker { seen.problems.append("slot {a} at epochs \(inA.sorted()), marker \(marker)") }
+                    if inB.count != 1 { seen.problems.append("slot {b} at epochs \(inB.sorted())") }
+                    if let a = inA.first, let b = inB.first {
+                        seen.epochsOfA.insert(a)
+                        if a < last.a || b < last.b { seen.problems.append("went backwards: \(last) then \((a, b))") }
+                        last = (a, b)
+                    }
+                }
+            }
+        }
+        reader.start()
+        #expect(eventually { seen.withLock { $0.snapshots } > 0 })
+        for epoch in 1...epochs {
+            #expect(try writer.write(sink: "s", epoch: epoch, pairs: epochPairs(slotA + slotB) { "\($0)@\(epoch)" }).isEmpty)
+        }
+        stop.store(true, ordering: .relaxed)
+        while !reader.isFinished { usleep(1_000) }
+        let result = seen.withLock { $0 }
+        #expect(result.problems.isEmpty, "\(result.problems.prefix(5))")
+        // The reader saw the epochs go by, not only the start and the end.
+        #expect(result.epochsOfA.count > 3, "\(result.snapshots) snapshots")
+        let final = try read(cluster, slotA + slotB)
+        #expect((slotA + slotB).allSatisfy { final[$0] == "\($0)@\(epochs)" })
     }
 
     @Test func movedAfterAFailoverIsFollowedToTheNewMaster() throws {
