@@ -125,6 +125,7 @@ public final class RedisClusterEpochWriter: @unchecked Sendable {
     public func close() {
         for connection in connections.values { connection.close() }
         connections.removeAll()
+        loadedOn.removeAll()
     }
 
     /// The markers of `sink` in `slots` (absent ones left out).
@@ -410,14 +411,17 @@ public final class RedisClusterEpochWriter: @unchecked Sendable {
                 // Connections to nodes that no longer serve slots are dropped.
                 let masters = Set(map.shards.map(\.master))
                 for (known, connection) in connections where !masters.contains(known) {
+                    loadedOn.remove(ObjectIdentifier(connection))
                     connection.close()
                     connections[known] = nil
                 }
                 return
             } catch {
                 lastError = error
-                connections[node]?.close()
-                connections[node] = nil
+                if let connection = connections.removeValue(forKey: node) {
+                    loadedOn.remove(ObjectIdentifier(connection))
+                    connection.close()
+                }
             }
         }
         throw RedisError(

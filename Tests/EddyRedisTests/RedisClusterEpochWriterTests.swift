@@ -169,6 +169,32 @@ private func anotherWriter(_ node: RedisTestServer, _ values: [String: String]) 
         #expect(try read(cluster, names).values.allSatisfy { !$0.hasSuffix("again") })
     }
 
+    @Test func aFlushedScriptIsLoadedAgainAndAMarkerOfAnotherTypeIsAnError() throws {
+        let cluster = try RedisTestCluster()
+        let writer = makeWriter(cluster)
+        let names = (0..<30).map { "n\($0)" }
+        #expect(try writer.write(sink: "s", epoch: 1, pairs: epochPairs(names) { "\($0)@1" }).isEmpty)
+        // A master forgets its scripts (as a restarted or promoted one has none): NOSCRIPT, loaded again.
+        for node in cluster.nodes { #expect(try node.command("SCRIPT", "FLUSH") == .status("OK")) }
+        #expect(try writer.write(sink: "s", epoch: 2, pairs: epochPairs(names) { "\($0)@2" }).isEmpty)
+        #expect(try read(cluster, names).allSatisfy { $0.value == "\($0.key)@2" })
+
+        let slot = RedisHashSlot(key: bytes("n4"))
+        let markerKey = RedisClusterEpochWriter.markerKey(sink: "s", slot: slot)
+        let node = try #require(try cluster.node(servingKey: markerKey))
+        _ = try node.command("DEL", markerKey)
+        _ = try node.command("HSET", markerKey, "field", "value")
+        do throws(RedisError) {
+            _ = try writer.write(sink: "s", epoch: 3, pairs: epochPairs(names) { "\($0)@3" })
+            Issue.record("a marker holding a hash was written over")
+        } catch {
+            #expect(error.code == .invalidMarker && error.reason.contains(markerKey) && error.reason.contains("another program"), "\(error.reason)")
+        }
+        #expect(try node.command("TYPE", markerKey) == .status("hash"))
+        // Every marker of a round is read before any slot is written: nothing of epoch 3 is anywhere.
+        #expect(try read(cluster, names).allSatisfy { $0.value == "\($0.key)@2" })
+    }
+
     @Test func aMarkerMovedBetweenReadAndWriteIsReadAndDecidedAgain() throws {
         let cluster = try RedisTestCluster()
         let writer = makeWriter(cluster)
