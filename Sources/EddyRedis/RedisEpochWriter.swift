@@ -8,7 +8,7 @@ public protocol RedisEpochPairs {
 }
 
 /// Pairs held as arrays (tests, benchmarks).
-private struct RedisArrayPairs<Pairs: Sequence>: RedisEpochPairs where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
+struct RedisArrayPairs<Pairs: Sequence>: RedisEpochPairs where Pairs.Element == (key: [UInt8], value: [UInt8]?) {
     let pairs: Pairs
 
     func forEachKeyValue(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws -> Void) rethrows {
