@@ -47,14 +47,20 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "Scenarios to run (default: all; see --list).")
     var scenarios: [String] = []
 
-    @Option(help: "Messages per scenario before its scale (keys-1m ×3, page-user-100k ×2, size-1k ×0.025, size-4k ×0.00625: the dev broker stops serving a consumer past about 25 MB of padded messages; partitions-1 at most 20,000).")
-    var messages: Int = 1_000_000
+    @Option(help: "Messages per scenario before its scale (keys-1m ×3, page-user-100k ×2, size-1k ×0.025, size-4k ×0.00625: the dev broker stops serving a consumer past about 25 MB of padded messages; partitions-1 at most 20,000). Default 1000000, or 20000 with --quick.")
+    var messages: Int?
+
+    @Flag(help: "A short run for CI and a first look: 20,000 messages per scenario before its scale and a 1 s latency phase, unless --messages or --latency-seconds say otherwise. Start-up weighs in such runs: quote only full runs.")
+    var quick = false
+
+    @Option(help: "Also write an SVG plot of throughput (× the floor) and peak resident memory against the number of group keys, over the keys-curve scenarios that ran (seed, users-1k, page-user-100k, keys-1m; at least two).", completion: .file(extensions: ["svg"]))
+    var plot: String?
 
     @Option(name: .customLong("checkpoint-interval"), help: "The daemon's --checkpoint-interval, in seconds.")
     var checkpointInterval: Double = 1
 
-    @Option(name: .customLong("latency-seconds"), help: "Seconds of paced production in the latency phase.")
-    var latencySeconds: Double = 3
+    @Option(name: .customLong("latency-seconds"), help: "Seconds of paced production in the latency phase (default 3, or 1 with --quick).")
+    var latencySeconds: Double?
 
     @Option(name: .customLong("latency-rate"), help: "Messages per second in the latency phase (default: half the daemon's measured rate, at most 200000 and 10000 per partition).")
     var latencyRate: Double?
@@ -78,22 +84,38 @@ struct BenchCommand: ParsableCommand {
                 "unknown scenario\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", ")); "
                     + "the scenarios are \(BenchScenario.all.map(\.name).joined(separator: ", ")) (eddy bench --list)")
         }
-        guard (1_000...100_000_000).contains(messages) else { throw ValidationError("--messages must be from 1000 to 100000000, not \(messages)") }
+        if plot != nil, selected.count(where: { BenchPlot.keysCurve.contains($0.name) }) < 2 {
+            throw ValidationError("--plot needs at least two of the keys-curve scenarios (\(BenchPlot.keysCurve.joined(separator: ", "))) among those run")
+        }
+        guard (1_000...100_000_000).contains(messagesBase) else { throw ValidationError("--messages must be from 1000 to 100000000, not \(messagesBase)") }
         guard checkpointInterval > 0, checkpointInterval <= 60 else { throw ValidationError("--checkpoint-interval must be in (0, 60] seconds") }
-        guard latencySeconds > 0, latencySeconds <= 600 else { throw ValidationError("--latency-seconds must be in (0, 600]") }
+        guard latencyPhaseSeconds > 0, latencyPhaseSeconds <= 600 else { throw ValidationError("--latency-seconds must be in (0, 600]") }
         if let latencyRate { guard latencyRate >= 1, latencyRate <= 1_000_000 else { throw ValidationError("--latency-rate must be from 1 to 1000000 messages per second") } }
     }
 
     func run() throws {
         if list {
             for scenario in BenchScenario.all {
-                print(scenario.name.padding(toLength: 16, withPad: " ", startingAt: 0) + "\(scenario.messageCount(base: messages)) messages  " + scenario.summary)
+                print(scenario.name.padding(toLength: 16, withPad: " ", startingAt: 0) + "\(scenario.messageCount(base: messagesBase)) messages  " + scenario.summary)
             }
             return
         }
         do {
             let report = try bench()
             print(json ? report.json : report.text)
+            if let plot {
+                guard let svg = BenchPlot.svg(of: report) else {
+                    printToStandardError("eddy bench: no plot: it needs at least two of the keys-curve scenarios (\(BenchPlot.keysCurve.joined(separator: ", ")))")
+                    throw ExitCode(2)
+                }
+                do {
+                    try svg.write(toFile: plot, atomically: true, encoding: .utf8)
+                } catch {
+                    printToStandardError("eddy bench: cannot write the plot to \(plot): \(error.localizedDescription)")
+                    throw ExitCode(2)
+                }
+                printToStandardError("eddy bench: plot written to \(plot)")
+            }
             if !report.exact { throw ExitCode(1) }
         } catch let error as BenchError {
             printToStandardError("eddy bench: \(error.reason)")
@@ -103,6 +125,11 @@ struct BenchCommand: ParsableCommand {
             throw ExitCode(2)
         }
     }
+
+    /// Messages per scenario before its scale.
+    private var messagesBase: Int { messages ?? (quick ? 20_000 : 1_000_000) }
+
+    private var latencyPhaseSeconds: Double { latencySeconds ?? (quick ? 1 : 3) }
 
     /// The selected scenarios in the suite's order (the seed first: it is the base of bytes per key).
     private var selected: [BenchScenario] {
@@ -123,10 +150,10 @@ struct BenchCommand: ParsableCommand {
             }
         }
         var options = BenchRun.Options(
-            checkpointInterval: checkpointInterval, latencySeconds: latencySeconds, latencyRate: latencyRate, seed: seed)
+            checkpointInterval: checkpointInterval, latencySeconds: latencyPhaseSeconds, latencyRate: latencyRate, seed: seed)
         var results: [BenchReport.Scenario] = []
         for scenario in selected {
-            let run = try BenchRun(scenario: scenario, messagesBase: messages, options: options, directory: scratch + "/" + scenario.name, stop: stop)
+            let run = try BenchRun(scenario: scenario, messagesBase: messagesBase, options: options, directory: scratch + "/" + scenario.name, stop: stop)
             let result = try run.run()
             if scenario.name == "seed" { options.baselineAnonymousBytes = result.memory.restartedAnonymousBytes }
             printToStandardError(
@@ -136,7 +163,7 @@ struct BenchCommand: ParsableCommand {
                     + (result.exact ? ", exact" : ", NOT EXACT"))
             results.append(result)
         }
-        return BenchReport(messagesBase: messages, checkpointIntervalSeconds: checkpointInterval, scenarios: results)
+        return BenchReport(messagesBase: messagesBase, checkpointIntervalSeconds: checkpointInterval, scenarios: results)
     }
 }
 

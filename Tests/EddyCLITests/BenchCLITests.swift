@@ -70,16 +70,29 @@ import Testing
         let exact: Bool
     }
 
-    /// A tiny run of the seed scenario: the JSON report parses, every figure is measured (positive), and Redis
-    /// equals the replayed view. No timing is asserted.
-    @Test func aTinySeedRunReportsEveryFigureAndAnExactResult() throws {
+    /// A `--quick` run of the first two keys-curve scenarios, as CI runs it: the JSON report parses, every figure is
+    /// measured (positive), Redis equals the replayed views, and the plot has a point per scenario. No timing is
+    /// asserted.
+    @Test func aQuickRunReportsEveryFigureAnExactResultAndAPlot() throws {
+        let scratch = try ScratchDirectory(prefix: "eddy-bench-test")
+        defer { scratch.remove() }
+        let plot = scratch.path + "/keys.svg"
         let bench = try EddyProcess.run(
-            ["bench", "seed", "--messages", "20000", "--latency-seconds", "1", "--checkpoint-interval", "0.2", "--json"], timeout: .seconds(240))
+            ["bench", "seed", "users-1k", "--quick", "--checkpoint-interval", "0.2", "--json", "--plot", plot], timeout: .seconds(300))
         #expect(bench.status == 0, "\(bench.standardOutput)\n\(bench.standardError.suffix(3000))")
         let report = try JSONDecoder().decode(Report.self, from: Data(bench.standardOutput.utf8))
         #expect(report.messagesBase == 20_000 && report.checkpointIntervalSeconds == 0.2)
         #expect(report.exact)
-        try #require(report.scenarios.count == 1)
+        try #require(report.scenarios.count == 2)
+        let users = report.scenarios[1]
+        #expect(users.name == "users-1k" && users.exact && users.groups > 5 && users.groups <= 1_000, "\(users.groups)")
+        let svg = try String(contentsOfFile: plot, encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+        // Throughput (the daemon's, kcat's if installed) and memory: each line through both scenarios.
+        #expect(svg.components(separatedBy: "<polyline").count - 1 == (users.kcat == nil ? 2 : 3), "\(svg)")
+        #expect(svg.components(separatedBy: "<circle").count - 1 == 2 * (users.kcat == nil ? 2 : 3))
+        #expect(svg.contains(">seed<") && svg.contains(">users-1k<"))
+        #expect(bench.standardError.contains("plot written to \(plot)"))
         let seed = report.scenarios[0]
         #expect(seed.name == "seed" && seed.messages == 20_000 && seed.partitions >= 1)
         #expect(seed.exact && seed.differences.isEmpty, "\(seed.differences)")
@@ -109,6 +122,9 @@ import Testing
         #expect(bench.standardError.contains("unknown scenario 'nope'"), "\(bench.standardError)")
         #expect(bench.standardError.contains("seed, users-1k, page-user-100k, keys-1m"), "\(bench.standardError)")
         #expect(!bench.standardError.contains("producing"))
+        let plot = try EddyProcess.run(["bench", "seed", "size-1k", "--plot", "/tmp/never-written.svg"], timeout: .seconds(30))
+        #expect(plot.status == 64 && plot.standardError.contains("--plot needs at least two of the keys-curve scenarios"), "\(plot.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/never-written.svg"))
     }
 
     /// `--list` names every scenario with its message count; `eddy help bench` explains the references.
@@ -121,7 +137,7 @@ import Testing
         let help = try EddyProcess.run(["help", "bench"])
         #expect(help.status == 0)
         let words = help.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        for text in ["librdkafka's own floor", "kcat -C -e -q", "caught up with the source", "epoch marker", "--json", "--messages", "Exit status"] {
+        for text in ["librdkafka's own floor", "kcat -C -e -q", "caught up with the source", "epoch marker", "--json", "--messages", "--quick", "--plot", "Exit status"] {
             #expect(words.contains(text), "\(text) missing from: \(help.standardOutput)")
         }
     }
