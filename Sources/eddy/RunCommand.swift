@@ -115,6 +115,11 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // From the first moment: a SIGTERM during start-up (restoring a large state can take seconds) must stop the
+        // daemon gracefully once it runs, not kill it with the signal's default action.
+        let stopSignals = StopSignals()
+        let escalation = handleTerminationSignals { stopSignals.received() }
+        defer { withExtendedLifetime(escalation) {} }
         bootstrapLogging(format: logging.format, level: try logging.resolvedLevel())
         let logger = Logger(label: "eddy.run")
         // Test switches only eddy drill sets (see CrashPoint, UnsafeFenceSwitch).
@@ -169,18 +174,11 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         // The service group handles the first SIGTERM/SIGINT (graceful stop); a second one exits at once.
-        let signals = Atomic<Int>(0)
-        let escalation = handleTerminationSignals {
-            if signals.add(1, ordering: .relaxed).newValue > 1 {
-                printToStandardError("eddy run: exiting at once; the last checkpoint keeps the state safe")
-                Glibc.exit(130)
-            }
-        }
-        defer { withExtendedLifetime(escalation) {} }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        stopSignals.attach(group)
         do {
             try await group.run()
         } catch let error as EddyHTTPError {
@@ -213,4 +211,31 @@ extension RunCommand {
 struct RunError: Error, CustomStringConvertible {
     let reason: String
     var description: String { "eddy run: \(reason)" }
+}
+
+/// SIGTERM/SIGINT as `eddy run` counts them: the first stops the daemon gracefully — the service group does it once
+/// it runs; one that came during start-up is handed to the group when it exists, which starts its services and
+/// stops them at once — and a second exits at once.
+private final class StopSignals: Sendable {
+    private let state = Mutex<(count: Int, group: ServiceGroup?)>((0, nil))
+
+    func received() {
+        let (count, group) = state.withLock { state in
+            state.count += 1
+            return (state.count, state.group)
+        }
+        if count > 1 {
+            printToStandardError("eddy run: exiting at once; the last checkpoint keeps the state safe")
+            Glibc.exit(130)
+        }
+        if let group { Task { await group.triggerGracefulShutdown() } }
+    }
+
+    func attach(_ group: ServiceGroup) {
+        let early = state.withLock { state in
+            state.group = group
+            return state.count > 0
+        }
+        if early { Task { await group.triggerGracefulShutdown() } }
+    }
 }

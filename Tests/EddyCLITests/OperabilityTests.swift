@@ -218,6 +218,22 @@ struct OperabilityTests {
         try rig.stopDaemon()
     }
 
+    @Test("SIGTERM during start-up (before the pipeline runs) still stops gracefully: exit 0, not death by the signal")
+    func sigtermDuringStartupStopsGracefully() throws {
+        let rig = try PipelineRig()
+        try rig.produce(500)
+        // An armed crash point that is never reached logs one line at the very start of `eddy run`, before the
+        // state is opened: the moment to send SIGTERM.
+        let daemon = try EddyProcess.launch(
+            ["run", examplePipeline, "--state-dir", rig.stateDirectory, "--http", "off"],
+            environment: ["KAFKA_BROKERS": rig.broker.bootstrapServers, "REDIS_URL": "redis://127.0.0.1:\(rig.redis.port)", "EDDY_CRASH_POINT": "startup-restore:1000000"],
+            outputDirectory: rig.directory.path, name: "eddy-early-stop")
+        #expect(daemon.waitForOutput(containing: "crash point armed"), "\(daemon.standardError)")
+        daemon.send(SIGTERM)
+        #expect(daemon.waitForExit(timeout: .seconds(20)) == 0, "exit status \(daemon.exitStatus.map(String.init) ?? "none: still running")\n\(daemon.standardError)")
+        #expect(!daemon.standardError.contains("exiting at once"))
+    }
+
     @Test("SIGTERM exits 0 within 5 s after a final checkpoint; a restart resumes without counting anything twice")
     func sigtermCheckpointsAndRestartResumes() async throws {
         let rig = try PipelineRig()
