@@ -22,7 +22,7 @@ enum BenchPlot {
             title: "peak resident memory of eddy run", unit: " MiB",
             series: [Series(name: "eddy run", color: "#2ca02c", values: points.map { Double($0.memory.peakResidentBytes) / 1_048_576 })])
         let width = 920.0
-        let height = 380.0
+        let height = 410.0
         var svg = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
@@ -66,9 +66,15 @@ enum BenchPlot {
                 out += "<line x1=\"\(x)\" x2=\"\(x + width)\" y1=\"\(py(value))\" y2=\"\(py(value))\" stroke=\"#eee\"/>"
                 out += "<text x=\"\(x - 6)\" y=\"\(py(value) + 4)\" text-anchor=\"end\">\(format(value))\(escaped(unit))</text>\n"
             }
+            var previous = -Double.infinity
+            var lowered = false
             for (key, label) in zip(keys, labels) {
-                out += "<text x=\"\(px(key))\" y=\"\(y + height + 16)\" text-anchor=\"middle\">\(format(key))</text>"
-                out += "<text x=\"\(px(key))\" y=\"\(y + height + 30)\" text-anchor=\"middle\" fill=\"#666\">\(escaped(label))</text>\n"
+                // Points closer than a label's width take turns one line lower.
+                lowered = px(key) - previous < 90 ? !lowered : false
+                previous = px(key)
+                let drop = lowered ? 28.0 : 0
+                out += "<text x=\"\(px(key))\" y=\"\(y + height + 16 + drop)\" text-anchor=\"middle\">\(format(key))</text>"
+                out += "<text x=\"\(px(key))\" y=\"\(y + height + 30 + drop)\" text-anchor=\"middle\" fill=\"#666\">\(escaped(label))</text>\n"
             }
             for (index, line) in series.enumerated() {
                 let drawn = zip(keys, line.values).filter { $0.1.isFinite }
@@ -80,7 +86,7 @@ enum BenchPlot {
                 }
                 out += "<text x=\"\(x + 8)\" y=\"\(y + 16 + Double(index) * 15)\" fill=\"\(line.color)\">\(escaped(line.name))</text>\n"
             }
-            out += "<text x=\"\(x + width / 2)\" y=\"\(y + height + 46)\" text-anchor=\"middle\">group keys (log scale)</text>\n"
+            out += "<text x=\"\(x + width / 2)\" y=\"\(y + height + 72)\" text-anchor=\"middle\">group keys (log scale)</text>\n"
             return out
         }
     }
