@@ -97,17 +97,9 @@ public final class RedisTestCluster: Sendable {
     }
 
     private static func redisCLI(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw RedisTestServerError("redis-cli \(arguments.prefix(2).joined(separator: " ")) failed: \(String(decoding: text.suffix(2_000), as: UTF8.self))")
+        let (status, output) = try runTool("/usr/bin/redis-cli", arguments)
+        guard status == 0 else {
+            throw RedisTestServerError("redis-cli \(arguments.prefix(2).joined(separator: " ")) failed: \(output.suffix(2_000))")
         }
     }
 }
