@@ -4,6 +4,7 @@ import Glibc
 import EddyHTTP
 import EddyKafka
 import EddyRedis
+import EddyWorkload
 import Foundation
 import Logging
 
@@ -50,7 +51,7 @@ struct BenchRun {
 
     func run() throws -> BenchReport.Scenario {
         defer { processes.stopAll() }
-        let redisPort = ChildProcesses.unusedLoopbackPort()
+        let redisPort = LoopbackPort.unused()
         _ = try processes.startRedis(port: redisPort)
         let brokers = try processes.startBroker(topic: BenchScenario.topic, partitions: partitions).bootstrap
 
@@ -68,7 +69,7 @@ struct BenchRun {
         let pipelinePath = processes.directory + "/pipeline.sql"
         try scenario.pipeline(brokers: brokers, redisURL: "redis://127.0.0.1:\(redisPort)").write(toFile: pipelinePath, atomically: true, encoding: .utf8)
         let state = processes.directory + "/state"
-        let httpPort = ChildProcesses.unusedLoopbackPort()
+        let httpPort = LoopbackPort.unused()
         let started = ContinuousClock.now
         let daemon = try startDaemon("run", pipeline: pipelinePath, state: state, httpPort: httpPort)
         guard let caughtUpAt = processes.waitForLog("run", containing: "caught up with the source", while: daemon, timeout: .seconds(600), until: stop) else {
@@ -110,7 +111,7 @@ struct BenchRun {
 
         say("restart on the final state")
         let restartStarted = ContinuousClock.now
-        let restarted = try startDaemon("restart", pipeline: pipelinePath, state: state, httpPort: ChildProcesses.unusedLoopbackPort())
+        let restarted = try startDaemon("restart", pipeline: pipelinePath, state: state, httpPort: LoopbackPort.unused())
         guard let restartCaughtUp = processes.waitForLog("restart", containing: "caught up with the source", while: restarted, timeout: .seconds(300), until: stop) else {
             try checkInterrupted()
             throw BenchError(reason: "the restarted eddy run did not catch up:\n\(processes.logTail("restart"))")

@@ -206,23 +206,6 @@ final class ChildProcesses {
         throw ChildProcessError(reason: "redis-server did not answer on 127.0.0.1:\(port):\n\(logTail("redis"))")
     }
 
-    /// A loopback TCP port that was free a moment ago (the kernel picks it for a socket bound to port 0).
-    static func unusedLoopbackPort() -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                _ = bind(descriptor, pointer, length)
-                return getsockname(descriptor, pointer, &length)
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// Waits until `name`'s log holds `text` (read as it grows); the instant it was seen, or nil if `pid` exited
     /// first, `timeout` passed or `stop` was set.
     func waitForLog(_ name: String, containing text: String, while pid: pid_t, timeout: Duration, until stop: StopFlag? = nil) -> ContinuousClock.Instant? {

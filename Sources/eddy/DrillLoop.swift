@@ -4,6 +4,7 @@ import Glibc
 import EddyEngine
 import EddyKafka
 import EddyRedis
+import EddyWorkload
 import Foundation
 import Logging
 
@@ -65,7 +66,7 @@ struct DrillLoop {
         self.processes = processes
         self.schedule = schedule
         self.interrupted = interrupted
-        redisPort = ChildProcesses.unusedLoopbackPort()
+        redisPort = LoopbackPort.unused()
         redisProcess = try processes.startRedis(port: redisPort)
         let broker = try processes.startBroker(topic: target.topic, partitions: command.partitions, brokers: Self.brokerCount, control: true)
         brokers = broker.bootstrap

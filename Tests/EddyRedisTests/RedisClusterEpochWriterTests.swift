@@ -307,7 +307,7 @@ private func anotherWriter(_ node: RedisTestServer, _ values: [String: String]) 
             #expect(try writer.write(sink: "s", epoch: epoch, pairs: epochPairs(slotA + slotB) { "\($0)@\(epoch)" }).isEmpty)
         }
         stop.store(true, ordering: .relaxed)
-        while !reader.isFinished { usleep(1_000) }
+        #expect(eventually(timeout: .seconds(10), every: .milliseconds(1)) { reader.isFinished }, "the reader thread did not stop")
         let result = seen.withLock { $0 }
         #expect(result.problems.isEmpty, "\(result.problems.prefix(5))")
         // The reader saw the epochs go by, not only the start and the end.
