@@ -173,6 +173,8 @@ public struct HotPathCounters: Sendable, Hashable {
     /// invalid date); each made its column NULL, and its message was still used. Counted once per
     /// column per message.
     public internal(set) var wrongTypeFields = 0
+    /// Messages delivered again below their partition's next offset, dropped because they were applied before.
+    public internal(set) var redeliveredMessages = 0
 
     private var emptyMessage = 0
     private var tooLarge = 0
@@ -224,6 +226,7 @@ public struct HotPathCounters: Sendable, Hashable {
         sum.rows += right.rows
         sum.filteredOut += right.filteredOut
         sum.wrongTypeFields += right.wrongTypeFields
+        sum.redeliveredMessages += right.redeliveredMessages
         for reason in SkipReason.allCases { sum[reason] += right[reason] }
         return sum
     }

@@ -27,7 +27,8 @@ struct HotLoop {
     var consumedPerPartition: [Int]
 
     /// Decodes every message of `batch` once and aggregates it into every view, and moves the partitions'
-    /// next offsets (a skipped message still advances). Per-message errors go to `handleError`, which may move
+    /// next offsets (a skipped message still advances). A message below its partition's next offset was applied
+    /// before and is dropped, so a re-delivery never counts twice. Per-message errors go to `handleError`, which may move
     /// the next offsets itself (an offset out of range is recovered by seeking).
     mutating func apply(
         _ batch: borrowing KafkaMessageBatch, handleError: (KafkaMessageError, inout [Int64]) throws -> Void
@@ -38,6 +39,14 @@ struct HotLoop {
                 if let error = batch.error(at: index) { try handleError(error, &nextOffsets) }
                 continue
             }
+            let partition = Int(batch.partition(at: index))
+            let offset = batch.offset(at: index)
+            if offset < nextOffsets[partition] {
+                // Already applied: a fetch answered before a seek can still hand back messages that were read
+                // (a spurious offset-out-of-range retried while the partition's next messages were in flight).
+                decodeCounters.redeliveredMessages &+= 1
+                continue
+            }
             let payload = batch.payload(at: index)
             let key = readsMetadata ? batch.key(at: index) : UnsafeRawBufferPointer(start: nil, count: 0)
             if let reason = decoder.decodeMessage(payload, extraScratch: readsMetadata ? RowDecoder.metadataScratch(keyBytes: key.count) : 0) {
@@ -45,21 +54,20 @@ struct HotLoop {
             } else {
                 if readsMetadata {
                     decoder.fillMetadata(
-                        messageBytes: payload.count, key: key, partition: batch.partition(at: index), offset: batch.offset(at: index),
+                        messageBytes: payload.count, key: key, partition: Int32(partition), offset: offset,
                         timestampMilliseconds: batch.timestampMilliseconds(at: index))
                 }
                 let wrongTypes = decoder.wrongTypeCount()
                 let row = decoder.currentRow(payload)
                 if wrongTypes > 0 {
                     decodeCounters.wrongTypeFields &+= wrongTypes
-                    noteWrongField(row, partition: batch.partition(at: index), offset: batch.offset(at: index), count: wrongTypes)
+                    noteWrongField(row, partition: Int32(partition), offset: offset, count: wrongTypes)
                 }
                 for view in aggregators.indices { aggregators[view].apply(row, decodedBy: decoder) }
                 decodedRows &+= 1
-                if sourceRows != nil { appendSourceRow(row, partition: batch.partition(at: index), offset: batch.offset(at: index)) }
+                if sourceRows != nil { appendSourceRow(row, partition: Int32(partition), offset: offset) }
             }
-            let partition = Int(batch.partition(at: index))
-            nextOffsets[partition] = batch.offset(at: index) + 1
+            nextOffsets[partition] = offset + 1
             consumedPerPartition[partition] &+= 1
         }
     }

@@ -79,6 +79,8 @@ public final class PipelineStatistics: Sendable {
         public var isCaughtUp = false
         /// Messages deleted by retention before they were read (offset-out-of-range gaps).
         public var offsetGapMessages: Int64 = 0
+        /// Messages Kafka delivered again after they were applied, dropped (never counted twice).
+        public var redeliveredMessages = 0
         /// Offset-out-of-range answers by outcome (`retention_gap`, `past_end`, `retried`).
         public var offsetOutOfRangeByOutcome: [String: Int] = [:]
         /// When a Kafka broker last answered the consumer (nil before the consumer exists).
@@ -105,6 +107,7 @@ public final class PipelineStatistics: Sendable {
         let checkpointEpoch: Gauge
         let paused: Gauge
         let offsetGap: Counter
+        let redelivered: Counter
         let offsetOutOfRange: [String: Counter]
         let skipped: [String: Counter]
         let late: Counter
@@ -131,6 +134,7 @@ public final class PipelineStatistics: Sendable {
             checkpointEpoch: Gauge(label: "eddy_checkpoint_epoch"),
             paused: Gauge(label: "eddy_consumer_paused_partitions"),
             offsetGap: Counter(label: "eddy_source_offset_gap_messages_total"),
+            redelivered: Counter(label: "eddy_source_redelivered_messages_total"),
             offsetOutOfRange: Dictionary(uniqueKeysWithValues: OffsetOutOfRangeOutcome.allCases.map {
                 ($0.rawValue, Counter(label: "eddy_source_offset_out_of_range_total", dimensions: [("outcome", $0.rawValue)]))
             }),
@@ -185,7 +189,7 @@ public final class PipelineStatistics: Sendable {
         consumedPerPartition: [Int], nextOffsets: [Int64], highWatermarks: [Int64], counters: HotPathCounters, groupsByView: [String: Int]
     ) {
         var newlyConsumed = 0
-        let deltas: (rows: Int, filtered: Int, wrongType: Int, skipped: [String: Int]) = state.withLock { snapshot in
+        let deltas: (rows: Int, filtered: Int, wrongType: Int, redelivered: Int, skipped: [String: Int]) = state.withLock { snapshot in
             for index in snapshot.partitions.indices where index < consumedPerPartition.count {
                 snapshot.partitions[index].consumed += consumedPerPartition[index]
                 newlyConsumed += consumedPerPartition[index]
@@ -199,13 +203,15 @@ public final class PipelineStatistics: Sendable {
             snapshot.rows = counters.rows
             snapshot.filteredOut = counters.filteredOut
             snapshot.wrongTypeFields = counters.wrongTypeFields
+            let redelivered = counters.redeliveredMessages - snapshot.redeliveredMessages
+            snapshot.redeliveredMessages = counters.redeliveredMessages
             var skipped: [String: Int] = [:]
             for reason in SkipReason.allCases where counters[reason] > (snapshot.skippedByReason[reason.description] ?? 0) {
                 skipped[reason.description] = counters[reason] - (snapshot.skippedByReason[reason.description] ?? 0)
                 snapshot.skippedByReason[reason.description] = counters[reason]
             }
             snapshot.groupsByView = groupsByView
-            return (rows, filtered, wrongType, skipped)
+            return (rows, filtered, wrongType, redelivered, skipped)
         }
         Self.add(newlyConsumed, to: metrics.consumed)
         let partitions = state.withLock { $0.partitions }
@@ -222,6 +228,7 @@ public final class PipelineStatistics: Sendable {
         Self.add(deltas.rows, to: metrics.rows)
         Self.add(deltas.filtered, to: metrics.filtered)
         Self.add(deltas.wrongType, to: metrics.wrongType)
+        Self.add(deltas.redelivered, to: metrics.redelivered)
         for (reason, count) in deltas.skipped { Self.add(count, to: metrics.skipped[reason]) }
     }
 
