@@ -84,8 +84,14 @@ public struct WindowAssigner: Sendable {
     /// The start of the last window that holds `time` (the only one for a tumble); windows that hold it start at
     /// this, this - hop, …, for `size / hop` windows.
     public func lastWindowStart(containing time: Int64) -> Int64 {
-        let shifted = time &- offsetMicroseconds
-        let remainder = shifted % step
+        Self.windowStart(containing: time, step: step, offsetMicroseconds: offsetMicroseconds)
+    }
+
+    /// The start of the window of windows `step` long, aligned at `offsetMicroseconds`, that holds `time` (the
+    /// hot path's `TUMBLE` computes its `window_start` with this too).
+    @inline(always)
+    public static func windowStart(containing time: Int64, step: Int64, offsetMicroseconds: Int64) -> Int64 {
+        let remainder = (time &- offsetMicroseconds) % step
         return time &- (remainder < 0 ? remainder &+ step : remainder)
     }
 

@@ -1,3 +1,5 @@
+import EddyDataflow
+
 /// Decodes one JSON message into a source's columns, straight from the borrowed bytes: no Foundation,
 /// no `String` per field, and no allocation once its buffers have grown to the largest message seen.
 ///
@@ -32,12 +34,21 @@ public struct RowDecoder: Sendable {
 
     /// The columns filled from the Kafka message rather than its JSON (`INCLUDE`), by `fillMetadata`.
     let metadataColumns: [(column: Int, field: MessageField)]
+    /// The `window_start` / `window_end` columns of a `TUMBLE`, by `fillWindows`.
+    let windowColumns: [(column: Int, timeColumn: Int, size: Int64, offset: Int64, isEnd: Bool)]
 
     public init(schema: RowSchema, limits: DecoderLimits = DecoderLimits()) {
         self.schema = schema
         self.limits = limits
         metadataColumns = schema.columns.indices.compactMap { index in
             if case .metadata(let field) = schema.columns[index].origin { (index, field) } else { nil }
+        }
+        windowColumns = schema.columns.indices.compactMap { index in
+            if case .tumble(let time, let size, let offset, let isEnd) = schema.columns[index].origin {
+                (index, time, size, offset, isEnd)
+            } else {
+                nil
+            }
         }
         tables = DecoderTables(schema: schema)
         names = OwnedPointer(tables.names)
@@ -52,6 +63,7 @@ public struct RowDecoder: Sendable {
         _ payload: UnsafeRawBufferPointer, _ body: (DecodedRow) -> Result
     ) -> Swift.Result<Result, SkipReason> {
         if let reason = decodeMessage(payload) { return .failure(reason) }
+        if computesWindows { fillWindows() }
         return .success(body(currentRow(payload)))
     }
 
@@ -125,6 +137,23 @@ public struct RowDecoder: Sendable {
                 used &+= key.count
             }
             slot.pointee.state = ColumnSlot.value
+        }
+    }
+
+    /// Whether the schema has `TUMBLE` window columns: then each message needs `fillWindows`.
+    var computesWindows: Bool { !windowColumns.isEmpty }
+
+    /// Fills the window columns of the message last decoded, after `fillMetadata` (the window's time can be the
+    /// Kafka timestamp). A NULL time (missing, `null`, of the wrong type) leaves them NULL, as RisingWave's
+    /// `tumble_start(NULL)`.
+    @inline(always)
+    mutating func fillWindows() {
+        let slots = buffers.pointer.pointee.slots
+        for window in windowColumns where slots[window.timeColumn].state == ColumnSlot.value {
+            let time = Int64(bitPattern: slots[window.timeColumn].bits)
+            let start = WindowAssigner.windowStart(containing: time, step: window.size, offsetMicroseconds: window.offset)
+            slots[window.column].bits = UInt64(bitPattern: window.isEnd ? start &+ window.size : start)
+            slots[window.column].state = ColumnSlot.value
         }
     }
 
@@ -1113,7 +1142,7 @@ struct PathTree {
             case .field:
                 guard let existing = rootOf[definition.name] else { continue }
                 node = existing
-            case .metadata:
+            case .metadata, .tumble:
                 continue
             }
             for step in steps {

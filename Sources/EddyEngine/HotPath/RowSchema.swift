@@ -53,6 +53,9 @@ public enum ColumnOrigin: Sendable, Hashable {
     case metadata(MessageField)
     /// A value inside the top-level field `root`: a STRUCT's field, a JSONB path.
     case path(root: String, steps: [PathStep])
+    /// `window_start` (or `window_end`, `isEnd`) of a `TUMBLE` over the source: computed from the time column's
+    /// value after the message is decoded (`RowDecoder.fillWindows`); NULL when the time is.
+    case tumble(timeColumn: Int, sizeMicroseconds: Int64, offsetMicroseconds: Int64, isEnd: Bool)
 }
 
 /// A step into nested JSON.

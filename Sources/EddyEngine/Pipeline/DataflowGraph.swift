@@ -37,6 +37,10 @@ public struct DataflowGraph: Sendable {
     public let nodes: [Node]
     /// Per view, the indices of the views that read it.
     public let readers: [[Int]]
+    /// Per source, the `TUMBLE` its hot path computes (`window_start`, `window_end` after the source's columns):
+    /// one per source, since every view binds those columns at the same positions; views with another window
+    /// run on the row path.
+    public let hotPathWindows: [View.TimeWindow?]
 
     /// - Throws: `.unsupported` for what the engine cannot run yet (a watermark that is not a fixed delay),
     ///   at `file:line:column`.
@@ -58,15 +62,25 @@ public struct DataflowGraph: Sendable {
         }
         var nodes: [Node] = []
         var readers = [[Int]](repeating: [], count: pipeline.views.count)
+        var hotPathWindows = [View.TimeWindow?](repeating: nil, count: sources.count)
         for (index, view) in pipeline.views.enumerated() {
             switch view.input {
             case .source(let sourceName):
                 let sourceIndex = sources.firstIndex { $0.name == sourceName }!
                 let source = sources[sourceIndex]
-                // Windows and a watermark's late-event filter run on the row path: the hot path's group keys
-                // are the source's columns, and its views see every message.
-                if view.window != nil || source.watermark != nil {
-                    nodes.append(.derived(try DerivedViewPlan(view: view, input: .sourceRows(sourceIndex), inputKeyWidth: DerivedViewPlan.sourceRowKeyWidth, inputWidth: source.columns.count)))
+                // A watermark's late-event filter and the windows the hot path does not compute (HOP, EMIT ON
+                // WINDOW CLOSE) run on the row path: the hot path's views see every message.
+                var rowPath = source.watermark != nil
+                if let window = view.window {
+                    let computed = hotPathWindows[sourceIndex]
+                    if ViewPlan.runsOnHotPath(window, of: view, over: source) && (computed == nil || computed!.isSameWindow(as: window)) {
+                        hotPathWindows[sourceIndex] = window
+                    } else {
+                        rowPath = true
+                    }
+                }
+                if rowPath {
+                    nodes.append(.derived(try DerivedViewPlan(view: view, input: .sourceRows(sourceIndex), inputKeyWidth: DerivedViewPlan.sourceRowKeyWidth, inputWidth: source.rowColumns.count)))
                     continue
                 }
                 do {
@@ -88,6 +102,7 @@ public struct DataflowGraph: Sendable {
             }
         }
         self.sources = sources
+        self.hotPathWindows = hotPathWindows
         views = pipeline.views
         self.nodes = nodes
         self.readers = readers
@@ -125,13 +140,17 @@ public struct DataflowGraph: Sendable {
     /// The topics the pipeline reads: a sink's progress is its checkpoint's offsets of these.
     public var topics: Set<String> { Set(sources.map(\.kafka.topic)) }
 
-    /// The decoder's schema of source `index`: its columns.
+    /// The decoder's schema of source `index`: its columns, and the window its hot path computes.
     public func schema(ofSource index: Int) -> RowSchema {
-        RowSchema(source: sources[index])
+        RowSchema(source: sources[index], window: hotPathWindows[index])
     }
 
     /// What a view's stored state means (its input's definition included): a change makes it unusable.
-    public func fingerprint(ofView index: Int) -> String { views[index].canonicalText }
+    public func fingerprint(ofView index: Int) -> String {
+        // A window view's state has another form on the hot path than on the row path (which ran it before).
+        if case .source(let plan) = nodes[index], plan.view.window != nil { return views[index].canonicalText + "; on the hot path" }
+        return views[index].canonicalText
+    }
 
     /// The view as one pipeline text that compiles on its own: the source's schema, the named views it reads
     /// (transitively), and its own definition. A subquery in `FROM` is recorded as the view it belongs to.
@@ -246,6 +265,7 @@ extension DataflowGraph: CustomStringConvertible {
             switch node {
             case .source(let plan):
                 text += "  \(name): GROUP BY \(plan.view.groupByNames.joined(separator: ", ")) on the hot path (source thread)"
+                if let window = plan.view.window { text += ", in windows of \(window) computed per message" }
                 text += readers[index].isEmpty ? "\n" : "; its changed groups become changes at each barrier\n"
             case .derived(let plan):
                 var kind = switch plan.operation {

@@ -34,6 +34,7 @@ struct HotLoop {
         _ batch: borrowing KafkaMessageBatch, handleError: (KafkaMessageError, inout [Int64]) throws -> Void
     ) throws {
         let readsMetadata = decoder.readsMessageMetadata
+        let computesWindows = decoder.computesWindows
         for index in 0..<batch.count {
             if batch.isError(at: index) {
                 if let error = batch.error(at: index) { try handleError(error, &nextOffsets) }
@@ -57,6 +58,7 @@ struct HotLoop {
                         messageBytes: payload.count, key: key, partition: Int32(partition), offset: offset,
                         timestampMilliseconds: batch.timestampMilliseconds(at: index))
                 }
+                if computesWindows { decoder.fillWindows() }
                 let wrongTypes = decoder.wrongTypeCount()
                 let row = decoder.currentRow(payload)
                 if wrongTypes > 0 {
@@ -86,7 +88,8 @@ struct HotLoop {
     private mutating func appendSourceRow(_ row: DecodedRow, partition: Int32, offset: Int64) {
         let kinds = decoder.schema.columns
         rowScratch.removeAll(keepingCapacity: true)
-        for column in 0..<row.columnCount { rowScratch.append(SQLValue(row: row, column: column, kind: kinds[column].kind)) }
+        // The source's own columns: a window the hot path computes comes after them and is not part of the row.
+        for column in 0..<sourceRows!.rowWidth { rowScratch.append(SQLValue(row: row, column: column, kind: kinds[column].kind)) }
         keyScratch[0] = .int(Int64(partition))
         keyScratch[1] = .int(offset)
         sourceRows!.appendInsert(key: keyScratch, row: rowScratch)

@@ -17,14 +17,24 @@ public struct ViewPlan: Sendable {
         precondition(view.sourceName == source.name, "view \(view.name) reads \(view.sourceName), not \(source.name)")
         self.view = view
         self.source = source
-        schema = RowSchema(source: source)
+        let schema = RowSchema(source: source, window: view.window)
+        self.schema = schema
         aggregates = view.aggregates.map { AggregateSpec(AggregateSpec.Function($0.function), argument: $0.argument, isDistinct: $0.isDistinct) }
-        argumentKinds = view.aggregates.map { call in call.argument.map { ColumnKind(source.rowColumns[$0].type) } }
+        argumentKinds = view.aggregates.map { call in call.argument.map { schema.columns[$0].kind } }
         do {
             try GroupTable.validate(schema: schema, groupBy: view.groupBy, aggregates: aggregates)
         } catch {
             throw EngineError(.unsupported, "view \(view.name): \(error.reason)")
         }
+    }
+
+    /// Whether the hot path runs `window` of `view` over `source`: a `TUMBLE` is one more group-key column computed
+    /// per message, so it does, unless the source has a watermark (whose late-event filter, like `EMIT ON WINDOW
+    /// CLOSE`, runs on the row path). A `HOP` makes several rows of a message: the row path.
+    public static func runsOnHotPath(_ window: View.TimeWindow, of view: View, over source: Source) -> Bool {
+        guard case .tumble = window.kind, source.watermark == nil, view.emitOnWindowClose == nil else { return false }
+        // The window's columns follow the source's row, as the schema appends them.
+        return window.windowStartColumn == source.rowColumns.count
     }
 
     /// The hot path aggregates source rows by columns: a view over a source that does not aggregate, or uses
@@ -137,6 +147,19 @@ extension RowSchema {
             ignoresKeyCase: source.json.ignoresKeyCase)
     }
 
+    /// The decoder's schema of a source read through `window` (a `TUMBLE` the hot path runs): the source's
+    /// columns, then `window_start` and `window_end` of the time column's kind.
+    public init(source: Source, window: View.TimeWindow?) {
+        self.init(source: source)
+        guard let window, case .tumble(let size) = window.kind else { return }
+        let kind = columns[window.timeColumn].kind
+        for (name, isEnd) in [("window_start", false), ("window_end", true)] {
+            columns.append(Column(
+                name: name, kind: kind,
+                origin: .tumble(timeColumn: window.timeColumn, sizeMicroseconds: size, offsetMicroseconds: window.offsetMicroseconds, isEnd: isEnd)))
+        }
+    }
+
     /// A JSON column of a source: a top-level field, or a path into one (a STRUCT's field, a JSONB path).
     private static func column(_ column: EddySQL.Column) -> Column {
         guard let path = column.path else {
@@ -235,5 +258,13 @@ extension SQLValue {
         case .timestamp, .timestamptz: self = row.int64(column).map { .string(CivilTime.timestampText(microseconds: $0)) } ?? .null
         case .date: self = row.int64(column).map { .string(CivilTime.dateText(days: $0)) } ?? .null
         }
+    }
+}
+
+extension View.TimeWindow {
+    /// Whether `other` makes the same windows of the same column (wherever each is written).
+    func isSameWindow(as other: View.TimeWindow) -> Bool {
+        kind == other.kind && timeColumn == other.timeColumn && offsetMicroseconds == other.offsetMicroseconds
+            && windowStartColumn == other.windowStartColumn
     }
 }

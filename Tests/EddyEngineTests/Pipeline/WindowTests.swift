@@ -109,6 +109,57 @@ struct WindowTests {
         try harness.stopPipeline()
     }
 
+    @Test("A TUMBLE runs on the hot path; another window of the same source, a HOP and INCLUDE columns run on the row path beside it, and all agree with SQLite")
+    func hotPathAndRowPathWindowsOfOneSourceAgree() throws {
+        let views = [
+            Self.windowViews[0],  // per_minute: TUMBLE 1 minute, on the hot path
+            WindowView(
+                name: "per_five",
+                eddy: "SELECT window_start, COUNT(*) AS n FROM TUMBLE(user_events, event_timestamp, INTERVAL '5 MINUTES') GROUP BY window_start",
+                sqlite: "SELECT datetime(\(Self.seconds) / 300 * 300, 'unixepoch') AS window_start, COUNT(*) AS n FROM user_events GROUP BY \(Self.seconds) / 300"),
+            Self.windowViews[2],  // hopping
+            WindowView(
+                name: "by_partition",
+                eddy: "SELECT window_start, COUNT(kafka_partition) AS n FROM TUMBLE(user_events, event_timestamp, INTERVAL '1 MINUTE') GROUP BY window_start",
+                sqlite: "SELECT datetime(\(Self.seconds) / 60 * 60, 'unixepoch') AS window_start, COUNT(*) AS n FROM user_events GROUP BY \(Self.seconds) / 60"),
+        ]
+        var text = """
+            CREATE SOURCE user_events (event_timestamp TIMESTAMP, user VARCHAR, page VARCHAR, event VARCHAR) INCLUDE partition AS kafka_partition
+              WITH (connector='kafka', topic='${TOPIC}', properties.bootstrap.server='${KAFKA_BROKERS}', scan.startup.mode='earliest') FORMAT PLAIN ENCODE JSON;
+
+            """
+        for view in views { text += "CREATE MATERIALIZED VIEW \(view.name) AS \(view.eddy);\n" }
+        text += """
+            CREATE SINK minute_sink FROM per_minute WITH (connector='redis', primary_key='event,window_start', redis.url='${REDIS_URL}')
+              FORMAT PLAIN ENCODE TEMPLATE (key_format='{event}:{window_start}', value_format='{n}');
+
+            """
+        let compiled = PipelineCompiler.compile(text: text, file: "windows.sql", environment: ["TOPIC": "t", "KAFKA_BROKERS": "b", "REDIS_URL": "redis://h"])
+        let graph = try DataflowGraph(pipeline: try #require(compiled.pipeline, "\(compiled.errors)"))
+        let onHotPath = graph.nodes.indices.filter { if case .source = graph.nodes[$0] { true } else { false } }.map { graph.views[$0].name }
+        #expect(onHotPath == ["per_minute", "by_partition"])
+        #expect(graph.description.contains("per_minute: GROUP BY event, window_start on the hot path (source thread), in windows of TUMBLE"), "\(graph.description)")
+
+        let harness = try PipelineHarness(partitions: 2)
+        try harness.start(text)
+        let all = Self.messages(seed: 23, count: 360, first: Self.start, spacing: 1)
+        var produced: [String] = []
+        for round in 0..<2 {
+            if round == 1 {
+                try harness.stopPipeline()
+                try harness.start(text)
+            }
+            let batch = Array(all[round * 180..<(round + 1) * 180])
+            try harness.broker.produce(topic: harness.topic, messages: batch.enumerated().map { (Int32($0.offset % 2), Array($0.element.utf8)) })
+            produced += batch
+            let expected = try Self.oracle(produced, views: views)
+            try CascadeTests.expectViews(harness, equal: expected, views: views.map { (name: $0.name, select: $0.eddy) }, "round \(round)")
+            let minutes = Dictionary(uniqueKeysWithValues: expected["per_minute"]!.map { ("\($0[0]):\($0[1])", $0[2]) })
+            try CascadeTests.expectRedis(harness, prefix: "click:", equal: minutes.filter { $0.key.hasPrefix("click:") }, "round \(round)")
+        }
+        try harness.stopPipeline()
+    }
+
     static let closingViews: [WindowView] = [
         WindowView(
             name: "closed_minutes",
