@@ -1,7 +1,10 @@
 // Decode + aggregate of the example view against simdjson On-Demand on the same bytes, from one plain
 // run: ns per record of both (median of alternating rounds over the whole batch) and their ratio.
 //
-//   swift run -c release HotPathRatio [records] [rounds] [eddy|simdjson|both]
+//   swift run -c release HotPathRatio [records] [rounds] [eddy|simdjson|both|tumble|tumble-only]
+//
+// `tumble` times the one-minute TUMBLE count by event against the flat count by event instead (issue 9's
+// target: at most 1.2× per record); `tumble-only` runs just the TUMBLE side, for callgrind.
 //
 // With `eddy` or `simdjson` only that side runs after the shared warm-up, which suits
 // `valgrind --tool=callgrind` (instruction counts per record do not drift with machine load; strip
@@ -17,13 +20,19 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 let records = arguments.count > 0 ? Int(arguments[0]) ?? 100_000 : 100_000
 let rounds = arguments.count > 1 ? Int(arguments[1]) ?? 15 : 15
 let sides = arguments.count > 2 ? arguments[2] : "both"
-precondition(["both", "eddy", "simdjson"].contains(sides), "the third argument is eddy, simdjson or both")
+precondition(["both", "eddy", "simdjson", "tumble", "tumble-only"].contains(sides), "the third argument is eddy, simdjson, both, tumble or tumble-only")
 
 let state = HotPathState(records: records)
 let clock = ContinuousClock()
 var eddyTimes: [Double] = []
 var simdjsonTimes: [Double] = []
+var tumbleTimes: [Double] = []
 for _ in 0..<rounds {
+    if sides.hasPrefix("tumble") {
+        if sides == "tumble" { eddyTimes.append(clock.measure { state.applyEddy(0, records) } / .nanoseconds(1) / Double(records)) }
+        tumbleTimes.append(clock.measure { state.applyTumble(0, records) } / .nanoseconds(1) / Double(records))
+        continue
+    }
     if sides != "simdjson" {
         eddyTimes.append(clock.measure { state.applyEddy(0, records) } / .nanoseconds(1) / Double(records))
     }
@@ -51,6 +60,13 @@ if !eddyTimes.isEmpty {
 }
 if !simdjsonTimes.isEmpty {
     print("simdjson On-Demand + count: \(text(median(simdjsonTimes))) ns/record (median; best \(text(simdjsonTimes.min()!)))")
+}
+if !tumbleTimes.isEmpty {
+    print("Eddy TUMBLE 1 minute:       \(text(median(tumbleTimes))) ns/record (median; best \(text(tumbleTimes.min()!)); \(state.tumbleAggregator.table.groupCount) groups)")
+}
+if !eddyTimes.isEmpty && !tumbleTimes.isEmpty {
+    let ratios = zip(tumbleTimes, eddyTimes).map { $0 / $1 }
+    print("TUMBLE/flat time ratio:     \(String(Int((median(ratios) * 100).rounded())).inserting(".", beforeLast: 2)) (median of per-round ratios; target <= 1.20)")
 }
 if !eddyTimes.isEmpty && !simdjsonTimes.isEmpty {
     let ratios = zip(eddyTimes, simdjsonTimes).map { $0 / $1 }

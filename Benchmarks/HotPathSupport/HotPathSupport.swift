@@ -37,11 +37,22 @@ public final class MessageBatch: @unchecked Sendable {
 public final class HotPathState: @unchecked Sendable {
     public let batch: MessageBatch
     public var aggregator = Aggregator(
-        schema: RowSchema(columns: [
-            .init(name: "event_timestamp", kind: .timestamp), .init(name: "user", kind: .string),
-            .init(name: "page", kind: .string), .init(name: "event", kind: .string),
-        ]),
+        schema: RowSchema(columns: HotPathState.columns),
         groupBy: [3], aggregates: [AggregateSpec(.count, argument: nil)], limits: DecoderLimits(), filter: nil)
+    /// `SELECT event, window_start, COUNT(*) FROM TUMBLE(user_events, event_timestamp, INTERVAL '1 MINUTE')
+    /// GROUP BY event, window_start`, as the hot path runs it: the window computed per message.
+    public var tumbleAggregator = Aggregator(
+        schema: RowSchema(columns: HotPathState.columns + [false, true].map { isEnd in
+            .init(
+                name: isEnd ? "window_end" : "window_start", kind: .timestamp,
+                origin: .tumble(timeColumn: 0, sizeMicroseconds: 60_000_000, offsetMicroseconds: 0, isEnd: isEnd))
+        }),
+        groupBy: [3, 4], aggregates: [AggregateSpec(.count, argument: nil)], limits: DecoderLimits(), filter: nil)
+
+    static let columns: [RowSchema.Column] = [
+        .init(name: "event_timestamp", kind: .timestamp), .init(name: "user", kind: .string),
+        .init(name: "page", kind: .string), .init(name: "event", kind: .string),
+    ]
     public let reference: OpaquePointer
     var next = 0
 
@@ -50,6 +61,13 @@ public final class HotPathState: @unchecked Sendable {
         reference = simdjson_reference_create(batch.maxMessageBytes)!
         // Warm both (tables, buffers) and check that they agree.
         applyEddy(0, batch.count)
+        applyTumble(0, batch.count)
+        // One minute is 3,000 messages of the batch (50 a second): every event in every minute.
+        let minutes = (batch.count + 50 * 3 + 2_999) / 3_000
+        precondition(tumbleAggregator.counters.rows == batch.count, "Eddy skipped messages in windows: \(tumbleAggregator.counters)")
+        precondition(
+            (minutes - 1) * 5...minutes * 5 ~= tumbleAggregator.table.groupCount,
+            "\(tumbleAggregator.table.groupCount) groups of (event, minute) for about \(minutes) minutes")
         precondition(simdjson_reference_decode(reference, batch.bytes, batch.offsets, 0, batch.count) == 0, "simdjson failed a record")
         precondition(aggregator.counters.rows == batch.count, "Eddy skipped messages: \(aggregator.counters)")
         for group in 0..<aggregator.table.groupCount {
@@ -73,6 +91,17 @@ public final class HotPathState: @unchecked Sendable {
             batch.offsets.withUnsafeBufferPointer { offsets in
                 for index in first..<(first + count) {
                     aggregator.apply(UnsafeRawBufferPointer(rebasing: bytes[offsets[index]..<offsets[index + 1]]))
+                }
+            }
+        }
+    }
+
+    @inline(never)
+    public func applyTumble(_ first: Int, _ count: Int) {
+        batch.bytes.withUnsafeBytes { bytes in
+            batch.offsets.withUnsafeBufferPointer { offsets in
+                for index in first..<(first + count) {
+                    tumbleAggregator.apply(UnsafeRawBufferPointer(rebasing: bytes[offsets[index]..<offsets[index + 1]]))
                 }
             }
         }

@@ -34,6 +34,7 @@ public struct Aggregator: Sendable {
             counters[reason] &+= 1
             return
         }
+        decoder.fillWindows()
         let wrongTypes = decoder.wrongTypeCount()
         if wrongTypes > 0 { counters.wrongTypeFields &+= wrongTypes }
         apply(decoder.currentRow(payload), buffers: decoder.buffers.pointer)

@@ -34,8 +34,20 @@ public struct RowDecoder: Sendable {
 
     /// The columns filled from the Kafka message rather than its JSON (`INCLUDE`), by `fillMetadata`.
     let metadataColumns: [(column: Int, field: MessageField)]
-    /// The `window_start` / `window_end` columns of a `TUMBLE`, by `fillWindows`.
-    let windowColumns: [(column: Int, timeColumn: Int, size: Int64, offset: Int64, isEnd: Bool)]
+    /// The `window_start` / `window_end` columns of a `TUMBLE`, filled by `fillWindows`.
+    let window: WindowColumns?
+
+    /// Where a `TUMBLE`'s columns are and how they are computed (one window per schema: its columns share one
+    /// time, size and offset).
+    struct WindowColumns: Sendable {
+        var time: Int
+        var size: Int64
+        var offset: Int64
+        /// `window_start`'s column, or -1.
+        var start = -1
+        /// `window_end`'s column, or -1.
+        var end = -1
+    }
 
     public init(schema: RowSchema, limits: DecoderLimits = DecoderLimits()) {
         self.schema = schema
@@ -43,13 +55,14 @@ public struct RowDecoder: Sendable {
         metadataColumns = schema.columns.indices.compactMap { index in
             if case .metadata(let field) = schema.columns[index].origin { (index, field) } else { nil }
         }
-        windowColumns = schema.columns.indices.compactMap { index in
-            if case .tumble(let time, let size, let offset, let isEnd) = schema.columns[index].origin {
-                (index, time, size, offset, isEnd)
-            } else {
-                nil
-            }
+        var window: WindowColumns?
+        for index in schema.columns.indices {
+            guard case .tumble(let time, let size, let offset, let isEnd) = schema.columns[index].origin else { continue }
+            if window == nil { window = WindowColumns(time: time, size: size, offset: offset) }
+            precondition(window!.time == time && window!.size == size && window!.offset == offset, "a schema with two windows")
+            if isEnd { window!.end = index } else { window!.start = index }
         }
+        self.window = window
         tables = DecoderTables(schema: schema)
         names = OwnedPointer(tables.names)
         storage = RowStorage(columnCount: schema.columns.count, maxDepth: limits.maxDepth)
@@ -63,7 +76,7 @@ public struct RowDecoder: Sendable {
         _ payload: UnsafeRawBufferPointer, _ body: (DecodedRow) -> Result
     ) -> Swift.Result<Result, SkipReason> {
         if let reason = decodeMessage(payload) { return .failure(reason) }
-        if computesWindows { fillWindows() }
+        fillWindows()
         return .success(body(currentRow(payload)))
     }
 
@@ -141,19 +154,24 @@ public struct RowDecoder: Sendable {
     }
 
     /// Whether the schema has `TUMBLE` window columns: then each message needs `fillWindows`.
-    var computesWindows: Bool { !windowColumns.isEmpty }
+    var computesWindows: Bool { window != nil }
 
     /// Fills the window columns of the message last decoded, after `fillMetadata` (the window's time can be the
     /// Kafka timestamp). A NULL time (missing, `null`, of the wrong type) leaves them NULL, as RisingWave's
     /// `tumble_start(NULL)`.
     @inline(always)
-    mutating func fillWindows() {
+    func fillWindows() {
+        guard let window else { return }
         let slots = buffers.pointer.pointee.slots
-        for window in windowColumns where slots[window.timeColumn].state == ColumnSlot.value {
-            let time = Int64(bitPattern: slots[window.timeColumn].bits)
-            let start = WindowAssigner.windowStart(containing: time, step: window.size, offsetMicroseconds: window.offset)
-            slots[window.column].bits = UInt64(bitPattern: window.isEnd ? start &+ window.size : start)
-            slots[window.column].state = ColumnSlot.value
+        guard slots[window.time].state == ColumnSlot.value else { return }
+        let start = WindowAssigner.windowStart(containing: Int64(bitPattern: slots[window.time].bits), step: window.size, offsetMicroseconds: window.offset)
+        if window.start >= 0 {
+            slots[window.start].bits = UInt64(bitPattern: start)
+            slots[window.start].state = ColumnSlot.value
+        }
+        if window.end >= 0 {
+            slots[window.end].bits = UInt64(bitPattern: start &+ window.size)
+            slots[window.end].state = ColumnSlot.value
         }
     }
 

@@ -303,6 +303,30 @@ import Testing
         }
     }
 
+    @Test func tumbleColumnsAreComputedFromTheDecodedTime() {
+        func windowed(offsetSeconds: Int64) -> RowSchema {
+            var columns = [RowSchema.Column(name: "ts", kind: .timestamp)]
+            for isEnd in [false, true] {
+                columns.append(.init(
+                    name: isEnd ? "window_end" : "window_start", kind: .timestamp,
+                    origin: .tumble(timeColumn: 0, sizeMicroseconds: 60_000_000, offsetMicroseconds: offsetSeconds * 1_000_000, isEnd: isEnd)))
+            }
+            return RowSchema(columns: columns)
+        }
+        let minute = daysSince1970(2026, 11, 24) * 86_400 + 17 * 3600
+        func micros(_ seconds: Int64) -> Cell { .int(seconds * 1_000_000) }
+        #expect(decode(#"{"ts": "2026-11-24 17:00:59"}"#, windowed(offsetSeconds: 0)) == .row([micros(minute + 59), micros(minute), micros(minute + 60)]))
+        #expect(decode(#"{"ts": "2026-11-24 17:01:00"}"#, windowed(offsetSeconds: 0)) == .row([micros(minute + 60), micros(minute + 60), micros(minute + 120)]))
+        // Before 1970 the window still starts at or before the time.
+        #expect(decode(#"{"ts": "1969-12-31 23:59:30"}"#, windowed(offsetSeconds: 0)) == .row([micros(-30), micros(-60), micros(0)]))
+        // Windows aligned 15 s past the minute.
+        #expect(decode(#"{"ts": "2026-11-24 17:00:10"}"#, windowed(offsetSeconds: 15)) == .row([micros(minute + 10), micros(minute - 45), micros(minute + 15)]))
+        // A NULL time (missing, null, of the wrong type) has NULL windows, as tumble_start(NULL).
+        #expect(decode(#"{"x": 1}"#, windowed(offsetSeconds: 0)) == .row([.null, .null, .null]))
+        #expect(decode(#"{"ts": null}"#, windowed(offsetSeconds: 0)) == .row([.null, .null, .null]))
+        #expect(decode(#"{"ts": true}"#, windowed(offsetSeconds: 0)) == .row([.wrongType, .null, .null]))
+    }
+
     @Test func timestampsAndDates() {
         let times = schema(("t", .timestamp), ("z", .timestamptz), ("d", .date))
         func seconds(_ y: Int, _ mo: Int, _ d: Int, _ h: Int = 0, _ mi: Int = 0, _ s: Int = 0) -> Int64 {
