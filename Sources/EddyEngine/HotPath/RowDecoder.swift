@@ -153,9 +153,6 @@ public struct RowDecoder: Sendable {
         }
     }
 
-    /// Whether the schema has `TUMBLE` window columns: then each message needs `fillWindows`.
-    var computesWindows: Bool { window != nil }
-
     /// Fills the window columns of the message last decoded, after `fillMetadata` (the window's time can be the
     /// Kafka timestamp). A NULL time (missing, `null`, of the wrong type) leaves them NULL, as RisingWave's
     /// `tumble_start(NULL)`.

@@ -71,13 +71,10 @@ public struct DataflowGraph: Sendable {
                 // A watermark's late-event filter and the windows the hot path does not compute (HOP, EMIT ON
                 // WINDOW CLOSE) run on the row path: the hot path's views see every message.
                 var rowPath = source.watermark != nil
-                if let window = view.window {
-                    let computed = hotPathWindows[sourceIndex]
-                    if ViewPlan.runsOnHotPath(window, of: view, over: source) && (computed == nil || computed!.isSameWindow(as: window)) {
-                        hotPathWindows[sourceIndex] = window
-                    } else {
-                        rowPath = true
-                    }
+                if let window = view.window, !ViewPlan.runsOnHotPath(window, of: view, over: source)
+                    || hotPathWindows[sourceIndex].map({ !$0.isSameWindow(as: window) }) == true
+                {
+                    rowPath = true
                 }
                 if rowPath {
                     nodes.append(.derived(try DerivedViewPlan(view: view, input: .sourceRows(sourceIndex), inputKeyWidth: DerivedViewPlan.sourceRowKeyWidth, inputWidth: source.rowColumns.count)))
@@ -85,6 +82,7 @@ public struct DataflowGraph: Sendable {
                 }
                 do {
                     nodes.append(.source(try ViewPlan(view: view, source: source)))
+                    if let window = view.window { hotPathWindows[sourceIndex] = window }
                 } catch let hotPathRefusal {
                     // What the hot path does not run (rows without aggregation, FILTER, ...) runs as an operator
                     // over the source's rows, materialized when it keeps every row.

@@ -28,13 +28,12 @@ struct HotLoop {
 
     /// Decodes every message of `batch` once and aggregates it into every view, and moves the partitions'
     /// next offsets (a skipped message still advances). A message below its partition's next offset was applied
-    /// before and is dropped, so a re-delivery never counts twice. Per-message errors go to `handleError`, which may move
-    /// the next offsets itself (an offset out of range is recovered by seeking).
+    /// before and is dropped, so a re-delivery never counts twice. Per-message errors go to `handleError`, which
+    /// may move the next offsets itself (an offset out of range is recovered by seeking).
     mutating func apply(
         _ batch: borrowing KafkaMessageBatch, handleError: (KafkaMessageError, inout [Int64]) throws -> Void
     ) throws {
         let readsMetadata = decoder.readsMessageMetadata
-        let computesWindows = decoder.computesWindows
         for index in 0..<batch.count {
             if batch.isError(at: index) {
                 if let error = batch.error(at: index) { try handleError(error, &nextOffsets) }
@@ -58,7 +57,7 @@ struct HotLoop {
                         messageBytes: payload.count, key: key, partition: Int32(partition), offset: offset,
                         timestampMilliseconds: batch.timestampMilliseconds(at: index))
                 }
-                if computesWindows { decoder.fillWindows() }
+                decoder.fillWindows()
                 let wrongTypes = decoder.wrongTypeCount()
                 let row = decoder.currentRow(payload)
                 if wrongTypes > 0 {
