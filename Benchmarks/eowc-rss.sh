@@ -2,14 +2,15 @@
 # Resident memory of an EMIT ON WINDOW CLOSE pipeline over a long run (issue 9): EVENTS generated events
 # (default 10,000,000) produced live at RATE a second (default 50,000) with wall-clock event times, counted per
 # user and event in 10-second windows behind a 2-second watermark, closed windows written to Redis with a TTL.
-# Every 10 s it prints the messages consumed, the windows' open groups and the daemon's resident memory
-# (anonymous: the heap; file: LMDB's mapped pages), then the curve's first and last points.
+# Every 10 s it prints the messages consumed and the daemon's resident memory (anonymous: the heap; file: LMDB's
+# mapped pages), and at the end the keys alive in Redis.
 #
-#   Benchmarks/eowc-rss.sh [EDDY_BINARY] [EVENTS] [RATE]      (a release build: swift build -c release)
+#   [USERS=1000] Benchmarks/eowc-rss.sh [EDDY_BINARY] [EVENTS] [RATE]      (a release build: swift build -c release)
 set -euo pipefail
 eddy=$(realpath "${1:-.build/release/eddy}")
 events=${2:-10000000}
 rate=${3:-50000}
+users=${USERS:-1000}  # distinct users (eddy produce --users): the open groups per window are about 5 × this
 partitions=8
 
 work=$(mktemp -d)
@@ -46,7 +47,7 @@ SQL
 "$eddy" run "$work/eowc.sql" --state-dir "$work/state" --http "127.0.0.1:$http_port" --log-level warning > "$work/eddy.log" 2>&1 &
 daemon=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/readyz" > /dev/null && break; sleep 0.2; done
-"$eddy" produce --brokers "$brokers" --topic eowc --count "$events" --rate "$rate" --seed 9 --exit-with-parent $$ > "$work/produce.log" 2>&1 &
+"$eddy" produce --brokers "$brokers" --topic eowc --count "$events" --rate "$rate" --users "$users" --seed 9 --exit-with-parent $$ > "$work/produce.log" 2>&1 &
 producer=$!
 
 memory() { awk '/^RssAnon/ {anon = $2} /^RssFile/ {file = $2} END {printf "%d %d", anon, file}' "/proc/$daemon/status"; }
