@@ -32,17 +32,26 @@ public enum SQLiteOracle {
     }
 
     /// The rows of each view over `tables`; views are created in order, so a view may read the ones before it.
+    ///
+    /// Each table's rows go to Python as a file of JSON lines, written in chunks and read a line at a time: a
+    /// drill's run of millions of messages is gigabytes, more than one `write` moves (Linux stops at 2 GiB less
+    /// a page) and than is sensible to hold as one JSON document.
     public static func evaluate(tables: [Table], views: [(name: String, select: String)]) throws -> [String: [Row]] {
-        let request: [String: Any] = [
-            "tables": tables.map { ["name": $0.name, "columns": $0.columns, "rows": $0.jsonRows] as [String: Any] },
-            "views": views.map { [$0.name, $0.select] },
-        ]
-        let input = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-oracle-\(UUID().uuidString).json")
-        defer { try? FileManager.default.removeItem(at: input) }
-        try JSONSerialization.data(withJSONObject: request).write(to: input)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-oracle-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var described: [[String: Any]] = []
+        for (index, table) in tables.enumerated() {
+            let rows = directory.appendingPathComponent("table-\(index).jsonl")
+            try writeLines(table.jsonRows, to: rows)
+            described.append(["name": table.name, "columns": table.columns, "rows": rows.path])
+        }
+        let request = directory.appendingPathComponent("request.json")
+        try JSONSerialization.data(withJSONObject: ["tables": described, "views": views.map { [$0.name, $0.select] }] as [String: Any])
+            .write(to: request)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, input.path]
+        process.arguments = ["python3", "-c", script, request.path]
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
@@ -56,6 +65,29 @@ public enum SQLiteOracle {
         }
         return parsed.mapValues { rows in rows.map { $0.map(normalised) } }
     }
+
+    /// Writes `lines` to `url`, one a line, in chunks of a few megabytes. A JSON text holds a line break only
+    /// as whitespace between tokens (never inside a string), so one becomes a space.
+    private static func writeLines(_ lines: [String], to url: URL) throws {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+            throw OracleError(description: "cannot create \(url.path)")
+        }
+        let file = try FileHandle(forWritingTo: url)
+        defer { try? file.close() }
+        var chunk: [UInt8] = []
+        chunk.reserveCapacity(Self.chunkBytes + 4096)
+        for line in lines {
+            for byte in line.utf8 { chunk.append(byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") ? UInt8(ascii: " ") : byte) }
+            chunk.append(UInt8(ascii: "\n"))
+            if chunk.count >= Self.chunkBytes {
+                try file.write(contentsOf: chunk)
+                chunk.removeAll(keepingCapacity: true)
+            }
+        }
+        try file.write(contentsOf: chunk)
+    }
+
+    private static let chunkBytes = 4 << 20
 
     /// A value as `Row` holds it.
     public static func normalised(_ value: Any) -> String {
@@ -82,11 +114,17 @@ public enum SQLiteOracle {
         for table in request["tables"]:
             columns = table["columns"]
             db.execute("CREATE TABLE %s (%s)" % (quoted(table["name"]), ", ".join(quoted(c) for c in columns)))
-            rows = [json.loads(text) for text in table["rows"]]
-            db.executemany(
-                "INSERT INTO %s VALUES (%s)" % (quoted(table["name"]), ", ".join("?" for _ in columns)),
-                # Nested JSON is stored as its JSON text, for json_extract and SQLite's -> and ->>.
-                [[json.dumps(v) if isinstance(v, (dict, list)) else v for v in (row.get(c) for c in columns)] for row in rows])
+            insert = "INSERT INTO %s VALUES (%s)" % (quoted(table["name"]), ", ".join("?" for _ in columns))
+            batch = []
+            with open(table["rows"], encoding="utf-8") as lines:
+                for text in lines:
+                    row = json.loads(text)
+                    # Nested JSON is stored as its JSON text, for json_extract and SQLite's -> and ->>.
+                    batch.append([json.dumps(v) if isinstance(v, (dict, list)) else v for v in (row.get(c) for c in columns)])
+                    if len(batch) == 10000:
+                        db.executemany(insert, batch)
+                        batch = []
+            db.executemany(insert, batch)
         answer = {}
         for name, select in request["views"]:
             db.execute("CREATE VIEW %s AS %s" % (quoted(name), select))
