@@ -24,7 +24,14 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 "$eddy" dev-broker --topic "eowc:$partitions" --exit-with-parent $$ > "$work/broker.out" &
-for _ in $(seq 100); do grep -q '^bootstrap=' "$work/broker.out" && break; sleep 0.1; done
+# Polls with a deadline: each waits for a condition, at most 10 s (20 s for the daemon).
+wait_for() {
+    local tries=$1; shift
+    for _ in $(seq "$tries"); do "$@" && return 0; sleep 0.1; done
+    echo "eowc-rss: gave up waiting for: $*" >&2
+    exit 2
+}
+wait_for 100 grep -q '^bootstrap=' "$work/broker.out"
 brokers=$(sed -n 's/^bootstrap=//p' "$work/broker.out")
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no > "$work/redis.log" &
@@ -46,7 +53,7 @@ SQL
 
 "$eddy" run "$work/eowc.sql" --state-dir "$work/state" --http "127.0.0.1:$http_port" --log-level warning > "$work/eddy.log" 2>&1 &
 daemon=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/readyz" > /dev/null && break; sleep 0.2; done
+wait_for 200 curl -sf -o /dev/null "http://127.0.0.1:$http_port/readyz"
 "$eddy" produce --brokers "$brokers" --topic eowc --count "$events" --rate "$rate" --users "$users" --seed 9 --exit-with-parent $$ > "$work/produce.log" 2>&1 &
 producer=$!
 

@@ -66,6 +66,11 @@ struct WindowTests {
             sqlite: "SELECT user, datetime(\(seconds) / 300 * 300, 'unixepoch') AS window_start FROM user_events WHERE event = 'submit'"),
     ]
 
+    /// Produces `batch` to the harness's topic, alternating partitions 0 and 1.
+    static func produce(_ batch: [String], to harness: PipelineHarness) throws {
+        try harness.broker.produce(topic: harness.topic, messages: batch.enumerated().map { (Int32($0.offset % 2), Array($0.element.utf8)) })
+    }
+
     static func oracle(_ produced: [String], views: [WindowView]) throws -> [String: [SQLiteOracle.Row]] {
         try SQLiteOracle.evaluate(
             table: "user_events", columns: ["event_timestamp", "user", "page", "event"], jsonRows: produced,
@@ -93,7 +98,7 @@ struct WindowTests {
                 try harness.start(text)
             }
             let batch = Array(all[round * 160..<(round + 1) * 160])
-            try harness.broker.produce(topic: harness.topic, messages: batch.enumerated().map { (Int32($0.offset % 2), Array($0.element.utf8)) })
+            try Self.produce(batch, to: harness)
             produced += batch
             let expected = try Self.oracle(produced, views: Self.windowViews)
             #expect(expected["per_minute"]!.count > 10 && expected["hopping"]!.count > 4 && expected["submits"]!.count > 5)
@@ -150,7 +155,7 @@ struct WindowTests {
                 try harness.start(text)
             }
             let batch = Array(all[round * 180..<(round + 1) * 180])
-            try harness.broker.produce(topic: harness.topic, messages: batch.enumerated().map { (Int32($0.offset % 2), Array($0.element.utf8)) })
+            try Self.produce(batch, to: harness)
             produced += batch
             let expected = try Self.oracle(produced, views: views)
             try CascadeTests.expectViews(harness, equal: expected, views: views.map { (name: $0.name, select: $0.eddy) }, "round \(round)")
