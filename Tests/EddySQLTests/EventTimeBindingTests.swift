@@ -46,6 +46,17 @@ let eventTimeBadInputs: [BadInput] = [
     BadInput(sql: lines(eventSource, "CREATE MATERIALIZED VIEW v AS SELECT event, window_start, COUNT(*) FROM TUMBLE(s, ts, INTERVAL '1 minute') GROUP BY event, window_start EMIT ON UPDATE;"), line: 2, at: "UPDATE", message: "EMIT ON UPDATE is not a clause"),
     BadInput(sql: lines(eventSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s GROUP BY event;", "SELECT * FROM v EMIT ON WINDOW CLOSE;"), line: 3, at: "EMIT", message: "EMIT ON WINDOW CLOSE belongs to CREATE MATERIALIZED VIEW"),
 
+    // Temporal filters.
+    BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, now() AS t, COUNT(*) FROM s GROUP BY event;"), line: 2, at: "now()", message: "now() is only allowed in a temporal filter: a condition of a view's WHERE, joined to the rest by AND"),
+    BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s WHERE ts > now() - INTERVAL '1 hour' OR event = 'a' GROUP BY event;"), line: 2, at: "now()", message: "now() is only allowed in a temporal filter"),
+    BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s GROUP BY event HAVING MAX(ts) > now();"), line: 2, at: "now()", message: "now() is only allowed in a temporal filter"),
+    BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s WHERE ts = now() GROUP BY event;"), line: 2, at: "=", message: "a temporal filter compares a time with now() by <, <=, > or >=, not ="),
+    BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s WHERE event > now() - INTERVAL '1 hour' GROUP BY event;"), line: 2, at: "event >", message: "a temporal filter compares now() with a TIMESTAMP or TIMESTAMPTZ, and this is VARCHAR"),
+    BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s WHERE ts > now() - INTERVAL '1 month' GROUP BY event;"), line: 2, at: "INTERVAL", message: "a temporal filter's interval cannot count months or years ('1 mon')"),
+    BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s WHERE ts > now() - 60 GROUP BY event;"), line: 2, at: "60", message: "a temporal filter adds to now() or subtracts from it a constant INTERVAL"),
+    BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s WHERE tss > now() GROUP BY event;"), line: 2, at: "tss", message: "column 'tss' does not exist in 's'"),
+    BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s GROUP BY event;", "SELECT * FROM v WHERE event > now();"), line: 3, at: "now()", message: "now() is only allowed in a temporal filter"),
+
     // INCLUDE.
     BadInput(sql: "CREATE SOURCE s (ts TIMESTAMP) INCLUDE header WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1') FORMAT PLAIN ENCODE JSON;", line: 1, at: "header", message: "INCLUDE header (not supported yet): a source can include timestamp, partition, offset, key"),
     BadInput(sql: "CREATE SOURCE s (ts TIMESTAMP) INCLUDE partition AS ts WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1') FORMAT PLAIN ENCODE JSON;", line: 1, at: "ts WITH", message: "column 'ts' of INCLUDE partition is already a column of source 's'"),
@@ -57,6 +68,23 @@ let eventTimeBadInputs: [BadInput] = [
     @Test(arguments: eventTimeBadInputs)
     func misuseIsReportedWhereItIs(_ input: BadInput) throws {
         try BadInputTests().reportsTheErrorWhereItIs(input)
+    }
+
+    @Test func temporalConditionsAreSplitFromWhereEitherWayRound() throws {
+        let pipeline = try #require(compiledPipeline(lines(
+            plainSource,
+            "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s WHERE ts > now() - INTERVAL '1 hour' AND event <> 'x' AND now() + INTERVAL '5' MINUTE >= ts GROUP BY event;",
+            "CREATE MATERIALIZED VIEW w AS SELECT user FROM s WHERE INTERVAL '1 day' + now() < ts + INTERVAL '2 days';")))
+        let view = pipeline.views[0]
+        #expect(view.filter?.description == "(event <> 'x')")
+        #expect(view.temporalFilter.map(\.description) == ["ts > now() - INTERVAL '01:00:00'", "ts <= now() + INTERVAL '00:05:00'"])
+        #expect(view.temporalFilter.map(\.comparison) == [.greater, .lessOrEqual])
+        #expect(view.temporalFilter.map(\.offsetMicroseconds) == [-3_600_000_000, 300_000_000])
+        #expect(view.temporalFilter[0].location == "test.sql:2:67")
+        #expect(view.canonicalText.contains("; temporal filter ts > now() - INTERVAL '01:00:00'"))
+        let rows = pipeline.views[1]
+        #expect(rows.filter == nil)
+        #expect(rows.temporalFilter.map(\.comparison) == [.greater] && rows.temporalFilter[0].offsetMicroseconds == 86_400_000_000)
     }
 
     @Test func tumbleAddsWindowColumnsForSelectGroupByAndTemplates() throws {

@@ -16,6 +16,10 @@ struct Cascade: Sendable {
     private var filters: [Int: FilterProjectOperator] = [:]
     /// Per derived view reading `TUMBLE` / `HOP`: its windows, applied to the input before the operator.
     private var windows: [Int: WindowAssigner] = [:]
+    /// Per view with a temporal filter: the rows it holds, entering and leaving the operator's input with the clock.
+    private var temporalFilters: [Int: TemporalFilterOperator] = [:]
+    /// Per view with a temporal filter: its output before the operator, reused from epoch to epoch.
+    private var temporalOutputs: [Int: ChangeBatch] = [:]
     /// Per `EMIT ON WINDOW CLOSE` view: the rows of its open windows, emitted when the watermark closes them.
     private var closeBuffers: [Int: WindowCloseBuffer] = [:]
     /// Per source with a watermark (by index in `graph.sources`): its event time, and where it is stored.
@@ -56,7 +60,18 @@ struct Cascade: Sendable {
             case .filterProject(let operation): filters[index] = operation
             }
             windows[index] = plan.window
+            if let filter = plan.temporalFilter {
+                temporalFilters[index] = filter
+                temporalOutputs[index] = ChangeBatch(keyWidth: filter.keyWidth, rowWidth: filter.rowWidth)
+            }
         }
+    }
+
+    /// The earliest time at which a temporal filter's rows change with no new input (`Int64.max`: none will).
+    mutating func nextTimeChange() -> Int64 {
+        var earliest = Int64.max
+        for index in temporalFilters.keys { earliest = min(earliest, temporalFilters[index]!.nextChange) }
+        return earliest
     }
 
     /// The watermark of the source a view reads (at the root of its inputs), if it has one.
@@ -67,9 +82,27 @@ struct Cascade: Sendable {
     /// Whether any view's changes are computed at the barrier.
     var isEmpty: Bool { aggregates.isEmpty && filters.isEmpty }
 
-    /// Restores every derived aggregate, the sources' event time and the open windows of `EMIT ON WINDOW
-    /// CLOSE` views from the last checkpoint of `store`. Call once, before any barrier.
-    mutating func restore(from store: CheckpointStore) throws {
+    /// Restores every derived aggregate, the sources' event time, the open windows of `EMIT ON WINDOW CLOSE` views
+    /// and the rows temporal filters hold from the last checkpoint of `store`, whose time is `time` (the clock's
+    /// position among its offsets). Call once, before any barrier.
+    mutating func restore(from store: CheckpointStore, time: Int64 = .min) throws {
+        for index in temporalFilters.keys.sorted() {
+            let name = graph.views[index].name
+            var filter: TemporalFilterOperator
+            do {
+                let unstarted = temporalFilters[index]!
+                filter = try TemporalFilterOperator(
+                    bounds: unstarted.bounds, prefilter: unstarted.prefilter, keyWidth: unstarted.keyWidth, rowWidth: unstarted.rowWidth, now: time)
+            } catch {
+                throw EngineError(.unsupported, "view \(name): \(error.reason)")
+            }
+            try store.forEachEntry(view: handles[index]) { key, value in
+                guard DerivedStateKey.isTemporalRow(key) else { return }
+                let (rowKey, row) = try DerivedStateKey.decodeTemporalRow(value, keyWidth: filter.keyWidth, rowWidth: filter.rowWidth, view: name)
+                do throws(DataflowError) { try filter.restore(key: rowKey, row: row) } catch { throw EngineError(.corruptState, "view \(name): \(error.reason)") }
+            }
+            temporalFilters[index] = filter
+        }
         for (index, handle) in eventTimeHandles.sorted(by: { $0.key < $1.key }) {
             let name = graph.sources[index].name
             try store.forEachEntry(view: handle) { key, value in try eventTimes[index]!.restore(key: key, value: value, source: name) }
@@ -77,7 +110,7 @@ struct Cascade: Sendable {
         for index in aggregates.keys.sorted() {
             let name = graph.views[index].name
             try store.forEachEntry(view: handles[index]) { key, value in
-                guard !DerivedStateKey.isEmittedRow(key) else { return }
+                guard !DerivedStateKey.isEmittedRow(key), !DerivedStateKey.isTemporalRow(key) else { return }
                 try DerivedStateKey.restore(storageKey: key, value: value, into: &aggregates[index]!, view: name)
             }
             guard case .derived(let plan) = graph.nodes[index], let close = plan.windowClose else { continue }
@@ -105,10 +138,11 @@ struct Cascade: Sendable {
     /// epoch per source index, for the views that read them), collecting its state changes.
     ///
     /// A source with a watermark first drops its late rows and advances its event time (`SourceEventTime`;
-    /// `partitions`: the source's partitions by index, `now`: the clock its idle timeout reads).
+    /// `partitions`: the source's partitions by index, `now`: the clock its idle timeout reads). Temporal filters
+    /// move to `time`, the epoch's `now()` (microseconds since 1970).
     mutating func propagate(
         deltas: [BarrierDelta], sourceRows: [Int: ChangeBatch], partitions: [Int: [Int32]] = [:], now: ContinuousClock.Instant = .now,
-        snapshot: borrowing CheckpointSnapshot
+        time: Int64 = .min, snapshot: borrowing CheckpointSnapshot
     ) throws {
         stateWrites.removeAll(keepingCapacity: true)
         lateRows.removeAll(keepingCapacity: true)
@@ -140,6 +174,19 @@ struct Cascade: Sendable {
                 window.apply(input, into: &windowed)
                 windows[index] = window
                 input = windowed
+            }
+            if var filter = temporalFilters.removeValue(forKey: index) {
+                var held = temporalOutputs.removeValue(forKey: index)!
+                held.removeAll()
+                filter.apply(input, now: time, into: &held)
+                let handle = handles[index]
+                filter.drainChangedState { key, row in
+                    let entry = DerivedStateKey.temporalRowEntry(key: key, row: row)
+                    stateWrites.append((handle, entry.storageKey, entry.value))
+                }
+                temporalFilters[index] = filter
+                temporalOutputs[index] = held
+                input = held
             }
             if var aggregate = aggregates.removeValue(forKey: index) {
                 aggregate.apply(input)

@@ -15,6 +15,9 @@ struct CheckpointRequest: Sendable {
     var sourceRows: [Int: ChangeBatch] = [:]
     /// When the hot path cut the barrier: the clock a watermark's idle timeout reads.
     var cutAt: ContinuousClock.Instant = .now
+    /// The epoch's `now()` for temporal filters (microseconds since 1970; also among `offsets`, as
+    /// `DataflowGraph.clockPartition`), `Int64.min` when no view reads it.
+    var time: Int64 = .min
 }
 
 /// How a sink's pairs are made from a checkpoint: the renderer of its view, what it renders, and where
@@ -63,6 +66,8 @@ final class CheckpointThread: @unchecked Sendable {
     private var spareDeltas: [BarrierDelta] = []
     /// Per sink, the latest epoch it acknowledged and has not been recorded yet.
     private var acknowledgements: [String: SinkProgress] = [:]
+    /// When a temporal filter's rows next change with no new input (`Int64.max`: never), as of the last commit.
+    private var pendingTimeChange: Int64
 
     init(
         store: CheckpointStore, views: [ViewHandle], cascade: Cascade, sinks: [SinkDriver], renderings: [SinkRendering],
@@ -77,6 +82,16 @@ final class CheckpointThread: @unchecked Sendable {
         self.renderings = renderings
         self.statistics = statistics
         self.logger = logger
+        var restored = cascade
+        pendingTimeChange = restored.nextTimeChange()
+    }
+
+    /// The time (microseconds since 1970) at which an epoch changes a temporal filter's rows even when no
+    /// message arrives (`Int64.max`: none would): the hot path cuts a barrier for it then.
+    var nextTimeChange: Int64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return pendingTimeChange
     }
 
     func start() {
@@ -206,7 +221,8 @@ final class CheckpointThread: @unchecked Sendable {
             }
             try store.withSnapshot { snapshot in
                 try cascade.propagate(
-                    deltas: request.deltas, sourceRows: request.sourceRows, partitions: partitions, now: request.cutAt, snapshot: snapshot)
+                    deltas: request.deltas, sourceRows: request.sourceRows, partitions: partitions, now: request.cutAt, time: request.time,
+                    snapshot: snapshot)
             }
             for late in cascade.lateRows.values { statistics.lateRows(late) }
         }
@@ -256,6 +272,10 @@ final class CheckpointThread: @unchecked Sendable {
             }
             return summary
         }
+        let timeChange = cascade.nextTimeChange()
+        condition.lock()
+        pendingTimeChange = timeChange
+        condition.unlock()
         let duration = ContinuousClock.now - started
         statistics.checkpointCommitted(epoch: request.epoch, groups: summary.putCount, duration: duration)
         logger.debug("checkpoint committed", metadata: [

@@ -70,7 +70,7 @@ public struct DataflowGraph: Sendable {
                 let source = sources[sourceIndex]
                 // A watermark's late-event filter and the windows the hot path does not compute (HOP, EMIT ON
                 // WINDOW CLOSE) run on the row path: the hot path's views see every message.
-                var rowPath = source.watermark != nil
+                var rowPath = source.watermark != nil || !view.temporalFilter.isEmpty
                 if let window = view.window, !ViewPlan.runsOnHotPath(window, of: view, over: source)
                     || hotPathWindows[sourceIndex].map({ !$0.isSameWindow(as: window) }) == true
                 {
@@ -135,8 +135,18 @@ public struct DataflowGraph: Sendable {
         sources.firstIndex { $0.name == views[index].sourceName }!
     }
 
-    /// The topics the pipeline reads: a sink's progress is its checkpoint's offsets of these.
-    public var topics: Set<String> { Set(sources.map(\.kafka.topic)) }
+    /// The topics the pipeline reads, and the clock when a view reads it: a sink's progress is its checkpoint's
+    /// offsets of these.
+    public var topics: Set<String> { Set(sources.map(\.kafka.topic) + (hasTemporalFilters ? [Self.clockPartition.topic] : [])) }
+
+    /// Whether a view has a temporal filter: then each epoch has a time (`now()`), stored with the offsets.
+    public var hasTemporalFilters: Bool { views.contains { !$0.temporalFilter.isEmpty } }
+
+    /// Where a checkpoint stores its epoch's time (microseconds since 1970), among the offsets: the clock is one
+    /// more input whose position only moves forward, so the progress fence covers it as it covers a partition
+    /// (equal offsets and equal time are one state; see `TemporalFilterOperator`). `@` is not a character of a
+    /// Kafka topic name, so no topic can take the name.
+    public static let clockPartition = TopicPartition(topic: "@now", partition: 0)
 
     /// The decoder's schema of source `index`: its columns, and the window its hot path computes.
     public func schema(ofSource index: Int) -> RowSchema {
@@ -184,7 +194,7 @@ public struct DataflowGraph: Sendable {
                 // Rows of a source, or the final rows of closed windows: stored as they are.
                 var rows: [[SQLValue]] = []
                 try snapshot.forEachEntry(view: try handles(plan.view.name)) { key, value in
-                    guard plan.materializesRows || DerivedStateKey.isEmittedRow(key) else { return }
+                    guard !DerivedStateKey.isTemporalRow(key), plan.materializesRows || DerivedStateKey.isEmittedRow(key) else { return }
                     rows.append(try DerivedStateKey.decodeRow(value, width: plan.view.outputColumns.count, view: plan.view.name))
                 }
                 return rows
@@ -193,7 +203,7 @@ public struct DataflowGraph: Sendable {
             case .aggregate(let definition):
                 var aggregate = AggregateOperator(definition)
                 try snapshot.forEachEntry(view: try handles(plan.view.name)) { key, value in
-                    guard !DerivedStateKey.isEmittedRow(key) else { return }
+                    guard !DerivedStateKey.isEmittedRow(key), !DerivedStateKey.isTemporalRow(key) else { return }
                     try DerivedStateKey.restore(storageKey: key, value: value, into: &aggregate, view: plan.view.name)
                 }
                 var rows: [[SQLValue]] = []
@@ -270,7 +280,10 @@ extension DataflowGraph: CustomStringConvertible {
                 case .aggregate(let definition): "aggregate (\(definition.aggregates.map(\.description).joined(separator: ", ")))"
                 case .filterProject: "filter and projection"
                 }
-                let windows = plan.view.window.map { " in windows of \($0)" } ?? ""
+                var windows = plan.view.window.map { " in windows of \($0)" } ?? ""
+                if !plan.view.temporalFilter.isEmpty {
+                    windows += " while \(plan.view.temporalFilter.map(\.description).joined(separator: " and ")) (rows held until the clock passes them, leaving as it does)"
+                }
                 if plan.windowClose != nil { kind += " emitting each window's rows once, when the watermark passes its end (its state then dropped)," }
                 switch plan.input {
                 case .view(let input):
@@ -313,11 +326,17 @@ public struct DerivedViewPlan: Sendable {
     public let window: WindowAssigner?
     /// `EMIT ON WINDOW CLOSE`: the aggregate's rows go downstream once, when their window closes.
     public var windowClose: View.WindowClose? { view.emitOnWindowClose }
+    /// `WHERE … now() …`: the input's rows (windowed, if the view reads a window) enter and leave with the clock
+    /// before the operator.
+    public let temporalFilter: TemporalFilterOperator?
 
     /// Whether the view stores every row it holds: a filter and projection of a source's rows, which nothing
-    /// upstream keeps. (Over a view, its rows are recomputed from the input's when read.)
+    /// upstream keeps, or of rows that come and go with the clock. (Over a view without a temporal filter, its
+    /// rows are recomputed from the input's when read.)
     public var materializesRows: Bool {
-        if case .filterProject = operation, case .sourceRows = input { true } else { false }
+        guard case .filterProject = operation else { return false }
+        if case .sourceRows = input { return true }
+        return temporalFilter != nil
     }
 
     init(view: View, input: Input, inputKeyWidth: Int, inputWidth: Int) throws(EngineError) {
@@ -334,6 +353,8 @@ public struct DerivedViewPlan: Sendable {
             } else {
                 window = nil
             }
+            temporalFilter = view.temporalFilter.isEmpty ? nil : try TemporalFilterOperator(
+                bounds: view.temporalFilter, prefilter: view.filter, keyWidth: inputKeyWidth, rowWidth: inputWidth)
             if view.isAggregating {
                 let definition = try AggregateDefinition(view: view, inputWidth: inputWidth)
                 operation = .aggregate(definition)
@@ -358,6 +379,11 @@ enum DerivedStateKey {
     /// key, or `0x04` and its digest when longer; the value is the row.
     static let emittedRowMarker: UInt8 = 0x03
     static let longEmittedRowMarker: UInt8 = 0x04
+    /// A row a temporal filter holds (visible now, or once the clock reaches it): `0x05` and the encoded input
+    /// key (a source row's partition and offset, or a view's key; `0x06` and its digest when longer), the value
+    /// the key's length and bytes, then the row.
+    static let temporalRowMarker: UInt8 = 0x05
+    static let longTemporalRowMarker: UInt8 = 0x06
     static let maxStorageBytes = 511
 
     /// The LMDB key and value of group `key` holding `state`.
@@ -376,6 +402,42 @@ enum DerivedStateKey {
     /// Whether a stored key is an emitted row's (not a group's state).
     static func isEmittedRow(_ storageKey: UnsafeRawBufferPointer) -> Bool {
         storageKey.first == emittedRowMarker || storageKey.first == longEmittedRowMarker
+    }
+
+    /// Whether a stored key is a row a temporal filter holds.
+    static func isTemporalRow(_ storageKey: UnsafeRawBufferPointer) -> Bool {
+        storageKey.first == temporalRowMarker || storageKey.first == longTemporalRowMarker
+    }
+
+    /// The stored key and value of a row a temporal filter holds under input key `key` (nil row: its stored key).
+    static func temporalRowEntry(key: [SQLValue], row: [SQLValue]?) -> (storageKey: [UInt8], value: [UInt8]?) {
+        var keyBytes: [UInt8] = []
+        ValueCodec.append(contentsOf: key, to: &keyBytes)
+        let storageKey: [UInt8]
+        if keyBytes.count < maxStorageBytes {
+            storageKey = [temporalRowMarker] + keyBytes
+        } else {
+            let (first, second) = keyBytes.withUnsafeBufferPointer(KeyHasher.digest128)
+            storageKey = [longTemporalRowMarker] + withUnsafeBytes(of: first.littleEndian, Array.init) + withUnsafeBytes(of: second.littleEndian, Array.init)
+        }
+        guard let row else { return (storageKey, nil) }
+        var value = withUnsafeBytes(of: UInt32(keyBytes.count).littleEndian, Array.init) + keyBytes
+        ValueCodec.append(contentsOf: row, to: &value)
+        return (storageKey, value)
+    }
+
+    /// The input key and row of a stored temporal filter row.
+    static func decodeTemporalRow(_ value: UnsafeRawBufferPointer, keyWidth: Int, rowWidth: Int, view: String) throws(EngineError) -> (key: [SQLValue], row: [SQLValue]) {
+        do throws(DataflowError) {
+            guard value.count >= 4 else { throw DataflowError(.corruptState, "a held row of \(value.count) bytes") }
+            let length = Int(UInt32(value[0]) | UInt32(value[1]) << 8 | UInt32(value[2]) << 16 | UInt32(value[3]) << 24)
+            guard length <= value.count - 4 else { throw DataflowError(.corruptState, "a held row's key of \(length) bytes in \(value.count)") }
+            let key = try ValueCodec.decodeValues(Array(value[4..<4 + length]), count: keyWidth, what: "the key of a held row of view \(view)")
+            let row = try ValueCodec.decodeValues(Array(value[(4 + length)...]), count: rowWidth, what: "a held row of view \(view)")
+            return (key, row)
+        } catch {
+            throw EngineError(.corruptState, "view \(view): temporal filter: \(error.reason)")
+        }
     }
 
     /// The stored key of an emitted row of group `key` (its values).

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// How `eddy run` runs a pipeline; every field has the default a production daemon wants.
@@ -48,6 +49,17 @@ public struct PipelineOptions: Sendable {
     /// How often librdkafka reports statistics, from which the runner learns when a broker last answered
     /// (`/readyz` turns not ready after a few seconds of silence). Default 1 s: one small report a second.
     public var brokerStatisticsInterval: Duration = .seconds(1)
+
+    /// The wall clock temporal filters read (`now()`), in microseconds since 1970. Each epoch takes the larger of
+    /// it and the last epoch's time, so `now()` never goes back, across restarts included. Tests set their own.
+    public var wallClock: @Sendable () -> Int64 = PipelineOptions.systemClock
+
+    /// The system's real-time clock, in microseconds since 1970.
+    public static let systemClock: @Sendable () -> Int64 = {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec / 1_000)
+    }
 
     public init(stateDirectory: String) {
         self.stateDirectory = stateDirectory

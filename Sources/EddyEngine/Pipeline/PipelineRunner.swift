@@ -128,6 +128,9 @@ public final class PipelineRunner: Sendable {
         statistics.setPartitions(runs.flatMap { run in run.partitions.map { (run.topic, $0) } }, views: plans.map(\.view.name))
 
         var epoch = checkpoint.epoch
+        // The epochs' `now()`, when a view reads it: never behind the last checkpoint's, whatever the wall clock says.
+        var epochTime = checkpoint.offsets[DataflowGraph.clockPartition] ?? .min
+        let readsClock = graph.hasTemporalFilters
         var lastCheckpoint = ContinuousClock.now
         var lastPublished = ContinuousClock.now
         var backpressure = Backpressure()
@@ -141,10 +144,20 @@ public final class PipelineRunner: Sendable {
         // The barrier, across all sources: copy each view's changed groups (key and state bytes) into the
         // deltas the checkpoint thread handed back, and go back to consuming; encoding for the store and
         // rendering for the sinks happen on the checkpoint thread. Call only when it is idle.
+        //
+        // With a temporal filter an epoch also has a time, and one is cut with no new message once the clock has
+        // reached a change of the filter's rows (a row leaving the view as time passes).
         func checkpointNow() {
-            guard runs.contains(where: \.hasChanges) else { return }
+            let wallTime = readsClock ? options.wallClock() : .min
+            let timeChanges = readsClock && max(epochTime, wallTime) >= checkpointThread.nextTimeChange
+            guard runs.contains(where: \.hasChanges) || timeChanges else { return }
             var request = CheckpointRequest(epoch: epoch + 1, offsets: [], deltas: checkpointThread.takeSpareDeltas())
             for index in runs.indices { runs[index].cutBarrier(deltas: &request.deltas, offsets: &request.offsets, sourceRows: &request.sourceRows) }
+            if readsClock {
+                epochTime = max(epochTime, wallTime)
+                request.time = epochTime
+                request.offsets.append((DataflowGraph.clockPartition, epochTime))
+            }
             epoch += 1
             checkpointThread.submit(request)
             statistics.checkpointSubmitted(epoch: epoch)

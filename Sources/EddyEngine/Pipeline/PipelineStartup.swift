@@ -85,7 +85,7 @@ struct RestoredPipeline {
             eventTimeHandles[index] = try store.view(named: SourceEventTime.databaseName(source: graph.sources[index].name))
         }
         var cascade = Cascade(graph: graph, handles: handles, eventTimeHandles: eventTimeHandles)
-        try cascade.restore(from: store)
+        try cascade.restore(from: store, time: checkpoint.offsets[DataflowGraph.clockPartition] ?? .min)
         logger.info("state restored", metadata: [
             "eddy.state_dir": "\(options.stateDirectory)", "eddy.epoch": "\(checkpoint.epoch)",
             "eddy.groups": "\(aggregators.map(\.table.groupCount) + graph.views.compactMap { cascade.groupCounts[$0.name] })",

@@ -456,11 +456,23 @@ struct Binder {
         var constructs: [View.Construct] = []
         if case .view = input.input { constructs.append(construct(.viewInput, at: input.offset)) }
 
-        // WHERE, over the input's rows.
+        // WHERE, over the input's rows: its temporal conditions apart, the rest one filter.
         var filter: BoundExpression?
+        var temporalFilter: [View.TemporalBound] = []
         if let expression = query.filter {
+            var rest: [Expression] = []
+            for conjunct in Self.conjuncts(of: expression) {
+                if Self.isTemporalCondition(conjunct) {
+                    if let bound = bindTemporalBound(conjunct, input: input) { temporalFilter.append(bound) }
+                } else {
+                    rest.append(conjunct)
+                }
+            }
             var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.qualifier), clause: "WHERE")
-            filter = binder.bindCondition(expression)
+            for conjunct in rest {
+                guard let bound = binder.bindCondition(conjunct) else { continue }
+                filter = filter.map { .binary(.and, $0, bound) } ?? bound
+            }
             errors += binder.errors
         }
 
@@ -468,7 +480,7 @@ struct Binder {
             if let emit = emitOnWindowClose {
                 errors.append(source.error(.grouping, "EMIT ON WINDOW CLOSE needs an aggregating view with GROUP BY window_start or window_end", from: emit.start, to: emit.end))
             }
-            return bindRowView(query, asView: name, input: input, filter: filter, constructs: constructs, definitionText: definitionText, isDerivedTable: isDerivedTable, errorCount: errorCount)
+            return bindRowView(query, asView: name, input: input, filter: filter, temporalFilter: temporalFilter, constructs: constructs, definitionText: definitionText, isDerivedTable: isDerivedTable, errorCount: errorCount)
         }
 
         // GROUP BY: input columns, or select-list ordinals and aliases that name one.
@@ -539,23 +551,26 @@ struct Binder {
 
         let groupByNames = groupBy.map { input.columns[$0].name }
         var canonical = input.canonicalText
-        let used = Set(groupBy + aggregates.compactMap(\.argument) + (filter.map(Self.columnsUsed) ?? []) + aggregates.compactMap(\.filter).flatMap(Self.columnsUsed))
+        let used = Set(groupBy + aggregates.compactMap(\.argument) + (filter.map(Self.columnsUsed) ?? []) + aggregates.compactMap(\.filter).flatMap(Self.columnsUsed)
+            + temporalFilter.flatMap { Self.columnsUsed($0.time) })
         canonical += "; columns " + used.sorted().map { "\(BoundExpression.quoteIfNeeded(input.columns[$0].name)) \(input.columns[$0].type)" }.joined(separator: ", ")
         if let filter { canonical += "; where \(filter)" }
+        for bound in temporalFilter { canonical += "; temporal filter \(bound)" }
         canonical += "; group by " + groupByNames.map(BoundExpression.quoteIfNeeded).joined(separator: ", ")
         canonical += "; aggregates " + aggregates.map(\.description).joined(separator: ", ")
         if windowClose != nil { canonical += "; emit on window close" }
         let view = View(
             name: name, input: input.input, window: input.window, emitOnWindowClose: windowClose, sourceName: input.rootSource.name,
             isDerivedTable: isDerivedTable, isAggregating: true, constructs: constructs, outputColumns: outputs, groupBy: groupBy,
-            groupByNames: groupByNames, aggregates: aggregates, filter: filter, having: having, definitionText: definitionText, canonicalText: canonical)
+            groupByNames: groupByNames, aggregates: aggregates, filter: filter, temporalFilter: temporalFilter, having: having, definitionText: definitionText,
+            canonicalText: canonical)
         views.append(view)
         return view
     }
 
     /// A view that does not aggregate: every input row that passes `WHERE`, projected.
     private mutating func bindRowView(
-        _ query: SelectStatement, asView name: String, input: BoundInput, filter: BoundExpression?, constructs: [View.Construct],
+        _ query: SelectStatement, asView name: String, input: BoundInput, filter: BoundExpression?, temporalFilter: [View.TemporalBound], constructs: [View.Construct],
         definitionText: String, isDerivedTable: Bool, errorCount: Int
     ) -> View? {
         var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.qualifier), clause: "the select list")
@@ -580,14 +595,15 @@ struct Binder {
             return nil
         }
         var canonical = input.canonicalText
-        let used = Set((filter.map(Self.columnsUsed) ?? []) + outputs.flatMap { Self.columnsUsed($0.expression) })
+        let used = Set((filter.map(Self.columnsUsed) ?? []) + outputs.flatMap { Self.columnsUsed($0.expression) } + temporalFilter.flatMap { Self.columnsUsed($0.time) })
         canonical += "; columns " + used.sorted().map { "\(BoundExpression.quoteIfNeeded(input.columns[$0].name)) \(input.columns[$0].type)" }.joined(separator: ", ")
         if let filter { canonical += "; where \(filter)" }
+        for bound in temporalFilter { canonical += "; temporal filter \(bound)" }
         canonical += "; rows " + outputs.map { "\($0.expression) AS \(BoundExpression.quoteIfNeeded($0.name))" }.joined(separator: ", ")
         let view = View(
             name: name, input: input.input, window: input.window, sourceName: input.rootSource.name, isDerivedTable: isDerivedTable, isAggregating: false,
             constructs: constructs + [construct(.rowsWithoutAggregation, at: query.start)], outputColumns: outputs, groupBy: [], groupByNames: [],
-            aggregates: [], filter: filter, having: nil, definitionText: definitionText, canonicalText: canonical)
+            aggregates: [], filter: filter, temporalFilter: temporalFilter, having: nil, definitionText: definitionText, canonicalText: canonical)
         views.append(view)
         return view
     }
@@ -624,6 +640,84 @@ struct Binder {
         }
         names[column.name] = span.0
         outputs.append(column)
+    }
+
+    // MARK: Temporal filters
+
+    /// The conditions of an expression joined by AND.
+    private static func conjuncts(of expression: Expression) -> [Expression] {
+        if case .binary(.and, let left, let right, _, _) = expression { return conjuncts(of: left) + conjuncts(of: right) }
+        return [expression]
+    }
+
+    /// Whether a condition is a comparison with `now()` on one side (how RisingWave recognises a temporal filter).
+    private static func isTemporalCondition(_ expression: Expression) -> Bool {
+        guard case .binary(let op, let left, let right, _, _) = expression, op.isComparison else { return false }
+        return isNowTerm(left) != isNowTerm(right)
+    }
+
+    /// `now()`, `now() ± interval` or `interval + now()`: the side of a temporal filter that reads the clock.
+    private static func isNowTerm(_ expression: Expression) -> Bool {
+        switch expression {
+        case .call(let name, let arguments, false, nil, _, _): name.name == "now" && arguments.isEmpty
+        case .binary(.add, let left, let right, _, _): isNowTerm(left) || isNowTerm(right)
+        case .binary(.subtract, let left, _, _, _): isNowTerm(left)
+        default: false
+        }
+    }
+
+    /// Binds `time op now() [± interval]` (either way round) over `input`'s columns; nil with an error when the
+    /// condition is not one Eddy can run as the clock advances.
+    private mutating func bindTemporalBound(_ condition: Expression, input: BoundInput) -> View.TemporalBound? {
+        guard case .binary(let op, let left, let right, let operatorStart, let operatorEnd) = condition else { return nil }
+        let nowOnRight = Self.isNowTerm(right)
+        let (timeSide, nowSide) = nowOnRight ? (left, right) : (right, left)
+        let example = "e.g. WHERE ts > now() - INTERVAL '1 hour'"
+        guard let written = View.TemporalBound.Comparison(rawValue: op.rawValue) else {
+            errors.append(source.error(.unsupported, "a temporal filter compares a time with now() by <, <=, > or >=, not \(op.rawValue): rows enter or leave the view as the clock passes a bound (\(example))", from: operatorStart, to: operatorEnd))
+            return nil
+        }
+        var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.qualifier), clause: "WHERE")
+        let boundTime = binder.bind(timeSide)
+        errors += binder.errors
+        guard let (time, timeType) = boundTime else { return nil }
+        guard timeType.isTimestamp else {
+            errors.append(source.error(.typeMismatch, "a temporal filter compares now() with a TIMESTAMP or TIMESTAMPTZ, and this is \(timeType) (\(example))", from: timeSide.span.start, to: timeSide.span.end))
+            return nil
+        }
+        guard let offset = nowOffset(nowSide) else { return nil }
+        return View.TemporalBound(
+            time: time, comparison: nowOnRight ? written : written.flipped, offsetMicroseconds: offset,
+            location: "\(source.file):\(source.location(condition.span.start))")
+    }
+
+    /// What a `now()` term adds to the clock, in microseconds; nil with an error when it is not a constant interval
+    /// of fixed length.
+    private mutating func nowOffset(_ term: Expression) -> Int64? {
+        switch term {
+        case .call: return 0
+        case .binary(let op, let left, let right, _, _):
+            let nowFirst = Self.isNowTerm(left)
+            let intervalSide = nowFirst ? right : left
+            guard nowFirst || op == .add, let base = nowOffset(nowFirst ? left : right) else {
+                if !nowFirst { errors.append(source.error(.unsupported, "a temporal filter subtracts an interval from now(), not now() from something", from: term.span.start, to: term.span.end)) }
+                return nil
+            }
+            var binder = ExpressionBinder(source: source, scope: .row(columns: [], relation: ""), clause: "WHERE")
+            let bound = binder.bind(intervalSide)
+            let span = intervalSide.span
+            guard binder.errors.isEmpty, case (.literal(.string(let text)), .interval)? = bound, case .success(let interval) = SQLInterval.parse(text) else {
+                errors.append(source.error(.typeMismatch, "a temporal filter adds to now() or subtracts from it a constant INTERVAL, e.g. now() - INTERVAL '1 hour'", from: span.start, to: span.end))
+                return nil
+            }
+            guard let length = interval.fixedMicroseconds else {
+                errors.append(source.error(.unsupported, "a temporal filter's interval cannot count months or years ('\(interval)'): they differ in length; use days", from: span.start, to: span.end))
+                return nil
+            }
+            return op == .add ? base &+ length : base &- length
+        default:
+            return nil
+        }
     }
 
     /// Whether an expression calls an aggregate function anywhere (a FILTER makes a call an aggregate too).

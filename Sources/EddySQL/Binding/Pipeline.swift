@@ -298,6 +298,50 @@ public struct View: Sendable {
         public var location: String
     }
 
+    /// A temporal filter's condition, `time op now() + offset` (RisingWave's temporal filter: `WHERE ts > now() -
+    /// INTERVAL '1 hour'`): as the clock advances, a row whose time falls behind a lower bound leaves the view, and
+    /// one ahead of an upper bound enters it once the clock reaches it. `now()` is the epoch's time: monotone,
+    /// checkpointed with the offsets, so a view's rows are a function of the offsets and that time.
+    public struct TemporalBound: Sendable, Hashable, CustomStringConvertible {
+        public enum Comparison: String, Sendable, Hashable {
+            case greater = ">", greaterOrEqual = ">=", less = "<", lessOrEqual = "<="
+
+            /// The same condition with its sides swapped (`now() < ts` is `ts > now()`).
+            public var flipped: Comparison {
+                switch self {
+                case .greater: .less
+                case .greaterOrEqual: .lessOrEqual
+                case .less: .greater
+                case .lessOrEqual: .greaterOrEqual
+                }
+            }
+
+            /// Whether it bounds the time from below: it then expires rows as the clock advances.
+            public var isLowerBound: Bool { self == .greater || self == .greaterOrEqual }
+        }
+
+        /// The row's time, over the view's input columns.
+        public var time: BoundExpression
+        public var comparison: Comparison
+        /// What is added to `now()`, in microseconds (negative for `now() - INTERVAL ...`).
+        public var offsetMicroseconds: Int64
+        /// `file:line:column` of the condition.
+        public var location: String
+
+        public init(time: BoundExpression, comparison: Comparison, offsetMicroseconds: Int64, location: String) {
+            self.time = time
+            self.comparison = comparison
+            self.offsetMicroseconds = offsetMicroseconds
+            self.location = location
+        }
+
+        public var description: String {
+            let offset = offsetMicroseconds == 0 ? "" : offsetMicroseconds < 0
+                ? " - INTERVAL '\(SQLInterval(microseconds: -offsetMicroseconds))'" : " + INTERVAL '\(SQLInterval(microseconds: offsetMicroseconds))'"
+            return "\(time) \(comparison.rawValue) now()\(offset)"
+        }
+    }
+
     public var name: String
     /// What the view reads: a source, or a view earlier in `Pipeline.views`.
     public var input: Input
@@ -322,6 +366,8 @@ public struct View: Sendable {
     public var aggregates: [AggregateCall]
     /// `WHERE`, over the input's columns.
     public var filter: BoundExpression?
+    /// The conditions of `WHERE` that compare a time with `now()` (joined to `filter` by AND).
+    public var temporalFilter: [TemporalBound] = []
     /// `HAVING`, over group keys and aggregates.
     public var having: BoundExpression?
     /// The definition as written (whitespace collapsed), for plans and logs.
