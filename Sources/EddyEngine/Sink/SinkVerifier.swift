@@ -232,9 +232,13 @@ extension SinkRenderer {
 }
 
 extension Sink {
-    /// Where the sink writes, as the Redis client takes it.
-    var redisURL: RedisURL {
-        let endpoint = redis.endpoint
+    /// Where the sink writes, as the Redis client takes it (a Redis Cluster's first listed node).
+    var redisURL: RedisURL { Self.redisURL(redis.endpoint) }
+
+    /// A Redis Cluster sink's nodes (`redis.url` as a JSON array), as the Redis client takes them.
+    var redisClusterURLs: [RedisURL] { redis.clusterNodes.map(Self.redisURL) }
+
+    private static func redisURL(_ endpoint: RedisEndpoint) -> RedisURL {
         let tls = endpoint.tls.map {
             RedisTLSSettings(caFile: $0.caLocation, certificateFile: $0.certificateLocation, keyFile: $0.keyLocation, serverName: $0.serverName)
         }
