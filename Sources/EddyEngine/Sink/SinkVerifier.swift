@@ -94,6 +94,9 @@ public struct SinkVerifier: Sendable {
             return result
         }
 
+        guard sink.redis.clusterNodes.isEmpty else {
+            return cannot("sink '\(sink.name)' writes to a Redis Cluster (redis.url lists nodes); eddy verify compares a single Redis only", retryable: false)
+        }
         guard sink.redis.isComparable else {
             return cannot("sink '\(sink.name)' writes \(sink.redis.ttlSeconds != nil ? "keys with a TTL (they leave Redis by design)" : "redis_value_type \(sink.redis.valueType)"); eddy verify compares string values without TTL only", retryable: false)
         }
