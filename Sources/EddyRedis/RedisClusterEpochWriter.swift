@@ -58,7 +58,8 @@ public final class RedisClusterEpochWriter: @unchecked Sendable {
     private var records: [PairRecord] = []
     private var order: [Int32] = []
     private var slotStart = [Int32](repeating: 0, count: RedisHashSlot.count + 1)
-    private var touchedSlots: [RedisHashSlot] = []
+    /// The slots the last `write` call touched (those of its keys), in slot order.
+    public private(set) var touchedSlots: [RedisHashSlot] = []
     private var command = RedisCommandEncoder()
 
     /// Tests only: runs after the markers of one round were read and decided, before the scripts are sent.
@@ -126,6 +127,13 @@ public final class RedisClusterEpochWriter: @unchecked Sendable {
         for connection in connections.values { connection.close() }
         connections.removeAll()
         loadedOn.removeAll()
+    }
+
+    /// Reads the slot map from the seeds (again): connects, logs in, and fails when no node answers, so that a
+    /// caller learns at start whether the cluster is reachable, before any slot is in use.
+    public func connect() throws(RedisError) {
+        mapIsStale = true
+        try refreshTopology()
     }
 
     /// The markers of `sink` in `slots` (absent ones left out).

@@ -302,6 +302,10 @@ public final class CheckpointStore: Sendable {
                         let sink = String(name.dropFirst(StateEncoding.acknowledgedOffsetsPrefix.count))
                         guard let offsets = StateEncoding.decodeOffsets(value) else { throw corrupted("meta key '\(name)' is malformed") }
                         checkpoint.acknowledgedOffsets[sink] = offsets
+                    } else if name.hasPrefix(StateEncoding.acknowledgedSlotPrefix) {
+                        guard let (sink, slot) = StateEncoding.decodeAcknowledgedSlotKey(name), let progress = StateEncoding.decodeAcknowledged(value)
+                        else { throw corrupted("meta key '\(name)' is malformed") }
+                        checkpoint.acknowledgedSlots[sink, default: [:]][slot] = progress
                     } else if name.hasPrefix(StateEncoding.fingerprintPrefix) {
                         let view = String(name.dropFirst(StateEncoding.fingerprintPrefix.count))
                         checkpoint.viewFingerprints[view] = StateEncoding.string(value)
@@ -435,10 +439,16 @@ public final class CheckpointStore: Sendable {
     /// write; the sink's fence compares Redis' marker with these offsets to notice Redis losing data). The
     /// stored value never moves backwards: an older epoch leaves it as it is.
     ///
+    /// - Parameter slots: a Redis Cluster sink's per-slot record, in the same transaction: for each hash slot the
+    ///   acknowledged writes touched, the progress of the last of them (each slot's marker is fenced against its
+    ///   own entry). Recorded even when `epoch` is already stored (a whole view re-sent at the acknowledged epoch
+    ///   touches more slots); an entry never moves backwards either.
     /// - Returns: the acknowledged epoch stored afterwards.
-    /// - Throws: `.invalidArgument` if `epoch` was never committed.
+    /// - Throws: `.invalidArgument` if `epoch` (or a slot's epoch) was never committed.
     @discardableResult
-    public func recordAcknowledged(sink: String, epoch: UInt64, offsets: [TopicPartition: Int64]) throws(StateError) -> UInt64 {
+    public func recordAcknowledged(
+        sink: String, epoch: UInt64, offsets: [TopicPartition: Int64], slots: [UInt16: AcknowledgedProgress] = [:]
+    ) throws(StateError) -> UInt64 {
         try requireWritable("record the acknowledged epoch of sink '\(sink)'")
         let key = StateEncoding.acknowledgedPrefix + sink
         return try core.writeLock.withLock { () throws(StateError) in
@@ -446,11 +456,17 @@ public final class CheckpointStore: Sendable {
                 let committed = try transaction.withValue(core.meta, key: StateEncoding.epochKey) { bytes in
                     try bytes.map { try decodeCounter($0, StateEncoding.epochKey) } ?? 0
                 }
-                guard epoch <= committed else {
+                guard epoch <= committed, slots.values.allSatisfy({ $0.epoch <= committed }) else {
                     throw StateError(
                         .invalidArgument,
-                        reason: "sink '\(sink)' cannot acknowledge epoch \(epoch) in \(directory): "
+                        reason: "sink '\(sink)' cannot acknowledge epoch \(max(epoch, slots.values.map(\.epoch).max() ?? 0)) in \(directory): "
                             + "the last committed epoch is \(committed)")
+                }
+                for (slot, progress) in slots {
+                    let slotKey = StateEncoding.acknowledgedSlotKey(sink: sink, slot: slot)
+                    let stored = try transaction.withValue(core.meta, key: slotKey) { bytes in bytes.flatMap(StateEncoding.decodeAcknowledged) }
+                    guard progress.epoch > stored?.epoch ?? 0 || stored == nil else { continue }
+                    try transaction.put(core.meta, key: slotKey, value: StateEncoding.encodeAcknowledged(progress))
                 }
                 let stored = try transaction.withValue(core.meta, key: key) { bytes in
                     try bytes.map { try decodeCounter($0, key) } ?? 0
@@ -481,6 +497,11 @@ public final class CheckpointStore: Sendable {
                 guard stored != nil else { return false }
                 try transaction.put(core.meta, key: StateEncoding.acknowledgedPrefix + sink, value: StateEncoding.encode(UInt64(0)))
                 try (StateEncoding.acknowledgedOffsetsPrefix + sink).withUTF8Buffer { key in try transaction.delete(core.meta, key: key) }
+                // The per-slot record goes with the acknowledgement: the new form is written to every slot again.
+                // (Every slot's key, present or not: a form change is rare, and 16,384 deletes take milliseconds.)
+                for slot in 0...UInt16(16_383) {
+                    try StateEncoding.acknowledgedSlotKey(sink: sink, slot: slot).withUTF8Buffer { key in try transaction.delete(core.meta, key: key) }
+                }
                 return true
             }
         }
@@ -556,6 +577,8 @@ public struct StoredCheckpoint: Sendable, Equatable {
     /// Sink name → the offsets of that epoch's checkpoint (none recorded by stores from before the progress
     /// fence, or after the sink's output changed).
     public var acknowledgedOffsets: [String: [TopicPartition: Int64]] = [:]
+    /// Sink name → hash slot → the last acknowledged write that touched the slot (Redis Cluster sinks only).
+    public var acknowledgedSlots: [String: [UInt16: AcknowledgedProgress]] = [:]
     /// Next offset to read, per partition.
     public var offsets: [TopicPartition: Int64] = [:]
     /// View name → the fingerprint its state was built with.
@@ -566,6 +589,17 @@ public struct StoredCheckpoint: Sendable, Equatable {
     public var sinkFingerprints: [String: String] = [:]
 
     public init() {}
+}
+
+/// Where an acknowledged write stood: its epoch and the next offset per partition of its checkpoint.
+public struct AcknowledgedProgress: Sendable, Equatable {
+    public var epoch: UInt64
+    public var offsets: [TopicPartition: Int64]
+
+    public init(epoch: UInt64, offsets: [TopicPartition: Int64]) {
+        self.epoch = epoch
+        self.offsets = offsets
+    }
 }
 
 /// Sizes and counts of a store, for metrics and logs.

@@ -3,6 +3,8 @@
 /// - `meta`: `format_version` → UInt64 LE, `epoch` → UInt64 LE, `ack:<sink>` → UInt64 LE,
 ///   `ack_offsets:<sink>` → the offsets of that epoch (`encodeOffsets`; absent in stores written before the
 ///   progress fence, which then re-send the whole view once),
+///   `ack_slot:<sink>:<slot>` → the epoch (UInt64 LE) and offsets (`encodeOffsets`) of the last acknowledged write
+///   that touched that Redis Cluster hash slot (a cluster sink's per-slot fence; none for a single Redis),
 ///   `fingerprint:<view>` → what the view's state means (UTF-8), `definition:<view>` → a self-contained
 ///   definition for readers without the pipeline file (UTF-8), `sink:<sink>` → what the sink writes to Redis
 ///   (UTF-8).
@@ -29,6 +31,28 @@ enum StateEncoding {
     static let epochKey = "epoch"
     static let acknowledgedPrefix = "ack:"
     static let acknowledgedOffsetsPrefix = "ack_offsets:"
+    static let acknowledgedSlotPrefix = "ack_slot:"
+
+    static func acknowledgedSlotKey(sink: String, slot: UInt16) -> String { acknowledgedSlotPrefix + sink + ":" + String(slot) }
+
+    /// `ack_slot:<sink>:<slot>` → (sink, slot); the slot follows the last ':' (a sink name may hold one).
+    static func decodeAcknowledgedSlotKey(_ name: String) -> (sink: String, slot: UInt16)? {
+        let rest = name.dropFirst(acknowledgedSlotPrefix.count)
+        guard let colon = rest.lastIndex(of: ":"), let slot = UInt16(rest[rest.index(after: colon)...]) else { return nil }
+        return (String(rest[..<colon]), slot)
+    }
+
+    /// An acknowledged slot's value: the epoch, then its offsets.
+    static func encodeAcknowledged(_ progress: AcknowledgedProgress) -> [UInt8] {
+        encode(progress.epoch) + encodeOffsets(progress.offsets)
+    }
+
+    static func decodeAcknowledged(_ bytes: UnsafeRawBufferPointer) -> AcknowledgedProgress? {
+        guard bytes.count >= 8, let epoch = decodeUInt64(UnsafeRawBufferPointer(rebasing: bytes[0..<8])),
+            let offsets = decodeOffsets(UnsafeRawBufferPointer(rebasing: bytes[8...]))
+        else { return nil }
+        return AcknowledgedProgress(epoch: epoch, offsets: offsets)
+    }
     static let fingerprintPrefix = "fingerprint:"
     static let definitionPrefix = "definition:"
     static let sinkFingerprintPrefix = "sink:"

@@ -240,6 +240,34 @@ private func contents(of store: CheckpointStore, view: String) throws -> [String
         #expect(checkpoint.acknowledgedOffsets == ["redis_sink": [partition: 20], "other": [:]])
     }
 
+    /// A Redis Cluster sink's per-slot record: only the slots a write touched change, an entry never moves
+    /// backwards, it is recorded even at the acknowledged epoch (a whole view re-sent there), and a changed sink
+    /// forgets it with its acknowledgement.
+    @Test func thePerSlotRecordKeepsEachSlotsLastAcknowledgedWrite() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let partition = TopicPartition(topic: "test", partition: 0)
+        func at(_ epoch: UInt64) -> AcknowledgedProgress { AcknowledgedProgress(epoch: epoch, offsets: [partition: Int64(epoch) * 10]) }
+        do {
+            let store = try CheckpointStore.open(directory: directory.path)
+            try store.recordSink("cluster:sink", fingerprint: "f")
+            for epoch in UInt64(1)...4 { try store.commit(epoch: epoch, offsets: [(partition, Int64(epoch) * 10)]) { _ in } }
+            try store.recordAcknowledged(sink: "cluster:sink", epoch: 1, offsets: at(1).offsets, slots: [7: at(1), 16_383: at(1)])
+            try store.recordAcknowledged(sink: "cluster:sink", epoch: 3, offsets: at(3).offsets, slots: [7: at(3)])
+            try store.recordAcknowledged(sink: "cluster:sink", epoch: 3, offsets: at(3).offsets, slots: [0: at(3), 7: at(2)])
+            let error = try #require(throws: StateError.self) {
+                try store.recordAcknowledged(sink: "cluster:sink", epoch: 3, offsets: at(3).offsets, slots: [1: at(5)])
+            }
+            #expect(error.code == .invalidArgument)
+        }
+        let store = try CheckpointStore.open(directory: directory.path)
+        let checkpoint = try store.loadCheckpoint()
+        #expect(checkpoint.acknowledgedEpochs["cluster:sink"] == 3)
+        #expect(checkpoint.acknowledgedSlots == ["cluster:sink": [0: at(3), 7: at(3), 16_383: at(1)]])
+        #expect(try store.recordSink("cluster:sink", fingerprint: "g") == true)
+        #expect(try store.loadCheckpoint().acknowledgedSlots["cluster:sink"] == nil)
+    }
+
     @Test func aChangedSinkForgetsItsAcknowledgementInTheSameTransaction() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

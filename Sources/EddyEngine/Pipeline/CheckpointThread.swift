@@ -64,8 +64,9 @@ final class CheckpointThread: @unchecked Sendable {
     private var thread: JoinableThread?
     /// The deltas of the last committed checkpoint, emptied, for the hot path to fill again.
     private var spareDeltas: [BarrierDelta] = []
-    /// Per sink, the latest epoch it acknowledged and has not been recorded yet.
-    private var acknowledgements: [String: SinkProgress] = [:]
+    /// Per sink, the latest epoch it acknowledged and has not been recorded yet, and (a Redis Cluster sink) per
+    /// slot the latest of those acknowledged writes that touched it.
+    private var acknowledgements: [String: (progress: SinkProgress, slots: [UInt16: AcknowledgedProgress])] = [:]
     /// When a temporal filter's rows next change with no new input (`Int64.max`: never), as of the last commit.
     private var pendingTimeChange: Int64
 
@@ -132,11 +133,16 @@ final class CheckpointThread: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Queues the record of `sink`'s acknowledgement of `progress`: written between checkpoints, by this thread.
-    /// A later acknowledgement replaces one not yet written (the stored one never moves backwards).
-    func acknowledge(sink: String, progress: SinkProgress) {
+    /// Queues the record of `sink`'s acknowledgement of `progress`, a write that touched the Redis Cluster hash
+    /// `slots` (none for a single Redis): written between checkpoints, by this thread. A later acknowledgement
+    /// replaces one not yet written (the stored one never moves backwards); the slots of both are kept.
+    func acknowledge(sink: String, progress: SinkProgress, slots: [UInt16]) {
         condition.lock()
-        if (acknowledgements[sink]?.epoch ?? 0) < progress.epoch { acknowledgements[sink] = progress }
+        var pending = acknowledgements[sink] ?? (progress, [:])
+        if pending.progress.epoch < progress.epoch { pending.progress = progress }
+        let acknowledged = AcknowledgedProgress(epoch: progress.epoch, offsets: progress.offsets)
+        for slot in slots where (pending.slots[slot]?.epoch ?? 0) <= progress.epoch { pending.slots[slot] = acknowledged }
+        acknowledgements[sink] = pending
         condition.broadcast()
         condition.unlock()
     }
@@ -201,10 +207,10 @@ final class CheckpointThread: @unchecked Sendable {
         condition.unlock()
     }
 
-    private func record(_ pending: [String: SinkProgress]) throws {
-        for (sink, progress) in pending.sorted(by: { $0.key < $1.key }) {
+    private func record(_ pending: [String: (progress: SinkProgress, slots: [UInt16: AcknowledgedProgress])]) throws {
+        for (sink, (progress, slots)) in pending.sorted(by: { $0.key < $1.key }) {
             do {
-                try store.recordAcknowledged(sink: sink, epoch: progress.epoch, offsets: progress.offsets)
+                try store.recordAcknowledged(sink: sink, epoch: progress.epoch, offsets: progress.offsets, slots: slots)
             } catch {
                 throw EngineError(.sinkStopped, "cannot record epoch \(progress.epoch) as acknowledged by sink \(sink) in the checkpoint store: \(error)")
             }

@@ -87,7 +87,7 @@ public final class PipelineRunner: Sendable {
         let drivers = sinkBindings.enumerated().map { index, binding in
             makeSinkDriver(
                 binding.sink, form: restored.sinkForms[index], view: binding.view, store: store, checkpoint: checkpoint, commitLock: commitLock,
-                acknowledge: { progress in coordinator.withLock { $0 }?.acknowledge(sink: binding.sink.name, progress: progress) })
+                acknowledge: { progress, slots in coordinator.withLock { $0 }?.acknowledge(sink: binding.sink.name, progress: progress, slots: slots) })
         }
         let sourcePositions = Dictionary(uniqueKeysWithValues: graph.sourcePlans.enumerated().map { ($1.index, $0) })
         let renderings = sinkBindings.map { binding in
@@ -322,16 +322,17 @@ public final class PipelineRunner: Sendable {
 
     private func makeSinkDriver(
         _ sink: Sink, form: UInt64, view: Int, store: CheckpointStore, checkpoint: StoredCheckpoint, commitLock: CommitLock,
-        acknowledge: @escaping @Sendable (SinkProgress) -> Void
+        acknowledge: @escaping @Sendable (SinkProgress, _ slots: [UInt16]) -> Void
     ) -> SinkDriver {
         let renderer = SinkRenderer(sink: sink, node: graph.nodes[view])
         let graph = graph
-        let transport = RedisSinkTransport(
-            sink: sink.name, url: sink.redisURL, layout: sink.redis.layout,
+        let acknowledgedEpoch = checkpoint.acknowledgedEpochs[sink.name] ?? 0
+        let transport = RedisSinkTransport.make(
+            sink: sink, slotRecord: (checkpoint.acknowledgedSlots[sink.name] ?? [:]).mapValues { progress(epoch: $0.epoch, offsets: $0.offsets, form: form) },
+            acknowledged: checkpoint.acknowledgedOffsets[sink.name] != nil || acknowledgedEpoch > 0,
             connectTimeout: options.redisConnectTimeout, commandTimeout: options.redisCommandTimeout, logger: logger)
         let statistics = statistics
         let sinkName = sink.name
-        let acknowledgedEpoch = checkpoint.acknowledgedEpochs[sink.name] ?? 0
         @Sendable func render(countingCollisions: Bool) throws -> (progress: SinkProgress, pairs: SinkPairBatch) {
             // Under the commit lock: the entries, the epoch and the offsets of one checkpoint.
             let rendered = try commitLock.withLock { try renderer.renderCheckpoint(of: store, graph: graph, view: view, form: form) }
@@ -343,7 +344,7 @@ public final class PipelineRunner: Sendable {
             acknowledged: checkpoint.acknowledgedOffsets[sink.name].map { progress(epoch: acknowledgedEpoch, offsets: $0, form: form) },
             committed: progress(epoch: checkpoint.epoch, offsets: checkpoint.offsets, form: form),
             backoff: options.redisBackoff, probeInterval: options.sinkProbeInterval,
-            repair: sink.redis.isComparable ? options.sinkRepair : nil,
+            repair: sink.redis.isComparable && sink.redis.clusterNodes.isEmpty ? options.sinkRepair : nil,
             hooks: .init(
                 renderFullView: { try render(countingCollisions: true) },
                 recordAcknowledged: acknowledge,

@@ -24,6 +24,24 @@ final class RedisSinkTransport: SinkTransport {
         self.logger = logger
     }
 
+    /// The transport for `sink`: a Redis Cluster's (`RedisClusterSinkTransport`) when `redis.url` lists nodes as a
+    /// JSON array, else one connection to the one Redis.
+    ///
+    /// - Parameters:
+    ///   - slotRecord: a cluster sink's per-slot record from the store (`StoredCheckpoint.acknowledgedSlots`).
+    ///   - acknowledged: whether the store holds an acknowledgement for the sink.
+    static func make(
+        sink: Sink, slotRecord: [UInt16: SinkProgress], acknowledged: Bool, connectTimeout: Duration, commandTimeout: Duration, logger: Logger
+    ) -> any SinkTransport {
+        if sink.redis.clusterNodes.isEmpty {
+            return RedisSinkTransport(
+                sink: sink.name, url: sink.redisURL, layout: sink.redis.layout, connectTimeout: connectTimeout, commandTimeout: commandTimeout, logger: logger)
+        }
+        return RedisClusterSinkTransport(
+            sink: sink.name, seeds: sink.redisClusterURLs, layout: sink.redis.layout, slotRecord: slotRecord, acknowledged: acknowledged,
+            connectTimeout: connectTimeout, commandTimeout: commandTimeout, logger: logger)
+    }
+
     func connectAndReadMarker() throws -> SinkProgress.Marker {
         disconnect()
         let connection = try RedisConnection.connect(
@@ -42,6 +60,17 @@ final class RedisSinkTransport: SinkTransport {
         repairer = RedisKeyRepairer(connection: connection, logger: logger)
         return try readMarker()
     }
+
+    func connectAndCheck(_ probe: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal? {
+        SinkStateMachine.fence(marker: try connectAndReadMarker(), write: probe)
+    }
+
+    func check(_ probe: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal? {
+        SinkStateMachine.fence(marker: try readMarker(), write: probe)
+    }
+
+    /// A single Redis has no hash slots.
+    var writtenSlots: [UInt16] { [] }
 
     func readMarker() throws -> SinkProgress.Marker {
         let writer = try connectedWriter()
@@ -94,7 +123,7 @@ final class RedisSinkTransport: SinkTransport {
         return .write
     }
 
-    private static func unreadable(_ bytes: [UInt8]) -> String {
+    static func unreadable(_ bytes: [UInt8]) -> String {
         "holds \"\(String(decoding: bytes.prefix(48), as: UTF8.self))\", not an Eddy epoch marker"
     }
 

@@ -4,13 +4,17 @@ import Logging
 
 /// The I/O a sink needs, performed only on the sink's own thread.
 public protocol SinkTransport: AnyObject {
-    /// (Re)connect and read the marker.
-    func connectAndReadMarker() throws -> SinkProgress.Marker
-    /// Read the marker on the current connection.
-    func readMarker() throws -> SinkProgress.Marker
+    /// (Re)connect and check Redis against `probe` (`SinkStateMachine.probe`): what the fence says of Redis'
+    /// marker (a single Redis) or of every slot's marker against its own record (a Redis Cluster).
+    func connectAndCheck(_ probe: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal?
+    /// The same check on the current connection.
+    func check(_ probe: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal?
     /// The fenced write (`SinkStateMachine.fence(marker:write:)` against the marker, all at once); nil when
     /// it was applied.
     func write(_ write: SinkStateMachine.Write) throws -> SinkStateMachine.Refusal?
+    /// The Redis Cluster hash slots the last write touched, when it returned nil or `.alreadyApplied`: recorded
+    /// with the acknowledgement (the per-slot fence's record). Empty for a single Redis.
+    var writtenSlots: [UInt16] { get }
     /// Compares a repair chunk with Redis under its marker check, rewriting what differs when `repair`
     /// (`RedisKeyRepairer.compare`).
     func compare(_ chunk: SinkRepairPass.Chunk, repair: Bool) throws -> RedisChunkComparison
@@ -38,9 +42,9 @@ public final class SinkDriver: @unchecked Sendable {
     public struct Hooks: Sendable {
         /// Renders the whole view from the latest committed checkpoint: its progress and pairs.
         public var renderFullView: @Sendable () throws -> (progress: SinkProgress, pairs: SinkPairBatch)
-        /// Records the acknowledged epoch and its progress (in a pipeline: hands them to the checkpoint coordinator,
-        /// which writes them to the store between checkpoints).
-        public var recordAcknowledged: @Sendable (SinkProgress) throws -> Void
+        /// Records the acknowledged epoch and its progress, and the Redis Cluster slots the write touched (in a
+        /// pipeline: hands them to the checkpoint coordinator, which writes them to the store between checkpoints).
+        public var recordAcknowledged: @Sendable (SinkProgress, _ slots: [UInt16]) throws -> Void
         /// Called when a write is applied (for metrics): epoch, keys, duration.
         public var didWrite: @Sendable (UInt64, Int, Duration) -> Void
         /// Called on every failed attempt (for metrics and readiness).
@@ -55,7 +59,7 @@ public final class SinkDriver: @unchecked Sendable {
 
         public init(
             renderFullView: @escaping @Sendable () throws -> (progress: SinkProgress, pairs: SinkPairBatch),
-            recordAcknowledged: @escaping @Sendable (SinkProgress) throws -> Void,
+            recordAcknowledged: @escaping @Sendable (SinkProgress, _ slots: [UInt16]) throws -> Void,
             didWrite: @escaping @Sendable (UInt64, Int, Duration) -> Void = { _, _, _ in },
             didFail: @escaping @Sendable (any Error) -> Void = { _ in },
             otherWriterAhead: @escaping @Sendable (Bool) -> Void = { _ in },
@@ -202,8 +206,9 @@ public final class SinkDriver: @unchecked Sendable {
                 let event: (inout SinkStateMachine) -> SinkStateMachine.Action
                 if ContinuousClock.now >= probeDue {
                     probeDue = ContinuousClock.now + probeInterval
+                    let probe = machine.probe
                     condition.unlock()
-                    event = probe()
+                    event = check(probe)
                     condition.lock()
                 } else if let task = repair?.task(now: .now, caughtUp: machine.isCaughtUp, committed: machine.committed) {
                     condition.unlock()
@@ -224,8 +229,9 @@ public final class SinkDriver: @unchecked Sendable {
             if stopRequested { break }
             let action = nextAction
             nextAction = .none
+            let probe = machine.probe
             condition.unlock()
-            let event = perform(action)
+            let event = perform(action, probe: probe)
             condition.lock()
             let followUp = event(&machine)
             if followUp != .none { nextAction = followUp }
@@ -242,17 +248,17 @@ public final class SinkDriver: @unchecked Sendable {
     }
 
     /// Performs one action outside the lock and returns how to feed its outcome to the machine.
-    private func perform(_ action: SinkStateMachine.Action) -> (inout SinkStateMachine) -> SinkStateMachine.Action {
+    private func perform(_ action: SinkStateMachine.Action, probe: SinkStateMachine.Write) -> (inout SinkStateMachine) -> SinkStateMachine.Action {
         switch action {
         case .none:
             return { _ in .none }
 
         case .connectAndReadMarker:
             do {
-                let marker = try transport.connectAndReadMarker()
-                logger.debug("sink connected", metadata: ["eddy.sink": "\(name)", "eddy.marker": "\(marker)"])
+                let check = try transport.connectAndCheck(probe)
+                logger.debug("sink connected", metadata: ["eddy.sink": "\(name)", "eddy.check": "\(check.map { "\($0)" } ?? "ready")"])
                 setHealthy(true)
-                return { $0.connected(marker: marker) }
+                return { $0.connected(check: check) }
             } catch {
                 return failed(error) { $0.connectFailed() }
             }
@@ -263,7 +269,7 @@ public final class SinkDriver: @unchecked Sendable {
             // Redis cannot help, so the sink stops and the pipeline with it (its checkpoints would fail too).
             func acknowledge() -> String? {
                 do {
-                    try hooks.recordAcknowledged(write.progress)
+                    try hooks.recordAcknowledged(write.progress, transport.writtenSlots)
                     return nil
                 } catch {
                     return "cannot record epoch \(write.progress.epoch) as acknowledged in the checkpoint store: \(error)"
@@ -318,12 +324,12 @@ public final class SinkDriver: @unchecked Sendable {
         }
     }
 
-    /// Reads the marker while idle, outside the lock.
-    private func probe() -> (inout SinkStateMachine) -> SinkStateMachine.Action {
+    /// Checks Redis against `probe` while idle, outside the lock.
+    private func check(_ probe: SinkStateMachine.Write) -> (inout SinkStateMachine) -> SinkStateMachine.Action {
         do {
-            let marker = try transport.readMarker()
+            let check = try transport.check(probe)
             setHealthy(true)
-            return { $0.probed(marker: marker) }
+            return { $0.probed(check: check) }
         } catch {
             if (error as? any SinkTransportError)?.connectionLost ?? true { transport.disconnect() }
             return failed(error) { $0.probeFailed() }

@@ -177,11 +177,23 @@ public struct SinkStateMachine: Sendable {
         return false
     }
 
+    /// What the sink would write now, as a fence input: an empty delta at the newest checkpoint on top of the
+    /// acknowledgement. Fencing Redis' marker against it (`fence(marker:write:)`) is the check made on connect and
+    /// on every probe, before any write: the same rules, one place (a Redis Cluster transport applies it per slot,
+    /// each against that slot's own record).
+    public var probe: Write { Write(progress: committed, pairs: SinkPairBatch(), isWholeView: false, base: acknowledged) }
+
     /// A connection is up and the marker in Redis reads `marker`.
     public mutating func connected(marker: SinkProgress.Marker) -> Action {
-        guard case .connecting = state else { preconditionFailure("connected(marker:) in state \(state)") }
+        connected(check: Self.fence(marker: marker, write: probe))
+    }
+
+    /// A connection is up and Redis was checked against `probe` (`fence(marker:write:)`, or per slot on a Redis
+    /// Cluster): `check` is what the fence said.
+    public mutating func connected(check: Refusal?) -> Action {
+        guard case .connecting = state else { preconditionFailure("connected(check:) in state \(state)") }
         state = .idle
-        observe(marker)
+        observe(check)
         return nextWrite()
     }
 
@@ -195,25 +207,24 @@ public struct SinkStateMachine: Sendable {
 
     /// While idle, the marker read `marker`.
     public mutating func probed(marker: SinkProgress.Marker) -> Action {
+        probed(check: Self.fence(marker: marker, write: probe))
+    }
+
+    /// While idle, Redis was checked against `probe`: `check` is what the fence said.
+    public mutating func probed(check: Refusal?) -> Action {
         guard case .idle = state else { return .none }  // an epoch arrived meanwhile: its write checks again
-        observe(marker)
+        observe(check)
         return nextWrite()
     }
 
-    /// What connect and probe learn from the marker: the same rules as the fence, before any write.
-    private mutating func observe(_ marker: SinkProgress.Marker) {
+    /// What connect and probe learn from the fence, before any write: Redis ahead of the checkpoints (wait), or
+    /// Redis lost data (re-send the whole view).
+    private mutating func observe(_ check: Refusal?) {
         if UnsafeFenceSwitch.isFenceDisabled { return }
-        switch marker {
-        case .absent:
-            if acknowledged != nil { needsFullView = true }  // Redis lost data: flushed, or restarted without persistence.
-        case .epochOnly:
-            needsFullView = true
-        case .progress(let marker):
-            if !committed.hasReached(marker) {
-                waitingFor = marker
-            } else if let acknowledged, !marker.hasReached(acknowledged) {
-                needsFullView = true
-            }
+        switch check {
+        case nil, .alreadyApplied?: break
+        case .markerAhead(let marker)?: waitingFor = marker
+        case .wholeViewNeeded?: needsFullView = true
         }
     }
 

@@ -94,6 +94,9 @@ public struct SinkVerifier: Sendable {
             return result
         }
 
+        guard sink.redis.clusterNodes.isEmpty else {
+            return cannot("sink '\(sink.name)' writes to a Redis Cluster (redis.url lists nodes); eddy verify compares a single Redis only", retryable: false)
+        }
         guard sink.redis.isComparable else {
             return cannot("sink '\(sink.name)' writes \(sink.redis.ttlSeconds != nil ? "keys with a TTL (they leave Redis by design)" : "redis_value_type \(sink.redis.valueType)"); eddy verify compares string values without TTL only", retryable: false)
         }
@@ -232,9 +235,13 @@ extension SinkRenderer {
 }
 
 extension Sink {
-    /// Where the sink writes, as the Redis client takes it.
-    var redisURL: RedisURL {
-        let endpoint = redis.endpoint
+    /// Where the sink writes, as the Redis client takes it (a Redis Cluster's first listed node).
+    var redisURL: RedisURL { Self.redisURL(redis.endpoint) }
+
+    /// A Redis Cluster sink's nodes (`redis.url` as a JSON array), as the Redis client takes them.
+    var redisClusterURLs: [RedisURL] { redis.clusterNodes.map(Self.redisURL) }
+
+    private static func redisURL(_ endpoint: RedisEndpoint) -> RedisURL {
         let tls = endpoint.tls.map {
             RedisTLSSettings(caFile: $0.caLocation, certificateFile: $0.certificateLocation, keyFile: $0.keyLocation, serverName: $0.serverName)
         }

@@ -456,7 +456,11 @@ public struct RedisSinkSettings: Sendable {
         case json
     }
 
+    /// The Redis server (a Redis Cluster: its first listed node).
     public var endpoint: RedisEndpoint
+    /// `redis.url` as a JSON array: the nodes of a Redis Cluster, any of which serves as a seed (their credentials
+    /// and TLS settings are alike); empty for one Redis server.
+    public var clusterNodes: [RedisEndpoint] = []
     public var encoding: Encoding
     /// `primary_key`: output column indices of the view.
     public var primaryKeyColumns: [Int]

@@ -38,12 +38,21 @@ struct SinkOptionsCompiler {
             return nil
         }
         var endpoint: RedisEndpoint?
+        var clusterNodes: [RedisEndpoint] = []
         let incomplete = statement.options.contains(where: \.hasFailedSubstitution) || (statement.format?.options.contains(where: \.hasFailedSubstitution) ?? false)
         if let url = byKey["redis.url"], url.hasFailedSubstitution {
             endpoint = nil
         } else if let url = byKey["redis.url"] {
-            endpoint = parseRedisURL(url)
-            if endpoint != nil { endpoint?.tls = tlsSettings(byKey, url: url) }
+            if let (first, nodes) = parseRedisURLs(url) {
+                let tls = tlsSettings(byKey, isTLS: first.tls != nil)
+                endpoint = first
+                endpoint?.tls = tls
+                clusterNodes = nodes.map { node in
+                    var node = node
+                    node.tls = tls
+                    return node
+                }
+            }
         } else {
             errors.append(source.error(.invalidOption, "sink '\(statement.name.name)' needs redis.url (e.g. redis.url='redis://host:6379')", from: withSpan.0, to: withSpan.1))
         }
@@ -177,6 +186,15 @@ struct SinkOptionsCompiler {
         settings.ttlSeconds = ttlSeconds
         settings.isUpsert = isUpsert
         settings.keyAsText = keyAsText
+        settings.clusterNodes = clusterNodes
+        if !clusterNodes.isEmpty, case .stream = valueType {
+            errors.append(source.error(.unsupported, "redis_value_type 'stream' is not supported on a Redis Cluster (redis.url lists nodes): the stream is one key, name one Redis server", from: byKey["redis.url"]!.valueStart, to: byKey["redis.url"]!.valueEnd))
+            return nil
+        }
+        if !clusterNodes.isEmpty, case .pubsub = valueType {
+            errors.append(source.error(.unsupported, "redis_value_type 'pubsub' is not supported on a Redis Cluster (redis.url lists nodes): name one Redis server", from: byKey["redis.url"]!.valueStart, to: byKey["redis.url"]!.valueEnd))
+            return nil
+        }
         return settings
     }
 
@@ -298,8 +316,7 @@ struct SinkOptionsCompiler {
 
     /// The `redis.ssl.*` options of a `rediss://` URL (an empty `TLS` when none is given: the system CA store
     /// and the URL's host); nil for `redis://`, where any of them is an error (the user meant TLS).
-    private mutating func tlsSettings(_ byKey: [String: OptionEntry], url: OptionEntry) -> RedisEndpoint.TLS? {
-        let isTLS = url.value.lowercased().hasPrefix("rediss://")
+    private mutating func tlsSettings(_ byKey: [String: OptionEntry], isTLS: Bool) -> RedisEndpoint.TLS? {
         var given: [String: String] = [:]
         for key in Self.tlsOptions {
             guard let option = byKey[key], !option.hasFailedSubstitution else { continue }
@@ -326,19 +343,95 @@ struct SinkOptionsCompiler {
             caLocation: given["redis.ssl.ca.location"], certificateLocation: certificate, keyLocation: key, serverName: given["redis.ssl.server.name"])
     }
 
-    /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` for TLS.
-    private mutating func parseRedisURL(_ option: OptionEntry) -> RedisEndpoint? {
-        func fail(_ message: String) -> RedisEndpoint? {
-            // Never echo the URL itself: it may carry a password.
+    /// `redis.url`: one URL, or a JSON array of URLs naming nodes of a Redis Cluster (RisingWave's form), any of
+    /// which serves as a seed. Returns the first node and, for an array, every node (empty for one URL).
+    private mutating func parseRedisURLs(_ option: OptionEntry) -> (RedisEndpoint, [RedisEndpoint])? {
+        guard Substring(option.value).trimmingSpaces.hasPrefix("[") else { return parseRedisURL(option.value, option, label: "redis.url").map { ($0, []) } }
+        func fail(_ message: String) -> (RedisEndpoint, [RedisEndpoint])? {
             errors.append(source.error(.invalidOption, "redis.url: \(message)", from: option.valueStart, to: option.valueEnd))
             return nil
         }
-        var rest = Substring(option.value)
-        if rest.trimmingSpaces.hasPrefix("[") {
-            // RisingWave's form for a Redis Cluster. EddyRedis writes to a cluster (RedisClusterEpochWriter), but the
-            // sink's start-up check of every slot's marker is not built yet (docs/redis-cluster.md).
-            return fail("a list of URLs (Redis Cluster) is not supported yet: name one Redis server, redis://host:port")
+        guard let texts = Self.jsonStrings(option.value) else {
+            return fail("expected a JSON array of URLs, e.g. [\"redis://host:7000\", \"redis://host:7001\"] (a Redis Cluster)")
         }
+        guard !texts.isEmpty else { return fail("the list of Redis Cluster nodes is empty") }
+        var nodes: [RedisEndpoint] = []
+        for (index, text) in texts.enumerated() {
+            guard let node = parseRedisURL(text, option, label: "redis.url node \(index + 1) of \(texts.count)") else { return nil }
+            nodes.append(node)
+        }
+        let first = nodes[0]
+        if nodes.contains(where: { ($0.tls != nil) != (first.tls != nil) }) {
+            return fail("every node of a Redis Cluster must use the same scheme (redis:// or rediss://): the TLS settings apply to all")
+        }
+        if nodes.contains(where: { $0.username != first.username || $0.password != first.password }) {
+            return fail("every node of a Redis Cluster must carry the same user and password: the sink logs in to every master with them")
+        }
+        if let index = nodes.firstIndex(where: { $0.database != 0 }) {
+            return fail("node \(index + 1) names database \(nodes[index].database): a Redis Cluster has database 0 only")
+        }
+        return (first, nodes)
+    }
+
+    /// The strings of a JSON array of strings (`\"`, `\\`, `\/` and `\uXXXX` escapes); nil when `text` is not one.
+    static func jsonStrings(_ text: String) -> [String]? {
+        var scalars = Substring(text).unicodeScalars.drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        func skipSpace() { scalars = scalars.drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" } }
+        guard scalars.first == "[" else { return nil }
+        scalars = scalars.dropFirst()
+        skipSpace()
+        var strings: [String] = []
+        if scalars.first == "]" {
+            scalars = scalars.dropFirst()
+            skipSpace()
+            return scalars.isEmpty ? [] : nil
+        }
+        while true {
+            guard scalars.first == "\"" else { return nil }
+            scalars = scalars.dropFirst()
+            var string = String.UnicodeScalarView()
+            while true {
+                guard let scalar = scalars.first else { return nil }
+                scalars = scalars.dropFirst()
+                if scalar == "\"" { break }
+                guard scalar == "\\" else {
+                    string.append(scalar)
+                    continue
+                }
+                guard let escaped = scalars.first else { return nil }
+                scalars = scalars.dropFirst()
+                switch escaped {
+                case "\"", "\\", "/": string.append(escaped)
+                case "n": string.append("\n")
+                case "t": string.append("\t")
+                case "u":
+                    guard scalars.count >= 4, let code = UInt32(String(String.UnicodeScalarView(scalars.prefix(4))), radix: 16),
+                        let decoded = Unicode.Scalar(code)
+                    else { return nil }
+                    scalars = scalars.dropFirst(4)
+                    string.append(decoded)
+                default: return nil
+                }
+            }
+            strings.append(String(string))
+            skipSpace()
+            guard let next = scalars.first else { return nil }
+            scalars = scalars.dropFirst()
+            skipSpace()
+            if next == "]" { return scalars.isEmpty ? strings : nil }
+            guard next == "," else { return nil }
+        }
+    }
+
+    /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` for TLS; errors name `label` and point at the
+    /// option's value.
+    private mutating func parseRedisURL(_ text: String, _ option: OptionEntry, label: String) -> RedisEndpoint? {
+        func fail(_ message: String) -> RedisEndpoint? {
+            // Never echo the URL itself: it may carry a password.
+            errors.append(source.error(.invalidOption, "\(label): \(message)", from: option.valueStart, to: option.valueEnd))
+            return nil
+        }
+        var rest = Substring(text)
         let scheme = ["redis://", "rediss://"].first { rest.lowercased().hasPrefix($0) }
         guard let scheme else {
             return fail("expected redis://[user[:password]@]host[:port][/db] (rediss:// for TLS)")

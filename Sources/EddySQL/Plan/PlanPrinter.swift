@@ -57,7 +57,7 @@ extension Pipeline {
         for sink in sinks {
             let view = self.view(named: sink.viewName)
             let names = view.map { view in sink.redis.primaryKeyColumns.map { view.outputColumns[$0].name } } ?? []
-            lines.append("sink \(sink.name): from \(sink.viewName) to Redis \(sink.redis.endpoint)")
+            lines.append("sink \(sink.name): from \(sink.viewName) to Redis \(sink.redis.clusterNodes.isEmpty ? "\(sink.redis.endpoint)" : "Cluster \(sink.redis.clusterNodes.map(\.description).joined(separator: ", "))")")
             lines.append("  primary key: \(names.joined(separator: ", "))")
             let redis = sink.redis
             let format = redis.isUpsert ? "UPSERT " : ""
