@@ -16,6 +16,10 @@ struct Cascade: Sendable {
     private var filters: [Int: FilterProjectOperator] = [:]
     /// Per derived view reading `TUMBLE` / `HOP`: its windows, applied to the input before the operator.
     private var windows: [Int: WindowAssigner] = [:]
+    /// Batches an epoch fills and the next reuses (their capacity kept, so a warm epoch does not grow them again):
+    /// per window view its windowed input, per `EMIT ON WINDOW CLOSE` view its aggregate's changes.
+    private var windowedInputs: [Int: ChangeBatch] = [:]
+    private var groupChanges: [Int: ChangeBatch] = [:]
     /// Per view with a temporal filter: the rows it holds, entering and leaving the operator's input with the clock.
     private var temporalFilters: [Int: TemporalFilterOperator] = [:]
     /// Per view with a temporal filter: its output before the operator, reused from epoch to epoch.
@@ -170,9 +174,11 @@ struct Cascade: Sendable {
                 input = sourceRows[source] ?? ChangeBatch(keyWidth: DerivedViewPlan.sourceRowKeyWidth, rowWidth: graph.sources[source].rowColumns.count)
             }
             if var window = windows.removeValue(forKey: index) {
-                var windowed = window.makeOutputBatch()
+                var windowed = windowedInputs.removeValue(forKey: index) ?? window.makeOutputBatch()
+                windowed.removeAll()
                 window.apply(input, into: &windowed)
                 windows[index] = window
+                windowedInputs[index] = windowed
                 input = windowed
             }
             if var filter = temporalFilters.removeValue(forKey: index) {
@@ -194,9 +200,11 @@ struct Cascade: Sendable {
                 if var buffer = closeBuffers.removeValue(forKey: index) {
                     // The aggregate's changes stay inside: its closed windows' final rows are the view's changes,
                     // stored as rows since their groups' state is dropped.
-                    var groupChanges = aggregate.makeOutputBatch()
-                    aggregate.emitChanges(into: &groupChanges)
-                    buffer.apply(groupChanges)
+                    var changed = groupChanges.removeValue(forKey: index) ?? aggregate.makeOutputBatch()
+                    changed.removeAll()
+                    aggregate.emitChanges(into: &changed)
+                    buffer.apply(changed)
+                    groupChanges[index] = changed
                     if let watermark = watermark(ofView: index) {
                         let first = output.count
                         buffer.emitClosed(watermark: watermark, into: &output)

@@ -64,6 +64,9 @@ final class CheckpointThread: @unchecked Sendable {
     private var thread: JoinableThread?
     /// The deltas of the last committed checkpoint, emptied, for the hot path to fill again.
     private var spareDeltas: [BarrierDelta] = []
+    /// The source rows of the last committed checkpoint, emptied, for the hot path to fill again: a batch that
+    /// grew to an epoch's rows is reused rather than grown again from nothing each epoch (which fragments the heap).
+    private var spareSourceRows: [Int: ChangeBatch] = [:]
     /// Per sink, the latest epoch it acknowledged and has not been recorded yet, and (a Redis Cluster sink) per
     /// slot the latest of those acknowledged writes that touched it.
     private var acknowledgements: [String: (progress: SinkProgress, slots: [UInt16: AcknowledgedProgress])] = [:]
@@ -122,6 +125,16 @@ final class CheckpointThread: @unchecked Sendable {
         condition.unlock()
         if deltas.count != views.count { deltas = Array(repeating: BarrierDelta(), count: views.count) }
         return deltas
+    }
+
+    /// Empty source-row batches for the next barrier, by source index: those of the last committed checkpoint
+    /// (their capacity kept). Call only when `isIdle`.
+    func takeSpareSourceRows() -> [Int: ChangeBatch] {
+        condition.lock()
+        defer { condition.unlock() }
+        let rows = spareSourceRows
+        spareSourceRows = [:]
+        return rows
     }
 
     /// Queues `request`; call only when `isIdle`.
@@ -193,8 +206,12 @@ final class CheckpointThread: @unchecked Sendable {
             var deltas = next.deltas
             next.deltas = []
             for index in deltas.indices { deltas[index].removeAll() }
+            var rows = next.sourceRows
+            next.sourceRows = [:]
+            for source in rows.keys { rows[source]!.removeAll() }
             condition.lock()
             spareDeltas = deltas
+            spareSourceRows = rows
             busy = false
             if case .failure(let error) = outcome {
                 failure = error

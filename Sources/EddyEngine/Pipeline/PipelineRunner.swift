@@ -152,7 +152,10 @@ public final class PipelineRunner: Sendable {
             let timeChanges = readsClock && max(epochTime, wallTime) >= checkpointThread.nextTimeChange
             guard runs.contains(where: \.hasChanges) || timeChanges else { return }
             var request = CheckpointRequest(epoch: epoch + 1, offsets: [], deltas: checkpointThread.takeSpareDeltas())
-            for index in runs.indices { runs[index].cutBarrier(deltas: &request.deltas, offsets: &request.offsets, sourceRows: &request.sourceRows) }
+            var spareRows = checkpointThread.takeSpareSourceRows()
+            for index in runs.indices {
+                runs[index].cutBarrier(deltas: &request.deltas, offsets: &request.offsets, sourceRows: &request.sourceRows, spareRows: &spareRows)
+            }
             if readsClock {
                 epochTime = max(epochTime, wallTime)
                 request.time = epochTime

@@ -51,15 +51,17 @@ struct SourceRun {
     var hasChanges: Bool { hot.dirtyCount > 0 || hot.nextOffsets != checkpointedOffsets }
 
     /// Hands this source's part of a barrier over: its views' changed groups into `deltas`, its next offsets,
-    /// and its rows of the epoch (for the views that read them).
-    mutating func cutBarrier(deltas: inout [BarrierDelta], offsets: inout [(TopicPartition, Int64)], sourceRows: inout [Int: ChangeBatch]) {
+    /// and its rows of the epoch (for the views that read them), taking an emptied batch from `spareRows` for the next.
+    mutating func cutBarrier(
+        deltas: inout [BarrierDelta], offsets: inout [(TopicPartition, Int64)], sourceRows: inout [Int: ChangeBatch], spareRows: inout [Int: ChangeBatch]
+    ) {
         for (view, position) in deltaPositions.enumerated() { hot.aggregators[view].table.takeDirty(into: &deltas[position]) }
         for (position, partition) in partitions.enumerated() where hot.nextOffsets[position] >= 0 {
             offsets.append((TopicPartition(topic: topic, partition: partition), hot.nextOffsets[position]))
         }
         if let rows = hot.sourceRows {
             sourceRows[index] = rows
-            hot.sourceRows = Self.emptyRows(source)
+            hot.sourceRows = spareRows.removeValue(forKey: index) ?? Self.emptyRows(source)
         }
         checkpointedOffsets = hot.nextOffsets
     }
