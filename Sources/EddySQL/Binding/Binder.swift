@@ -461,14 +461,14 @@ struct Binder {
         var temporalFilter: [View.TemporalBound] = []
         if let expression = query.filter {
             var rest: [Expression] = []
+            var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.qualifier), clause: "WHERE")
             for conjunct in Self.conjuncts(of: expression) {
                 if Self.isTemporalCondition(conjunct) {
-                    if let bound = bindTemporalBound(conjunct, input: input) { temporalFilter.append(bound) }
+                    if let bound = bindTemporalBound(conjunct, timeBinder: &binder) { temporalFilter.append(bound) }
                 } else {
                     rest.append(conjunct)
                 }
             }
-            var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.qualifier), clause: "WHERE")
             for conjunct in rest {
                 guard let bound = binder.bindCondition(conjunct) else { continue }
                 filter = filter.map { .binary(.and, $0, bound) } ?? bound
@@ -529,11 +529,22 @@ struct Binder {
             addOutput(OutputColumn(name: outputName, type: type == .unknown ? .text : type, expression: bound), at: span, &outputs, &outputNames)
         }
         var having: BoundExpression?
+        var temporalHaving: [View.TemporalBound] = []
         if let expression = query.having {
             var havingBinder = ExpressionBinder(
                 source: source, scope: .grouped(columns: input.columns, relation: input.qualifier, groupBy: groupBy), clause: "HAVING",
                 aggregates: binder.aggregates)
-            having = havingBinder.bindCondition(expression)
+            for conjunct in Self.conjuncts(of: expression) {
+                if Self.isTemporalCondition(conjunct) {
+                    if let bound = bindTemporalBound(conjunct, timeBinder: &havingBinder) { temporalHaving.append(bound) }
+                } else if let bound = havingBinder.bindCondition(conjunct) {
+                    having = having.map { .binary(.and, $0, bound) } ?? bound
+                }
+            }
+            if let emit = emitOnWindowClose, let first = temporalHaving.first {
+                errors.append(source.error(.unsupported, "a temporal filter in HAVING cannot be combined with EMIT ON WINDOW CLOSE (a closed window's row is final); filter the rows in WHERE", from: emit.start, to: emit.end))
+                _ = first
+            }
             errors += havingBinder.errors
             binder.aggregates = havingBinder.aggregates
             binder.aggregateFilterOffsets += havingBinder.aggregateFilterOffsets
@@ -559,14 +570,42 @@ struct Binder {
         canonical += "; group by " + groupByNames.map(BoundExpression.quoteIfNeeded).joined(separator: ", ")
         canonical += "; aggregates " + aggregates.map(\.description).joined(separator: ", ")
         if windowClose != nil { canonical += "; emit on window close" }
+        guard !temporalHaving.isEmpty else {
+            let view = View(
+                name: name, input: input.input, window: input.window, emitOnWindowClose: windowClose, sourceName: input.rootSource.name,
+                isDerivedTable: isDerivedTable, isAggregating: true, constructs: constructs, outputColumns: outputs, groupBy: groupBy,
+                groupByNames: groupByNames, aggregates: aggregates, filter: filter, temporalFilter: temporalFilter, having: having, definitionText: definitionText,
+                canonicalText: canonical)
+            views.append(view)
+            return view
+        }
+        // A temporal filter in HAVING: the aggregate runs as a view of its own (`name.having`) whose rows carry each
+        // bound's time as a hidden column, and the view is its rows filtered by the clock on those columns.
+        let hidden = temporalHaving.indices.map { OutputColumn(name: "\(Self.hiddenTimePrefix)\($0 + 1)", type: .timestamptz, expression: temporalHaving[$0].time) }
+        let aggregate = View(
+            name: name + ".having", input: input.input, window: input.window, sourceName: input.rootSource.name, isDerivedTable: true, isAggregating: true,
+            constructs: constructs, outputColumns: outputs + hidden, groupBy: groupBy, groupByNames: groupByNames, aggregates: aggregates, filter: filter,
+            temporalFilter: temporalFilter, having: having, definitionText: definitionText, canonicalText: canonical)
+        views.append(aggregate)
+        let bounds = temporalHaving.enumerated().map { index, bound in
+            var bound = bound
+            bound.time = .column(outputs.count + index, name: hidden[index].name)
+            return bound
+        }
+        var outerCanonical = "view \(BoundExpression.quoteIfNeeded(aggregate.name)) (\(canonical)); hidden " + hidden.map { "\($0.expression)" }.joined(separator: ", ")
+        for bound in bounds { outerCanonical += "; temporal filter \(bound)" }
         let view = View(
-            name: name, input: input.input, window: input.window, emitOnWindowClose: windowClose, sourceName: input.rootSource.name,
-            isDerivedTable: isDerivedTable, isAggregating: true, constructs: constructs, outputColumns: outputs, groupBy: groupBy,
-            groupByNames: groupByNames, aggregates: aggregates, filter: filter, temporalFilter: temporalFilter, having: having, definitionText: definitionText,
-            canonicalText: canonical)
+            name: name, input: .view(aggregate.name), sourceName: input.rootSource.name, isDerivedTable: isDerivedTable, isAggregating: false,
+            constructs: constructs + [construct(.viewInput, at: input.offset)],
+            outputColumns: outputs.enumerated().map { OutputColumn(name: $1.name, type: $1.type, expression: .column($0, name: $1.name)) },
+            groupBy: [], groupByNames: [], aggregates: [], filter: nil, temporalFilter: bounds, having: nil, definitionText: definitionText,
+            canonicalText: outerCanonical)
         views.append(view)
         return view
     }
+
+    /// The hidden columns of a `HAVING` temporal filter's aggregate: `now()`'s bounds on them.
+    static let hiddenTimePrefix = "_eddy_having_time_"
 
     /// A view that does not aggregate: every input row that passes `WHERE`, projected.
     private mutating func bindRowView(
@@ -666,9 +705,11 @@ struct Binder {
         }
     }
 
-    /// Binds `time op now() [± interval]` (either way round) over `input`'s columns; nil with an error when the
-    /// condition is not one Eddy can run as the clock advances.
-    private mutating func bindTemporalBound(_ condition: Expression, input: BoundInput) -> View.TemporalBound? {
+    /// Binds `time op now() [± interval]` (either way round); nil with an error when the condition is not one Eddy
+    /// can run as the clock advances.
+    /// The time side is bound by `binder` (whose errors the caller collects): over the input's rows in `WHERE`, over
+    /// groups in `HAVING`.
+    private mutating func bindTemporalBound(_ condition: Expression, timeBinder binder: inout ExpressionBinder) -> View.TemporalBound? {
         guard case .binary(let op, let left, let right, let operatorStart, let operatorEnd) = condition else { return nil }
         let nowOnRight = Self.isNowTerm(right)
         let (timeSide, nowSide) = nowOnRight ? (left, right) : (right, left)
@@ -677,10 +718,7 @@ struct Binder {
             errors.append(source.error(.unsupported, "a temporal filter compares a time with now() by <, <=, > or >=, not \(op.rawValue): rows enter or leave the view as the clock passes a bound (\(example))", from: operatorStart, to: operatorEnd))
             return nil
         }
-        var binder = ExpressionBinder(source: source, scope: .row(columns: input.columns, relation: input.qualifier), clause: "WHERE")
-        let boundTime = binder.bind(timeSide)
-        errors += binder.errors
-        guard let (time, timeType) = boundTime else { return nil }
+        guard let (time, timeType) = binder.bind(timeSide) else { return nil }
         guard timeType.isTimestamp else {
             errors.append(source.error(.typeMismatch, "a temporal filter compares now() with a TIMESTAMP or TIMESTAMPTZ, and this is \(timeType) (\(example))", from: timeSide.span.start, to: timeSide.span.end))
             return nil

@@ -505,7 +505,7 @@ struct ExpressionBinder {
             return try bindTimeField(name: name.name, arguments: arguments, bound: bound, types: types, span: span)
         case "now":
             // A streaming view has no one "now": only a temporal filter, whose rows follow the epoch's clock, reads it.
-            throw fail(.unsupported, "now() is only allowed in a temporal filter: a condition of a view's WHERE, joined to the rest by AND, comparing a time with now() plus or minus a constant interval (e.g. WHERE ts > now() - INTERVAL '1 hour')", span)
+            throw fail(.unsupported, "now() is only allowed in a temporal filter: a condition of a view's WHERE or HAVING, joined to the rest by AND, comparing a time with now() plus or minus a constant interval (e.g. WHERE ts > now() - INTERVAL '1 hour')", span)
         default:
             break
         }

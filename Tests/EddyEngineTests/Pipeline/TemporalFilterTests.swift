@@ -44,6 +44,11 @@ struct TemporalFilterTests {
                 name: "per_minute",
                 eddy: "SELECT event, window_start, COUNT(*) AS n FROM TUMBLE(user_events, event_timestamp, INTERVAL '1 MINUTE') GROUP BY event, window_start",
                 sqlite: "SELECT event, datetime(\(seconds) / 60 * 60, 'unixepoch') AS window_start, COUNT(*) AS n FROM user_events GROUP BY event, \(seconds) / 60"),
+            // In HAVING: users seen in the last four minutes, with all their events.
+            WindowTests.WindowView(
+                name: "active_users",
+                eddy: "SELECT user, COUNT(*) AS n, MAX(event_timestamp) AS last_seen FROM user_events GROUP BY user HAVING MAX(event_timestamp) > now() - INTERVAL '4 minutes' AND COUNT(*) > 1",
+                sqlite: "SELECT user, COUNT(*) AS n, datetime(MAX(\(seconds)), 'unixepoch') AS last_seen FROM user_events GROUP BY user HAVING MAX(\(seconds)) > \(now - 240) AND COUNT(*) > 1"),
             WindowTests.WindowView(
                 name: "last_minutes",
                 eddy: "SELECT event, window_start, n FROM per_minute WHERE window_start >= now() - INTERVAL '3 minutes'",
@@ -54,15 +59,18 @@ struct TemporalFilterTests {
     static let sinks = """
         CREATE SINK recent_sink FROM recent WITH (connector='redis', primary_key='event', redis.url='${REDIS_URL}')
           FORMAT PLAIN ENCODE TEMPLATE (key_format='recent:{event}', value_format='{n}');
+        CREATE SINK active_sink FROM active_users WITH (connector='redis', primary_key='user', redis.url='${REDIS_URL}')
+          FORMAT PLAIN ENCODE TEMPLATE (key_format='active:{user}', value_format='{n}');
         CREATE SINK last_sink FROM last_minutes WITH (connector='redis', primary_key='event,window_start', redis.url='${REDIS_URL}')
           FORMAT PLAIN ENCODE TEMPLATE (key_format='last:{event}:{window_start}', value_format='{n}');
 
         """
 
     /// What Redis should hold under each sink's prefix at clock time `now`, from SQLite.
-    static func expectedRedis(_ rows: [String: [SQLiteOracle.Row]]) -> (recent: [String: String], last: [String: String]) {
-        (Dictionary(uniqueKeysWithValues: rows["recent"]!.map { ("recent:" + $0[0], $0[1]) }),
-         Dictionary(uniqueKeysWithValues: rows["last_minutes"]!.map { ("last:\($0[0]):\($0[1])", $0[2]) }))
+    static func expectedRedis(_ rows: [String: [SQLiteOracle.Row]]) -> [String: [String: String]] {
+        ["recent:": Dictionary(uniqueKeysWithValues: rows["recent"]!.map { ("recent:" + $0[0], $0[1]) }),
+         "last:": Dictionary(uniqueKeysWithValues: rows["last_minutes"]!.map { ("last:\($0[0]):\($0[1])", $0[2]) }),
+         "active:": Dictionary(uniqueKeysWithValues: rows["active_users"]!.map { ("active:" + $0[0], $0[1]) })]
     }
 
     @Test("Rows leave temporal-filter views, and their keys leave Redis, as the clock advances with no new message; rows behind an upper bound enter; all agree with SQLite at each time, across a restart")
@@ -80,15 +88,15 @@ struct TemporalFilterTests {
         func check(at now: Int64, _ round: String) throws -> [String: [SQLiteOracle.Row]] {
             let expected = try WindowTests.oracle(produced, views: Self.views(now: now))
             try CascadeTests.expectViews(harness, equal: expected, views: views, round)
-            let redis = Self.expectedRedis(expected)
-            try CascadeTests.expectRedis(harness, prefix: "recent:", equal: redis.recent, "\(round), recent")
-            try CascadeTests.expectRedis(harness, prefix: "last:", equal: redis.last, "\(round), last")
+            for (prefix, entries) in Self.expectedRedis(expected) {
+                try CascadeTests.expectRedis(harness, prefix: prefix, equal: entries, "\(round), \(prefix)")
+            }
             return expected
         }
 
         var now = WindowTests.start + 12 * 60
         let full = try check(at: now, "at 17:12")
-        #expect(full["recent"]!.count == 5 && full["last_minutes"]!.count > 10, "the first round checks too little: \(full)")
+        #expect(full["recent"]!.count == 5 && full["last_minutes"]!.count > 10 && full["active_users"]!.count > 10, "the first round checks too little: \(full)")
         // Minutes pass with no new message: each step changes every view, since rows cross a bound each time.
         for minutes in [15, 17] {
             now = WindowTests.start + Int64(minutes) * 60
@@ -104,8 +112,8 @@ struct TemporalFilterTests {
         now = WindowTests.start + 22 * 60 + 30
         clock.set(seconds: now)
         let emptied = try check(at: now, "at 17:22:30")
-        #expect(emptied["recent"]!.isEmpty && emptied["last_minutes"]!.isEmpty && emptied["recent_submits"]!.isEmpty)
-        #expect(try CascadeTests.redisEntries(harness, prefix: "recent:").isEmpty && CascadeTests.redisEntries(harness, prefix: "last:").isEmpty)
+        #expect(emptied["recent"]!.isEmpty && emptied["last_minutes"]!.isEmpty && emptied["recent_submits"]!.isEmpty && emptied["active_users"]!.isEmpty)
+        for prefix in ["recent:", "last:", "active:"] { #expect(try CascadeTests.redisEntries(harness, prefix: prefix).isEmpty) }
         try harness.stopPipeline()
     }
 }
