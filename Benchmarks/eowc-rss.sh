@@ -58,15 +58,17 @@ wait_for 200 curl -sf -o /dev/null "http://127.0.0.1:$http_port/readyz"
 producer=$!
 
 memory() { awk '/^RssAnon/ {anon = $2} /^RssFile/ {file = $2} END {printf "%d %d", anon, file}' "/proc/$daemon/status"; }
-consumed() { curl -sf "http://127.0.0.1:$http_port/metrics" | awk '/^eddy_messages_consumed_total/ {print int($2)}'; }
+metric() { curl -sf "http://127.0.0.1:$http_port/metrics" | awk -v name="$1" '$1 == name {print int($2)}'; }
+consumed() { metric eddy_messages_consumed_total; }
+epoch() { metric eddy_checkpoint_epoch; }
 
-echo "# seconds consumed rss_anon_kB rss_file_kB  ($events events at $rate/s, $partitions partitions, 10 s windows)"
+echo "# seconds consumed rss_anon_kB rss_file_kB epoch  ($events events at $rate/s, $partitions partitions, 10 s windows)"
 start=$(date +%s)
 while true; do
     sleep 10
     read -r anon file <<< "$(memory)"
     total=$(consumed || echo 0)
-    echo "$(( $(date +%s) - start )) ${total:-0} $anon $file"
+    echo "$(( $(date +%s) - start )) ${total:-0} $anon $file $(epoch || echo 0)"
     if ! kill -0 "$producer" 2>/dev/null && [ "${total:-0}" -ge "$events" ]; then break; fi
     kill -0 "$daemon" 2>/dev/null || { echo "the daemon stopped:"; tail -5 "$work/eddy.log"; exit 1; }
 done

@@ -32,6 +32,7 @@ extension Pipeline {
             if let window = view.window { lines.append("  window:     \(window) adds window_start, window_end") }
             lines.append("  columns:    " + view.outputColumns.map { "\($0.name) \($0.type)" }.joined(separator: ", "))
             if let filter = view.filter { lines.append("  where:      \(filter)") }
+            for bound in view.temporalFilter { lines.append("  temporal:   \(bound) (rows leave or enter as the epoch's clock passes it)") }
             guard view.isAggregating else {
                 lines.append("  rows:       every input row that passes WHERE (no aggregation)")
                 for column in view.outputColumns {
