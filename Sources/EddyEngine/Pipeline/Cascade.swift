@@ -210,7 +210,7 @@ struct Cascade: Sendable {
                         buffer.emitClosed(watermark: watermark, into: &output)
                         for change in first..<output.count {
                             let row = output.newRow(at: change)!
-                            stateWrites.append((handle, DerivedStateKey.emittedRowKey(output.key(at: change)), DerivedStateKey.rowValue(row)))
+                            stateWrites.append((handle, DerivedStateKey.emittedRowKey(output.key(at: change), windowKey: buffer.windowKey), DerivedStateKey.rowValue(row)))
                         }
                         aggregate.removeGroups(where: buffer.isClosed)
                     }

@@ -440,10 +440,14 @@ enum DerivedStateKey {
         }
     }
 
-    /// The stored key of an emitted row of group `key` (its values).
-    static func emittedRowKey(_ key: ArraySlice<SQLValue>) -> [UInt8] {
+    /// The stored key of an emitted row of group `key` (its values), the window's value first (`windowKey`, its
+    /// position in the group key): a window's rows are then stored side by side at the end of the table rather
+    /// than spread over it, so an epoch that closes a window dirties a few LMDB pages, not a page per row (which
+    /// grew each commit, and LMDB's malloc'ed dirty pages with it, as closed windows accumulated).
+    static func emittedRowKey(_ key: ArraySlice<SQLValue>, windowKey: Int) -> [UInt8] {
         var bytes: [UInt8] = []
-        ValueCodec.append(contentsOf: key, to: &bytes)
+        ValueCodec.append(key[key.startIndex + windowKey], to: &bytes)
+        for (position, value) in key.enumerated() where position != windowKey { ValueCodec.append(value, to: &bytes) }
         guard bytes.count >= maxStorageBytes else { return [emittedRowMarker] + bytes }
         let (first, second) = bytes.withUnsafeBufferPointer(KeyHasher.digest128)
         return [longEmittedRowMarker] + withUnsafeBytes(of: first.littleEndian, Array.init) + withUnsafeBytes(of: second.littleEndian, Array.init)
