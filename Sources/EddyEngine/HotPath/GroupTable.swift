@@ -2,16 +2,16 @@
 /// checkpoint.
 ///
 /// Groups are numbered from 0 in order of creation and never removed (the views are append-only), so
-/// a group number stays valid for the table's life. Keys live in one byte arena, each group's state in a
-/// fixed-width record of another, under an open-addressing index of `UInt32` (see `GroupState`).
+/// a group number stays valid for the table's life. Each group's key and state share one entry of a flat
+/// arena, under an open-addressing index whose slots carry a hash fingerprint (see `GroupState`).
 ///
-/// Memory per group, in the table (`GroupState` has the formula): about 1.1 × (20 + 8 × state words) bytes
-/// plus 1.25 × the encoded key at a million groups (up to twice that just after the arenas doubled). State
-/// words: 1 for `COUNT`, 2 for MIN / MAX and a Double `SUM` / `AVG`, 3 for an integer `SUM` / `AVG`. A string
-/// MIN / MAX adds a heap array (its bytes and about 48 more), DISTINCT 45 to 90 bytes per distinct value
-/// beyond the value's bytes (its `ByteSetTable` entry, index slots and chain link). So `COUNT(*) … GROUP BY`
-/// a 25-character text column is about 66 bytes a group. (The process keeps more per group outside the
-/// table: LMDB's pages and the sink's pending keys; the README's keys curve measures the whole.)
+/// Memory per group, in the table (`GroupState` has the formula): about 1.1 × 24 bytes plus 1.25 × the entry
+/// (8 + 8 × state words + the encoded key rounded up to 8) at a million groups (up to 1.5 × the entry just
+/// after the arena grew). State words: 1 for `COUNT`, 2 for MIN / MAX and a Double `SUM` / `AVG`, 3 for an
+/// integer `SUM` / `AVG`. A string MIN / MAX adds a heap array (its bytes and about 48 more), DISTINCT 45 to 90
+/// bytes per distinct value beyond the value's bytes (its `ByteSetTable` entry, index slots and chain link).
+/// So `COUNT(*) … GROUP BY` a 25-character text column is about 86 bytes a group. (The process keeps more per
+/// group outside the table: LMDB's pages and the sink's pending keys; the README's keys curve measures the whole.)
 ///
 /// Semantics (PostgreSQL / RisingWave):
 /// - A NULL GROUP BY value is a group of its own. `COUNT(*)` counts rows, `COUNT(col)` non-NULL
@@ -160,12 +160,16 @@ public struct GroupTable: Sendable {
         // Read only now: `reserveKeyBuffer` may have moved the buffer.
         let key = UnsafePointer(buffers.pointee.keyBuffer)
         let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
-        var group = state.pointee.find(key, count: keyLength, hash: hash)
-        if group < 0 {
+        var entry = state.pointee.findEntry(key, count: keyLength, hash: hash)
+        let group: Int
+        if entry < 0 {
             group = addGroup(UnsafeRawBufferPointer(start: key, count: keyLength), hash: hash)
             if group < 0 { return false }
+            entry = state.pointee.entry(ofGroup: group)
+        } else {
+            group = state.pointee.group(atEntry: entry)
         }
-        let words = state.pointee.words(of: group)
+        let words = state.pointee.words(atEntry: entry)
         do {
             for aggregate in UnsafeBufferPointer(start: state.pointee.plan, count: state.pointee.planCount) {
                 let cell = words + aggregate.wordOffset
@@ -183,7 +187,7 @@ public struct GroupTable: Sendable {
                 fold(aggregate.operation, slot: slot, row: row, cell: cell)
             }
         }
-        state.pointee.markDirty(group)
+        state.pointee.markDirty(entry: entry)
         return true
     }
 
