@@ -154,9 +154,11 @@ public final class KeysState: @unchecked Sendable {
     public func applyEddy(_ first: Int, _ count: Int) {
         batch.bytes.withUnsafeBytes { bytes in
             batch.offsets.withUnsafeBufferPointer { offsets in
+                // As the hot loop does: lookups batched over a run of messages (a Kafka batch there).
                 for index in first..<(first + count) {
-                    aggregator.apply(UnsafeRawBufferPointer(rebasing: bytes[offsets[index]..<offsets[index + 1]]))
+                    aggregator.applyInBatch(UnsafeRawBufferPointer(rebasing: bytes[offsets[index]..<offsets[index + 1]]))
                 }
+                aggregator.finishBatch()
             }
         }
     }

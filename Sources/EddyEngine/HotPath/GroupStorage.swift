@@ -73,6 +73,8 @@ struct GroupState {
     private var entryOffsets: UnsafeMutablePointer<UInt32>
     private var dirtyList: UnsafeMutablePointer<UInt32>
     private(set) var dirtyCount = 0
+    /// Rows whose lookup is in flight (`GroupTable.accumulateDeferred`).
+    var pending: PendingLookups
 
     static let groupMask: UInt64 = 0xFFFF_FFFF
     static let dirtyFlag: UInt64 = 1 << 63
@@ -100,6 +102,7 @@ struct GroupState {
         entries = .allocate(capacity: entryWordsCapacity)
         entryOffsets = .allocate(capacity: capacity)
         dirtyList = .allocate(capacity: capacity)
+        pending = PendingLookups(argumentCount: plan.count)
     }
 
     func deallocate() {
@@ -110,6 +113,7 @@ struct GroupState {
         entries.deallocate()
         entryOffsets.deallocate()
         dirtyList.deallocate()
+        pending.deallocate()
     }
 
     /// An independent copy (for copy-on-write).
@@ -125,6 +129,7 @@ struct GroupState {
         copy.entries.update(from: entries, count: entryWordsUsed)
         copy.entryOffsets.update(from: entryOffsets, count: count)
         copy.dirtyList.update(from: dirtyList, count: dirtyCount)
+        copy.pending.copyRows(from: pending)
         return copy
     }
 
@@ -324,4 +329,57 @@ struct GroupState {
         clearDirty()
         return taken
     }
+}
+
+/// Rows waiting for their group lookup (`GroupTable.accumulateDeferred`), oldest first in a ring of `capacity`:
+/// each row's encoded key (at most `keyStride` bytes), its hash, and the aggregates' argument slots (copied:
+/// only views whose aggregates fold numbers defer). A row's index slot is prefetched when it arrives, the
+/// entry that slot points to `prefetchDistance` rows later, and the row is folded `capacity` rows later, so
+/// that the cache misses of several rows overlap instead of following one another.
+struct PendingLookups {
+    static let capacity = 16
+    static let prefetchDistance = 8
+    static let keyStride = 128
+    /// Argument slots per row (the view's aggregates; a `COUNT(*)` slot is left unset).
+    let argumentCount: Int
+    let keys: UnsafeMutablePointer<UInt8>
+    let keyLengths: UnsafeMutablePointer<Int>
+    let hashes: UnsafeMutablePointer<UInt64>
+    let arguments: UnsafeMutablePointer<ColumnSlot>
+    /// The oldest row's place in the ring.
+    var first = 0
+    var count = 0
+
+    init(argumentCount: Int) {
+        self.argumentCount = argumentCount
+        keys = .allocate(capacity: Self.capacity * Self.keyStride)
+        keyLengths = .allocate(capacity: Self.capacity)
+        hashes = .allocate(capacity: Self.capacity)
+        arguments = .allocate(capacity: Self.capacity * max(argumentCount, 1))
+        arguments.initialize(repeating: ColumnSlot(), count: Self.capacity * max(argumentCount, 1))
+    }
+
+    func deallocate() {
+        keys.deallocate()
+        keyLengths.deallocate()
+        hashes.deallocate()
+        arguments.deallocate()
+    }
+
+    /// Takes `other`'s waiting rows (same argument count), for a copy of the table.
+    mutating func copyRows(from other: PendingLookups) {
+        keys.update(from: other.keys, count: Self.capacity * Self.keyStride)
+        keyLengths.update(from: other.keyLengths, count: Self.capacity)
+        hashes.update(from: other.hashes, count: Self.capacity)
+        arguments.update(from: other.arguments, count: Self.capacity * max(argumentCount, 1))
+        first = other.first
+        count = other.count
+    }
+
+    /// The ring place of the `offset`th waiting row (0: the oldest; `count`: the next to arrive).
+    @inline(always)
+    func place(_ offset: Int) -> Int { (first &+ offset) & (Self.capacity &- 1) }
+
+    @inline(always)
+    func key(at place: Int) -> UnsafeMutablePointer<UInt8> { keys + place &* Self.keyStride }
 }

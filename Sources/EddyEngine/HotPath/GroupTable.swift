@@ -33,6 +33,8 @@ public struct GroupTable: Sendable {
     let keyKinds: [ColumnKind]
     let plan: [CompiledAggregate]
     let wordsPerGroup: Int
+    /// Whether rows may wait for their lookup (`accumulateDeferred`): every aggregate folds a number.
+    let defersLookups: Bool
     /// Seeds the in-memory hash, so that the table's layout cannot be predicted from outside.
     let seed: UInt64
     /// Owns the keys, state words and dirty set (copy-on-write by hand: see `uniqueState()`); `state`
@@ -83,6 +85,7 @@ public struct GroupTable: Sendable {
         self.plan = plan
         keyKinds = groupBy.map { schema.columns[$0].kind }
         wordsPerGroup = plan.reduce(0) { $0 + $1.wordCount }
+        defersLookups = plan.allSatisfy { $0.distinctSet < 0 && $0.operation != .minString && $0.operation != .maxString }
         let seed = UInt64.random(in: 0...UInt64.max)
         self.seed = seed
         storage = GroupStorage(
@@ -113,10 +116,11 @@ public struct GroupTable: Sendable {
     /// The number of groups changed since the last `takeDirty()`.
     public var dirtyCount: Int { state.pointee.dirtyCount }
 
-    /// The groups changed since the last call (each once, in the order they first changed); clears
-    /// the set.
+    /// The groups changed since the last call (each once, in the order they first changed), waiting rows
+    /// (`accumulateDeferred`) folded first; clears the set.
     public mutating func takeDirty() -> [Int] {
-        uniqueState().pointee.takeDirty()
+        finishPending()
+        return uniqueState().pointee.takeDirty()
     }
 
     /// The group's LMDB key: its encoded key (see `GroupKey`), or for keys over 511 bytes a 511-byte
@@ -191,8 +195,117 @@ public struct GroupTable: Sendable {
         return true
     }
 
+    // MARK: Batched aggregation
+
+    /// `accumulate`, with the group's lookup and fold put off by up to `PendingLookups.capacity` rows (or until
+    /// `finishPending()`) for views whose aggregates all fold numbers (no string MIN / MAX, no DISTINCT) and
+    /// keys up to `PendingLookups.keyStride` bytes; other rows go through `accumulate` at once, after the
+    /// waiting ones. The key is built and hashed now and its index slot prefetched; the waiting rows are
+    /// folded in arrival order, so the table ends as `accumulate` leaves it (dirty order included). Reading
+    /// the table (its groups, dirty set or states) needs `finishPending()` first.
+    @inline(always)
+    mutating func accumulateDeferred(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) -> Bool {
+        guard defersLookups else { return accumulate(row, buffers: buffers) }
+        let state = uniqueState()
+        if state.pointee.pending.count == PendingLookups.capacity { foldOldestPending(state) }
+        let place = state.pointee.pending.place(state.pointee.pending.count)
+        let key = state.pointee.pending.key(at: place)
+        var keyLength: Int
+        let single = state.pointee.singleStringColumn
+        if single >= 0, row.slots[single].state == ColumnSlot.value, row.slots[single].count <= PendingLookups.keyStride &- 3 {
+            let slot = row.slots[single]
+            key[0] = GroupKey.plainMarker
+            key[1] = 1
+            key[2] = UInt8(truncatingIfNeeded: slot.count)
+            GroupKey.copyBytes(from: row.stringBytes(of: slot), to: key + 3, count: slot.count)
+            keyLength = 3 &+ slot.count
+        } else {
+            let columns = UnsafeBufferPointer(start: state.pointee.groupBy, count: state.pointee.groupByCount)
+            keyLength = GroupKey.length(of: row, columns: columns)
+            guard keyLength <= PendingLookups.keyStride else {
+                finishPending()
+                return accumulate(row, buffers: buffers)
+            }
+            keyLength = GroupKey.write(row, columns: columns, to: key)
+        }
+        let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
+        state.pointee.pending.keyLengths[place] = keyLength
+        state.pointee.pending.hashes[place] = hash
+        let arguments = state.pointee.pending.arguments + place &* state.pointee.pending.argumentCount
+        for (index, aggregate) in UnsafeBufferPointer(start: state.pointee.plan, count: state.pointee.planCount).enumerated()
+        where aggregate.column >= 0 {
+            arguments[index] = row.slots[aggregate.column]
+        }
+        state.pointee.prefetchSlot(hash: hash)
+        state.pointee.pending.count &+= 1
+        let ahead = state.pointee.pending.count &- 1 &- PendingLookups.prefetchDistance
+        if ahead >= 0 {
+            let aheadPlace = state.pointee.pending.place(ahead)
+            state.pointee.prefetchEntry(
+                hash: state.pointee.pending.hashes[aheadPlace], keyLength: state.pointee.pending.keyLengths[aheadPlace])
+        }
+        return true
+    }
+
+    /// Folds every waiting row (`accumulateDeferred`), oldest first.
+    mutating func finishPending() {
+        let state = uniqueState()
+        let count = state.pointee.pending.count
+        guard count > 0 else { return }
+        // The rows whose entry was not prefetched yet.
+        for offset in max(0, count - PendingLookups.prefetchDistance)..<count {
+            let place = state.pointee.pending.place(offset)
+            state.pointee.prefetchEntry(hash: state.pointee.pending.hashes[place], keyLength: state.pointee.pending.keyLengths[place])
+        }
+        while state.pointee.pending.count > 0 { foldOldestPending(state) }
+    }
+
+    /// Looks up (or creates) the oldest waiting row's group and folds the row into it.
+    @inline(always)
+    mutating func foldOldestPending(_ state: UnsafeMutablePointer<GroupState>) {
+        let place = state.pointee.pending.first
+        let key = UnsafePointer(state.pointee.pending.key(at: place))
+        let keyLength = state.pointee.pending.keyLengths[place]
+        let hash = state.pointee.pending.hashes[place]
+        var entry = state.pointee.findEntry(key, count: keyLength, hash: hash)
+        if entry < 0 {
+            // Never -1: a waiting key is far shorter than a long key. (Two statements: `state.pointee` read before
+            // the call that grows the table would see its old arenas.)
+            let group = addGroup(UnsafeRawBufferPointer(start: key, count: keyLength), hash: hash)
+            entry = state.pointee.entry(ofGroup: group)
+        }
+        let words = state.pointee.words(atEntry: entry)
+        let arguments = state.pointee.pending.arguments + place &* state.pointee.pending.argumentCount
+        for (index, aggregate) in UnsafeBufferPointer(start: state.pointee.plan, count: state.pointee.planCount).enumerated() {
+            let cell = words + aggregate.wordOffset
+            if aggregate.operation == .countRows {
+                cell.pointee &+= 1
+                continue
+            }
+            let slot = arguments[index]
+            guard slot.state == ColumnSlot.value else { continue }
+            foldNumber(aggregate.operation, bits: slot.bits, cell: cell)
+        }
+        state.pointee.markDirty(entry: entry)
+        state.pointee.pending.first = state.pointee.pending.place(1)
+        state.pointee.pending.count &-= 1
+    }
+
     @inline(always)
     mutating func fold(_ operation: CompiledAggregate.Operation, slot: ColumnSlot, row: DecodedRow, cell: UnsafeMutablePointer<UInt64>) {
+        switch operation {
+        case .minString, .maxString:
+            let count = cell[0]
+            cell[0] = count &+ 1
+            foldString(operation == .minString, bytes: row.stringBytes(of: slot), count: slot.count, cell: cell)
+        default:
+            foldNumber(operation, bits: slot.bits, cell: cell)
+        }
+    }
+
+    /// Folds a value of a number, time or bool column (`bits` as in `ColumnSlot`); not for string MIN / MAX.
+    @inline(always)
+    func foldNumber(_ operation: CompiledAggregate.Operation, bits: UInt64, cell: UnsafeMutablePointer<UInt64>) {
         let count = cell[0]
         cell[0] = count &+ 1
         switch operation {
@@ -200,21 +313,21 @@ public struct GroupTable: Sendable {
             break
         case .sumInt, .averageInt:
             // 128-bit two's complement addition of the sign-extended value.
-            let (low, carry) = cell[1].addingReportingOverflow(slot.bits)
+            let (low, carry) = cell[1].addingReportingOverflow(bits)
             cell[1] = low
-            cell[2] = cell[2] &+ (Int64(bitPattern: slot.bits) < 0 ? UInt64.max : 0) &+ (carry ? 1 : 0)
+            cell[2] = cell[2] &+ (Int64(bitPattern: bits) < 0 ? UInt64.max : 0) &+ (carry ? 1 : 0)
         case .sumDouble, .averageDouble:
-            cell[1] = (Double(bitPattern: cell[1]) + Double(bitPattern: slot.bits)).bitPattern
+            cell[1] = (Double(bitPattern: cell[1]) + Double(bitPattern: bits)).bitPattern
         case .minInt:
-            if count == 0 || Int64(bitPattern: slot.bits) < Int64(bitPattern: cell[1]) { cell[1] = slot.bits }
+            if count == 0 || Int64(bitPattern: bits) < Int64(bitPattern: cell[1]) { cell[1] = bits }
         case .maxInt:
-            if count == 0 || Int64(bitPattern: slot.bits) > Int64(bitPattern: cell[1]) { cell[1] = slot.bits }
+            if count == 0 || Int64(bitPattern: bits) > Int64(bitPattern: cell[1]) { cell[1] = bits }
         case .minDouble:
-            if count == 0 || Double(bitPattern: slot.bits) < Double(bitPattern: cell[1]) { cell[1] = slot.bits }
+            if count == 0 || Double(bitPattern: bits) < Double(bitPattern: cell[1]) { cell[1] = bits }
         case .maxDouble:
-            if count == 0 || Double(bitPattern: slot.bits) > Double(bitPattern: cell[1]) { cell[1] = slot.bits }
+            if count == 0 || Double(bitPattern: bits) > Double(bitPattern: cell[1]) { cell[1] = bits }
         case .minString, .maxString:
-            foldString(operation == .minString, bytes: row.stringBytes(of: slot), count: slot.count, cell: cell)
+            preconditionFailure("a string MIN / MAX folds through foldString")
         }
     }
 
