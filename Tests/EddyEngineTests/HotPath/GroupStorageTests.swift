@@ -109,6 +109,8 @@ import Testing
         for batch in [1, 7, 16, 17, 1_000] {
             var batched = Aggregator(schema: AggregatorTests.wide, groupBy: groupBy, aggregates: Self.batchedAggregates, filter: nil)
             #expect(batched.table.defersLookups)
+            // From the first group, or from the 500th (rows start waiting partway, while the table grows).
+            batched.table.defersLookupsFromGroups = batch == 16 ? 500 : 0
             Self.run(&batched, messages, batch: batch)
             #expect(batched.table.state.pointee.pending.count == 0)
             #expect(batched.counters == single.counters, "batch \(batch)")
@@ -137,6 +139,7 @@ import Testing
         let filter = StringEquals(column: 0, value: Array("user7@example.org".utf8))
         var single = Aggregator(schema: AggregatorTests.wide, groupBy: [0], aggregates: Self.batchedAggregates, filter: filter)
         var batched = single
+        batched.table.defersLookupsFromGroups = 0
         Self.run(&single, messages, batch: nil)
         Self.run(&batched, messages, batch: 64)
         #expect(single.counters.filteredOut > 1_900 && single.table.groupCount == 1)
@@ -150,6 +153,7 @@ import Testing
         let messages = Array(Self.messages(count: 40, users: 4).filter { !$0.contains("long") }.prefix(10))
         #expect(messages.count == 10)
         var view = Aggregator(schema: AggregatorTests.wide, groupBy: [0], aggregates: Self.batchedAggregates, filter: nil)
+        view.table.defersLookupsFromGroups = 0
         for message in messages { Array(message.utf8).withUnsafeBytes { view.applyInBatch($0) } }
         #expect(view.table.state.pointee.pending.count == 10)
         var copy = view
@@ -161,5 +165,11 @@ import Testing
         Self.run(&single, messages, batch: nil)
         #expect(try copy.table.results() == single.table.results())
         #expect(try view.table.results() == single.table.results())
+
+        // Below `defersLookupsFromGroups` (16,384 by default) nothing waits: the table is complete at once.
+        var small = Aggregator(schema: AggregatorTests.wide, groupBy: [0], aggregates: Self.batchedAggregates, filter: nil)
+        for message in messages { Array(message.utf8).withUnsafeBytes { small.applyInBatch($0) } }
+        #expect(small.table.state.pointee.pending.count == 0)
+        #expect(try small.table.results() == single.table.results())
     }
 }
