@@ -1,4 +1,5 @@
 import CLMDB  // for `eddy_prefetch` only (see `GroupState.prefetchSlot`)
+import Glibc
 
 /// Owns a `GroupState`. Copy-on-write is `GroupTable`'s job: it copies the storage (`copy()`) before
 /// mutating it while shared.
@@ -99,7 +100,7 @@ struct GroupState {
         indexMask = capacity * 2 - 1
         index = .allocate(capacity: capacity * 2)
         index.initialize(repeating: 0, count: capacity * 2)
-        entries = .allocate(capacity: entryWordsCapacity)
+        entries = Self.reallocateWords(nil, count: entryWordsCapacity)
         entryOffsets = .allocate(capacity: capacity)
         dirtyList = .allocate(capacity: capacity)
         pending = PendingLookups(argumentCount: plan.count)
@@ -110,7 +111,7 @@ struct GroupState {
         plan.deallocate()
         groupBy.deallocate()
         index.deallocate()
-        entries.deallocate()
+        free(entries)
         entryOffsets.deallocate()
         dirtyList.deallocate()
         pending.deallocate()
@@ -305,11 +306,18 @@ struct GroupState {
 
     private mutating func growEntries(minimum: Int) {
         let newCapacity = max(minimum, entryWordsCapacity + entryWordsCapacity / 2)
-        let grown = UnsafeMutablePointer<UInt64>.allocate(capacity: newCapacity)
-        grown.moveInitialize(from: entries, count: entryWordsUsed)
-        entries.deallocate()
-        entries = grown
+        entries = Self.reallocateWords(entries, count: newCapacity)
         entryWordsCapacity = newCapacity
+    }
+
+    /// The entry arena grows with `realloc`, not allocate-copy-free: glibc moves a large block by remapping its
+    /// pages, so no old arena is left behind. Freed old arenas below glibc's mmap threshold (which rises as
+    /// large blocks are freed) stayed resident in its heap: the keys bench measured 150 B a key more at 1M keys.
+    private static func reallocateWords(_ words: UnsafeMutablePointer<UInt64>?, count: Int) -> UnsafeMutablePointer<UInt64> {
+        guard let grown = realloc(words, count * MemoryLayout<UInt64>.stride) else {
+            fatalError("out of memory: group entries of \(count * MemoryLayout<UInt64>.stride) bytes")
+        }
+        return grown.bindMemory(to: UInt64.self, capacity: count)
     }
 
     // MARK: Dirty groups
