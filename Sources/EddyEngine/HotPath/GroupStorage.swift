@@ -310,9 +310,8 @@ struct GroupState {
         entryWordsCapacity = newCapacity
     }
 
-    /// The entry arena grows with `realloc`, not allocate-copy-free: glibc moves a large block by remapping its
-    /// pages, so no old arena is left behind. Freed old arenas below glibc's mmap threshold (which rises as
-    /// large blocks are freed) stayed resident in its heap: the keys bench measured 150 B a key more at 1M keys.
+    /// The entry arena grows with `realloc`, not allocate-copy-free: glibc moves a large (mmapped) block by
+    /// remapping its pages, without copying it or leaving the old arena in its heap.
     private static func reallocateWords(_ words: UnsafeMutablePointer<UInt64>?, count: Int) -> UnsafeMutablePointer<UInt64> {
         guard let grown = realloc(words, count * MemoryLayout<UInt64>.stride) else {
             fatalError("out of memory: group entries of \(count * MemoryLayout<UInt64>.stride) bytes")

@@ -254,9 +254,11 @@ public struct GroupTable: Sendable {
 
     /// Folds every waiting row (`accumulateDeferred`), oldest first.
     mutating func finishPending() {
-        let state = uniqueState()
+        // Read first without `uniqueState()`: a table shared with a snapshot must not be copied for nothing (the
+        // hot loop calls this after every batch, empty ones included).
         let count = state.pointee.pending.count
         guard count > 0 else { return }
+        let state = uniqueState()
         // The rows whose entry was not prefetched yet.
         for offset in max(0, count - PendingLookups.prefetchDistance)..<count {
             let place = state.pointee.pending.place(offset)

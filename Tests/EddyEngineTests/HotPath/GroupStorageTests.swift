@@ -166,6 +166,11 @@ import Testing
         #expect(try copy.table.results() == single.table.results())
         #expect(try view.table.results() == single.table.results())
 
+        // With nothing waiting, finishing a batch does not copy a shared table (the hot loop finishes every batch).
+        let snapshot = view
+        view.finishBatch()
+        #expect(view.table.state == snapshot.table.state)
+
         // Below `defersLookupsFromGroups` (16,384 by default) nothing waits: the table is complete at once.
         var small = Aggregator(schema: AggregatorTests.wide, groupBy: [0], aggregates: Self.batchedAggregates, filter: nil)
         for message in messages { Array(message.utf8).withUnsafeBytes { small.applyInBatch($0) } }
