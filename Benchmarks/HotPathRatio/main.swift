@@ -1,10 +1,12 @@
 // Decode + aggregate of the example view against simdjson On-Demand on the same bytes, from one plain
 // run: ns per record of both (median of alternating rounds over the whole batch) and their ratio.
 //
-//   swift run -c release HotPathRatio [records] [rounds] [eddy|simdjson|both|tumble|tumble-only]
+//   swift run -c release HotPathRatio [records] [rounds] [eddy|simdjson|both|tumble|tumble-only|keys] [keys]
 //
 // `tumble` times the one-minute TUMBLE count by event against the flat count by event instead (issue 9's
-// target: at most 1.2× per record); `tumble-only` runs just the TUMBLE side, for callgrind.
+// target: at most 1.2× per record); `tumble-only` runs just the TUMBLE side, for callgrind. `keys N` (default
+// 100000) runs only `SELECT user, COUNT(*) … GROUP BY user` over messages of N distinct users (issue 13): the
+// group lookup at many groups, for callgrind (instructions and, with --cache-sim=yes, misses per record).
 //
 // With `eddy` or `simdjson` only that side runs after the shared warm-up, which suits
 // `valgrind --tool=callgrind` (instruction counts per record do not drift with machine load; strip
@@ -16,11 +18,31 @@
 import HotPathSupport
 import SimdjsonReference
 
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 let records = arguments.count > 0 ? Int(arguments[0]) ?? 100_000 : 100_000
 let rounds = arguments.count > 1 ? Int(arguments[1]) ?? 15 : 15
 let sides = arguments.count > 2 ? arguments[2] : "both"
-precondition(["both", "eddy", "simdjson", "tumble", "tumble-only"].contains(sides), "the third argument is eddy, simdjson, both, tumble or tumble-only")
+precondition(
+    ["both", "eddy", "simdjson", "tumble", "tumble-only", "keys"].contains(sides),
+    "the third argument is eddy, simdjson, both, tumble, tumble-only or keys")
+
+if sides == "keys" {
+    let keys = arguments.count > 3 ? Int(arguments[3]) ?? 100_000 : 100_000
+    let state = KeysState(records: records, keys: keys)
+    let clock = ContinuousClock()
+    var times: [Double] = []
+    for _ in 0..<rounds { times.append(clock.measure { state.applyEddy(0, records) } / .nanoseconds(1) / Double(records)) }
+    let sorted = times.sorted()
+    print("records: \(records), rounds: \(rounds), users: \(keys), groups: \(state.aggregator.table.groupCount)")
+    print("Eddy decode+aggregate by user: \(Int(sorted[sorted.count / 2].rounded())) ns/record (median; best \(Int(sorted[0].rounded())))")
+    exit(0)
+}
 
 let state = HotPathState(records: records)
 let clock = ContinuousClock()

@@ -12,8 +12,9 @@ public final class MessageBatch: @unchecked Sendable {
     public let eventCounts: [Int]
     public var count: Int { offsets.count - 1 }
 
-    public init(count: Int, seed: UInt64) {
-        var generator = UserEventGenerator(seed: seed)
+    /// - Parameter userCount: distinct users the messages pick from (the generator's default: 1,000).
+    public init(count: Int, seed: UInt64, userCount: Int = 1000) {
+        var generator = UserEventGenerator(seed: seed, userCount: userCount)
         var bytes: [UInt8] = []
         var offsets: [Int] = []
         var eventCounts = [Int](repeating: 0, count: UserEventGenerator.eventNames.count)
@@ -122,5 +123,43 @@ public final class HotPathState: @unchecked Sendable {
         if next + count > batch.count { next = 0 }
         defer { next += count }
         return next
+    }
+}
+
+/// `SELECT user, COUNT(*) … GROUP BY user` over messages of `keys` distinct users (issue 13's keys curve, in
+/// memory): the group lookup at 5…1M groups, for callgrind and timings.
+public final class KeysState: @unchecked Sendable {
+    public let batch: MessageBatch
+    public let keys: Int
+    public var aggregator = Aggregator(
+        schema: RowSchema(columns: HotPathState.columns), groupBy: [1], aggregates: [AggregateSpec(.count, argument: nil)],
+        limits: DecoderLimits(), filter: nil)
+
+    /// Warms the table with one pass and checks that every message was counted in a group of its user.
+    public init(records: Int, keys: Int) {
+        self.keys = keys
+        batch = MessageBatch(count: records, seed: 7, userCount: keys)
+        applyEddy(0, batch.count)
+        precondition(aggregator.counters.rows == batch.count, "Eddy skipped messages: \(aggregator.counters)")
+        precondition(aggregator.table.groupCount <= keys, "\(aggregator.table.groupCount) groups of \(keys) users")
+        var total: Int64 = 0
+        for group in 0..<aggregator.table.groupCount {
+            guard case .int64(let count) = aggregator.table.value(ofAggregate: 0, group: group) else { preconditionFailure("no count") }
+            total += count
+        }
+        precondition(total == Int64(batch.count), "the groups count \(total) messages of \(batch.count)")
+    }
+
+    @inline(never)
+    public func applyEddy(_ first: Int, _ count: Int) {
+        batch.bytes.withUnsafeBytes { bytes in
+            batch.offsets.withUnsafeBufferPointer { offsets in
+                // As the hot loop does: lookups batched over a run of messages (a Kafka batch there).
+                for index in first..<(first + count) {
+                    aggregator.applyInBatch(UnsafeRawBufferPointer(rebasing: bytes[offsets[index]..<offsets[index + 1]]))
+                }
+                aggregator.finishBatch()
+            }
+        }
     }
 }

@@ -46,6 +46,44 @@ public struct Aggregator: Sendable {
         apply(row, buffers: decoder.buffers.pointer)
     }
 
+    /// `apply(_:decodedBy:)` for a run of messages: the row's group lookup may wait for later rows (see
+    /// `GroupTable.accumulateDeferred`), so that the lookups' cache misses overlap. Call `finishBatch()` after the
+    /// run, before reading `table` or `counters`.
+    @inline(__always)
+    mutating func applyInBatch(_ row: DecodedRow, decodedBy decoder: borrowing RowDecoder) {
+        applyInBatch(row, buffers: decoder.buffers.pointer)
+    }
+
+    @inline(__always)
+    private mutating func applyInBatch(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) {
+        if hasFilter && !filter.unsafelyUnwrapped.accepts(row) {
+            counters.filteredOut &+= 1
+            return
+        }
+        if table.accumulateDeferred(row, buffers: buffers) {
+            counters.rows &+= 1
+        } else {
+            counters[.groupKeyCollision] &+= 1
+        }
+    }
+
+    /// `apply(_:)` for a run of messages (`applyInBatch(_:decodedBy:)`); call `finishBatch()` after the run.
+    public mutating func applyInBatch(_ payload: UnsafeRawBufferPointer) {
+        if let reason = decoder.decodeMessage(payload) {
+            counters[reason] &+= 1
+            return
+        }
+        decoder.fillWindows()
+        let wrongTypes = decoder.wrongTypeCount()
+        if wrongTypes > 0 { counters.wrongTypeFields &+= wrongTypes }
+        applyInBatch(decoder.currentRow(payload), buffers: decoder.buffers.pointer)
+    }
+
+    /// Folds the rows whose lookup still waits (`applyInBatch`): the table is then complete.
+    public mutating func finishBatch() {
+        table.finishPending()
+    }
+
     @inline(__always)
     private mutating func apply(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) {
         // Tested through a flag: binding the optional existential would copy it (and retain) per message.

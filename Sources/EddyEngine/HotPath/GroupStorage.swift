@@ -1,3 +1,6 @@
+import CLMDB  // for `eddy_prefetch` only (see `GroupState.prefetchSlot`)
+import Glibc
+
 /// Owns a `GroupState`. Copy-on-write is `GroupTable`'s job: it copies the storage (`copy()`) before
 /// mutating it while shared.
 final class GroupStorage: @unchecked Sendable {
@@ -23,28 +26,29 @@ final class GroupStorage: @unchecked Sendable {
     func copy() -> GroupStorage { GroupStorage(copying: self) }
 }
 
-/// The hot part of a `GroupTable`, in three flat arenas allocated once and grown geometrically, reached
-/// through plain pointers (not arrays or class properties) so that a message costs no reference counting
-/// and no exclusivity checks:
+/// The hot part of a `GroupTable`, in flat arenas allocated once and grown geometrically, reached through
+/// plain pointers (not arrays or class properties) so that a message costs no reference counting and no
+/// exclusivity checks. Laid out so that finding a present group touches two cache lines, its index slot's and
+/// its entry's:
 ///
-/// - `keyBytes`: every group's encoded key, back to back in group order;
-/// - `records`: one fixed-width record per group: word 0 is where its key starts in `keyBytes` (shifted
-///   left once) with the dirty flag in bit 0, then the group's aggregate state words (`stateWords`); the
-///   key ends where the next group's begins;
-/// - `index`: open addressing over the groups, one `UInt32` per slot (group + 1, 0 empty), at most half
-///   full, probed linearly from the key hash's low bits.
+/// - `entries`: one entry per group, back to back in group order, 8-byte aligned: a header word (the group's
+///   number in bits 0–31, its key's length in bits 32–62, the dirty flag in bit 63), the group's aggregate
+///   state words (`stateWords`), then its encoded key, padded to a whole word. Key, state and dirty flag share
+///   the entry's cache line(s).
+/// - `index`: open addressing over the entries, one `UInt64` per slot: the key hash's high 32 bits (a
+///   fingerprint, so that a probe past another key compares without reading that key's entry) above the
+///   entry's word offset + 1 (0: empty). At most half full, probed linearly from the hash's low bits.
+/// - `entryOffsets`: each group's entry (word offset), for reading by group number.
 ///
-/// Plus the dirty list (one `UInt32` per group that changed since the last barrier, in the order they
-/// first changed). Bytes per group, with capacity `c` (a power of two, doubled when full) for `n` groups:
-/// `(8 + 8 × stateWords + 4 + 2 × 4) × c / n` plus the encoded key times the key arena's slack (at most 2).
-/// `COUNT(*)` grouped by one text column (one state word, a key of 3 + the text's bytes) at 950,000 groups
-/// (`c / n` = 1.10, key arena 1.25): 31 + 1.25 × key bytes, so 66 bytes for 25-character users.
-/// Hashes are not kept: growing rehashes each key from its bytes.
+/// Plus the dirty list (one `UInt32` per group that changed since the last barrier, in the order they first
+/// changed). Bytes per group, with capacity `c` (a power of two, doubled when full) for `n` groups:
+/// `(2 × 8 + 4 + 4) × c / n` plus the entry (`8 + 8 × stateWords` + the key rounded up to 8) times the entry
+/// arena's slack (grown by half: at most 1.5). `COUNT(*)` grouped by one text column (one state word, a key of
+/// 3 + the text's bytes: 25-character users make 28-byte keys, 48-byte entries) at 950,000 groups (`c / n` =
+/// 1.10, arena slack 1.25): 26 + 60 = 86 bytes. Hashes are not kept: growing rehashes each key from its bytes.
 struct GroupState {
     /// Aggregate state words per group (see `CompiledAggregate.wordCount`).
     let stateWords: Int
-    /// `1 + stateWords`: a record's width in words.
-    let recordWords: Int
     /// The view's compiled aggregates (a copy of `GroupTable.plan` that the hot loop can walk without
     /// retaining an array).
     let plan: UnsafeMutablePointer<CompiledAggregate>
@@ -58,26 +62,31 @@ struct GroupState {
     let seed: UInt64
     /// Groups in the table.
     private(set) var count = 0
-    /// Records allocated (a power of two).
+    /// Groups the per-group arrays hold (a power of two).
     private var capacity: Int
-    private var index: UnsafeMutablePointer<UInt32>
+    private var index: UnsafeMutablePointer<UInt64>
     /// `2 × capacity - 1`.
     private var indexMask: Int
-    private var keyBytes: UnsafeMutablePointer<UInt8>
-    private var keyBytesCapacity: Int
-    /// Where the next key goes: the end of the last group's key.
-    private var keyBytesUsed = 0
-    private var records: UnsafeMutablePointer<UInt64>
+    private var entries: UnsafeMutablePointer<UInt64>
+    private var entryWordsCapacity: Int
+    /// Where the next entry goes: the end of the last group's.
+    private var entryWordsUsed = 0
+    private var entryOffsets: UnsafeMutablePointer<UInt32>
     private var dirtyList: UnsafeMutablePointer<UInt32>
     private(set) var dirtyCount = 0
+    /// Rows whose lookup is in flight (`GroupTable.accumulateDeferred`).
+    var pending: PendingLookups
+
+    static let groupMask: UInt64 = 0xFFFF_FFFF
+    static let dirtyFlag: UInt64 = 1 << 63
+    static let lengthMask: UInt64 = 0x7FFF_FFFF
 
     init(
         stateWords: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int, seed: UInt64, capacity: Int = 256,
-        keyBytesCapacity: Int = 8192
+        entryWordsCapacity: Int = 1024
     ) {
         precondition(capacity > 0 && capacity & (capacity - 1) == 0, "capacity \(capacity) is not a power of two")
         self.stateWords = stateWords
-        recordWords = 1 + stateWords
         self.singleStringColumn = singleStringColumn
         self.seed = seed
         planCount = plan.count
@@ -87,13 +96,14 @@ struct GroupState {
         self.groupBy = .allocate(capacity: max(groupBy.count, 1))
         self.groupBy.initialize(from: groupBy, count: groupBy.count)
         self.capacity = capacity
-        self.keyBytesCapacity = keyBytesCapacity
+        self.entryWordsCapacity = entryWordsCapacity
         indexMask = capacity * 2 - 1
         index = .allocate(capacity: capacity * 2)
         index.initialize(repeating: 0, count: capacity * 2)
-        keyBytes = .allocate(capacity: keyBytesCapacity)
-        records = .allocate(capacity: capacity * recordWords)
+        entries = Self.reallocateWords(nil, count: entryWordsCapacity)
+        entryOffsets = .allocate(capacity: capacity)
         dirtyList = .allocate(capacity: capacity)
+        pending = PendingLookups(argumentCount: plan.count)
     }
 
     func deallocate() {
@@ -101,9 +111,10 @@ struct GroupState {
         plan.deallocate()
         groupBy.deallocate()
         index.deallocate()
-        keyBytes.deallocate()
-        records.deallocate()
+        free(entries)
+        entryOffsets.deallocate()
         dirtyList.deallocate()
+        pending.deallocate()
     }
 
     /// An independent copy (for copy-on-write).
@@ -111,65 +122,162 @@ struct GroupState {
         var copy = GroupState(
             stateWords: stateWords, plan: Array(UnsafeBufferPointer(start: plan, count: planCount)),
             groupBy: Array(UnsafeBufferPointer(start: groupBy, count: groupByCount)), singleStringColumn: singleStringColumn,
-            seed: seed, capacity: capacity, keyBytesCapacity: keyBytesCapacity)
+            seed: seed, capacity: capacity, entryWordsCapacity: entryWordsCapacity)
         copy.count = count
-        copy.keyBytesUsed = keyBytesUsed
+        copy.entryWordsUsed = entryWordsUsed
         copy.dirtyCount = dirtyCount
         copy.index.update(from: index, count: capacity * 2)
-        copy.keyBytes.update(from: keyBytes, count: keyBytesUsed)
-        copy.records.update(from: records, count: count * recordWords)
+        copy.entries.update(from: entries, count: entryWordsUsed)
+        copy.entryOffsets.update(from: entryOffsets, count: count)
         copy.dirtyList.update(from: dirtyList, count: dirtyCount)
+        copy.pending.copyRows(from: pending)
         return copy
     }
 
     /// Bytes allocated, for the documentation's per-group figures and their test.
     var allocatedBytes: Int {
-        capacity * 2 * MemoryLayout<UInt32>.stride + keyBytesCapacity + capacity * recordWords * 8
-            + capacity * MemoryLayout<UInt32>.stride
+        capacity * 2 * MemoryLayout<UInt64>.stride + entryWordsCapacity * 8 + capacity * 2 * MemoryLayout<UInt32>.stride
     }
 
+    /// Words of an entry with `stateWords` state words and a key of `keyLength` bytes.
     @inline(always)
-    func keyStart(_ group: Int) -> Int { Int(truncatingIfNeeded: records[group &* recordWords] &>> 1) }
+    func entryWords(keyLength: Int) -> Int { 1 &+ stateWords &+ (keyLength &+ 7) &>> 3 }
 
+    // MARK: Finding groups
+
+    /// The index slot a hash starts probing at; `prefetchSlot` brings its cache line in ahead of `findEntry`.
     @inline(always)
-    func keyEnd(_ group: Int) -> Int { group &+ 1 < count ? keyStart(group &+ 1) : keyBytesUsed }
+    func firstSlot(hash: UInt64) -> Int { Int(truncatingIfNeeded: hash) & indexMask }
+
+    /// Starts loading the cache line of `hash`'s first index slot (a hint: nothing is read).
+    @inline(always)
+    func prefetchSlot(hash: UInt64) {
+        eddy_prefetch(index + firstSlot(hash: hash))
+    }
+
+    /// Starts loading the entry that `hash`'s probe would compare first (its index slot should be in cache:
+    /// see `prefetchSlot`), both ends of it for a key of `keyLength` bytes; nothing when no slot has the
+    /// fingerprint before an empty one. A hint: the entry is compared by `findEntry` later.
+    @inline(always)
+    func prefetchEntry(hash: UInt64, keyLength: Int) {
+        let fingerprint = hash &>> 32
+        var slot = firstSlot(hash: hash)
+        while true {
+            let value = index[slot]
+            if value == 0 { return }
+            if value &>> 32 == fingerprint {
+                let entry = entries + (Int(truncatingIfNeeded: value & Self.groupMask) &- 1)
+                eddy_prefetch_for_write(entry)
+                eddy_prefetch_for_write(entry + (entryWords(keyLength: keyLength) &- 1))
+                return
+            }
+            slot = (slot &+ 1) & indexMask
+        }
+    }
+
+    /// The entry (word offset) whose key equals `key`, or -1.
+    @inline(always)
+    func findEntry(_ key: UnsafePointer<UInt8>, count length: Int, hash: UInt64) -> Int {
+        let fingerprint = hash &>> 32
+        let wanted = UInt64(truncatingIfNeeded: length) &<< 32
+        var slot = firstSlot(hash: hash)
+        while true {
+            let value = index[slot]
+            if value == 0 { return -1 }
+            if value &>> 32 == fingerprint {
+                let entry = Int(truncatingIfNeeded: value & Self.groupMask) &- 1
+                let header = entries[entry]
+                if header & (Self.lengthMask &<< 32) == wanted
+                    && NameTables.equalBytes(keyPointer(entry: entry), key, length)
+                {
+                    return entry
+                }
+            }
+            slot = (slot &+ 1) & indexMask
+        }
+    }
 
     /// The group whose key equals `key`, or -1.
     @inline(always)
     func find(_ key: UnsafePointer<UInt8>, count length: Int, hash: UInt64) -> Int {
-        var slot = Int(truncatingIfNeeded: hash) & indexMask
-        while true {
-            let entry = index[slot]
-            if entry == 0 { return -1 }
-            let group = Int(truncatingIfNeeded: entry) &- 1
-            let start = keyStart(group)
-            if keyEnd(group) &- start == length && NameTables.equalBytes(keyBytes + start, key, length) { return group }
-            slot = (slot &+ 1) & indexMask
+        let entry = findEntry(key, count: length, hash: hash)
+        return entry < 0 ? -1 : group(atEntry: entry)
+    }
+
+    // MARK: Entries
+
+    @inline(always)
+    func group(atEntry entry: Int) -> Int { Int(truncatingIfNeeded: entries[entry] & Self.groupMask) }
+
+    @inline(always)
+    func entry(ofGroup group: Int) -> Int { Int(truncatingIfNeeded: entryOffsets[group]) }
+
+    @inline(always)
+    func keyPointer(entry: Int) -> UnsafePointer<UInt8> {
+        UnsafeRawPointer(entries + (entry &+ 1 &+ stateWords)).assumingMemoryBound(to: UInt8.self)
+    }
+
+    @inline(always)
+    func keyLength(entry: Int) -> Int { Int(truncatingIfNeeded: (entries[entry] &>> 32) & Self.lengthMask) }
+
+    /// The state words at `entry` (`stateWords` of them); valid until the storage changes.
+    @inline(always)
+    func words(atEntry entry: Int) -> UnsafeMutablePointer<UInt64> { entries + (entry &+ 1) }
+
+    /// Marks the group at `entry` dirty (once per barrier: it goes on the dirty list the first time).
+    @inline(always)
+    mutating func markDirty(entry: Int) {
+        let header = entries[entry]
+        if header & Self.dirtyFlag == 0 {
+            entries[entry] = header | Self.dirtyFlag
+            dirtyList[dirtyCount] = UInt32(truncatingIfNeeded: header)
+            dirtyCount &+= 1
         }
     }
+
+    // MARK: Groups by number
+
+    /// The key of `group`; valid until the storage changes.
+    func key(_ group: Int) -> UnsafeBufferPointer<UInt8> {
+        let entry = entry(ofGroup: group)
+        return UnsafeBufferPointer(start: keyPointer(entry: entry), count: keyLength(entry: entry))
+    }
+
+    /// The state words of `group` (`stateWords` of them); valid until the storage changes.
+    @inline(always)
+    func words(of group: Int) -> UnsafeMutablePointer<UInt64> { words(atEntry: entry(ofGroup: group)) }
+
+    @inline(always)
+    mutating func markDirty(_ group: Int) { markDirty(entry: entry(ofGroup: group)) }
 
     /// Adds a group for `key`, which must not be present; its state words are zero and it is not dirty.
     @inline(never)
     mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Int {
         let group = count
         precondition(group < Int(UInt32.max) - 1, "more than 4 billion groups")
+        precondition(key.count <= Int(Self.lengthMask), "a group key of \(key.count) bytes")
         if group == capacity { grow() }
-        let start = keyBytesUsed
-        if start + key.count > keyBytesCapacity { growKeyBytes(minimum: start + key.count) }
-        if let base = key.baseAddress { (keyBytes + start).update(from: base.assumingMemoryBound(to: UInt8.self), count: key.count) }
-        keyBytesUsed = start + key.count
-        let record = records + group * recordWords
-        record[0] = UInt64(start) << 1
-        (record + 1).update(repeating: 0, count: stateWords)
+        let start = entryWordsUsed
+        let words = entryWords(keyLength: key.count)
+        if start + words > entryWordsCapacity { growEntries(minimum: start + words) }
+        precondition(start + words < Int(UInt32.max), "more than 32 GB of group entries")
+        let entry = entries + start
+        entry[0] = UInt64(truncatingIfNeeded: group) | UInt64(truncatingIfNeeded: key.count) &<< 32
+        (entry + 1).update(repeating: 0, count: words - 1)  // state words, and the key's padding
+        if let base = key.baseAddress {
+            UnsafeMutableRawPointer(entry + 1 + stateWords).copyMemory(from: base, byteCount: key.count)
+        }
+        entryWordsUsed = start + words
+        entryOffsets[group] = UInt32(truncatingIfNeeded: start)
         count = group + 1
-        place(group: group, hash: hash)
+        place(entry: start, hash: hash)
         return group
     }
 
-    private func place(group: Int, hash: UInt64) {
-        var slot = Int(truncatingIfNeeded: hash) & indexMask
+    private func place(entry: Int, hash: UInt64) {
+        var slot = firstSlot(hash: hash)
         while index[slot] != 0 { slot = (slot + 1) & indexMask }
-        index[slot] = UInt32(truncatingIfNeeded: group + 1)
+        index[slot] = (hash & ~Self.groupMask) | UInt64(truncatingIfNeeded: entry + 1)
     }
 
     private mutating func grow() {
@@ -180,54 +288,45 @@ struct GroupState {
             pointer.deallocate()
             pointer = grown
         }
-        regrow(&records, used: count * recordWords, capacity: newCapacity * recordWords)
+        regrow(&entryOffsets, used: count, capacity: newCapacity)
         regrow(&dirtyList, used: dirtyCount, capacity: newCapacity)
         capacity = newCapacity
         index.deallocate()
         index = .allocate(capacity: newCapacity * 2)
         index.initialize(repeating: 0, count: newCapacity * 2)
         indexMask = newCapacity * 2 - 1
-        for group in 0..<count {
-            let start = keyStart(group)
-            place(group: group, hash: KeyHasher.hash(keyBytes + start, count: keyEnd(group) - start, seed: seed))
+        // The entries in order, front to back.
+        var entry = 0
+        while entry < entryWordsUsed {
+            let length = keyLength(entry: entry)
+            place(entry: entry, hash: KeyHasher.hash(keyPointer(entry: entry), count: length, seed: seed))
+            entry += entryWords(keyLength: length)
         }
     }
 
-    private mutating func growKeyBytes(minimum: Int) {
-        let newCapacity = max(minimum, keyBytesCapacity * 2)
-        let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
-        grown.moveInitialize(from: keyBytes, count: keyBytesUsed)
-        keyBytes.deallocate()
-        keyBytes = grown
-        keyBytesCapacity = newCapacity
+    private mutating func growEntries(minimum: Int) {
+        let newCapacity = max(minimum, entryWordsCapacity + entryWordsCapacity / 2)
+        entries = Self.reallocateWords(entries, count: newCapacity)
+        entryWordsCapacity = newCapacity
     }
 
-    /// The key of `group`; valid until the storage changes.
-    func key(_ group: Int) -> UnsafeBufferPointer<UInt8> {
-        let start = keyStart(group)
-        return UnsafeBufferPointer(start: keyBytes + start, count: keyEnd(group) - start)
-    }
-
-    /// The state words of `group` (`stateWords` of them); valid until the storage changes.
-    @inline(always)
-    func words(of group: Int) -> UnsafeMutablePointer<UInt64> { records + (group &* recordWords &+ 1) }
-
-    @inline(always)
-    mutating func markDirty(_ group: Int) {
-        let record = records + group &* recordWords
-        if record[0] & 1 == 0 {
-            record[0] |= 1
-            dirtyList[dirtyCount] = UInt32(truncatingIfNeeded: group)
-            dirtyCount &+= 1
+    /// The entry arena grows with `realloc`, not allocate-copy-free: glibc moves a large (mmapped) block by
+    /// remapping its pages, without copying it or leaving the old arena in its heap.
+    private static func reallocateWords(_ words: UnsafeMutablePointer<UInt64>?, count: Int) -> UnsafeMutablePointer<UInt64> {
+        guard let grown = realloc(words, count * MemoryLayout<UInt64>.stride) else {
+            fatalError("out of memory: group entries of \(count * MemoryLayout<UInt64>.stride) bytes")
         }
+        return grown.bindMemory(to: UInt64.self, capacity: count)
     }
+
+    // MARK: Dirty groups
 
     /// The `index`th dirty group, in the order they first changed (`index < dirtyCount`).
     func dirtyGroup(at index: Int) -> Int { Int(dirtyList[index]) }
 
     /// Clears the dirty set.
     mutating func clearDirty() {
-        for index in 0..<dirtyCount { records[Int(dirtyList[index]) * recordWords] &= ~1 }
+        for index in 0..<dirtyCount { entries[entry(ofGroup: Int(dirtyList[index]))] &= ~Self.dirtyFlag }
         dirtyCount = 0
     }
 
@@ -237,4 +336,57 @@ struct GroupState {
         clearDirty()
         return taken
     }
+}
+
+/// Rows waiting for their group lookup (`GroupTable.accumulateDeferred`), oldest first in a ring of `capacity`:
+/// each row's encoded key (at most `keyStride` bytes), its hash, and the aggregates' argument slots (copied:
+/// only views whose aggregates fold numbers defer). A row's index slot is prefetched when it arrives, the
+/// entry that slot points to `prefetchDistance` rows later, and the row is folded `capacity` rows later, so
+/// that the cache misses of several rows overlap instead of following one another.
+struct PendingLookups {
+    static let capacity = 16
+    static let prefetchDistance = 8
+    static let keyStride = 128
+    /// Argument slots per row (the view's aggregates; a `COUNT(*)` slot is left unset).
+    let argumentCount: Int
+    let keys: UnsafeMutablePointer<UInt8>
+    let keyLengths: UnsafeMutablePointer<Int>
+    let hashes: UnsafeMutablePointer<UInt64>
+    let arguments: UnsafeMutablePointer<ColumnSlot>
+    /// The oldest row's place in the ring.
+    var first = 0
+    var count = 0
+
+    init(argumentCount: Int) {
+        self.argumentCount = argumentCount
+        keys = .allocate(capacity: Self.capacity * Self.keyStride)
+        keyLengths = .allocate(capacity: Self.capacity)
+        hashes = .allocate(capacity: Self.capacity)
+        arguments = .allocate(capacity: Self.capacity * max(argumentCount, 1))
+        arguments.initialize(repeating: ColumnSlot(), count: Self.capacity * max(argumentCount, 1))
+    }
+
+    func deallocate() {
+        keys.deallocate()
+        keyLengths.deallocate()
+        hashes.deallocate()
+        arguments.deallocate()
+    }
+
+    /// Takes `other`'s waiting rows (same argument count), for a copy of the table.
+    mutating func copyRows(from other: PendingLookups) {
+        keys.update(from: other.keys, count: Self.capacity * Self.keyStride)
+        keyLengths.update(from: other.keyLengths, count: Self.capacity)
+        hashes.update(from: other.hashes, count: Self.capacity)
+        arguments.update(from: other.arguments, count: Self.capacity * max(argumentCount, 1))
+        first = other.first
+        count = other.count
+    }
+
+    /// The ring place of the `offset`th waiting row (0: the oldest; `count`: the next to arrive).
+    @inline(always)
+    func place(_ offset: Int) -> Int { (first &+ offset) & (Self.capacity &- 1) }
+
+    @inline(always)
+    func key(at place: Int) -> UnsafeMutablePointer<UInt8> { keys + place &* Self.keyStride }
 }

@@ -19,8 +19,10 @@ extension GroupTable {
 
     /// Appends every dirty group's storage key (`keyBytes`) and encoded state (`encodeState`) to `delta`, in
     /// the order the groups first changed, and clears the dirty set: the barrier's hand-over. Copies bytes
-    /// only; once `delta` has grown it allocates nothing (keys over 511 bytes aside).
+    /// only; once `delta` has grown it allocates nothing (keys over 511 bytes aside). Rows still waiting for their
+    /// lookup (`accumulateDeferred`) are folded first.
     mutating func takeDirty(into delta: inout BarrierDelta) {
+        finishPending()
         let state = uniqueState()
         for index in 0..<state.pointee.dirtyCount {
             let group = state.pointee.dirtyGroup(at: index)

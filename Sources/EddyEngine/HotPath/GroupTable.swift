@@ -2,16 +2,16 @@
 /// checkpoint.
 ///
 /// Groups are numbered from 0 in order of creation and never removed (the views are append-only), so
-/// a group number stays valid for the table's life. Keys live in one byte arena, each group's state in a
-/// fixed-width record of another, under an open-addressing index of `UInt32` (see `GroupState`).
+/// a group number stays valid for the table's life. Each group's key and state share one entry of a flat
+/// arena, under an open-addressing index whose slots carry a hash fingerprint (see `GroupState`).
 ///
-/// Memory per group, in the table (`GroupState` has the formula): about 1.1 × (20 + 8 × state words) bytes
-/// plus 1.25 × the encoded key at a million groups (up to twice that just after the arenas doubled). State
-/// words: 1 for `COUNT`, 2 for MIN / MAX and a Double `SUM` / `AVG`, 3 for an integer `SUM` / `AVG`. A string
-/// MIN / MAX adds a heap array (its bytes and about 48 more), DISTINCT 45 to 90 bytes per distinct value
-/// beyond the value's bytes (its `ByteSetTable` entry, index slots and chain link). So `COUNT(*) … GROUP BY`
-/// a 25-character text column is about 66 bytes a group. (The process keeps more per group outside the
-/// table: LMDB's pages and the sink's pending keys; the README's keys curve measures the whole.)
+/// Memory per group, in the table (`GroupState` has the formula): about 1.1 × 24 bytes plus 1.25 × the entry
+/// (8 + 8 × state words + the encoded key rounded up to 8) at a million groups (up to 1.5 × the entry just
+/// after the arena grew). State words: 1 for `COUNT`, 2 for MIN / MAX and a Double `SUM` / `AVG`, 3 for an
+/// integer `SUM` / `AVG`. A string MIN / MAX adds a heap array (its bytes and about 48 more), DISTINCT 45 to 90
+/// bytes per distinct value beyond the value's bytes (its `ByteSetTable` entry, index slots and chain link).
+/// So `COUNT(*) … GROUP BY` a 25-character text column is about 86 bytes a group. (The process keeps more per
+/// group outside the table: LMDB's pages and the sink's pending keys; the README's keys curve measures the whole.)
 ///
 /// Semantics (PostgreSQL / RisingWave):
 /// - A NULL GROUP BY value is a group of its own. `COUNT(*)` counts rows, `COUNT(col)` non-NULL
@@ -33,6 +33,12 @@ public struct GroupTable: Sendable {
     let keyKinds: [ColumnKind]
     let plan: [CompiledAggregate]
     let wordsPerGroup: Int
+    /// Whether rows may wait for their lookup (`accumulateDeferred`): every aggregate folds a number.
+    let defersLookups: Bool
+    /// Rows wait only once the table has this many groups: below, its index and entries stay in the core's
+    /// caches (16,384 groups of 28-byte keys are about 1 MB of the 2 MB L2 here) and waiting would only add
+    /// instructions (about 6% a message at 5 groups). The group count never falls, so no row waits below it.
+    var defersLookupsFromGroups = 16_384
     /// Seeds the in-memory hash, so that the table's layout cannot be predicted from outside.
     let seed: UInt64
     /// Owns the keys, state words and dirty set (copy-on-write by hand: see `uniqueState()`); `state`
@@ -83,6 +89,7 @@ public struct GroupTable: Sendable {
         self.plan = plan
         keyKinds = groupBy.map { schema.columns[$0].kind }
         wordsPerGroup = plan.reduce(0) { $0 + $1.wordCount }
+        defersLookups = plan.allSatisfy { $0.distinctSet < 0 && $0.operation != .minString && $0.operation != .maxString }
         let seed = UInt64.random(in: 0...UInt64.max)
         self.seed = seed
         storage = GroupStorage(
@@ -113,10 +120,11 @@ public struct GroupTable: Sendable {
     /// The number of groups changed since the last `takeDirty()`.
     public var dirtyCount: Int { state.pointee.dirtyCount }
 
-    /// The groups changed since the last call (each once, in the order they first changed); clears
-    /// the set.
+    /// The groups changed since the last call (each once, in the order they first changed), waiting rows
+    /// (`accumulateDeferred`) folded first; clears the set.
     public mutating func takeDirty() -> [Int] {
-        uniqueState().pointee.takeDirty()
+        finishPending()
+        return uniqueState().pointee.takeDirty()
     }
 
     /// The group's LMDB key: its encoded key (see `GroupKey`), or for keys over 511 bytes a 511-byte
@@ -160,12 +168,16 @@ public struct GroupTable: Sendable {
         // Read only now: `reserveKeyBuffer` may have moved the buffer.
         let key = UnsafePointer(buffers.pointee.keyBuffer)
         let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
-        var group = state.pointee.find(key, count: keyLength, hash: hash)
-        if group < 0 {
+        var entry = state.pointee.findEntry(key, count: keyLength, hash: hash)
+        let group: Int
+        if entry < 0 {
             group = addGroup(UnsafeRawBufferPointer(start: key, count: keyLength), hash: hash)
             if group < 0 { return false }
+            entry = state.pointee.entry(ofGroup: group)
+        } else {
+            group = state.pointee.group(atEntry: entry)
         }
-        let words = state.pointee.words(of: group)
+        let words = state.pointee.words(atEntry: entry)
         do {
             for aggregate in UnsafeBufferPointer(start: state.pointee.plan, count: state.pointee.planCount) {
                 let cell = words + aggregate.wordOffset
@@ -183,12 +195,124 @@ public struct GroupTable: Sendable {
                 fold(aggregate.operation, slot: slot, row: row, cell: cell)
             }
         }
-        state.pointee.markDirty(group)
+        state.pointee.markDirty(entry: entry)
         return true
+    }
+
+    // MARK: Batched aggregation
+
+    /// `accumulate`, with the group's lookup and fold put off by up to `PendingLookups.capacity` rows (or until
+    /// `finishPending()`) for views whose aggregates all fold numbers (no string MIN / MAX, no DISTINCT), with
+    /// at least `defersLookupsFromGroups` groups, and keys up to `PendingLookups.keyStride` bytes; other rows go
+    /// through `accumulate` at once, after the
+    /// waiting ones. The key is built and hashed now and its index slot prefetched; the waiting rows are
+    /// folded in arrival order, so the table ends as `accumulate` leaves it (dirty order included). Reading
+    /// the table (its groups, dirty set or states) needs `finishPending()` first.
+    @inline(always)
+    mutating func accumulateDeferred(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) -> Bool {
+        let state = uniqueState()
+        guard defersLookups && state.pointee.count >= defersLookupsFromGroups else { return accumulate(row, buffers: buffers) }
+        if state.pointee.pending.count == PendingLookups.capacity { foldOldestPending(state) }
+        let place = state.pointee.pending.place(state.pointee.pending.count)
+        let key = state.pointee.pending.key(at: place)
+        var keyLength: Int
+        let single = state.pointee.singleStringColumn
+        if single >= 0, row.slots[single].state == ColumnSlot.value, row.slots[single].count <= PendingLookups.keyStride &- 3 {
+            let slot = row.slots[single]
+            key[0] = GroupKey.plainMarker
+            key[1] = 1
+            key[2] = UInt8(truncatingIfNeeded: slot.count)
+            GroupKey.copyBytes(from: row.stringBytes(of: slot), to: key + 3, count: slot.count)
+            keyLength = 3 &+ slot.count
+        } else {
+            let columns = UnsafeBufferPointer(start: state.pointee.groupBy, count: state.pointee.groupByCount)
+            keyLength = GroupKey.length(of: row, columns: columns)
+            guard keyLength <= PendingLookups.keyStride else {
+                finishPending()
+                return accumulate(row, buffers: buffers)
+            }
+            keyLength = GroupKey.write(row, columns: columns, to: key)
+        }
+        let hash = KeyHasher.hash(key, count: keyLength, seed: seed)
+        state.pointee.pending.keyLengths[place] = keyLength
+        state.pointee.pending.hashes[place] = hash
+        let arguments = state.pointee.pending.arguments + place &* state.pointee.pending.argumentCount
+        for (index, aggregate) in UnsafeBufferPointer(start: state.pointee.plan, count: state.pointee.planCount).enumerated()
+        where aggregate.column >= 0 {
+            arguments[index] = row.slots[aggregate.column]
+        }
+        state.pointee.prefetchSlot(hash: hash)
+        state.pointee.pending.count &+= 1
+        let ahead = state.pointee.pending.count &- 1 &- PendingLookups.prefetchDistance
+        if ahead >= 0 {
+            let aheadPlace = state.pointee.pending.place(ahead)
+            state.pointee.prefetchEntry(
+                hash: state.pointee.pending.hashes[aheadPlace], keyLength: state.pointee.pending.keyLengths[aheadPlace])
+        }
+        return true
+    }
+
+    /// Folds every waiting row (`accumulateDeferred`), oldest first.
+    mutating func finishPending() {
+        // Read first without `uniqueState()`: a table shared with a snapshot must not be copied for nothing (the
+        // hot loop calls this after every batch, empty ones included).
+        let count = state.pointee.pending.count
+        guard count > 0 else { return }
+        let state = uniqueState()
+        // The rows whose entry was not prefetched yet.
+        for offset in max(0, count - PendingLookups.prefetchDistance)..<count {
+            let place = state.pointee.pending.place(offset)
+            state.pointee.prefetchEntry(hash: state.pointee.pending.hashes[place], keyLength: state.pointee.pending.keyLengths[place])
+        }
+        while state.pointee.pending.count > 0 { foldOldestPending(state) }
+    }
+
+    /// Looks up (or creates) the oldest waiting row's group and folds the row into it.
+    @inline(always)
+    mutating func foldOldestPending(_ state: UnsafeMutablePointer<GroupState>) {
+        let place = state.pointee.pending.first
+        let key = UnsafePointer(state.pointee.pending.key(at: place))
+        let keyLength = state.pointee.pending.keyLengths[place]
+        let hash = state.pointee.pending.hashes[place]
+        var entry = state.pointee.findEntry(key, count: keyLength, hash: hash)
+        if entry < 0 {
+            // Never -1: a waiting key is far shorter than a long key. (Two statements: `state.pointee` read before
+            // the call that grows the table would see its old arenas.)
+            let group = addGroup(UnsafeRawBufferPointer(start: key, count: keyLength), hash: hash)
+            entry = state.pointee.entry(ofGroup: group)
+        }
+        let words = state.pointee.words(atEntry: entry)
+        let arguments = state.pointee.pending.arguments + place &* state.pointee.pending.argumentCount
+        for (index, aggregate) in UnsafeBufferPointer(start: state.pointee.plan, count: state.pointee.planCount).enumerated() {
+            let cell = words + aggregate.wordOffset
+            if aggregate.operation == .countRows {
+                cell.pointee &+= 1
+                continue
+            }
+            let slot = arguments[index]
+            guard slot.state == ColumnSlot.value else { continue }
+            foldNumber(aggregate.operation, bits: slot.bits, cell: cell)
+        }
+        state.pointee.markDirty(entry: entry)
+        state.pointee.pending.first = state.pointee.pending.place(1)
+        state.pointee.pending.count &-= 1
     }
 
     @inline(always)
     mutating func fold(_ operation: CompiledAggregate.Operation, slot: ColumnSlot, row: DecodedRow, cell: UnsafeMutablePointer<UInt64>) {
+        switch operation {
+        case .minString, .maxString:
+            let count = cell[0]
+            cell[0] = count &+ 1
+            foldString(operation == .minString, bytes: row.stringBytes(of: slot), count: slot.count, cell: cell)
+        default:
+            foldNumber(operation, bits: slot.bits, cell: cell)
+        }
+    }
+
+    /// Folds a value of a number, time or bool column (`bits` as in `ColumnSlot`); not for string MIN / MAX.
+    @inline(always)
+    func foldNumber(_ operation: CompiledAggregate.Operation, bits: UInt64, cell: UnsafeMutablePointer<UInt64>) {
         let count = cell[0]
         cell[0] = count &+ 1
         switch operation {
@@ -196,21 +320,21 @@ public struct GroupTable: Sendable {
             break
         case .sumInt, .averageInt:
             // 128-bit two's complement addition of the sign-extended value.
-            let (low, carry) = cell[1].addingReportingOverflow(slot.bits)
+            let (low, carry) = cell[1].addingReportingOverflow(bits)
             cell[1] = low
-            cell[2] = cell[2] &+ (Int64(bitPattern: slot.bits) < 0 ? UInt64.max : 0) &+ (carry ? 1 : 0)
+            cell[2] = cell[2] &+ (Int64(bitPattern: bits) < 0 ? UInt64.max : 0) &+ (carry ? 1 : 0)
         case .sumDouble, .averageDouble:
-            cell[1] = (Double(bitPattern: cell[1]) + Double(bitPattern: slot.bits)).bitPattern
+            cell[1] = (Double(bitPattern: cell[1]) + Double(bitPattern: bits)).bitPattern
         case .minInt:
-            if count == 0 || Int64(bitPattern: slot.bits) < Int64(bitPattern: cell[1]) { cell[1] = slot.bits }
+            if count == 0 || Int64(bitPattern: bits) < Int64(bitPattern: cell[1]) { cell[1] = bits }
         case .maxInt:
-            if count == 0 || Int64(bitPattern: slot.bits) > Int64(bitPattern: cell[1]) { cell[1] = slot.bits }
+            if count == 0 || Int64(bitPattern: bits) > Int64(bitPattern: cell[1]) { cell[1] = bits }
         case .minDouble:
-            if count == 0 || Double(bitPattern: slot.bits) < Double(bitPattern: cell[1]) { cell[1] = slot.bits }
+            if count == 0 || Double(bitPattern: bits) < Double(bitPattern: cell[1]) { cell[1] = bits }
         case .maxDouble:
-            if count == 0 || Double(bitPattern: slot.bits) > Double(bitPattern: cell[1]) { cell[1] = slot.bits }
+            if count == 0 || Double(bitPattern: bits) > Double(bitPattern: cell[1]) { cell[1] = bits }
         case .minString, .maxString:
-            foldString(operation == .minString, bytes: row.stringBytes(of: slot), count: slot.count, cell: cell)
+            preconditionFailure("a string MIN / MAX folds through foldString")
         }
     }
 

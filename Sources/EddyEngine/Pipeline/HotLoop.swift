@@ -34,6 +34,8 @@ struct HotLoop {
         _ batch: borrowing KafkaMessageBatch, handleError: (KafkaMessageError, inout [Int64]) throws -> Void
     ) throws {
         let readsMetadata = decoder.readsMessageMetadata
+        // The views' group lookups overlap within the batch (`Aggregator.applyInBatch`); done before returning.
+        defer { for view in aggregators.indices { aggregators[view].finishBatch() } }
         for index in 0..<batch.count {
             if batch.isError(at: index) {
                 if let error = batch.error(at: index) { try handleError(error, &nextOffsets) }
@@ -64,7 +66,7 @@ struct HotLoop {
                     decodeCounters.wrongTypeFields &+= wrongTypes
                     noteWrongField(row, partition: Int32(partition), offset: offset, count: wrongTypes)
                 }
-                for view in aggregators.indices { aggregators[view].apply(row, decodedBy: decoder) }
+                for view in aggregators.indices { aggregators[view].applyInBatch(row, decodedBy: decoder) }
                 decodedRows &+= 1
                 if sourceRows != nil { appendSourceRow(row, partition: Int32(partition), offset: offset) }
             }
