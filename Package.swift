@@ -43,6 +43,8 @@ let package = Package(
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        // glibc and compiler built-ins Swift has no word for (prefetch, mallopt).
+        .systemLibrary(name: "CPlatform"),
         // TLS for `rediss://`: Debian's hiredis 0.14 has none, so EddyRedis runs OpenSSL on hiredis's socket.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
@@ -63,7 +65,7 @@ let package = Package(
         // No I/O, no threads.
         .target(name: "EddyDataflow", dependencies: ["EddySQL"]),
         // Row decoding, aggregation on the hot path, the dataflow graph, epochs, sink coordination, the pipeline runner.
-        .target(name: "EddyEngine", dependencies: ["EddySQL", "EddyDataflow", "EddyKafka", "EddyRedis", "EddyState", logging, metrics]),
+        .target(name: "EddyEngine", dependencies: ["CPlatform", "EddySQL", "EddyDataflow", "EddyKafka", "EddyRedis", "EddyState", logging, metrics]),
         // HTTP side (Hummingbird): /metrics, /healthz, /readyz, views and status as JSON, the dashboard.
         // Sees only plain Codable documents through `EddyHTTPDataSource`, never the engine.
         .target(name: "EddyHTTP", dependencies: [hummingbird, prometheus, serviceLifecycle, logging]),
@@ -77,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "eddy",
             dependencies: [
-                "EddySQL", "EddySecrets", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", "EddyHTTP", "EddyPostgres", argumentParser, logging,
+                "CPlatform", "EddySQL", "EddySecrets", "EddyKafka", "EddyRedis", "EddyState", "EddyEngine", "EddyWorkload", "EddyHTTP", "EddyPostgres", argumentParser, logging,
                 metrics, prometheus, serviceLifecycle,
             ]
         ),

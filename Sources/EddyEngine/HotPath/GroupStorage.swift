@@ -1,4 +1,4 @@
-import CLMDB  // for `eddy_prefetch` only (see `GroupState.prefetchSlot`)
+import CPlatform  // `eddy_prefetch` (see `GroupState.prefetchSlot`)
 import Glibc
 
 /// Owns a `GroupState`. Copy-on-write is `GroupTable`'s job: it copies the storage (`copy()`) before

@@ -149,7 +149,10 @@ public final class PipelineRunner: Sendable {
         // reached a change of the filter's rows (a row leaving the view as time passes).
         func checkpointNow() {
             let wallTime = readsClock ? options.wallClock() : .min
-            let timeChanges = readsClock && max(epochTime, wallTime) >= checkpointThread.nextTimeChange
+            // Also when a sink waits for another writer's marker and the clock has moved: its time may be what is
+            // behind, and on a quiet source no message would cut the epoch that reaches it (the clock model's finding).
+            let timeChanges = readsClock && (max(epochTime, wallTime) >= checkpointThread.nextTimeChange
+                || (wallTime > epochTime && statistics.snapshot.sinks.contains(where: \.otherWriterAhead)))
             guard runs.contains(where: \.hasChanges) || timeChanges else { return }
             var request = CheckpointRequest(epoch: epoch + 1, offsets: [], deltas: checkpointThread.takeSpareDeltas())
             var spareRows = checkpointThread.takeSpareSourceRows()
