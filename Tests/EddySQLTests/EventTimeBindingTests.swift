@@ -57,6 +57,7 @@ let eventTimeBadInputs: [BadInput] = [
     BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s WHERE ts > now() - 60 GROUP BY event;"), line: 2, at: "60", message: "a temporal filter adds to now() or subtracts from it a constant INTERVAL"),
     BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s WHERE tss > now() GROUP BY event;"), line: 2, at: "tss", message: "column 'tss' does not exist in 's'"),
     BadInput(sql: lines(plainSource, "CREATE MATERIALIZED VIEW v AS SELECT event, COUNT(*) FROM s GROUP BY event;", "SELECT * FROM v WHERE event > now();"), line: 3, at: "now()", message: "now() is only allowed in a temporal filter"),
+    BadInput(sql: lines(eventSource, "CREATE MATERIALIZED VIEW v AS SELECT event, window_start, COUNT(*) FROM TUMBLE(s, ts, INTERVAL '1 minute') GROUP BY event, window_start HAVING MAX(ts) > now() - INTERVAL '1 hour' EMIT ON WINDOW CLOSE;"), line: 2, at: "EMIT", message: "a temporal filter in HAVING cannot be combined with EMIT ON WINDOW CLOSE"),
 
     // INCLUDE.
     BadInput(sql: "CREATE SOURCE s (ts TIMESTAMP) INCLUDE header WITH (connector='kafka', topic='t', properties.bootstrap.server='h:1') FORMAT PLAIN ENCODE JSON;", line: 1, at: "header", message: "INCLUDE header (not supported yet): a source can include timestamp, partition, offset, key"),

@@ -541,9 +541,8 @@ struct Binder {
                     having = having.map { .binary(.and, $0, bound) } ?? bound
                 }
             }
-            if let emit = emitOnWindowClose, let first = temporalHaving.first {
+            if let emit = emitOnWindowClose, !temporalHaving.isEmpty {
                 errors.append(source.error(.unsupported, "a temporal filter in HAVING cannot be combined with EMIT ON WINDOW CLOSE (a closed window's row is final); filter the rows in WHERE", from: emit.start, to: emit.end))
-                _ = first
             }
             errors += havingBinder.errors
             binder.aggregates = havingBinder.aggregates
