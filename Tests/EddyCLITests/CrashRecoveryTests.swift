@@ -27,52 +27,26 @@ private let cascadeStatements = """
       FORMAT PLAIN ENCODE TEMPLATE (key_format='cascade:{event}', value_format='{total}');
     """
 
-/// Polls Redis every couple of milliseconds on its own thread and records any value that moves backwards.
-private final class MonotonicityMonitor: @unchecked Sendable {
-    private let url: RedisURL
-    private let keys: [String]
-    private let state = Mutex<(last: [String: Int], decreases: [String], polls: Int)>(([:], [], 0))
-    private let stopped = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
-
-    init(url: RedisURL, keys: [String] = events) {
-        self.url = url
-        self.keys = keys
-        Thread.detachNewThread { [self] in run() }
-    }
-
-    private func run() {
-        defer { done.signal() }
+/// A monitor of Redis' values of `keys` (MGET on a connection of its own), for "no value ever moves backwards".
+private func redisMonitor(port: Int, keys: [String] = events) -> MonotonicityMonitor {
+    MonotonicityMonitor(keys: keys) {
         var connection: RedisConnection?
-        while !stopped.load(ordering: .relaxed) {
+        return { keys in
             do {
                 if connection == nil {
-                    connection = try RedisConnection.connect(url: url, connectTimeout: .seconds(1), commandTimeout: .seconds(1), logger: Logger(label: "monitor"))
+                    connection = try RedisConnection.connect(
+                        url: RedisURL(host: "127.0.0.1", port: port), connectTimeout: .seconds(1), commandTimeout: .seconds(1), logger: Logger(label: "monitor"))
                 }
-                guard case .array(let values) = try connection!.command((["MGET"] + keys).map { Array($0.utf8) }) else { continue }
-                state.withLock { state in
-                    state.polls += 1
-                    for (event, value) in zip(keys, values) {
-                        guard case .string(let bytes) = value, let count = Int(String(decoding: bytes, as: UTF8.self)) else {
-                            if state.last[event] != nil { state.decreases.append("\(event) vanished after \(state.last[event]!)") }
-                            continue
-                        }
-                        if let previous = state.last[event], count < previous { state.decreases.append("\(event): \(previous) → \(count)") }
-                        state.last[event] = count
-                    }
+                guard case .array(let values) = try connection!.command((["MGET"] + keys).map { Array($0.utf8) }) else { return keys.map { _ in nil } }
+                return values.map { value in
+                    guard case .string(let bytes) = value else { return nil }
+                    return Int(String(decoding: bytes, as: UTF8.self))
                 }
             } catch {
                 connection = nil
+                throw error
             }
-            usleep(2_000)
         }
-    }
-
-    /// Stops polling; returns every decrease seen and the number of polls.
-    func finish() -> (decreases: [String], polls: Int) {
-        stopped.store(true, ordering: .relaxed)
-        done.wait()
-        return state.withLock { ($0.decreases, $0.polls) }
     }
 }
 
@@ -135,7 +109,7 @@ private final class MonotonicityMonitor: @unchecked Sendable {
             #expect(finished && process.terminationStatus == 0)
         }
 
-        let monitor = MonotonicityMonitor(url: RedisURL(host: "127.0.0.1", port: redis.port))
+        let monitor = redisMonitor(port: redis.port)
         let first = try launchDaemon("first")
         try produce(20_000, seed: 1)
         if copyFullyAcknowledged {
@@ -300,7 +274,7 @@ private final class MonotonicityMonitor: @unchecked Sendable {
                 environment: environment, outputDirectory: directory.path, name: "run")
         }
         let cascadeKeys = cascade ? events.map { "cascade:" + $0 } : []
-        let monitor = MonotonicityMonitor(url: RedisURL(host: "127.0.0.1", port: redis.port), keys: events + cascadeKeys)
+        let monitor = redisMonitor(port: redis.port, keys: events + cascadeKeys)
         var daemon = try launchDaemon()
         var daemons = [daemon]
 

@@ -80,7 +80,8 @@ private final class ClusterRun {
     /// moved backwards, and each restart records and fences per slot.
     @Test func killNineRestartsEndWithEveryKeyExact() throws {
         let run = try ClusterRun(prefix: "eddy-cluster-kill")
-        let monitor = ClusterMonotonicity(cluster: run.cluster)
+        let cluster = run.cluster
+        let monitor = MonotonicityMonitor(keys: events) { { keys in try keys.map { try cluster.get($0).flatMap { Int($0) } } } }
         var daemon = try run.launchDaemon()
         var random = SystemRandomNumberGenerator()
         let chunk = 20_000
@@ -171,40 +172,6 @@ private final class ClusterRun {
         #expect(seen.distinctValues > 10, "the reader saw \(seen.distinctValues) distinct values in \(seen.reads) reads")
         daemon.send(SIGTERM)
         #expect(daemon.waitForExit(timeout: .seconds(15)) == 0, "\(daemon.standardError.suffix(2000))")
-    }
-}
-
-/// Polls each seed key on the master serving it and records any value that moves backwards.
-private final class ClusterMonotonicity: @unchecked Sendable {
-    private let cluster: RedisTestCluster
-    private let state = Mutex<(last: [String: Int], decreases: [String], polls: Int)>(([:], [], 0))
-    private let stopped = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
-
-    init(cluster: RedisTestCluster) {
-        self.cluster = cluster
-        Thread.detachNewThread { [self] in run() }
-    }
-
-    private func run() {
-        defer { done.signal() }
-        while !stopped.load(ordering: .relaxed) {
-            for event in events {
-                guard let value = (try? cluster.get(event)).flatMap({ $0.flatMap { Int($0) } }) else { continue }
-                state.withLock { state in
-                    if let previous = state.last[event], value < previous { state.decreases.append("\(event): \(previous) → \(value)") }
-                    state.last[event] = value
-                }
-            }
-            state.withLock { $0.polls += 1 }
-            usleep(5_000)
-        }
-    }
-
-    func finish() -> (decreases: [String], polls: Int) {
-        stopped.store(true, ordering: .relaxed)
-        done.wait()
-        return state.withLock { ($0.decreases, $0.polls) }
     }
 }
 

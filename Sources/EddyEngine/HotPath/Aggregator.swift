@@ -30,6 +30,11 @@ public struct Aggregator: Sendable {
     /// payload is only read during the call. (A pipeline decodes each message once for all its views:
     /// `HotLoop` decodes, then calls `apply(_:decodedBy:)` per view.)
     public mutating func apply(_ payload: UnsafeRawBufferPointer) {
+        decodeAndFold(payload, deferringLookup: false)
+    }
+
+    @inline(__always)
+    private mutating func decodeAndFold(_ payload: UnsafeRawBufferPointer, deferringLookup: Bool) {
         if let reason = decoder.decodeMessage(payload) {
             counters[reason] &+= 1
             return
@@ -37,13 +42,13 @@ public struct Aggregator: Sendable {
         decoder.fillWindows()
         let wrongTypes = decoder.wrongTypeCount()
         if wrongTypes > 0 { counters.wrongTypeFields &+= wrongTypes }
-        apply(decoder.currentRow(payload), buffers: decoder.buffers.pointer)
+        fold(decoder.currentRow(payload), buffers: decoder.buffers.pointer, deferringLookup: deferringLookup)
     }
 
     /// Filters, groups and aggregates one row that `decoder` (of this view's schema) decoded.
     @inline(__always)
     mutating func apply(_ row: DecodedRow, decodedBy decoder: borrowing RowDecoder) {
-        apply(row, buffers: decoder.buffers.pointer)
+        fold(row, buffers: decoder.buffers.pointer, deferringLookup: false)
     }
 
     /// `apply(_:decodedBy:)` for a run of messages: the row's group lookup may wait for later rows (see
@@ -51,32 +56,12 @@ public struct Aggregator: Sendable {
     /// run, before reading `table` or `counters`.
     @inline(__always)
     mutating func applyInBatch(_ row: DecodedRow, decodedBy decoder: borrowing RowDecoder) {
-        applyInBatch(row, buffers: decoder.buffers.pointer)
-    }
-
-    @inline(__always)
-    private mutating func applyInBatch(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) {
-        if hasFilter && !filter.unsafelyUnwrapped.accepts(row) {
-            counters.filteredOut &+= 1
-            return
-        }
-        if table.accumulateDeferred(row, buffers: buffers) {
-            counters.rows &+= 1
-        } else {
-            counters[.groupKeyCollision] &+= 1
-        }
+        fold(row, buffers: decoder.buffers.pointer, deferringLookup: true)
     }
 
     /// `apply(_:)` for a run of messages (`applyInBatch(_:decodedBy:)`); call `finishBatch()` after the run.
     public mutating func applyInBatch(_ payload: UnsafeRawBufferPointer) {
-        if let reason = decoder.decodeMessage(payload) {
-            counters[reason] &+= 1
-            return
-        }
-        decoder.fillWindows()
-        let wrongTypes = decoder.wrongTypeCount()
-        if wrongTypes > 0 { counters.wrongTypeFields &+= wrongTypes }
-        applyInBatch(decoder.currentRow(payload), buffers: decoder.buffers.pointer)
+        decodeAndFold(payload, deferringLookup: true)
     }
 
     /// Folds the rows whose lookup still waits (`applyInBatch`): the table is then complete.
@@ -84,14 +69,17 @@ public struct Aggregator: Sendable {
         table.finishPending()
     }
 
+    /// Filters and folds one decoded row; `deferringLookup` (a constant at each inlined call) lets the group lookup
+    /// wait for later rows (`GroupTable.accumulateDeferred`).
     @inline(__always)
-    private mutating func apply(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>) {
+    private mutating func fold(_ row: DecodedRow, buffers: UnsafeMutablePointer<RowBuffers>, deferringLookup: Bool) {
         // Tested through a flag: binding the optional existential would copy it (and retain) per message.
         if hasFilter && !filter.unsafelyUnwrapped.accepts(row) {
             counters.filteredOut &+= 1
             return
         }
-        if table.accumulate(row, buffers: buffers) {
+        let folded = deferringLookup ? table.accumulateDeferred(row, buffers: buffers) : table.accumulate(row, buffers: buffers)
+        if folded {
             counters.rows &+= 1
         } else {
             counters[.groupKeyCollision] &+= 1
