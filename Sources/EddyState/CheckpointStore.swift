@@ -357,6 +357,24 @@ public final class CheckpointStore: Sendable {
         try core.withSnapshot { transaction in try body(CheckpointSnapshot(transaction: transaction, environmentID: core.environmentID)) }
     }
 
+    /// Calls `body` with each Redis key `sink` deleted in an epoch it had not acknowledged when the last checkpoint
+    /// was committed (`CheckpointWriter.putTombstones`), oldest epoch first; a key may come more than once. The
+    /// buffers are borrowed: valid only during each call.
+    public func forEachTombstone(sink: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let prefix = StateEncoding.tombstonesKeyPrefix(sink: sink)
+        try core.withSnapshot { snapshot in
+            try prefix.withUnsafeBytes { start in
+                try snapshot.forEach(core.meta, from: start) { key, value in
+                    guard key.starts(with: start) else { return false }
+                    guard StateEncoding.tombstonesEpoch(key, prefixLength: start.count) != nil, try Tombstones.forEach(encoded: value, body) else {
+                        throw corrupted("the tombstones of sink '\(sink)' are malformed")
+                    }
+                    return true
+                }
+            }
+        }
+    }
+
     /// Sizes and counts for metrics and logs, as of the last checkpoint.
     public func statistics() throws(StateError) -> StateStatistics {
         let checkpoint = try loadCheckpoint()
@@ -413,7 +431,7 @@ public final class CheckpointStore: Sendable {
                         .invalidArgument,
                         reason: "cannot commit epoch \(epoch) in \(directory): epoch \(stored) is already stored")
                 }
-                var writer = CheckpointWriter(transaction: transaction, environmentID: core.environmentID)
+                var writer = CheckpointWriter(transaction: transaction, environmentID: core.environmentID, meta: core.meta)
                 try writes(&writer)
                 for (topicPartition, offset) in offsets {
                     try StateEncoding.offsetKey(topicPartition).withUnsafeBytes { key in

@@ -38,13 +38,48 @@ public struct CheckpointSnapshot: ~Copyable {
 public struct CheckpointWriter: ~Copyable {
     private let transaction: LMDBWriteTransaction
     private let environmentID: ObjectIdentifier
+    /// The store's own database: sinks' tombstones and acknowledgements.
+    private let meta: LMDBDatabase
     /// Entries put and deleted so far, for logs and tests.
     public private(set) var putCount = 0
     public private(set) var deleteCount = 0
 
-    init(transaction: LMDBWriteTransaction, environmentID: ObjectIdentifier) {
+    init(transaction: LMDBWriteTransaction, environmentID: ObjectIdentifier, meta: LMDBDatabase) {
         self.transaction = transaction
         self.environmentID = environmentID
+        self.meta = meta
+    }
+
+    /// Keeps `tombstones`, the Redis keys `sink` deletes in this checkpoint (`epoch`), until the sink has
+    /// acknowledged the epoch (`pruneTombstones`). Empty tombstones write nothing.
+    public mutating func putTombstones(_ tombstones: Tombstones, sink: String, epoch: UInt64) throws(StateError) {
+        guard !tombstones.isEmpty else { return }
+        let key = StateEncoding.tombstonesKey(sink: sink, epoch: epoch)
+        try key.withUnsafeBytes { keyBytes in
+            tombstones.bytes.withUnsafeBytes { valueBytes in
+                Result { () throws(StateError) in try transaction.put(meta, key: keyBytes, value: valueBytes) }
+            }
+        }.get()
+    }
+
+    /// Drops the tombstones of `sink` from the epochs it has acknowledged, as stored in this transaction (Redis
+    /// holds those deletes). Returns how many epochs' tombstones were dropped.
+    @discardableResult
+    public mutating func pruneTombstones(sink: String) throws(StateError) -> Int {
+        let acknowledgedKey = StateEncoding.acknowledgedPrefix + sink
+        let acknowledged = try narrowingToStateError {
+            try transaction.withValue(meta, key: acknowledgedKey) { bytes in bytes.flatMap(StateEncoding.decodeUInt64) ?? 0 }
+        }
+        guard acknowledged > 0 else { return 0 }
+        let prefix = StateEncoding.tombstonesKeyPrefix(sink: sink)
+        return try prefix.withUnsafeBytes { start in
+            Result { () throws(StateError) in
+                try transaction.deleteEntries(meta, from: start) { key in
+                    guard key.starts(with: start), let epoch = StateEncoding.tombstonesEpoch(key, prefixLength: start.count) else { return false }
+                    return epoch <= acknowledged
+                }
+            }
+        }.get()
     }
 
     /// Stores `value` under `key` in `view`, replacing any previous value. Keys are 1...511 bytes.

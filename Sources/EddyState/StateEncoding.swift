@@ -7,7 +7,8 @@
 ///   that touched that Redis Cluster hash slot (a cluster sink's per-slot fence; none for a single Redis),
 ///   `fingerprint:<view>` → what the view's state means (UTF-8), `definition:<view>` → a self-contained
 ///   definition for readers without the pipeline file (UTF-8), `sink:<sink>` → what the sink writes to Redis
-///   (UTF-8).
+///   (UTF-8), `tombstones:<sink>` NUL epoch (UInt64 big-endian, so that a sink's entries sort by epoch) → the
+///   Redis keys the sink deleted in that epoch (`Tombstones`), kept until the sink acknowledges it.
 /// - `offsets`: topic UTF-8, a NUL byte, partition Int32 big-endian → next offset Int64 LE.
 /// - `view:<name>`: engine bytes → engine bytes.
 ///
@@ -53,6 +54,21 @@ enum StateEncoding {
         else { return nil }
         return AcknowledgedProgress(epoch: epoch, offsets: offsets)
     }
+    static let tombstonesPrefix = "tombstones:"
+
+    /// `tombstones:<sink>` and a NUL: every key of the sink's tombstones starts with it, and no other sink's does.
+    static func tombstonesKeyPrefix(sink: String) -> [UInt8] { Array((tombstonesPrefix + sink).utf8) + [0] }
+
+    static func tombstonesKey(sink: String, epoch: UInt64) -> [UInt8] {
+        tombstonesKeyPrefix(sink: sink) + withUnsafeBytes(of: epoch.bigEndian) { Array($0) }
+    }
+
+    /// The epoch of a tombstones key that starts with a `tombstonesKeyPrefix` of `prefixLength` bytes.
+    static func tombstonesEpoch(_ key: UnsafeRawBufferPointer, prefixLength: Int) -> UInt64? {
+        guard key.count == prefixLength + 8 else { return nil }
+        return UInt64(bigEndian: key.loadUnaligned(fromByteOffset: prefixLength, as: UInt64.self))
+    }
+
     static let fingerprintPrefix = "fingerprint:"
     static let definitionPrefix = "definition:"
     static let sinkFingerprintPrefix = "sink:"

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EddyKafka
 import Foundation
 
 /// The built `eddy` binary run as a user would, for command-line tests: to completion (`run`), or as a
@@ -132,6 +133,16 @@ public final class DevBrokerProcess: @unchecked Sendable {
         process.send(SIGTERM)
         return process.waitForExit(timeout: .seconds(20)) ?? -1
     }
+
+    /// Produces `messages` to `topic`, the i-th to partition i mod `partitions`, and returns once the broker has
+    /// them all.
+    public func produce(_ messages: [String], topic: String, partitions: Int32 = 1) throws {
+        let producer = try KafkaProducer.make(configuration: KafkaProducerConfiguration(bootstrapServers: bootstrapServers))
+        for (index, message) in messages.enumerated() {
+            try Array(message.utf8).withUnsafeBytes { try producer.send(topic: topic, partition: Int32(index) % partitions, payload: $0) }
+        }
+        try producer.flush(timeout: .seconds(20))
+    }
 }
 
 public struct ProcessError: Error, CustomStringConvertible {
@@ -140,6 +151,15 @@ public struct ProcessError: Error, CustomStringConvertible {
 }
 
 extension EddyProcess {
+    /// The rows of `sql` over the last committed checkpoint in `stateDirectory` (`eddy query --format csv`), header
+    /// dropped and each line trimmed; nil when the query failed. `output` is everything it printed, for messages.
+    public static func queryCheckpoint(_ sql: String, stateDirectory: String) throws -> (rows: [String]?, output: String) {
+        let query = try run(["query", "--state-dir", stateDirectory, "--format", "csv", sql])
+        let output = query.standardOutput + query.standardError
+        guard query.status == 0 else { return (nil, output) }
+        return (query.standardOutput.split(whereSeparator: \.isNewline).dropFirst().map { $0.trimmingCharacters(in: .whitespaces) }, output)
+    }
+
     /// SIGTERM, and a clean exit (status 0) within `timeout`; else an error with the process's standard error.
     public func stopGracefully(timeout: Duration = .seconds(20)) throws {
         send(SIGTERM)

@@ -63,20 +63,13 @@ import Testing
                 ["run", path, "--state-dir", stateDirectory, "--http", "off", "--checkpoint-interval", "0.1"],
                 environment: environment, outputDirectory: directory.path, name: "eddy-\(launches)")
         }
-        func produce(_ messages: [String]) throws {
-            let producer = try KafkaProducer.make(configuration: KafkaProducerConfiguration(bootstrapServers: broker.bootstrapServers))
-            for (index, message) in messages.enumerated() {
-                try Array(message.utf8).withUnsafeBytes { try producer.send(topic: "test", partition: Int32(index % 2), payload: $0) }
-            }
-            try producer.flush(timeout: .seconds(20))
-        }
+        func produce(_ messages: [String]) throws { try broker.produce(messages, topic: "test", partitions: 2) }
         var lastQuery = ""
-        /// The rows of a view in the last committed checkpoint, as `eddy query` prints them (CSV, header first).
+        /// The rows of a view in the last committed checkpoint.
         func checkpointed(_ view: String) throws -> [String] {
-            let query = try EddyProcess.run(["query", "--state-dir", stateDirectory, "--format", "csv", "SELECT * FROM \(view)"])
-            lastQuery = query.standardOutput + query.standardError
-            guard query.status == 0 else { return [] }
-            return query.standardOutput.split(whereSeparator: \.isNewline).dropFirst().map { $0.trimmingCharacters(in: .whitespaces) }
+            let query = try EddyProcess.queryCheckpoint("SELECT * FROM \(view)", stateDirectory: stateDirectory)
+            lastQuery = query.output
+            return query.rows ?? []
         }
         func windowKeys() throws -> [String: String] {
             guard case .array(let keys) = try redis.command("KEYS", "w:*") else { return [:] }

@@ -268,6 +268,52 @@ private func contents(of store: CheckpointStore, view: String) throws -> [String
         #expect(try store.loadCheckpoint().acknowledgedSlots["cluster:sink"] == nil)
     }
 
+    @Test func tombstonesStayUntilTheirSinkAcknowledgesTheirEpoch() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let partition = TopicPartition(topic: "test", partition: 0)
+        func tombstones(_ keys: String...) -> Tombstones {
+            var tombstones = Tombstones()
+            for key in keys { Array(key.utf8).withUnsafeBytes { tombstones.append($0) } }
+            return tombstones
+        }
+        func held(_ store: CheckpointStore, _ sink: String) throws -> [String] {
+            var keys: [String] = []
+            try store.forEachTombstone(sink: sink) { keys.append(String(decoding: $0, as: UTF8.self)) }
+            return keys
+        }
+        // Epochs past 255 too: the epoch is stored big-endian, so a sink's tombstones sort (and prune) by epoch.
+        let epochs: [UInt64] = [1, 2, 256, 257]
+        do {
+            let store = try CheckpointStore.open(directory: directory.path)
+            for (index, epoch) in epochs.enumerated() {
+                try store.commit(epoch: epoch, offsets: [(partition, Int64(index))]) { writer in
+                    let pruned = try writer.pruneTombstones(sink: "s")
+                    #expect(pruned == 0)
+                    try writer.putTombstones(tombstones("s\(epoch)a", "s\(epoch)b"), sink: "s", epoch: epoch)
+                    // A sink whose name extends another's keeps its own.
+                    try writer.putTombstones(tombstones("s1:\(epoch)"), sink: "s1", epoch: epoch)
+                    try writer.putTombstones(Tombstones(), sink: "empty", epoch: epoch)
+                }
+            }
+            #expect(try held(store, "s") == ["s1a", "s1b", "s2a", "s2b", "s256a", "s256b", "s257a", "s257b"])
+            #expect(try held(store, "s1") == ["s1:1", "s1:2", "s1:256", "s1:257"])
+            #expect(try held(store, "empty").isEmpty)
+            try store.recordAcknowledged(sink: "s", epoch: 256, offsets: [partition: 2])
+            // Acknowledging alone keeps them: they go with the next checkpoint's transaction.
+            #expect(try held(store, "s").count == 8)
+            try store.commit(epoch: 300, offsets: [(partition, 4)]) { writer in
+                let pruned = try (writer.pruneTombstones(sink: "s"), writer.pruneTombstones(sink: "s1"))
+                #expect(pruned == (3, 0))
+            }
+        }
+        let store = try CheckpointStore.open(directory: directory.path)
+        #expect(try held(store, "s") == ["s257a", "s257b"])
+        #expect(try held(store, "s1").count == 4)
+        // The checkpoint's own reading ignores them.
+        #expect(try store.loadCheckpoint().epoch == 300)
+    }
+
     @Test func aChangedSinkForgetsItsAcknowledgementInTheSameTransaction() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -39,6 +39,14 @@
 #if TOUCHED
        tch = 0;
 #endif
+#if TOMB
+       /* tombstones, in the same transaction: drop those of epochs LMDB records as acknowledged, keep this
+          epoch's deletes (a pair set now with value 0, i.e. pv = 1) */
+       if :: Ltb0[D] > 0 && (Ltb0[D] <= Lack[D] || MUTANT == 5) -> Ltb0[D] = 0 :: else fi;
+       if :: Ltb1[D] > 0 && (Ltb1[D] <= Lack[D] || MUTANT == 5) -> Ltb1[D] = 0 :: else fi;
+       if :: pe0[D] == Lep[D] && pv0[D] == 1 -> Ltb0[D] = Lep[D] :: else fi;
+       if :: pe1[D] == Lep[D] && pv1[D] == 1 -> Ltb1[D] = Lep[D] :: else fi;
+#endif
        Loff[D] = moff[D]; Lc0[D] = mc0[D]; Lc1[D] = mc1[D]; Lh[D] = mh[D]; Lt[D] = mt[D];
        committed[D] = Lep[D]; chk[D] = moff[D]; ct[D] = mt[D];
        printf("MSC: %c commits epoch %d to LMDB: offset %d time %d, counts (%d,%d)\n", 'A'+D, Lep[D], Loff[D], Lt[D], Lc0[D], Lc1[D]);
@@ -193,8 +201,9 @@
        woff[D] = (Loff[D] == NONE -> 0 : Loff[D]);
 #endif
 #if CLOCK
-       /* the rows of the view only (a row that left it is no pair): value + 1; FULLDEL: absent keys deleted */
-       wv0[D] = (Lc0[D] > 0 || FULLDEL -> Lc0[D] + 1 : 0); wv1[D] = (Lc1[D] > 0 || FULLDEL -> Lc1[D] + 1 : 0);
+       /* the rows of the view (value + 1); FULLDEL: every absent key deleted; TOMB: absent keys with a tombstone */
+       wv0[D] = (Lc0[D] > 0 || FULLDEL -> Lc0[D] + 1 : (TOMB && Ltb0[D] > 0 -> 1 : 0));
+       wv1[D] = (Lc1[D] > 0 || FULLDEL -> Lc1[D] + 1 : (TOMB && Ltb1[D] > 0 -> 1 : 0));
        wt[D] = Lt[D];
 #endif
        printf("MSC: %c renders the whole view of epoch %d: (%d,%d)\n", 'A'+D, wep[D], wv0[D], wv1[D]) }

@@ -46,12 +46,17 @@
  *            and the acknowledgement carry (offset, time), compared component-wise by the fence (FIX >= 4 only).
  *   TMAX     CLOCK: ticks per daemon (its clock runs Lt..TMAX)
  *   EXP0..3  CLOCK: expiry time of message i (visible while time < EXPi; 9 = never within TMAX)
- *   FULLDEL  CLOCK: 1 = a whole-view write also deletes the keys absent from the view (the code: only SETs rows)
+ *   FULLDEL  CLOCK: 1 = a whole-view write also deletes the keys absent from the view (the code before TOMB: only
+ *            SETs rows)
+ *   TOMB     CLOCK: 1 = tombstones (the code: `Tombstones`): each checkpoint keeps in LMDB, per key, the epoch that
+ *            deleted it, and drops those at or below the acknowledged epoch stored in LMDB; a whole-view write also
+ *            deletes the keys with a tombstone that the view does not hold
  *   DELTAEQ  CLOCK: 1 = a delta applies only on top of a marker equal to its base (else the whole view)
  *   TOUCHED  CLOCK: 1 = an epoch's pairs are the keys it touched (a message or an expiry), not only those whose
  *            value changed (the cascade's aggregates emit net changes: a key back at its old value emits nothing)
  *   MUTANT   (CLOCK) 3 = the fence ignores the time component, 4 = a restart takes the wall clock (0) behind the
- *            checkpoint's time for its epochs (`now` not restored monotone)
+ *            checkpoint's time for its epochs (`now` not restored monotone), 5 (TOMB) = each checkpoint keeps only
+ *            its own epoch's tombstones
  */
 
 #ifndef FIX
@@ -106,6 +111,9 @@
 #endif
 #ifndef FULLDEL
 #define FULLDEL 0
+#endif
+#ifndef TOMB
+#define TOMB 0
 #endif
 #ifndef DELTAEQ
 #define DELTAEQ 0
@@ -174,6 +182,7 @@ byte Lackoff[2];        /* FIX >= 4: offset of the acknowledged epoch */
 byte Lt[2];             /* time of the newest committed epoch (@now/0, committed with the offsets) */
 byte Lh[2];             /* held messages (the temporal filter's state) */
 byte Lackt[2];          /* time of the acknowledged epoch */
+byte Ltb0[2]; byte Ltb1[2];   /* TOMB: the epoch that deleted key 0 / key 1, kept until acknowledged (0 = none) */
 #endif
 
 /* ---------------- memory, per daemon ---------------- */
@@ -331,7 +340,7 @@ inline copyStore() {
   Lep[1] = Lep[0]; Loff[1] = Loff[0]; Lc0[1] = Lc0[0]; Lc1[1] = Lc1[0];
   Lack[1] = Lack[0]; Lgen[1] = Lgen[0]; Lfenced[1] = Lfenced[0]; Lackoff[1] = Lackoff[0]
 #if CLOCK
-  ; Lt[1] = Lt[0]; Lh[1] = Lh[0]; Lackt[1] = Lackt[0]
+  ; Lt[1] = Lt[0]; Lh[1] = Lh[0]; Lackt[1] = Lackt[0]; Ltb0[1] = Ltb0[0]; Ltb1[1] = Ltb1[0]
 #endif
 }
 

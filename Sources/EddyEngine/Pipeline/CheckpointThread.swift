@@ -273,6 +273,15 @@ final class CheckpointThread: @unchecked Sendable {
             if collisions > 0 { rendering.reportCollisions(collisions) }
         }
         tables.removeAll()
+        // The keys each sink deletes in this epoch, kept until it acknowledges the epoch (`Tombstones`). A delta
+        // rendered straight from bytes only sets values (no HAVING).
+        var tombstones = [Tombstones](repeating: Tombstones(), count: sinks.count)
+        for (index, rendering) in renderings.enumerated() where rendering.renderer.sink.redis.keepsTombstones {
+            if case .groups = rendering.input, rendering.renderer.rendersDeltasDirectly { continue }
+            sinkPairs[index].forEachKeyValue { key, value in
+                if value == nil { tombstones[index].append(key) }
+            }
+        }
         // The sinks learn of the epoch under the same lock: a sink re-sending the whole view (which reads the
         // checkpoint under this lock) must never see an epoch it has not been handed yet.
         let summary = try commitLock.withLock {
@@ -286,6 +295,11 @@ final class CheckpointThread: @unchecked Sendable {
                     } else {
                         try writer.delete(view: write.view, key: write.key)
                     }
+                }
+                for (index, rendering) in renderings.enumerated() where rendering.renderer.sink.redis.keepsTombstones {
+                    let sink = rendering.renderer.sink.name
+                    try writer.pruneTombstones(sink: sink)
+                    try writer.putTombstones(tombstones[index], sink: sink, epoch: request.epoch)
                 }
             }
             CrashPoint.afterCommit.reach()

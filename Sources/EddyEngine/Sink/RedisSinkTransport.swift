@@ -160,6 +160,17 @@ extension RedisSinkSettings {
     /// rather than the view, and keys with a TTL leave by design.
     var isComparable: Bool { valueType == .string && ttlSeconds == nil }
 
+    /// Whether the sink keeps the keys it deletes until they are acknowledged (`Tombstones`), so that a whole view
+    /// re-sent after a crash deletes them again: keys that hold a view's rows (strings, hashes) and may leave it.
+    /// A stream or a channel is a history, not the view; an append-only sink never deletes.
+    var keepsTombstones: Bool {
+        guard !forceAppendOnly else { return false }
+        return switch valueType {
+        case .string, .hash: true
+        case .stream, .pubsub: false
+        }
+    }
+
     /// What the fingerprint adds beyond string values without TTL (nothing then, so that existing sinks keep their
     /// output form).
     var layoutFingerprint: String {

@@ -1,6 +1,7 @@
 import EddyDataflow
 import EddyRedis
 import EddySQL
+import EddyState
 
 /// Renders a view's rows into a sink's Redis keys and values (`ENCODE TEMPLATE` or `ENCODE JSON`): the groups
 /// of a source view's table, a derived view's changes, or whole views' rows.
@@ -53,8 +54,14 @@ struct SinkRenderer: Sendable {
     /// `NULL`, or `{a}{b}` for ('x','yz') and ('xy','z')): the later group's value is kept, a value always wins
     /// over a deletion, and `collisions` counts the keys so shared.
     func pairs(of table: GroupTable, groups: some Sequence<Int>, collisions: inout Int) throws(EngineError) -> SinkPairBatch {
-        guard let plan, let keyPlan else { preconditionFailure("view \(view.name) has no group table: it is run by the dataflow operators") }
         var collector = PairCollector(expectedCount: groups.underestimatedCount, seed: keySeed)
+        try add(table, groups: groups, to: &collector)
+        collisions += collector.collisions
+        return collector.pairs
+    }
+
+    private func add(_ table: GroupTable, groups: some Sequence<Int>, to collector: inout PairCollector) throws(EngineError) {
+        guard let plan, let keyPlan else { preconditionFailure("view \(view.name) has no group table: it is run by the dataflow operators") }
         for group in groups {
             if let row = try plan.outputRow(of: group, in: table) {
                 collector.add(pair(for: row))
@@ -62,8 +69,6 @@ struct SinkRenderer: Sendable {
                 collector.add(SinkStateMachine.Pair(key: key(for: row), value: nil))
             }
         }
-        collisions += collector.collisions
-        return collector.pairs
     }
 
     /// Whether `pairs(ofDelta:collisions:)` renders this sink (else render a table of the delta's groups with
@@ -121,11 +126,27 @@ struct SinkRenderer: Sendable {
         return collector.pairs
     }
 
-    /// The pairs of a whole view's rows. Collisions as in `pairs(of:groups:collisions:)`.
-    func pairs(ofRows rows: [[SQLValue]], collisions: inout Int) -> SinkPairBatch {
-        var collector = PairCollector(expectedCount: rows.count, seed: keySeed)
-        for row in rows { collector.add(pair(for: row)) }
+    /// The whole view as of `store`'s last checkpoint: its rows' pairs, and a deletion of each key the sink
+    /// deleted in an epoch it has not acknowledged (`Tombstones`) that no row sets. Redis may hold such a key
+    /// when the daemon crashed after Redis applied an epoch and before the acknowledgement was stored; the view
+    /// no longer names it. Collisions (among the rows only) as in `pairs(of:groups:collisions:)`.
+    func wholeView(in store: CheckpointStore, graph: DataflowGraph, view index: Int, collisions: inout Int) throws -> SinkPairBatch {
+        var collector: PairCollector
+        if let plan {
+            let handle = try store.view(named: plan.view.name)
+            let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
+            collector = PairCollector(expectedCount: table.groupCount, seed: keySeed)
+            try add(table, groups: 0..<table.groupCount, to: &collector)
+        } else {
+            let rows = try graph.rows(ofView: index, in: store)
+            collector = PairCollector(expectedCount: rows.count, seed: keySeed)
+            for row in rows { collector.add(pair(for: row)) }
+        }
         collisions += collector.collisions
+        if sink.redis.keepsTombstones {
+            // A deletion never replaces a value, so a key a row sets again stays set.
+            try store.forEachTombstone(sink: sink.name) { key in collector.add(SinkStateMachine.Pair(key: Array(key), value: nil)) }
+        }
         return collector.pairs
     }
 

@@ -222,14 +222,7 @@ extension SinkRenderer {
     ) throws -> (progress: SinkProgress, pairs: SinkPairBatch, collisions: Int) {
         let stored = try store.loadCheckpoint()
         var collisions = 0
-        let pairs: SinkPairBatch
-        if let plan {
-            let handle = try store.view(named: plan.view.name)
-            let table = try plan.table { body in try store.forEachEntry(view: handle, body) }
-            pairs = try self.pairs(of: table, groups: 0..<table.groupCount, collisions: &collisions)
-        } else {
-            pairs = self.pairs(ofRows: try graph.rows(ofView: index, in: store), collisions: &collisions)
-        }
+        let pairs = try wholeView(in: store, graph: graph, view: index, collisions: &collisions)
         return (PipelineRunner.progress(epoch: stored.epoch, offsets: stored.offsets, form: form, topics: graph.topics), pairs, collisions)
     }
 }

@@ -72,6 +72,32 @@ final class LMDBWriteTransaction {
         guard rc == 0 || rc == MDB_NOTFOUND else { throw fail(rc, "deleting a \(key.count)-byte key") }
     }
 
+    /// Removes the entries from the first key at or after `start`, in key order, for as long as `condition` holds
+    /// for their keys (the buffer is valid only during the call). Returns how many were removed.
+    func deleteEntries(
+        _ database: LMDBDatabase, from start: UnsafeRawBufferPointer, while condition: (UnsafeRawBufferPointer) -> Bool
+    ) throws(StateError) -> Int {
+        var cursorPointer: OpaquePointer?
+        var rc = mdb_cursor_open(openHandle, database.rawValue, &cursorPointer)
+        guard rc == 0, let cursor = cursorPointer else { throw fail(rc, "opening a write cursor") }
+        defer { mdb_cursor_close(cursor) }
+        var keyVal = MDB_val(mv_size: start.count, mv_data: UnsafeMutableRawPointer(mutating: start.baseAddress))
+        var dataVal = MDB_val()
+        var operation = MDB_SET_RANGE
+        var removed = 0
+        while true {
+            rc = mdb_cursor_get(cursor, &keyVal, &dataVal, operation)
+            if rc == MDB_NOTFOUND { return removed }
+            guard rc == 0 else { throw fail(rc, "reading entries to delete") }
+            guard condition(UnsafeRawBufferPointer(start: keyVal.mv_data, count: keyVal.mv_size)) else { return removed }
+            rc = mdb_cursor_del(cursor, 0)
+            guard rc == 0 else { throw fail(rc, "deleting a \(keyVal.mv_size)-byte key") }
+            removed += 1
+            // After a delete the cursor already stands on the next entry, which MDB_NEXT then returns.
+            operation = MDB_NEXT
+        }
+    }
+
     /// Calls `body` with the value stored under `key` (valid only inside `body`), or `nil` if there is none.
     func withValue<Result>(
         _ database: LMDBDatabase, key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> Result
@@ -151,22 +177,35 @@ final class LMDBReadTransaction: @unchecked Sendable {
     func forEach(
         _ database: LMDBDatabase, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {
+        try forEach(database, from: nil) { key, value in
+            try body(key, value)
+            return true
+        }
+    }
+
+    /// Calls `body` for the entries of `database` in key order from the first key at or after `start` (nil: the
+    /// first key), until `body` returns false; buffers are valid only during each call.
+    func forEach(
+        _ database: LMDBDatabase, from start: UnsafeRawBufferPointer?,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
         var cursorPointer: OpaquePointer?
         var rc = mdb_cursor_open(activeHandle, database.rawValue, &cursorPointer)
         guard rc == 0, let cursor = cursorPointer else {
             throw StateError.lmdb(rc, "opening a cursor", path: environment.path)
         }
         defer { mdb_cursor_close(cursor) }
-        var keyVal = MDB_val()
+        var keyVal = MDB_val(mv_size: start?.count ?? 0, mv_data: UnsafeMutableRawPointer(mutating: start?.baseAddress))
         var dataVal = MDB_val()
-        var operation = MDB_FIRST
+        var operation = start == nil ? MDB_FIRST : MDB_SET_RANGE
         while true {
             rc = mdb_cursor_get(cursor, &keyVal, &dataVal, operation)
             if rc == MDB_NOTFOUND { return }
             guard rc == 0 else { throw StateError.lmdb(rc, "reading entries", path: environment.path) }
-            try body(
+            let goOn = try body(
                 UnsafeRawBufferPointer(start: keyVal.mv_data, count: keyVal.mv_size),
                 UnsafeRawBufferPointer(start: dataVal.mv_data, count: dataVal.mv_size))
+            guard goOn else { return }
             operation = MDB_NEXT
         }
     }
