@@ -22,8 +22,10 @@ struct BenchCommand: ParsableCommand {
             in this process, that only counts
               kcat       `kcat -C -e -q` to /dev/null, when kcat is installed
               eddy run   the scenario's pipeline (views with Redis sinks, durable checkpoints every \
-            --checkpoint-interval) from an empty state directory, timed from its start until it logs "caught up \
-            with the source"; CPU from /proc/PID/stat at that moment, views' groups from /api/status
+            --checkpoint-interval) from an empty state directory, timed from its start until Redis holds every \
+            message (each sink's epoch marker at the partitions' ends; the daemon logs "caught up with the source" \
+            earlier, while its last epochs are still being written: that moment is in the JSON as caughtUpSeconds); \
+            CPU from /proc/PID/stat at that moment, views' groups from /api/status
             Then, with the daemon caught up, the latency phase: this process produces --latency-seconds of messages \
             at half the daemon's rate (at most 200,000/s and 10,000/s per partition, which the dev broker keeps; or \
             --latency-rate) while polling the sink's epoch marker in Redis every \

@@ -88,7 +88,8 @@ struct BenchReport: Codable, Sendable {
         var floor: Rate
         /// `kcat -C -e -q` to /dev/null; nil when kcat is not installed.
         var kcat: Rate?
-        /// `eddy run`, from its start until it logged that it caught up with the source.
+        /// `eddy run`, from its start until Redis held every message's effect (each sink's epoch marker at the
+        /// partitions' ends), with its CPU at that moment.
         var daemon: Rate
         /// The daemon's messages/s over the floor's (higher is better) and its CPU per message over the floor's
         /// (lower is better); the same against kcat.
@@ -98,6 +99,9 @@ struct BenchReport: Codable, Sendable {
         var cpuVersusKcat: Double?
         var latency: Latency
         var checkpoints: Checkpoints
+        /// Seconds from starting `eddy run` until it logged that it caught up with the source (its last epochs are
+        /// then still on their way to Redis).
+        var caughtUpSeconds: Double
         /// Seconds from starting `eddy run` again on the final state until it caught up.
         var restartSeconds: Double
         var memory: Memory

@@ -24,22 +24,31 @@ extension GroupTable {
     mutating func takeDirty(into delta: inout BarrierDelta) {
         finishPending()
         let state = uniqueState()
-        for index in 0..<state.pointee.dirtyCount {
-            let group = state.pointee.dirtyGroup(at: index)
-            if let storageKey = longStorageKeys[group] {
+        // Long keys are rare: without any, no dictionary lookup per group.
+        let hasLongKeys = !longStorageKeys.isEmpty
+        state.pointee.drainDirty { entry in
+            let group = state.pointee.group(atEntry: entry)
+            if hasLongKeys, let storageKey = longStorageKeys[group] {
                 storageKey.withUnsafeBufferPointer { key in delta.append(key: key) { appendState(ofGroup: group, to: &$0) } }
             } else {
-                delta.append(key: state.pointee.key(group)) { appendState(ofGroup: group, to: &$0) }
+                let key = UnsafeBufferPointer(start: state.pointee.keyPointer(entry: entry), count: state.pointee.keyLength(entry: entry))
+                delta.append(key: key) { appendState(ofGroup: group, atEntry: entry, longKey: false, to: &$0) }
             }
         }
-        state.pointee.clearDirty()
     }
 
     /// Appends the encoded aggregate state of `group` to `state`.
     mutating func appendState(ofGroup group: Int, to state: inout [UInt8]) {
         precondition(group >= 0 && group < groupCount, "group \(group) is outside 0..<\(groupCount)")
+        appendState(ofGroup: group, atEntry: self.state.pointee.entry(ofGroup: group), longKey: longStorageKeys[group] != nil, to: &state)
+    }
+
+    /// `appendState(ofGroup:to:)` for the group whose entry is `entry`, `longKey` telling whether its key is
+    /// over 511 bytes.
+    @inline(__always)
+    private mutating func appendState(ofGroup group: Int, atEntry entry: Int, longKey: Bool, to state: inout [UInt8]) {
         state.append(Self.stateVersion)
-        if longStorageKeys[group] != nil {
+        if longKey {
             state.append(Self.longKeyFlag)
             let key = Array(self.state.pointee.key(group))
             Self.appendVarint(key.count, to: &state)
@@ -48,7 +57,7 @@ extension GroupTable {
             state.append(0)
         }
         for compiled in plan {
-            let cell = self.state.pointee.words(of: group) + compiled.wordOffset
+            let cell = self.state.pointee.words(atEntry: entry) + compiled.wordOffset
             let count = cell[0]
             state.append(compiled.operation.rawValue)
             Self.appendVarint(Int(count), to: &state)

@@ -1,3 +1,4 @@
+import CPlatform  // `eddy_prefetch`
 import Foundation
 
 /// The changed groups of one view at a barrier, copied flat: each group's storage key (its LMDB key) and
@@ -80,9 +81,17 @@ struct BarrierDelta: Sendable {
                 }
                 return left.count < right.count
             }
-            for (_, entry) in order {
-                let (key, state) = range(entry)
-                try body(UnsafeRawBufferPointer(rebasing: all[key]), UnsafeRawBufferPointer(rebasing: all[state]))
+            // In key order the entries are scattered over the delta (at a million groups each one's bounds and bytes
+            // were a cache miss, the put loop's largest cost): each entry's bounds are prefetched 16 puts ahead, its
+            // key and state 8 ahead.
+            try bounds.withUnsafeBufferPointer { bounds in
+                let base = all.baseAddress!
+                for position in order.indices {
+                    if position &+ 16 < order.count { eddy_prefetch(bounds.baseAddress! + 2 &* order[position &+ 16].entry) }
+                    if position &+ 8 < order.count { eddy_prefetch(base + bounds[2 &* order[position &+ 8].entry]) }
+                    let (key, state) = range(order[position].entry)
+                    try body(UnsafeRawBufferPointer(rebasing: all[key]), UnsafeRawBufferPointer(rebasing: all[state]))
+                }
             }
         }
     }

@@ -137,7 +137,8 @@ public final class PipelineRunner: Sendable {
         var reportedCaughtUp = false
         let schedule = CheckpointSchedule(
             interval: options.checkpointInterval, catchUpInterval: options.maxCheckpointInterval,
-            dirtyGroupLimit: options.checkpointDirtyGroups, catchUpBacklog: options.catchUpBacklog)
+            dirtyGroupLimit: options.checkpointDirtyGroups, catchUpDirtyGroupLimit: options.catchUpCheckpointDirtyGroups,
+            catchUpBacklog: options.catchUpBacklog)
         // With several sources each poll waits less, so that an idle one does not slow the others.
         let pollTimeout = Duration.milliseconds(max(10, 100 / runs.count))
 

@@ -25,6 +25,17 @@ import Testing
         #expect(!schedule.isDue(elapsed: .zero, dirtyGroups: 999, backlog: 5_000_000))
     }
 
+    @Test func catchingUpTheLargerDirtyGroupBoundHolds() {
+        let schedule = CheckpointSchedule(interval: .seconds(1), dirtyGroupLimit: 1_000, catchUpDirtyGroupLimit: 50_000, catchUpBacklog: 10_000)
+        #expect(!schedule.isDue(elapsed: .zero, dirtyGroups: 49_999, backlog: 5_000_000))
+        #expect(schedule.isDue(elapsed: .zero, dirtyGroups: 50_000, backlog: 5_000_000))
+        // Caught up (or a backlog within the bound): the ordinary bound.
+        #expect(schedule.isDue(elapsed: .zero, dirtyGroups: 1_000, backlog: 10_000))
+        #expect(!schedule.isDue(elapsed: .zero, dirtyGroups: 999, backlog: 0))
+        // Never below the ordinary bound.
+        #expect(CheckpointSchedule(interval: .seconds(1), dirtyGroupLimit: 1_000, catchUpDirtyGroupLimit: 10, catchUpBacklog: 0).catchUpDirtyGroupLimit == 1_000)
+    }
+
     @Test func onceCaughtUpALongEpochClosesAtOnce() {
         // Five seconds into a catch-up epoch the backlog is gone: the configured interval is long past.
         #expect(!schedule.isDue(elapsed: .seconds(5), dirtyGroups: 10, backlog: 20_000))
