@@ -22,10 +22,10 @@ struct BenchCommand: ParsableCommand {
             in this process, that only counts
               kcat       `kcat -C -e -q` to /dev/null, when kcat is installed
               eddy run   the scenario's pipeline (views with Redis sinks, durable checkpoints every \
-            --checkpoint-interval) from an empty state directory, timed from its start until Redis holds every \
-            message (each sink's epoch marker at the partitions' ends; the daemon logs "caught up with the source" \
-            earlier, while its last epochs are still being written: that moment is in the JSON as caughtUpSeconds); \
-            CPU from /proc/PID/stat at that moment, views' groups from /api/status
+            --checkpoint-interval) from an empty state directory, timed from its start until it logs "caught up \
+            with the source" (its consumption rate) and until Redis holds every message (each sink's epoch marker at \
+            the partitions' ends: the last epochs add up to a checkpoint interval); CPU from /proc/PID/stat at that \
+            last moment (all the work the messages cost), views' groups from /api/status
             Then, with the daemon caught up, the latency phase: this process produces --latency-seconds of messages \
             at half the daemon's rate (at most 200,000/s and 10,000/s per partition, which the dev broker keeps; or \
             --latency-rate) while polling the sink's epoch marker in Redis every \
@@ -160,8 +160,9 @@ struct BenchCommand: ParsableCommand {
             if scenario.name == "seed" { options.baselineAnonymousBytes = result.memory.restartedAnonymousBytes }
             printToStandardError(
                 "eddy bench: \(scenario.name): "
-                    + String(format: "%.0f msg/s (%.2f× the floor), %.3f CPU-s per million (%.2f×)", result.daemon.messagesPerSecond,
-                             result.throughputVersusFloor, result.daemon.cpuSecondsPerMillion, result.cpuVersusFloor)
+                    + String(format: "%.0f msg/s until caught up (%.2f× the floor; %.2f× until Redis held every message), %.3f CPU-s per million (%.2f×)",
+                             result.caughtUp.messagesPerSecond, result.throughputVersusFloor, result.throughputToRedisVersusFloor,
+                             result.daemon.cpuSecondsPerMillion, result.cpuVersusFloor)
                     + (result.exact ? ", exact" : ", NOT EXACT"))
             results.append(result)
         }

@@ -76,7 +76,8 @@ struct BenchRun {
             try checkInterrupted()
             throw BenchError(reason: "eddy run did not catch up (\(processes.exit(of: daemon).map(String.init(describing:)) ?? "still running after 10 min")):\n\(processes.logTail("run"))")
         }
-        let catchUpSeconds = (caughtUpAt - started) / .seconds(1)
+        let caughtUpRate = BenchReport.Rate(
+            messages: messages, seconds: (caughtUpAt - started) / .seconds(1), cpuSeconds: ChildProcesses.usage(of: daemon).cpuSeconds)
         // The daemon's work for these messages ends when Redis holds them, not when it logs that it caught up: the
         // last epochs are still being committed and written then (with catch-up epochs of up to a million groups,
         // most of the checkpoint and sink threads' work). Its rate and CPU are taken at that moment.
@@ -127,10 +128,13 @@ struct BenchRun {
         let groupsByView = Dictionary(status.views.map { ($0.name, $0.groups) }, uniquingKeysWith: +)
         let groups = groupsByView.values.reduce(0, +)
         let checkpoints = BenchHTTP.Histogram(named: "eddy_checkpoint_duration_seconds", in: metrics)
+        let floorRate = floor.rate.messagesPerSecond
+        let throughputVersusFloor = caughtUpRate.messagesPerSecond / floorRate
+        let throughputToRedisVersusFloor = daemonRate.messagesPerSecond / floorRate
         return BenchReport.Scenario(
             name: scenario.name, summary: scenario.summary, messages: messages, averageMessageBytes: floor.averageBytes, partitions: partitions,
-            groupsByView: groupsByView, groups: groups, floor: floor.rate, kcat: kcat, daemon: daemonRate,
-            throughputVersusFloor: daemonRate.messagesPerSecond / floor.rate.messagesPerSecond,
+            groupsByView: groupsByView, groups: groups, floor: floor.rate, kcat: kcat, daemon: daemonRate, caughtUp: caughtUpRate,
+            throughputVersusFloor: throughputVersusFloor, throughputToRedisVersusFloor: throughputToRedisVersusFloor,
             cpuVersusFloor: daemonRate.cpuSecondsPerMillion / floor.rate.cpuSecondsPerMillion,
             throughputVersusKcat: kcat.map { daemonRate.messagesPerSecond / $0.messagesPerSecond },
             cpuVersusKcat: kcat.map { daemonRate.cpuSecondsPerMillion / $0.cpuSecondsPerMillion },
@@ -140,7 +144,6 @@ struct BenchRun {
                 count: Int(checkpoints?.count ?? 0),
                 meanMilliseconds: checkpoints.flatMap { $0.count > 0 ? $0.sum / $0.count * 1000 : nil },
                 p50Milliseconds: checkpoints?.quantile(0.5).map { $0 * 1000 }, p99Milliseconds: checkpoints?.quantile(0.99).map { $0 * 1000 }),
-            caughtUpSeconds: catchUpSeconds,
             restartSeconds: (restartCaughtUp - restartStarted) / .seconds(1),
             memory: BenchReport.Memory(
                 peakResidentBytes: peakResident, restartedAnonymousBytes: restartedAnonymous,

@@ -53,7 +53,9 @@ import Testing
             let floor: Rate
             let kcat: Rate?
             let daemon: Rate
+            let caughtUp: Rate
             let throughputVersusFloor: Double
+            let throughputToRedisVersusFloor: Double
             let cpuVersusFloor: Double
             let latency: Latency
             let checkpoints: Checkpoints
@@ -98,10 +100,12 @@ import Testing
         #expect(seed.exact && seed.differences.isEmpty, "\(seed.differences)")
         #expect(seed.groups == 5 && seed.groupsByView == ["events_statisics_mv": 5])
         #expect(seed.averageMessageBytes > 100 && seed.averageMessageBytes < 200)
-        for rate in [seed.floor, seed.daemon] + (seed.kcat.map { [$0] } ?? []) {
+        for rate in [seed.floor, seed.daemon, seed.caughtUp] + (seed.kcat.map { [$0] } ?? []) {
             #expect(rate.seconds > 0 && rate.messagesPerSecond > 0 && rate.cpuSecondsPerMillion > 0, "\(rate)")
         }
-        #expect(seed.throughputVersusFloor > 0 && seed.cpuVersusFloor > 0)
+        // Caught up comes first; Redis holds everything after it.
+        #expect(seed.caughtUp.seconds <= seed.daemon.seconds && seed.caughtUp.cpuSecondsPerMillion <= seed.daemon.cpuSecondsPerMillion)
+        #expect(seed.throughputVersusFloor > 0 && seed.throughputToRedisVersusFloor > 0 && seed.cpuVersusFloor > 0)
         #expect(seed.latency.messages > 0 && seed.latency.rate > 0 && seed.latency.sink == "events_statisics_mv_sink")
         let latency = try #require(seed.latency.endToEnd)
         #expect(latency.count == seed.latency.messages)
