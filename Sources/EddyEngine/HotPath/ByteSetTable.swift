@@ -1,3 +1,5 @@
+import CPlatform  // `eddy_mix64`
+
 /// A set of byte strings: an open-addressing hash table over one byte arena (the DISTINCT sets; the
 /// group keys use the same layout in `GroupState`, in raw memory). Entries are numbered in insertion
 /// order and never removed. Lookups allocate nothing; inserts grow the arrays geometrically.
@@ -92,10 +94,7 @@ enum KeyHasher {
     static let k2: UInt64 = 0x8EBC_6AF0_9C88_C6E3
 
     @inline(always)
-    static func mix(_ lhs: UInt64, _ rhs: UInt64) -> UInt64 {
-        let product = lhs.multipliedFullWidth(by: rhs)
-        return product.high ^ product.low
-    }
+    static func mix(_ lhs: UInt64, _ rhs: UInt64) -> UInt64 { eddy_mix64(lhs, rhs) }
 
     @inline(always)
     static func hash(_ bytes: UnsafePointer<UInt8>, count: Int, seed: UInt64) -> UInt64 {
