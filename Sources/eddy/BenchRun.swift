@@ -136,7 +136,7 @@ struct BenchRun {
             groupsByView: groupsByView, groups: groups, floor: floor.rate, kcat: kcat, daemon: daemonRate, caughtUp: caughtUpRate,
             throughputVersusFloor: throughputVersusFloor, throughputToRedisVersusFloor: throughputToRedisVersusFloor,
             cpuVersusFloor: daemonRate.cpuSecondsPerMillion / floor.rate.cpuSecondsPerMillion,
-            throughputVersusKcat: kcat.map { daemonRate.messagesPerSecond / $0.messagesPerSecond },
+            throughputVersusKcat: kcat.map { caughtUpRate.messagesPerSecond / $0.messagesPerSecond },
             cpuVersusKcat: kcat.map { daemonRate.cpuSecondsPerMillion / $0.cpuSecondsPerMillion },
             latency: BenchReport.Latency(
                 rate: rate, messages: latency.sent, sink: latencySink, endToEnd: BenchReport.Percentiles(sortedSeconds: latency.latencies)),
