@@ -41,7 +41,8 @@ final class GroupStorage: @unchecked Sendable {
 /// - `entryOffsets`: each group's entry (word offset), for reading by group number.
 ///
 /// Plus the dirty list (one `UInt32` per group that changed since the last barrier, in the order they first
-/// changed: its entry's word offset, so that the barrier reaches a dirty group's entry with one cache miss). Bytes per group, with capacity `c` (a power of two, doubled when full) for `n` groups:
+/// changed: its entry's word offset, so that the barrier reaches a dirty group's entry with one cache miss). Bytes
+/// per group, with capacity `c` (a power of two, doubled when full) for `n` groups:
 /// `(2 × 8 + 4 + 4) × c / n` plus the entry (`8 + 8 × stateWords` + the key rounded up to 8) times the entry
 /// arena's slack (grown by half: at most 1.5). `COUNT(*)` grouped by one text column (one state word, a key of
 /// 3 + the text's bytes: 25-character users make 28-byte keys, 48-byte entries) at 950,000 groups (`c / n` =

@@ -33,6 +33,14 @@ struct SinkRendering: Sendable {
     var input: Input
     var renderer: SinkRenderer
     var reportCollisions: @Sendable (Int) -> Void
+
+    /// Whether each epoch's deleted keys are kept for this sink (`Tombstones`): its sink keeps them, and its pairs can
+    /// delete (a delta rendered straight from bytes only sets values: no HAVING).
+    var keepsTombstones: Bool {
+        guard renderer.sink.redis.keepsTombstones else { return false }
+        if case .groups = input, renderer.rendersDeltasDirectly { return false }
+        return true
+    }
 }
 
 /// The checkpoint coordinator: commits checkpoints on its own thread (an fsync must not stall the hot path),
@@ -273,11 +281,9 @@ final class CheckpointThread: @unchecked Sendable {
             if collisions > 0 { rendering.reportCollisions(collisions) }
         }
         tables.removeAll()
-        // The keys each sink deletes in this epoch, kept until it acknowledges the epoch (`Tombstones`). A delta
-        // rendered straight from bytes only sets values (no HAVING).
+        // The keys each sink deletes in this epoch, kept until it acknowledges the epoch (`Tombstones`).
         var tombstones = [Tombstones](repeating: Tombstones(), count: sinks.count)
-        for (index, rendering) in renderings.enumerated() where rendering.renderer.sink.redis.keepsTombstones {
-            if case .groups = rendering.input, rendering.renderer.rendersDeltasDirectly { continue }
+        for (index, rendering) in renderings.enumerated() where rendering.keepsTombstones {
             sinkPairs[index].forEachKeyValue { key, value in
                 if value == nil { tombstones[index].append(key) }
             }
@@ -296,6 +302,8 @@ final class CheckpointThread: @unchecked Sendable {
                         try writer.delete(view: write.view, key: write.key)
                     }
                 }
+                // Pruned for every sink whose whole view reads tombstones, even one whose epochs now add none (a
+                // pipeline changed since may have left some).
                 for (index, rendering) in renderings.enumerated() where rendering.renderer.sink.redis.keepsTombstones {
                     let sink = rendering.renderer.sink.name
                     try writer.pruneTombstones(sink: sink)
