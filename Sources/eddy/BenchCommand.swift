@@ -37,8 +37,9 @@ struct BenchCommand: ParsableCommand {
             anonymous resident memory: bytes per group key are that minus the seed scenario's, per key.
 
             Reported per scenario: messages/s and CPU-seconds per million messages with their ratios to the floor \
-            (and to kcat), end-to-end latency p50/p99, checkpoint duration p50/p99, restart to caught up, peak RSS, \
-            bytes per group key, Redis key writes per second, and whether the result is exact. A Markdown table \
+            (and to kcat), the daemon's CPU by thread (eddy-hot-path, eddy-checkpoint, eddy-sink, librdkafka's \
+            rdk:broker…, from /proc/PID/task), end-to-end latency p50/p99, checkpoint duration p50/p99, restart to \
+            caught up, peak RSS, bytes per group key, Redis key writes per second, and whether the result is exact. A Markdown table \
             by default (progress on stderr), one JSON object with --json.
 
             Exit status: 0 when every scenario's result is exact, 1 when one is not, 2 when the bench could not run. \
@@ -49,7 +50,7 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "Scenarios to run (default: all; see --list).")
     var scenarios: [String] = []
 
-    @Option(help: "Messages per scenario before its scale (keys-1m ×3, page-user-100k ×2, size-1k ×0.025, size-4k ×0.00625: the dev broker stops serving a consumer past about 25 MB of padded messages; partitions-1 at most 20,000). Default 1000000, or 20000 with --quick.")
+    @Option(help: "Messages per scenario before its scale (seed, users-1k, page-user-100k and keys-1m ×3, size-1k ×0.025, size-4k ×0.00625: the dev broker stops serving a consumer past about 25 MB of padded messages; partitions-1 at most 20,000). Default 1000000, or 20000 with --quick.")
     var messages: Int?
 
     @Flag(help: "A short run for CI and a first look: 20,000 messages per scenario before its scale and a 1 s latency phase, unless --messages or --latency-seconds say otherwise. Start-up weighs in such runs: quote only full runs.")

@@ -95,6 +95,9 @@ struct BenchReport: Codable, Sendable {
         /// last epochs are then still on their way to LMDB and Redis, up to a checkpoint interval, which in a run of
         /// a second or two would otherwise weigh as much as the consumption itself).
         var caughtUp: Rate
+        /// `daemon`'s CPU-seconds per million messages by thread name (`eddy-hot-path`, `eddy-checkpoint`,
+        /// `eddy-sink`, librdkafka's `rdk:…`, …), at the same moment: where the CPU above the floor goes.
+        var daemonCPUByThread: [String: Double]
         /// The daemon's consumption rate (`caughtUp`) over the floor's (higher is better), its rate until Redis held
         /// everything over the floor's, and its CPU per message until then over the floor's (lower is better); the
         /// same against kcat.
@@ -188,6 +191,8 @@ struct BenchReport: Codable, Sendable {
                 line += "; kcat -q \(number(kcat.messagesPerSecond)) msg/s, \(String(format: "%.3f", kcat.cpuSecondsPerMillion)) CPU-s/M "
                     + "(eddy run \(String(format: "%.2f", throughput))× its rate, \(String(format: "%.2f", cpu))× its CPU)"
             }
+            let threads = scenario.daemonCPUByThread.filter { $0.value >= 0.0005 }.sorted { $0.value > $1.value }
+            line += "; eddy run CPU-s/M by thread: " + threads.map { "\($0.key) \(String(format: "%.3f", $0.value))" }.joined(separator: ", ")
             line += "; latency at \(number(scenario.latency.rate)) msg/s (\(scenario.latency.messages) messages, marker of \(scenario.latency.sink))"
             line += "; \(scenario.checkpoints.count) checkpoints, mean \(milliseconds(scenario.checkpoints.meanMilliseconds)) ms"
             line += "; \(number(scenario.redis.transactionsPerSecond)) Redis transactions/s"

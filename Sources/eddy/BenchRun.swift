@@ -83,6 +83,7 @@ struct BenchRun {
         // most of the checkpoint and sink threads' work). Its rate and CPU are taken at that moment.
         try waitUntilRedisHolds(ends: ends, redisPort: redisPort, daemon: daemon)
         let inRedisUsage = ChildProcesses.usage(of: daemon)
+        let cpuByThread = ChildProcesses.cpuSecondsByThread(of: daemon).mapValues { $0 / (Double(messages) / 1e6) }
         let inRedisSeconds = (ContinuousClock.now - started) / .seconds(1)
         let status = try JSONDecoder().decode(PipelineStatus.self, from: BenchHTTP.get(port: httpPort, path: "/api/status"))
         let daemonRate = BenchReport.Rate(messages: messages, seconds: inRedisSeconds, cpuSeconds: inRedisUsage.cpuSeconds)
@@ -134,6 +135,7 @@ struct BenchRun {
         return BenchReport.Scenario(
             name: scenario.name, summary: scenario.summary, messages: messages, averageMessageBytes: floor.averageBytes, partitions: partitions,
             groupsByView: groupsByView, groups: groups, floor: floor.rate, kcat: kcat, daemon: daemonRate, caughtUp: caughtUpRate,
+            daemonCPUByThread: cpuByThread,
             throughputVersusFloor: throughputVersusFloor, throughputToRedisVersusFloor: throughputToRedisVersusFloor,
             cpuVersusFloor: daemonRate.cpuSecondsPerMillion / floor.rate.cpuSecondsPerMillion,
             throughputVersusKcat: kcat.map { caughtUpRate.messagesPerSecond / $0.messagesPerSecond },

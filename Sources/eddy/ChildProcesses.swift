@@ -243,12 +243,8 @@ final class ChildProcesses {
 
     static func usage(of pid: pid_t) -> Usage {
         var usage = Usage()
-        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") {
-            // After the command's closing parenthesis: utime and stime are the 12th and 13th fields.
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 12 {
-                usage.cpuSeconds = ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / Double(sysconf(Int32(_SC_CLK_TCK)))
-            }
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let seconds = cpuSeconds(fromStat: stat) {
+            usage.cpuSeconds = seconds
         }
         if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
             func bytes(_ field: String) -> Int {
@@ -260,6 +256,29 @@ final class ChildProcesses {
             usage.anonymousResidentBytes = bytes("RssAnon:")
         }
         return usage
+    }
+
+    /// CPU seconds (user + system) of a running child's threads, summed by thread name (`/proc/PID/task/*/comm`,
+    /// where the daemon names its own threads `eddy-…` and librdkafka its `rdk:…`).
+    static func cpuSecondsByThread(of pid: pid_t) -> [String: Double] {
+        var byName: [String: Double] = [:]
+        let tasks = "/proc/\(pid)/task"
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? [] {
+            guard let comm = try? String(contentsOfFile: "\(tasks)/\(task)/comm", encoding: .utf8),
+                let stat = try? String(contentsOfFile: "\(tasks)/\(task)/stat", encoding: .utf8),
+                let seconds = cpuSeconds(fromStat: stat)
+            else { continue }
+            byName[comm.trimmingCharacters(in: .whitespacesAndNewlines), default: 0] += seconds
+        }
+        return byName
+    }
+
+    /// utime + stime of a `/proc/…/stat` line: the 12th and 13th fields after the command's closing parenthesis.
+    private static func cpuSeconds(fromStat stat: String) -> Double? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12 else { return nil }
+        return ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// A new directory under $TMPDIR (or /tmp) named `prefix-XXXXXX`.
