@@ -439,6 +439,14 @@ public struct KafkaMessageBatch: ~Copyable {
         return UnsafeRawBufferPointer(start: message.pointee.payload, count: message.pointee.len)
     }
 
+    /// The payload of message `index` as its first byte (nil when empty) and its length: what `payload(at:)`
+    /// holds, for a loop that would otherwise call the buffer pointer's getters per message (see
+    /// `RowDecoder.decodeMessage(start:count:extraScratch:)`).
+    public func payloadBytes(at index: Int) -> (start: UnsafeRawPointer?, count: Int) {
+        let message = message(index)
+        return (UnsafeRawPointer(message.pointee.payload), message.pointee.len)
+    }
+
     /// The timestamp of message `index` (the producer's create time or the broker's log-append time, as the
     /// topic says) in milliseconds since 1970-01-01 UTC; -1 when the message has none.
     public func timestampMilliseconds(at index: Int) -> Int64 { rd_kafka_message_timestamp(message(index), nil) }

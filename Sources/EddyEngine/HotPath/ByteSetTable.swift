@@ -1,4 +1,4 @@
-import CPlatform  // `eddy_mix64`
+import CPlatform  // `eddy_mix64`, `eddy_load_le64`
 
 /// A set of byte strings: an open-addressing hash table over one byte arena (the DISTINCT sets; the
 /// group keys use the same layout in `GroupState`, in raw memory). Entries are numbered in insertion
@@ -99,12 +99,8 @@ enum KeyHasher {
     @inline(always)
     static func hash(_ bytes: UnsafePointer<UInt8>, count: Int, seed: UInt64) -> UInt64 {
         let raw = UnsafeRawPointer(bytes)
-        @inline(always) func load64(_ offset: Int) -> UInt64 {
-            UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-        }
-        @inline(always) func load32(_ offset: Int) -> UInt64 {
-            UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-        }
+        @inline(always) func load64(_ offset: Int) -> UInt64 { eddy_load_le64(raw + offset) }
+        @inline(always) func load32(_ offset: Int) -> UInt64 { UInt64(eddy_load_le32(raw + offset)) }
         var state = seed ^ k0
         let first: UInt64
         let second: UInt64

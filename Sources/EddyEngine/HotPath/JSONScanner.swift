@@ -1,3 +1,4 @@
+import CPlatform  // `eddy_load_le64`, `eddy_string_special_mask16`
 /// A validating JSON scanner over borrowed bytes: it moves `position` over strings, numbers, literals
 /// and whole nested values, and throws the `SkipReason` of the first problem.
 ///
@@ -38,33 +39,17 @@ struct JSONScanner {
     }
 
     @inline(always)
-    func load64(at index: Int) -> UInt64 {
-        UInt64(littleEndian: UnsafeRawPointer(bytes).loadUnaligned(fromByteOffset: index, as: UInt64.self))
-    }
+    func load64(at index: Int) -> UInt64 { eddy_load_le64(bytes + index) }
 
     @inline(always)
-    func load32(at index: Int) -> UInt32 {
-        UInt32(littleEndian: UnsafeRawPointer(bytes).loadUnaligned(fromByteOffset: index, as: UInt32.self))
-    }
+    func load32(at index: Int) -> UInt32 { eddy_load_le32(bytes + index) }
 
     // MARK: Strings
 
-    /// Marks (0xFF) the bytes of the 16 at `index` that end the fast scan of a string: `"`, `\`,
-    /// control bytes below 0x20 and non-ASCII bytes; as two little-endian words.
+    /// Bit n set: byte n of the 16 at `index` ends the fast scan of a string (`"`, `\`, a control byte below
+    /// 0x20 or a non-ASCII byte).
     @inline(always)
-    func stringSpecialMask16(at index: Int) -> (UInt64, UInt64) {
-        let vector = UnsafeRawPointer(bytes).loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self)
-        // Typed constants: with `SIMD16(repeating:)` inline the compiler compares lane by lane.
-        let quote = SIMD16<UInt8>(repeating: 0x22)
-        let backslash = SIMD16<UInt8>(repeating: 0x5C)
-        let flip = SIMD16<UInt8>(repeating: 0x80)
-        let limit = SIMD16<UInt8>(repeating: 0xA0)
-        // (byte ^ 0x80) < 0xA0 is byte < 0x20 or byte >= 0x80 (one signed compare once lowered).
-        let special = (vector .== quote) .| (vector .== backslash) .| ((vector ^ flip) .< limit)
-        let marks = SIMD16<UInt8>(repeating: 0).replacing(with: 0xFF, where: special)
-        let words = unsafeBitCast(marks, to: SIMD2<UInt64>.self)
-        return (UInt64(littleEndian: words[0]), UInt64(littleEndian: words[1]))
-    }
+    func stringSpecialMask16(at index: Int) -> UInt32 { eddy_string_special_mask16(bytes + index) }
 
     /// Scans a string's contents; `position` is just after the opening quote and ends just after the
     /// closing one. Validates escapes (surrogates paired) and UTF-8. Returns whether the string holds
@@ -78,33 +63,18 @@ struct JSONScanner {
         var hasEscapes = false
         while true {
             if index &+ 16 <= end {
-                let (low, high) = stringSpecialMask16(at: index)
-                if low != 0 {
-                    index &+= low.trailingZeroBitCount &>> 3
-                } else if high != 0 {
-                    index &+= 8 &+ high.trailingZeroBitCount &>> 3
-                } else {
+                let mask = stringSpecialMask16(at: index)
+                if mask == 0 {
                     index &+= 16
                     continue
                 }
+                index &+= mask.trailingZeroBitCount
             } else if index < end && end >= 16 {
                 // The last 16 bytes of the message, ignoring those before `index`.
                 let base = end &- 16
-                let skip = UInt64(truncatingIfNeeded: index &- base) &* 8
-                var (low, high) = stringSpecialMask16(at: base)
-                if skip < 64 {
-                    low &= ~0 &<< skip
-                } else {
-                    low = 0
-                    high &= ~0 &<< (skip &- 64)
-                }
-                if low != 0 {
-                    index = base &+ low.trailingZeroBitCount &>> 3
-                } else if high != 0 {
-                    index = base &+ 8 &+ high.trailingZeroBitCount &>> 3
-                } else {
-                    throw .notJSON  // unterminated
-                }
+                let mask = stringSpecialMask16(at: base) & (~0 &<< UInt32(truncatingIfNeeded: index &- base))
+                guard mask != 0 else { throw .notJSON }  // unterminated
+                index = base &+ mask.trailingZeroBitCount
             } else {
                 guard index < end else { throw .notJSON }
                 let value = bytes[index]

@@ -1,3 +1,4 @@
+import CPlatform  // `eddy_load_le64`
 import EddyDataflow
 
 /// Decodes one JSON message into a source's columns, straight from the borrowed bytes: no Foundation,
@@ -84,8 +85,15 @@ public struct RowDecoder: Sendable {
     /// `extraScratch`: bytes to keep free after the message's own in the scratch buffer, for `fillMetadata`.
     @inline(always)
     mutating func decodeMessage(_ payload: UnsafeRawBufferPointer, extraScratch: Int = 0) -> SkipReason? {
-        let count = payload.count
-        guard count > 0, let base = payload.baseAddress else { return .emptyMessage }
+        decodeMessage(start: payload.baseAddress, count: payload.count, extraScratch: extraScratch)
+    }
+
+    /// `decodeMessage(_:extraScratch:)` of the `count` bytes at `start`. The hot loop passes these rather than
+    /// a buffer pointer: the buffer's `baseAddress` and `count`, inlined into it, stayed calls into the standard
+    /// library (five a message).
+    @inline(always)
+    mutating func decodeMessage(start: UnsafeRawPointer?, count: Int, extraScratch: Int = 0) -> SkipReason? {
+        guard count > 0, let base = start else { return .emptyMessage }
         guard count <= limits.maxMessageBytes else { return .tooLarge }
         if !isKnownUniquelyReferenced(&storage) {
             storage = storage.copy()
@@ -107,10 +115,14 @@ public struct RowDecoder: Sendable {
 
     /// The row of the message last decoded by `decodeMessage`; `payload` must be the same buffer.
     @inline(always)
-    func currentRow(_ payload: UnsafeRawBufferPointer) -> DecodedRow {
+    func currentRow(_ payload: UnsafeRawBufferPointer) -> DecodedRow { currentRow(start: payload.baseAddress.unsafelyUnwrapped) }
+
+    /// The row of the message last decoded, whose bytes start at `start`.
+    @inline(always)
+    func currentRow(start: UnsafeRawPointer) -> DecodedRow {
         DecodedRow(
             slots: buffers.pointer.pointee.slots, kinds: names.pointer.pointee.kinds,
-            payload: payload.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self),
+            payload: start.assumingMemoryBound(to: UInt8.self),
             scratch: buffers.pointer.pointee.scratch, columnCount: names.pointer.pointee.columnCount)
     }
 
@@ -417,8 +429,8 @@ struct NameTables {
     static func equalBytes(_ lhs: UnsafePointer<UInt8>, _ rhs: UnsafePointer<UInt8>, _ count: Int) -> Bool {
         var index = 0
         while index &+ 8 <= count {
-            let left = UnsafeRawPointer(lhs).loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            let right = UnsafeRawPointer(rhs).loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let left = eddy_load_le64(lhs + index)
+            let right = eddy_load_le64(rhs + index)
             if left != right { return false }
             index &+= 8
         }

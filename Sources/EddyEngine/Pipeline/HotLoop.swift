@@ -49,9 +49,11 @@ struct HotLoop {
                 decodeCounters.redeliveredMessages &+= 1
                 continue
             }
-            let payload = batch.payload(at: index)
+            let payload = batch.payloadBytes(at: index)
             let key = readsMetadata ? batch.key(at: index) : UnsafeRawBufferPointer(start: nil, count: 0)
-            if let reason = decoder.decodeMessage(payload, extraScratch: readsMetadata ? RowDecoder.metadataScratch(keyBytes: key.count) : 0) {
+            if let reason = decoder.decodeMessage(
+                start: payload.start, count: payload.count, extraScratch: readsMetadata ? RowDecoder.metadataScratch(keyBytes: key.count) : 0)
+            {
                 decodeCounters[reason] &+= 1
             } else {
                 if readsMetadata {
@@ -61,7 +63,7 @@ struct HotLoop {
                 }
                 decoder.fillWindows()
                 let wrongTypes = decoder.wrongTypeCount()
-                let row = decoder.currentRow(payload)
+                let row = decoder.currentRow(start: payload.start.unsafelyUnwrapped)
                 if wrongTypes > 0 {
                     decodeCounters.wrongTypeFields &+= wrongTypes
                     noteWrongField(row, partition: Int32(partition), offset: offset, count: wrongTypes)
