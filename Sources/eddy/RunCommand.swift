@@ -123,11 +123,14 @@ struct RunCommand: AsyncParsableCommand {
         defer { withExtendedLifetime(escalation) {} }
         bootstrapLogging(format: logging.format, level: try logging.resolvedLevel())
         let logger = Logger(label: "eddy.run")
-        // Buffers of 128 KiB and more (an epoch's rows, batches, Redis commands) are mapped and unmapped on their own.
-        // glibc otherwise raises this threshold to the largest buffer freed so far, after which epoch-sized buffers
-        // come from the heap and fragment it: resident memory crept up with the messages of a long EMIT ON WINDOW
-        // CLOSE run (Benchmarks/eowc-rss.sh: flat at ~100 MB with the fixed threshold, 113 → 160 MB without).
-        mallopt(M_MMAP_THRESHOLD, 128 << 10)
+        // A fixed mmap threshold: glibc otherwise raises it to the largest buffer freed so far, after which epoch-sized
+        // buffers come from the heap and fragment it (resident memory crept up over a long EMIT ON WINDOW CLOSE run,
+        // Benchmarks/eowc-rss.sh: 113 → 160 MB). 32 MiB, not smaller: below it librdkafka's fetch buffers (up to
+        // `fetch.max.bytes`, 8–16 MiB) were mapped and unmapped per fetch, their pages zeroed by the kernel each time
+        // (at 128 KiB, ~0.06 CPU-s per million messages, a sixth of librdkafka's floor). What the heap keeps free is
+        // given back every 10 s by the checkpoint thread (`malloc_trim`): with both, the same run stayed at 94–118 MB
+        // over 200 s.
+        mallopt(M_MMAP_THRESHOLD, 32 << 20)
         // Test switches only eddy drill sets (see CrashPoint, UnsafeFenceSwitch).
         if UnsafeFenceSwitch.arm(from: ProcessInfo.processInfo.environment) {
             logger.critical("UNSAFE: the sink's progress fence is disabled (\(UnsafeFenceSwitch.environmentVariable)=1, a debug build's test switch): Redis may move backwards or lose keys")

@@ -1,3 +1,4 @@
+import CPlatform
 import EddyDataflow
 import EddyState
 import Foundation
@@ -62,6 +63,8 @@ final class CheckpointThread: @unchecked Sendable {
     /// Held while committing, and while a sink reads the whole view for a re-send, so that the re-send sees
     /// the entries and the epoch of one and the same checkpoint.
     private let commitLock: CommitLock
+    /// How often the checkpoint thread gives free heap pages back (`malloc_trim`).
+    static let heapTrimInterval = Duration.seconds(10)
     private let condition = NSCondition()
     // Guarded by `condition`:
     private var request: CheckpointRequest?
@@ -186,6 +189,7 @@ final class CheckpointThread: @unchecked Sendable {
     }
 
     private func run() {
+        var lastHeapTrim = ContinuousClock.now
         condition.lock()
         while true {
             while request == nil && acknowledgements.isEmpty && !stopping { condition.wait() }
@@ -217,6 +221,13 @@ final class CheckpointThread: @unchecked Sendable {
             var rows = next.sourceRows
             next.sourceRows = [:]
             for source in rows.keys { rows[source]!.removeAll() }
+            // Free heap pages go back to the kernel now and then, not per free: the daemon's mmap threshold is high
+            // (see RunCommand), so an epoch's buffers come from the heap, and without this a long run's heap grew. Not
+            // after every epoch: while catching up, big epochs re-faulted the pages given back the second before.
+            if lastHeapTrim.duration(to: .now) >= Self.heapTrimInterval {
+                malloc_trim(0)
+                lastHeapTrim = .now
+            }
             condition.lock()
             spareDeltas = deltas
             spareSourceRows = rows
