@@ -6,10 +6,10 @@ import Glibc
 final class GroupStorage: @unchecked Sendable {
     let state: UnsafeMutablePointer<GroupState>
 
-    init(stateWords: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int, seed: UInt64) {
+    init(stateWords: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int) {
         state = .allocate(capacity: 1)
         state.initialize(
-            to: GroupState(stateWords: stateWords, plan: plan, groupBy: groupBy, singleStringColumn: singleStringColumn, seed: seed))
+            to: GroupState(stateWords: stateWords, plan: plan, groupBy: groupBy, singleStringColumn: singleStringColumn))
     }
 
     private init(copying other: GroupStorage) {
@@ -37,7 +37,8 @@ final class GroupStorage: @unchecked Sendable {
 ///   the entry's cache line(s).
 /// - `index`: open addressing over the entries, one `UInt64` per slot: the key hash's high 32 bits (a
 ///   fingerprint, so that a probe past another key compares without reading that key's entry) above the
-///   entry's word offset + 1 (0: empty). At most half full, probed linearly from the hash's low bits.
+///   entry's word offset + 1 (0: empty). At most half full, probed linearly from the fingerprint's low bits, so
+///   that growing re-places each slot from the slot alone.
 /// - `entryOffsets`: each group's entry (word offset), for reading by group number.
 ///
 /// Plus the dirty list (one `UInt32` per group that changed since the last barrier, in the order they first
@@ -46,7 +47,7 @@ final class GroupStorage: @unchecked Sendable {
 /// `(2 × 8 + 4 + 4) × c / n` plus the entry (`8 + 8 × stateWords` + the key rounded up to 8) times the entry
 /// arena's slack (grown by half: at most 1.5). `COUNT(*)` grouped by one text column (one state word, a key of
 /// 3 + the text's bytes: 25-character users make 28-byte keys, 48-byte entries) at 950,000 groups (`c / n` =
-/// 1.10, arena slack 1.25): 26 + 60 = 86 bytes. Hashes are not kept: growing rehashes each key from its bytes.
+/// 1.10, arena slack 1.25): 26 + 60 = 86 bytes.
 struct GroupState {
     /// Aggregate state words per group (see `CompiledAggregate.wordCount`).
     let stateWords: Int
@@ -59,8 +60,6 @@ struct GroupState {
     let groupByCount: Int
     /// The column when the view groups by exactly one text column (the fast path), else -1.
     let singleStringColumn: Int
-    /// Seeds the key hash (`GroupTable.seed`); growing rehashes with it.
-    let seed: UInt64
     /// Groups in the table.
     private(set) var count = 0
     /// Groups the per-group arrays hold (a power of two).
@@ -83,13 +82,12 @@ struct GroupState {
     static let lengthMask: UInt64 = 0x7FFF_FFFF
 
     init(
-        stateWords: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int, seed: UInt64, capacity: Int = 256,
+        stateWords: Int, plan: [CompiledAggregate], groupBy: [Int], singleStringColumn: Int, capacity: Int = 256,
         entryWordsCapacity: Int = 1024
     ) {
         precondition(capacity > 0 && capacity & (capacity - 1) == 0, "capacity \(capacity) is not a power of two")
         self.stateWords = stateWords
         self.singleStringColumn = singleStringColumn
-        self.seed = seed
         planCount = plan.count
         self.plan = .allocate(capacity: max(plan.count, 1))
         self.plan.initialize(from: plan, count: plan.count)
@@ -123,7 +121,7 @@ struct GroupState {
         var copy = GroupState(
             stateWords: stateWords, plan: Array(UnsafeBufferPointer(start: plan, count: planCount)),
             groupBy: Array(UnsafeBufferPointer(start: groupBy, count: groupByCount)), singleStringColumn: singleStringColumn,
-            seed: seed, capacity: capacity, entryWordsCapacity: entryWordsCapacity)
+            capacity: capacity, entryWordsCapacity: entryWordsCapacity)
         copy.count = count
         copy.entryWordsUsed = entryWordsUsed
         copy.dirtyCount = dirtyCount
@@ -146,9 +144,11 @@ struct GroupState {
 
     // MARK: Finding groups
 
-    /// The index slot a hash starts probing at; `prefetchSlot` brings its cache line in ahead of `findEntry`.
+    /// The index slot a hash starts probing at; `prefetchSlot` brings its cache line in ahead of `findEntry`. Taken
+    /// from the fingerprint (the bits a slot keeps), which is wide enough: entries are addressed by 32-bit word
+    /// offsets, so there are fewer than 2^31 groups and 2^32 slots.
     @inline(always)
-    func firstSlot(hash: UInt64) -> Int { Int(truncatingIfNeeded: hash) & indexMask }
+    func firstSlot(hash: UInt64) -> Int { Int(truncatingIfNeeded: hash &>> 32) & indexMask }
 
     /// Starts loading the cache line of `hash`'s first index slot (a hint: nothing is read).
     @inline(always)
@@ -276,9 +276,14 @@ struct GroupState {
     }
 
     private func place(entry: Int, hash: UInt64) {
-        var slot = firstSlot(hash: hash)
+        place(slotValue: (hash & ~Self.groupMask) | UInt64(truncatingIfNeeded: entry + 1))
+    }
+
+    /// Puts a slot's value (fingerprint and entry) in the first free slot of its probe.
+    private func place(slotValue value: UInt64) {
+        var slot = firstSlot(hash: value)
         while index[slot] != 0 { slot = (slot + 1) & indexMask }
-        index[slot] = (hash & ~Self.groupMask) | UInt64(truncatingIfNeeded: entry + 1)
+        index[slot] = value
     }
 
     private mutating func grow() {
@@ -292,17 +297,16 @@ struct GroupState {
         regrow(&entryOffsets, used: count, capacity: newCapacity)
         regrow(&dirtyList, used: dirtyCount, capacity: newCapacity)
         capacity = newCapacity
-        index.deallocate()
+        // Each slot moves by its fingerprint: no key is read or hashed again (at a million groups that was a
+        // cache miss and a hash per group, 5% of the hot thread), and the old slots, read in order, land in two
+        // nearly sequential runs of the new index.
+        let oldIndex = index
+        let oldSlots = indexMask + 1
         index = .allocate(capacity: newCapacity * 2)
         index.initialize(repeating: 0, count: newCapacity * 2)
         indexMask = newCapacity * 2 - 1
-        // The entries in order, front to back.
-        var entry = 0
-        while entry < entryWordsUsed {
-            let length = keyLength(entry: entry)
-            place(entry: entry, hash: KeyHasher.hash(keyPointer(entry: entry), count: length, seed: seed))
-            entry += entryWords(keyLength: length)
-        }
+        for oldSlot in 0..<oldSlots where oldIndex[oldSlot] != 0 { place(slotValue: oldIndex[oldSlot]) }
+        oldIndex.deallocate()
     }
 
     private mutating func growEntries(minimum: Int) {

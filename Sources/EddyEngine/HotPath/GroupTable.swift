@@ -94,7 +94,7 @@ public struct GroupTable: Sendable {
         self.seed = seed
         storage = GroupStorage(
             stateWords: wordsPerGroup, plan: plan, groupBy: groupBy,
-            singleStringColumn: groupBy.count == 1 && schema.columns[groupBy[0]].kind == .string ? groupBy[0] : -1, seed: seed)
+            singleStringColumn: groupBy.count == 1 && schema.columns[groupBy[0]].kind == .string ? groupBy[0] : -1)
         statePointer = OwnedPointer(storage.state)
         distinctSets = Array(repeating: DistinctSet(), count: plan.count { $0.distinctSet >= 0 })
     }

@@ -4,10 +4,10 @@ import Testing
 @testable import EddyEngine
 
 @Suite struct GroupStorageTests {
-    /// Keys whose hashes share the fingerprint (the index slot's high 32 bits) and the first slot: each probe
-    /// compares the entry's key, so none is taken for another, whatever the length.
+    /// Keys whose hashes share the fingerprint (the index slot's high 32 bits, which also pick the first slot): each
+    /// probe compares the entry's key, so none is taken for another, whatever the length.
     @Test func fingerprintCollisionsCompareTheKeys() {
-        var state = GroupState(stateWords: 1, plan: [], groupBy: [0], singleStringColumn: -1, seed: 1)
+        var state = GroupState(stateWords: 1, plan: [], groupBy: [0], singleStringColumn: -1)
         defer { state.deallocate() }
         let hash: UInt64 = 0xDEAD_BEEF_0000_0007
         let keys = ["key-a", "key-b", "key-bb", ""].map { Array($0.utf8) }
@@ -19,9 +19,9 @@ import Testing
             let group = key.withUnsafeBytes { state.insert($0, hash: hash) }
             #expect(group == number)
         }
-        // Same fingerprint, first slot one further on (inside the others' run of slots): found past them.
+        // The next fingerprint, first slot one further on (inside the others' run of slots): found past them.
         let neighbour = Array("key-c".utf8)
-        let neighbourHash = hash + 1
+        let neighbourHash = hash + (1 << 32)
         #expect(find(neighbour, hash: neighbourHash) == -1)
         #expect(neighbour.withUnsafeBytes { state.insert($0, hash: neighbourHash) } == keys.count)
         for (number, key) in keys.enumerated() {
@@ -30,13 +30,14 @@ import Testing
         }
         #expect(find(neighbour, hash: neighbourHash) == keys.count)
         // Another fingerprint in the same first slot: not the same key even though the bytes are.
-        #expect(find(keys[0], hash: hash ^ (1 << 40)) == -1)
+        #expect(find(keys[0], hash: hash ^ (1 << 63)) == -1)
     }
 
     /// The entries keep each group's header, state words and key together: the dirty flag, the key and the words
-    /// read back by group number after the arenas grew many times.
+    /// read back by group number after the arenas grew many times, and every key is found again in the index its
+    /// slots were moved to at each growth.
     @Test func entriesSurviveGrowth() {
-        var state = GroupState(stateWords: 2, plan: [], groupBy: [0], singleStringColumn: -1, seed: 99, capacity: 1, entryWordsCapacity: 1)
+        var state = GroupState(stateWords: 2, plan: [], groupBy: [0], singleStringColumn: -1, capacity: 1, entryWordsCapacity: 1)
         defer { state.deallocate() }
         let keys = (0..<3_000).map { Array("k\(String(repeating: "x", count: $0 % 40))\($0)".utf8) }
         for (number, key) in keys.enumerated() {
