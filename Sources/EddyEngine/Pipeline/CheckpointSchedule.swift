@@ -42,12 +42,17 @@ struct CheckpointSchedule: Sendable, Equatable {
     func isCatchingUp(backlog: Int64) -> Bool { backlog > catchUpBacklog }
 
     /// The messages still to read: per partition, the end (the larger of its last known high watermark and
-    /// `targets`, the ends at start) minus the next offset; a partition whose position is unknown counts 0.
-    static func backlog(nextOffsets: [Int64], highWatermarks: [Int64], targets: [Int64]) -> Int64 {
+    /// `targets`, the ends at start) minus the next offset, or minus `starts` (where it was assigned from) while
+    /// nothing of it has been read: with many partitions most have delivered nothing in the first moments, and
+    /// counting them as 0 made a large backlog look small (the first epochs of a catch-up closed at the caught-up
+    /// bounds). A partition whose position and start are both unknown counts 0.
+    static func backlog(nextOffsets: [Int64], starts: [Int64], highWatermarks: [Int64], targets: [Int64]) -> Int64 {
         var total: Int64 = 0
-        for index in nextOffsets.indices where nextOffsets[index] >= 0 {
+        for index in nextOffsets.indices {
+            let position = nextOffsets[index] >= 0 ? nextOffsets[index] : index < starts.count ? starts[index] : -1
+            guard position >= 0 else { continue }
             let end = max(index < highWatermarks.count ? highWatermarks[index] : -1, index < targets.count ? targets[index] : -1)
-            total += max(0, end - nextOffsets[index])
+            total += max(0, end - position)
         }
         return total
     }

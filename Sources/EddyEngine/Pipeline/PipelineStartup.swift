@@ -105,6 +105,8 @@ struct SourceAssignment {
     let startOffsets: [Int32: Int64]
     /// Per partition (in `partitions`' order), its end at start.
     let catchUpTargets: [Int64]
+    /// Per partition (in `partitions`' order), the offset it was assigned from; -1 when unknown.
+    let starts: [Int64]
 
     /// Assigns every partition of the source's topic to `consumer`, and logs where each starts. Nil when
     /// `stop` is requested meanwhile (nothing consumed yet: nothing to checkpoint).
@@ -143,7 +145,8 @@ struct SourceAssignment {
             ])
         }
         return SourceAssignment(
-            partitions: partitions, stored: stored, startOffsets: startOffsets, catchUpTargets: partitions.map { bounds[$0]?.high ?? 0 })
+            partitions: partitions, stored: stored, startOffsets: startOffsets, catchUpTargets: partitions.map { bounds[$0]?.high ?? 0 },
+            starts: partitions.map { startOffsets[$0] ?? -1 })
     }
 }
 

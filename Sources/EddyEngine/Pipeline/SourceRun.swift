@@ -75,7 +75,8 @@ struct SourceRun {
 
     /// Messages behind, for the checkpoint schedule's catch-up rule.
     var backlog: Int64 {
-        CheckpointSchedule.backlog(nextOffsets: hot.nextOffsets, highWatermarks: highWatermarks, targets: assignment.catchUpTargets)
+        CheckpointSchedule.backlog(
+            nextOffsets: hot.nextOffsets, starts: assignment.starts, highWatermarks: highWatermarks, targets: assignment.catchUpTargets)
     }
 
     /// Whether every partition has reached the end it had at start.

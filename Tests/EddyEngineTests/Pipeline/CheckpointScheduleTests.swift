@@ -49,9 +49,11 @@ import Testing
 
     @Test func backlogCountsEachPartitionToItsFurthestKnownEnd() {
         // Partition 0: high watermark 500 beyond its start-time end 400; partition 1: watermark unknown, end at start
-        // 300; partition 2: position unknown (not started), counts nothing; partition 3: past its end, counts 0.
+        // 300; partition 2: nothing read yet, counts from where it was assigned (200); partition 3: past its end,
+        // counts 0; partition 4: neither position nor start known, counts nothing.
         let backlog = CheckpointSchedule.backlog(
-            nextOffsets: [100, 250, -1, 90], highWatermarks: [500, -1, 1_000, 80], targets: [400, 300, 1_000, 80])
-        #expect(backlog == 400 + 50)
+            nextOffsets: [100, 250, -1, 90, -1], starts: [0, 0, 200, 0, -1], highWatermarks: [500, -1, 1_000, 80, 900],
+            targets: [400, 300, 1_000, 80, 900])
+        #expect(backlog == 400 + 50 + 800)
     }
 }
