@@ -435,8 +435,8 @@ public struct KafkaMessageBatch: ~Copyable {
     /// The payload of message `index`, bytes as produced (empty for a null payload). Valid only inside the
     /// `consumeBatch` closure: do not escape it.
     public func payload(at index: Int) -> UnsafeRawBufferPointer {
-        let message = message(index)
-        return UnsafeRawBufferPointer(start: message.pointee.payload, count: message.pointee.len)
+        let bytes = payloadBytes(at: index)
+        return UnsafeRawBufferPointer(start: bytes.start, count: bytes.count)
     }
 
     /// The payload of message `index` as its first byte (nil when empty) and its length: what `payload(at:)`

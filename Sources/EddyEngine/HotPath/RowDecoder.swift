@@ -82,15 +82,15 @@ public struct RowDecoder: Sendable {
     }
 
     /// Decodes `payload` into the slots; nil when the message is usable.
-    /// `extraScratch`: bytes to keep free after the message's own in the scratch buffer, for `fillMetadata`.
     @inline(always)
-    mutating func decodeMessage(_ payload: UnsafeRawBufferPointer, extraScratch: Int = 0) -> SkipReason? {
-        decodeMessage(start: payload.baseAddress, count: payload.count, extraScratch: extraScratch)
+    mutating func decodeMessage(_ payload: UnsafeRawBufferPointer) -> SkipReason? {
+        decodeMessage(start: payload.baseAddress, count: payload.count)
     }
 
-    /// `decodeMessage(_:extraScratch:)` of the `count` bytes at `start`. The hot loop passes these rather than
-    /// a buffer pointer: the buffer's `baseAddress` and `count`, inlined into it, stayed calls into the standard
-    /// library (five a message).
+    /// `decodeMessage(_:)` of the `count` bytes at `start`. The hot loop passes these rather than a buffer
+    /// pointer: the buffer's `baseAddress` and `count`, inlined into it, stayed calls into the standard library
+    /// (five a message). `extraScratch`: bytes to keep free after the message's own in the scratch buffer, for
+    /// `fillMetadata`.
     @inline(always)
     mutating func decodeMessage(start: UnsafeRawPointer?, count: Int, extraScratch: Int = 0) -> SkipReason? {
         guard count > 0, let base = start else { return .emptyMessage }

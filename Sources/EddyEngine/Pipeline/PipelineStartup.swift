@@ -105,7 +105,8 @@ struct SourceAssignment {
     let startOffsets: [Int32: Int64]
     /// Per partition (in `partitions`' order), its end at start.
     let catchUpTargets: [Int64]
-    /// Per partition (in `partitions`' order), the offset it was assigned from; -1 when unknown.
+    /// Per partition (in `partitions`' order), the offset it was assigned from (`startOffsets`'), -1 when unknown:
+    /// kept as an array because the checkpoint schedule's backlog reads it after every batch.
     let starts: [Int64]
 
     /// Assigns every partition of the source's topic to `consumer`, and logs where each starts. Nil when
