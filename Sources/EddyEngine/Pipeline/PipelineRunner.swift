@@ -135,7 +135,7 @@ public final class PipelineRunner: Sendable {
         var lastPublished = ContinuousClock.now
         var backpressure = Backpressure()
         var reportedCaughtUp = false
-        let schedule = CheckpointSchedule(
+        var schedule = CheckpointSchedule(
             interval: options.checkpointInterval, catchUpInterval: options.maxCheckpointInterval,
             dirtyGroupLimit: options.checkpointDirtyGroups, catchUpDirtyGroupLimit: options.catchUpCheckpointDirtyGroups,
             catchUpBacklog: options.catchUpBacklog)
@@ -216,10 +216,16 @@ public final class PipelineRunner: Sendable {
                 lastPublished = now
             }
             let dirtyGroups = runs.reduce(0) { $0 + $1.hot.dirtyCount }
-            let backlog = runs.reduce(Int64(0)) { $0 + $1.backlog }
-            if schedule.isDue(elapsed: now - lastCheckpoint, dirtyGroups: dirtyGroups, backlog: backlog) && checkpointThread.isIdle {
+            if schedule.noteBacklog(runs.reduce(Int64(0)) { $0 + $1.backlog }) {
+                for index in runs.indices { runs[index].noteCatchUpEnds() }
+            }
+            if checkpointThread.isIdle
+                && schedule.isDue(
+                    elapsed: now - lastCheckpoint, dirtyGroups: dirtyGroups, reachedCatchUpEnds: runs.allSatisfy(\.hasReachedCatchUpEnds))
+            {
                 checkpointNow()
                 lastCheckpoint = now
+                schedule.epochClosed()
             }
 
             // Backpressure: pause (and keep polling, so the consumers stay alive) while a sink lags.
@@ -249,6 +255,7 @@ public final class PipelineRunner: Sendable {
                     checkpointThread.waitUntilIdle()
                     checkpointNow()
                     lastCheckpoint = now
+                    schedule.epochClosed()
                     checkpointThread.waitUntilIdle()
                     if let error = checkpointThread.error { throw error }
                 }
