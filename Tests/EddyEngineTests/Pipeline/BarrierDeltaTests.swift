@@ -1,3 +1,4 @@
+import EddyWorkload
 import Testing
 
 @testable import EddyEngine
@@ -75,4 +76,31 @@ import Testing
         let states = Dictionary(uniqueKeysWithValues: inOrder.map { ($0.key, $0.state) })
         #expect(sorted.allSatisfy { states[$0.key] == $0.state })
     }
+
+    /// Many keys (the radix passes, not only the small-bucket sort): drawn from a few bytes, zero among them, under
+    /// shared prefixes of 0 to 20 bytes, so that they tie on whole bytes, on their first 16 bytes and past them.
+    @Test func sortsManyKeysAsLMDBDoes() {
+        var random = SplitMix64(seed: 20_261_204)
+        let prefixes: [[UInt8]] = [[], [1, 1], [1, 1, 0x17], Array(repeating: 0x61, count: 15), Array(repeating: 0x61, count: 20)]
+        let alphabet: [UInt8] = [0, 1, 0x61, 0x62, 0xFF]
+        var keys = Set<[UInt8]>()
+        while keys.count < 20_000 {
+            var key = prefixes[Int(random.next() % UInt64(prefixes.count))]
+            for _ in 0..<Int(random.next() % 12) { key.append(alphabet[Int(random.next() % UInt64(alphabet.count))]) }
+            keys.insert(key)
+        }
+        var delta = BarrierDelta()
+        for (index, key) in keys.enumerated() {
+            key.withUnsafeBufferPointer { key in delta.append(key: key) { $0.append(UInt8(truncatingIfNeeded: index)) } }
+        }
+        var states: [[UInt8]: [UInt8]] = [:]
+        delta.forEach { key, state in states[Array(key)] = Array(state) }
+        var sorted: [[UInt8]] = []
+        delta.forEachInKeyOrder { key, state in
+            sorted.append(Array(key))
+            #expect(states[Array(key)] == Array(state))
+        }
+        #expect(sorted == keys.sorted { $0.lexicographicallyPrecedes($1) })
+    }
 }
+
