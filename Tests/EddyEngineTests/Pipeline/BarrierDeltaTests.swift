@@ -78,10 +78,10 @@ import Testing
     }
 
     /// Many keys (the radix passes, not only the small-bucket sort): drawn from a few bytes, zero among them, under
-    /// shared prefixes of 0 to 20 bytes, so that they tie on whole bytes, on their first 16 bytes and past them.
+    /// shared prefixes of 0 to 28 bytes, so that they tie on whole bytes, on their first 24 bytes and past them.
     @Test func sortsManyKeysAsLMDBDoes() {
         var random = SplitMix64(seed: 20_261_204)
-        let prefixes: [[UInt8]] = [[], [1, 1], [1, 1, 0x17], Array(repeating: 0x61, count: 15), Array(repeating: 0x61, count: 20)]
+        let prefixes: [[UInt8]] = [[], [1, 1], [1, 1, 0x17], Array(repeating: 0x61, count: 15), Array(repeating: 0x61, count: 22), Array(repeating: 0x61, count: 28)]
         let alphabet: [UInt8] = [0, 1, 0x61, 0x62, 0xFF]
         var keys = Set<[UInt8]>()
         while keys.count < 20_000 {
