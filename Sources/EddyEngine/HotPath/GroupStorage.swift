@@ -138,6 +138,10 @@ struct GroupState {
         capacity * 2 * MemoryLayout<UInt64>.stride + entryWordsCapacity * 8 + capacity * 2 * MemoryLayout<UInt32>.stride
     }
 
+    /// An entry's bytes on average (header, state words and padded key: a little more than its key and encoded
+    /// state), for sizing a barrier's delta.
+    var averageEntryBytes: Int { count == 0 ? 0 : entryWordsUsed * 8 / count }
+
     /// Words of an entry with `stateWords` state words and a key of `keyLength` bytes.
     @inline(always)
     func entryWords(keyLength: Int) -> Int { 1 &+ stateWords &+ (keyLength &+ 7) &>> 3 }

@@ -26,6 +26,9 @@ extension GroupTable {
         let state = uniqueState()
         // Long keys are rare: without any, no dictionary lookup per group.
         let hasLongKeys = !longStorageKeys.isEmpty
+        // Room for them all at once: grown by doubling, a catch-up epoch's delta of a million groups was copied into
+        // each larger buffer, every one of its pages a fresh fault (a tenth of the hot thread's kernel time at 950K).
+        delta.reserve(entries: state.pointee.dirtyCount, bytes: state.pointee.dirtyCount * state.pointee.averageEntryBytes)
         state.pointee.drainDirty { entry in
             let group = state.pointee.group(atEntry: entry)
             if hasLongKeys, let storageKey = longStorageKeys[group] {

@@ -23,6 +23,12 @@ struct BarrierDelta: Sendable {
         bounds.removeAll(keepingCapacity: keep)
     }
 
+    /// Makes room for `entries` more entries of `bytes` bytes in all.
+    mutating func reserve(entries: Int, bytes count: Int) {
+        bytes.reserveCapacity(bytes.count + count)
+        bounds.reserveCapacity(bounds.count + 2 * entries)
+    }
+
     /// Appends an entry: `key`, then whatever `appendState` appends to the bytes.
     @inline(__always)
     mutating func append(key: UnsafeBufferPointer<UInt8>, state appendState: (inout [UInt8]) -> Void) {
