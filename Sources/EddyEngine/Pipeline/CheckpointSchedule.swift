@@ -59,24 +59,23 @@ struct CheckpointSchedule: Sendable, Equatable {
 
     mutating func epochClosed() { epochCatchesUp = false }
 
-    /// Per partition, its end: the larger of its last known high watermark and `targets`, the ends at start (-1
-    /// for neither).
-    static func ends(highWatermarks: [Int64], targets: [Int64]) -> [Int64] {
-        (0..<max(highWatermarks.count, targets.count)).map { index in
-            max(index < highWatermarks.count ? highWatermarks[index] : -1, index < targets.count ? targets[index] : -1)
-        }
+    /// A partition's end: the larger of its last known high watermark and its entry in `targets`, the ends at
+    /// start (-1 for neither).
+    static func end(ofPartition index: Int, highWatermarks: [Int64], targets: [Int64]) -> Int64 {
+        max(index < highWatermarks.count ? highWatermarks[index] : -1, index < targets.count ? targets[index] : -1)
     }
 
-    /// The messages still to read up to `ends`: per partition, its end minus the next offset, or minus `starts`
-    /// (where it was assigned from) while nothing of it has been read: with many partitions most have delivered
-    /// nothing in the first moments, and counting them as 0 made a large backlog look small (the first epochs of a
-    /// catch-up closed at the caught-up bounds). A partition whose position and start are both unknown counts 0.
-    static func backlog(nextOffsets: [Int64], starts: [Int64], ends: [Int64]) -> Int64 {
+    /// The messages still to read up to each partition's `end`: per partition, its end minus the next offset, or
+    /// minus `starts` (where it was assigned from) while nothing of it has been read: with many partitions most have
+    /// delivered nothing in the first moments, and counting them as 0 made a large backlog look small (the first
+    /// epochs of a catch-up closed at the caught-up bounds). A partition whose position and start are both unknown
+    /// counts 0. (Asked after every batch: it allocates nothing.)
+    static func backlog(nextOffsets: [Int64], starts: [Int64], end: (_ partition: Int) -> Int64) -> Int64 {
         var total: Int64 = 0
         for index in nextOffsets.indices {
             let position = nextOffsets[index] >= 0 ? nextOffsets[index] : index < starts.count ? starts[index] : -1
             guard position >= 0 else { continue }
-            total += max(0, (index < ends.count ? ends[index] : -1) - position)
+            total += max(0, end(index) - position)
         }
         return total
     }

@@ -75,20 +75,22 @@ struct SourceRun {
 
     /// Messages behind, for the checkpoint schedule's catch-up rule.
     var backlog: Int64 {
-        CheckpointSchedule.backlog(nextOffsets: hot.nextOffsets, starts: assignment.starts, ends: ends)
+        CheckpointSchedule.backlog(nextOffsets: hot.nextOffsets, starts: assignment.starts) { end(ofPartition: $0) }
     }
 
-    /// Per partition, its furthest known end.
-    private var ends: [Int64] { CheckpointSchedule.ends(highWatermarks: highWatermarks, targets: assignment.catchUpTargets) }
+    /// The partition's (by position) furthest known end.
+    private func end(ofPartition position: Int) -> Int64 {
+        CheckpointSchedule.end(ofPartition: position, highWatermarks: highWatermarks, targets: assignment.catchUpTargets)
+    }
 
     /// Per partition, the end a catch-up epoch reads up to before it closes (`CheckpointSchedule.noteBacklog`).
     private var catchUpEnds: [Int64] = []
 
-    mutating func noteCatchUpEnds() { catchUpEnds = ends }
+    mutating func noteCatchUpEnds() { catchUpEnds = partitions.indices.map(end(ofPartition:)) }
 
     /// Whether every partition has been read up to the end noted when the open epoch turned catch-up.
     var hasReachedCatchUpEnds: Bool {
-        CheckpointSchedule.backlog(nextOffsets: hot.nextOffsets, starts: assignment.starts, ends: catchUpEnds) == 0
+        CheckpointSchedule.backlog(nextOffsets: hot.nextOffsets, starts: assignment.starts) { $0 < catchUpEnds.count ? catchUpEnds[$0] : -1 } == 0
     }
 
     /// Whether every partition has reached the end it had at start.
