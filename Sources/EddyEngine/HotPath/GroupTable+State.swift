@@ -27,7 +27,8 @@ extension GroupTable {
         // Long keys are rare: without any, no dictionary lookup per group.
         let hasLongKeys = !longStorageKeys.isEmpty
         // Room for them all at once: grown by doubling, a catch-up epoch's delta of a million groups was copied into
-        // each larger buffer, every one of its pages a fresh fault (a tenth of the hot thread's kernel time at 950K).
+        // each larger buffer, every one of its pages a fresh fault (a sixth of the hot thread's kernel samples while
+        // catching up at 950K keys).
         delta.reserve(entries: state.pointee.dirtyCount, bytes: state.pointee.dirtyCount * state.pointee.averageEntryBytes)
         state.pointee.drainDirty { entry in
             let group = state.pointee.group(atEntry: entry)
