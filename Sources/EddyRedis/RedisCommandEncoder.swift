@@ -37,7 +37,7 @@ struct RedisCommandEncoder {
 
     /// A decimal number as a bulk string.
     mutating func appendArgument(_ value: UInt64) {
-        var digits = DecimalDigits(value)
+        let digits = DecimalDigits(value)
         appendLine(marker: UInt8(ascii: "$"), UInt64(digits.count))
         digits.withBytes { bytes.append(contentsOf: $0) }
         appendLineEnd()
@@ -65,8 +65,7 @@ struct RedisCommandEncoder {
     /// `<marker><value>\r\n`, formatted on the stack and appended at once: a byte at a time, the encoder was most
     /// of the sink thread's time when an epoch wrote a million keys.
     private mutating func appendLine(marker: UInt8, _ value: UInt64) {
-        var digits = DecimalDigits(value, marker: marker, lineEnd: true)
-        digits.withBytes { bytes.append(contentsOf: $0) }
+        DecimalDigits(value, marker: marker, lineEnd: true).withBytes { bytes.append(contentsOf: $0) }
     }
 
     private mutating func appendLineEnd() {
@@ -75,8 +74,8 @@ struct RedisCommandEncoder {
 }
 
 /// A number's decimal digits, optionally after a marker byte and before `\r\n`, written back to front into a fixed
-/// buffer (20 digits at most).
-private struct DecimalDigits {
+/// buffer (20 digits at most). Also the sinks' number rendering (`append(_:to:)`).
+public struct DecimalDigits {
     private var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)
     /// Where the text starts in `buffer`; it ends at the buffer's end.
     private var start = 24
@@ -106,8 +105,13 @@ private struct DecimalDigits {
         self.start = start
     }
 
-    mutating func withBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
         let start = start
-        return withUnsafeBytes(of: &buffer) { body(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        return withUnsafeBytes(of: buffer) { body(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+    }
+
+    /// Appends `value`'s decimal digits to `bytes`.
+    public static func append(_ value: UInt64, to bytes: inout [UInt8]) {
+        DecimalDigits(value).withBytes { bytes.append(contentsOf: $0) }
     }
 }

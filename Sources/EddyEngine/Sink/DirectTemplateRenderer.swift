@@ -1,3 +1,4 @@
+import EddyRedis
 import EddySQL
 
 /// Renders a template sink's pairs straight from a source view's encoded groups (a barrier delta's key and state
@@ -198,17 +199,6 @@ struct DirectTemplateRenderer: Sendable {
     /// A decimal integer, as `String(value)` writes it.
     static func appendDecimal(_ value: Int64, to bytes: inout [UInt8]) {
         if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        var rest = value.magnitude
-        // At most 20 digits, written from the right into a buffer on the stack.
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var position = buffer.count
-            repeat {
-                position -= 1
-                buffer[position] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while rest > 0
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[position...]))
-        }
+        DecimalDigits.append(value.magnitude, to: &bytes)
     }
 }

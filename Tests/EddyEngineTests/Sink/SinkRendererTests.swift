@@ -50,6 +50,13 @@ import Testing
         Dictionary(uniqueKeysWithValues: pairs.map { (String(decoding: $0.key, as: UTF8.self), $0.value.map { String(decoding: $0, as: UTF8.self) } ?? "(delete)") })
     }
 
+    @Test(arguments: [Int64.min, -1_000_000_007, -1, 0, 9, 10, 12_345, Int64.max])
+    func numbersRenderAsStringWritesThem(_ value: Int64) {
+        var bytes: [UInt8] = [0x7B]
+        DirectTemplateRenderer.appendDecimal(value, to: &bytes)
+        #expect(bytes == [0x7B] + Array(String(value).utf8))
+    }
+
     @Test func countsSumsAndExtremesOfTextKeys() throws {
         let renderer = try renderer("""
             CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) AS c, COUNT(n) AS cn, SUM(n) AS total, MIN(n) AS lo, MAX(n) AS hi \
