@@ -203,9 +203,21 @@ public final class RedisEpochWriter: @unchecked Sendable {
         stream = nil
         publishes = false
         (setCount, deleteCount) = (0, 0)
-        pairs.forEachKeyValue { _, value in
-            if value != nil { setCount += 1 } else { deleteCount += 1 }
+        var setBytes = 0
+        var deleteBytes = 0
+        pairs.forEachKeyValue { key, value in
+            if let value {
+                setCount += 1
+                setBytes += key.count + value.count
+            } else {
+                deleteCount += 1
+                deleteBytes += key.count
+            }
         }
+        // Room for the usual commands up front (an argument's header and line end take at most 16 bytes): grown
+        // by doubling, an epoch of a million keys copied its pipeline into each larger buffer, each one fresh pages.
+        sets.reserveCapacity(setBytes + 32 * setCount)
+        deletes.reserveCapacity(deleteBytes + 16 * deleteCount)
         let ttl = layout.ttlSeconds.map { UInt64($0) }
         switch layout.kind {
         case .string where ttl == nil:

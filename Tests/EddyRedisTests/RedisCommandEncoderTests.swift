@@ -23,6 +23,13 @@ import Testing
         let expected = Array("*4\r\n$3\r\nSET\r\n$4\r\n".utf8) + binary + Array("\r\n$0\r\n\r\n$10\r\n1000000007\r\n".utf8)
         #expect(encoder.bytes == expected)
         #expect(encoder.argumentCount == 4)
+        var longArguments = RedisCommandEncoder()
+        for length in [1, 223, 224, 225, 4_000] {
+            let argument = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            longArguments.reset()
+            longArguments.appendArgument(argument)
+            #expect(longArguments.bytes == Array("$\(length)\r\n".utf8) + argument + Array("\r\n".utf8), "\(length) bytes")
+        }
         var long = RedisCommandEncoder()
         long.appendCommandHeader(argumentCount: 2_000_001)
         #expect(long.bytes == Array("*2000001\r\n".utf8))

@@ -396,6 +396,25 @@ extension RedisEpochWriter {
         #expect(try retry.connection.command("DBSIZE") == .integer(Int64(count + 1)))
     }
 
+    /// A large epoch's commands go to the socket directly (not through hiredis's buffer): a server gone while they
+    /// are written is a broken connection to retry, not a SIGPIPE, and nothing of the epoch is applied.
+    @Test func serverGoneDuringALargeDirectWriteBreaksTheConnection() throws {
+        let server = try startedServer(persistent: true)
+        let writer = try makeWriter(server, commandTimeout: .seconds(5))
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: pairs(["a": "1"])) == .applied)
+        let epoch: Pairs = (0..<100_000).map { (key: bytes("view:\($0)"), value: bytes("\($0)")) }
+        #expect(epoch.reduce(0) { $0 + $1.key.count + ($1.value?.count ?? 0) } > RedisConnection.directWriteBytes)
+        writer.afterMarkerRead = { server.stop() }
+        let error = #expect(throws: RedisError.self) { try writer.write(sink: "s", epoch: 2, minimumMarker: 1, pairs: epoch) }
+        #expect(error?.code == .connectionBroken, "\(String(describing: error))")
+        #expect(error?.breaksConnection == true && error?.isRetriable == true)
+        #expect(!writer.connection.isOpen)
+        try server.start(persistent: true)
+        let retry = try makeWriter(server)
+        #expect(try retry.readEpoch(sink: "s") == 1)
+        #expect(try retry.connection.command("DBSIZE") == .integer(2))
+    }
+
     @Test func writerSurvivesARestartThroughANewConnection() throws {
         let server = try startedServer(persistent: true)
         var writer = try makeWriter(server, commandTimeout: .seconds(2))

@@ -127,6 +127,29 @@ private func contents(of store: CheckpointStore, view: String) throws -> [String
         #expect(throws: StateError.self) { try store.view(named: "view_60") }
     }
 
+    /// A write transaction keeps the last put's cursor at hand: puts that alternate between views, in one commit
+    /// and in the next, still land each in its own view.
+    @Test func putsAlternatingBetweenViewsLandInTheirOwnView() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try CheckpointStore.open(directory: directory.path)
+        let views = try store.validatePipeline(fingerprints: ["a": "SELECT a", "b": "SELECT b"]).views
+        let a = try #require(views["a"])
+        let b = try #require(views["b"])
+        for epoch in UInt64(1)...2 {
+            try store.commit(epoch: epoch, offsets: []) { writer in
+                for index in 0..<50 {
+                    try writer.put(view: index % 3 == 0 ? b : a, key: bytes("\(epoch)-\(index)"), value: bytes(index % 3 == 0 ? "b" : "a"))
+                }
+            }
+        }
+        let inA = try contents(of: store, view: "a")
+        let inB = try contents(of: store, view: "b")
+        #expect(inA.count == 2 * 33 && Set(inA.values) == ["a"])
+        #expect(inB.count == 2 * 17 && Set(inB.values) == ["b"])
+        #expect(inB["2-48"] == "b" && inA["2-49"] == "a")
+    }
+
     @Test func theMapGrowsWhenACommitDoesNotFit() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

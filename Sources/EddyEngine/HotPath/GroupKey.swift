@@ -155,10 +155,11 @@ enum GroupKey {
         case string(UnsafeRawBufferPointer)
     }
 
-    /// Decodes an encoded key, checked against the GROUP BY columns' kinds (strings must be UTF-8), and hands
-    /// `column` each value in order. Allocates nothing.
+    /// Decodes an encoded key, checked against the GROUP BY columns' kinds (strings must be UTF-8, unless
+    /// `validatingUTF8` is false: a key taken from a group table, whose strings the row decoder or the restore
+    /// already checked), and hands `column` each value in order. Allocates nothing.
     static func decode(
-        _ key: UnsafeRawBufferPointer, kinds: [ColumnKind], _ column: (Column) -> Void = { _ in }
+        _ key: UnsafeRawBufferPointer, kinds: [ColumnKind], validatingUTF8: Bool = true, _ column: (Column) -> Void = { _ in }
     ) throws(EngineError) {
         var reader = ByteReader(key, what: "group key")
         guard try reader.byte() == plainMarker else { throw reader.corrupt("does not start with 0x01") }
@@ -175,7 +176,7 @@ enum GroupKey {
             switch kind {
             case .string:
                 let bytes = try reader.bytes(try reader.varint())
-                guard isUTF8(bytes) else { throw reader.corrupt("holds invalid UTF-8") }
+                guard !validatingUTF8 || isUTF8(bytes) else { throw reader.corrupt("holds invalid UTF-8") }
                 column(.string(bytes))
             case .bool:
                 switch try reader.byte() {

@@ -74,16 +74,19 @@ struct DirectTemplateRenderer: Sendable {
 
     /// What `render` reuses from group to group.
     struct Scratch {
-        var columns: [GroupKey.Column] = []
+        /// One per GROUP BY column, overwritten in place.
+        var columns: [GroupKey.Column]
         /// Per aggregate: its count and two running words (see `CompiledAggregate.wordOffset`).
         var words: [UInt64]
 
-        init(aggregates: Int) {
+        init(aggregates: Int, keyColumns: Int) {
+            columns = Array(repeating: .null, count: keyColumns)
             words = Array(repeating: 0, count: 3 * aggregates)
         }
     }
 
-    /// Appends the pair of the group whose storage key and encoded state these are to `batch`.
+    /// Appends the pair of the group whose storage key and encoded state these are to `batch`. The key comes
+    /// from a group table (a barrier delta's), so its strings are not checked for UTF-8 again.
     ///
     /// - Throws: `corruptState` when the key or state cannot be decoded for this view.
     func render(key: UnsafeRawBufferPointer, state: UnsafeRawBufferPointer, into batch: inout SinkPairBatch, scratch: inout Scratch)
@@ -94,9 +97,13 @@ struct DirectTemplateRenderer: Sendable {
         var columns: [GroupKey.Column] = []
         swap(&columns, &scratch.columns)
         defer { swap(&columns, &scratch.columns) }
-        columns.removeAll(keepingCapacity: true)
-        // The strings' bytes point into `fullKey` (the caller's), valid through the rendering below.
-        try GroupKey.decode(fullKey, kinds: keyKinds) { columns.append($0) }
+        // The strings' bytes point into `fullKey` (the caller's), valid through the rendering below. `decode`
+        // checks the key holds exactly `keyKinds.count` columns.
+        var position = 0
+        try GroupKey.decode(fullKey, kinds: keyKinds, validatingUTF8: false) { column in
+            columns[position] = column
+            position &+= 1
+        }
         let start = batch.bytes.count
         append(keyParts, columns: columns, words: scratch.words, to: &batch.bytes)
         let keyEnd = batch.bytes.count

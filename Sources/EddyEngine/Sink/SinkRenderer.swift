@@ -83,7 +83,7 @@ struct SinkRenderer: Sendable {
         // Keys and values are usually about as long as the storage keys and states they come from.
         var collector = PairCollector(
             batch: SinkPairBatch(reservingPairs: delta.count, bytes: delta.bytes.count), expectedCount: delta.count, seed: keySeed)
-        var scratch = DirectTemplateRenderer.Scratch(aggregates: direct.plan.count)
+        var scratch = DirectTemplateRenderer.Scratch(aggregates: direct.plan.count, keyColumns: direct.keyKinds.count)
         // When the template can render only one key for two groups, that key is the only one to check.
         var sharedKeyPair = -1
         do {

@@ -15,6 +15,10 @@ final class LMDBWriteTransaction {
     /// through a cursor that stands on the leaf page of the key searches only that page, where `mdb_put` would
     /// descend from the root every time. Keys put in order (a checkpoint's) mostly land on the cursor's page.
     private var cursors: [MDB_dbi: OpaquePointer] = [:]
+    /// The database and cursor of the last put: a checkpoint puts a view's keys in a run, and looking the cursor
+    /// up in `cursors` hashed the handle for every key (as much of the checkpoint thread as LMDB's put itself at
+    /// a million keys).
+    private var lastCursor: (database: MDB_dbi, cursor: OpaquePointer)?
 
     init(handle: OpaquePointer, path: String) {
         self.handle = handle
@@ -57,7 +61,14 @@ final class LMDBWriteTransaction {
     }
 
     private func cursor(_ database: LMDBDatabase) throws(StateError) -> OpaquePointer {
-        if let cursor = cursors[database.rawValue] { return cursor }
+        if let lastCursor, lastCursor.database == database.rawValue { return lastCursor.cursor }
+        let cursor: OpaquePointer
+        if let open = cursors[database.rawValue] { cursor = open } else { cursor = try openCursor(database) }
+        lastCursor = (database.rawValue, cursor)
+        return cursor
+    }
+
+    private func openCursor(_ database: LMDBDatabase) throws(StateError) -> OpaquePointer {
         var cursor: OpaquePointer?
         let rc = mdb_cursor_open(openHandle, database.rawValue, &cursor)
         guard rc == 0, let cursor else { throw fail(rc, "opening a write cursor") }
@@ -119,14 +130,19 @@ final class LMDBWriteTransaction {
         let rc = mdb_txn_commit(openHandle)
         // mdb_txn_commit frees the transaction (and its cursors) whatever it returns.
         handle = nil
-        cursors = [:]
+        forgetCursors()
         guard rc == 0 else { throw fail(rc, "committing a write transaction") }
     }
 
     func abortIfOpen() {
         if let handle { mdb_txn_abort(handle) }
         handle = nil
+        forgetCursors()
+    }
+
+    private func forgetCursors() {
         cursors = [:]
+        lastCursor = nil
     }
 }
 

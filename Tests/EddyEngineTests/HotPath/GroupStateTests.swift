@@ -123,6 +123,20 @@ import Testing
         #expect(table.groupCount == 1)
     }
 
+    /// A key read from disk is checked for UTF-8; one taken from a group table (a barrier delta's, rendered for a
+    /// sink) is not checked again.
+    @Test func decodingAKeyChecksUTF8UnlessToldItCameFromAGroupTable() throws {
+        let notUTF8: [UInt8] = [0x01, 0x01, 0x02, 0xC3, 0x28]
+        try notUTF8.withUnsafeBytes { key in
+            #expect(throws: EngineError.self) { try GroupKey.decode(key, kinds: [.string]) }
+            var strings: [[UInt8]] = []
+            try GroupKey.decode(key, kinds: [.string], validatingUTF8: false) { column in
+                if case .string(let bytes) = column { strings.append(Array(bytes)) }
+            }
+            #expect(strings == [[0xC3, 0x28]])
+        }
+    }
+
     @Test func validatesViews() {
         let schema = AggregatorTests.wide
         let invalid: [([Int], [AggregateSpec])] = [
