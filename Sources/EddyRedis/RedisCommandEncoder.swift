@@ -101,7 +101,7 @@ struct RedisCommandEncoder {
 }
 
 /// A number's decimal digits, optionally after a marker byte and before `\r\n`, written back to front into a fixed
-/// buffer (20 digits at most). Also the sinks' number rendering (`append(_:to:)`).
+/// buffer (20 digits at most). Also the sinks' number rendering (`init(_:)` and `withBytes`).
 public struct DecimalDigits {
     private var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)
     /// Where the text starts in `buffer`; it ends at the buffer's end.
@@ -109,7 +109,12 @@ public struct DecimalDigits {
     /// The digits' count.
     private(set) var count = 0
 
-    init(_ value: UInt64, marker: UInt8? = nil, lineEnd: Bool = false) {
+    /// `value`'s digits alone.
+    public init(_ value: UInt64) {
+        self.init(value, marker: nil, lineEnd: false)
+    }
+
+    init(_ value: UInt64, marker: UInt8?, lineEnd: Bool) {
         var start = 24
         withUnsafeMutableBytes(of: &buffer) { text in
             if lineEnd {
@@ -132,13 +137,9 @@ public struct DecimalDigits {
         self.start = start
     }
 
-    func withBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+    /// Calls `body` with the text (marker, digits and line end); the buffer is valid only during the call.
+    public func withBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
         let start = start
         return withUnsafeBytes(of: buffer) { body(UnsafeRawBufferPointer(rebasing: $0[start...])) }
-    }
-
-    /// Appends `value`'s decimal digits to `bytes`.
-    public static func append(_ value: UInt64, to bytes: inout [UInt8]) {
-        DecimalDigits(value).withBytes { bytes.append(contentsOf: $0) }
     }
 }

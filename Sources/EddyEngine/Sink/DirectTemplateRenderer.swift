@@ -104,6 +104,20 @@ struct DirectTemplateRenderer: Sendable {
             columns[position] = column
             position &+= 1
         }
+        // Composed on the stack and appended at once (a pair of a million was three or four appends, each
+        // checking the array's capacity and uniqueness); a pair too long for the buffer is appended part by part.
+        let composed = withUnsafeTemporaryAllocation(byteCount: Self.composedPairBytes, alignment: 8) { buffer in
+            var pair = ComposedPair(buffer)
+            append(keyParts, columns: columns, words: scratch.words, to: &pair)
+            let keyLength = pair.count
+            append(valueParts, columns: columns, words: scratch.words, to: &pair)
+            guard !pair.overflowed else { return false }
+            let start = batch.bytes.count
+            batch.bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer.baseAddress, count: pair.count))
+            batch.endPair(start: start, keyEnd: start + keyLength, hasValue: true)
+            return true
+        }
+        guard !composed else { return }
         let start = batch.bytes.count
         append(keyParts, columns: columns, words: scratch.words, to: &batch.bytes)
         let keyEnd = batch.bytes.count
@@ -111,17 +125,20 @@ struct DirectTemplateRenderer: Sendable {
         batch.endPair(start: start, keyEnd: keyEnd, hasValue: true)
     }
 
-    private func append(_ parts: [Part], columns: [GroupKey.Column], words: [UInt64], to bytes: inout [UInt8]) {
+    /// Pairs up to this long are composed on the stack (`render`).
+    static let composedPairBytes = 512
+
+    private func append<Output: RenderedBytes>(_ parts: [Part], columns: [GroupKey.Column], words: [UInt64], to bytes: inout Output) {
         for part in parts {
             switch part {
             case .text(let text):
-                bytes.append(contentsOf: text)
+                text.withUnsafeBytes { bytes.appendBytes($0) }
             case .groupKey(let index):
                 switch columns[index] {
-                case .null: bytes.append(contentsOf: Self.nullText)
-                case .string(let value): bytes.append(contentsOf: value)
+                case .null: Self.nullText.withUnsafeBytes { bytes.appendBytes($0) }
+                case .string(let value): bytes.appendBytes(value)
                 case .int64(let value): Self.appendDecimal(value, to: &bytes)
-                case .bool(let value): bytes.append(value ? UInt8(ascii: "t") : UInt8(ascii: "f"))
+                case .bool(let value): bytes.appendByte(value ? UInt8(ascii: "t") : UInt8(ascii: "f"))
                 case .double: preconditionFailure("a double GROUP BY column takes the general path")
                 }
             case .aggregate(let index):
@@ -132,19 +149,20 @@ struct DirectTemplateRenderer: Sendable {
                     Self.appendDecimal(Int64(bitPattern: count), to: &bytes)
                 case .sumInt:
                     if count == 0 {
-                        bytes.append(contentsOf: Self.nullText)
+                        Self.nullText.withUnsafeBytes { bytes.appendBytes($0) }
                     } else {
                         let sum = GroupTable.int128(low: first, high: words[3 * index + 2])
                         if let exact = Int64(exactly: sum) {
                             Self.appendDecimal(exact, to: &bytes)
                         } else {
                             // Beyond Int64 the view's value is the nearest Double (as `GroupTable.value`), printed as SQL prints it.
-                            bytes.append(contentsOf: SQLValue.text(of: Double(sum)).utf8)
+                            var text = SQLValue.text(of: Double(sum))
+                            text.withUTF8 { bytes.appendBytes(UnsafeRawBufferPointer($0)) }
                         }
                     }
                 case .minInt, .maxInt:
                     if count == 0 {
-                        bytes.append(contentsOf: Self.nullText)
+                        Self.nullText.withUnsafeBytes { bytes.appendBytes($0) }
                     } else {
                         Self.appendDecimal(Int64(bitPattern: first), to: &bytes)
                     }
@@ -204,8 +222,40 @@ struct DirectTemplateRenderer: Sendable {
     }
 
     /// A decimal integer, as `String(value)` writes it.
-    static func appendDecimal(_ value: Int64, to bytes: inout [UInt8]) {
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        DecimalDigits.append(value.magnitude, to: &bytes)
+    static func appendDecimal<Output: RenderedBytes>(_ value: Int64, to bytes: inout Output) {
+        if value < 0 { bytes.appendByte(UInt8(ascii: "-")) }
+        DecimalDigits(value.magnitude).withBytes { bytes.appendBytes($0) }
+    }
+}
+
+/// Where `DirectTemplateRenderer` writes a pair's bytes: the batch's array, or `ComposedPair`.
+protocol RenderedBytes {
+    mutating func appendBytes(_ bytes: UnsafeRawBufferPointer)
+    mutating func appendByte(_ byte: UInt8)
+}
+
+extension Array: RenderedBytes where Element == UInt8 {
+    mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) { append(contentsOf: bytes) }
+    mutating func appendByte(_ byte: UInt8) { append(byte) }
+}
+
+/// A pair's bytes in a fixed buffer; past its end, `overflowed` and nothing more is written.
+struct ComposedPair: RenderedBytes {
+    let buffer: UnsafeMutableRawBufferPointer
+    private(set) var count = 0
+    private(set) var overflowed = false
+
+    init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
+
+    mutating func appendBytes(_ bytes: UnsafeRawBufferPointer) {
+        guard !overflowed, bytes.count <= buffer.count &- count else { return overflowed = true }
+        if let source = bytes.baseAddress { (buffer.baseAddress.unsafelyUnwrapped + count).copyMemory(from: source, byteCount: bytes.count) }
+        count &+= bytes.count
+    }
+
+    mutating func appendByte(_ byte: UInt8) {
+        guard !overflowed, count < buffer.count else { return overflowed = true }
+        buffer[count] = byte
+        count &+= 1
     }
 }
