@@ -77,6 +77,9 @@ public final class RedisEpochWriter: @unchecked Sendable {
     private var stream: (key: [UInt8], sequence: UInt64, base: UInt64?)?
     /// `sets` holds `PUBLISH`es only.
     private var publishes = false
+    /// The epoch's values go out as `MSET`s encoded while they are sent (`sendSets`), a chunk at a time, not
+    /// held in `sets` beforehand.
+    private var streamsMSETs = false
     /// Tests only: runs between reading the marker and sending the transaction.
     var afterMarkerRead: (() -> Void)?
 
@@ -88,6 +91,10 @@ public final class RedisEpochWriter: @unchecked Sendable {
     static let transactionAttempts = 5
     /// Buffers grown past this (a whole-view re-send) are released after the write instead of kept.
     private static let retainedBufferBytes = 32 << 20
+    /// `MSET`s are sent once this many bytes of them are encoded (`sendSets`): an epoch of a million keys was a
+    /// 66 MB pipeline, fresh pages the sink thread spent half its time zeroing; a chunk this size is reused, and
+    /// still warm in the cache when it is written.
+    static let streamedChunkBytes = 1 << 20
 
     public init(connection: RedisConnection, logger: Logger) {
         self.connection = connection
@@ -193,8 +200,9 @@ public final class RedisEpochWriter: @unchecked Sendable {
     }
 
     /// Encodes the epoch's commands straight into their pipelines: the values' commands into `sets`, the `DEL`s
-    /// (and a stream's `EXPIRE`) into `deletes`. For strings without TTL the pairs are counted first, so that
-    /// each `MSET`'s header is known before its arguments (no second copy of the keys and values).
+    /// (and a stream's `EXPIRE`) into `deletes`. Strings without TTL are the exception: their `MSET`s are encoded
+    /// as they are sent (`sendSets`), after the pairs are counted here, so that each `MSET`'s header is known
+    /// before its arguments (no second copy of the keys and values).
     private func encode<Pairs: RedisEpochPairs>(_ pairs: Pairs, layout: RedisValueLayout, entrySequence: UInt64, baseSequence: UInt64?) {
         sets.reset()
         deletes.reset()
@@ -202,6 +210,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
         deleteResults.removeAll(keepingCapacity: true)
         stream = nil
         publishes = false
+        streamsMSETs = false
         (setCount, deleteCount) = (0, 0)
         var setBytes = 0
         var deleteBytes = 0
@@ -216,12 +225,18 @@ public final class RedisEpochWriter: @unchecked Sendable {
         }
         // Room for the usual commands up front (an argument's header and line end take at most 16 bytes): grown
         // by doubling, an epoch of a million keys copied its pipeline into each larger buffer, each one fresh pages.
-        sets.reserveCapacity(setBytes + 32 * setCount)
         deletes.reserveCapacity(deleteBytes + 16 * deleteCount)
         let ttl = layout.ttlSeconds.map { UInt64($0) }
+        if case .string = layout.kind, ttl == nil {
+            // Encoded while sent (`sendSets`): only their replies are known now, one `OK` per `MSET`.
+            streamsMSETs = true
+            sets.reserveCapacity(min(setBytes + 32 * setCount, Self.streamedChunkBytes + Self.streamedChunkBytes / 4))
+            setResults = Array(repeating: .ok, count: (setCount + Self.pairsPerMSET - 1) / Self.pairsPerMSET)
+            encodeDELs(pairs)
+            return
+        }
+        sets.reserveCapacity(setBytes + 32 * setCount)
         switch layout.kind {
-        case .string where ttl == nil:
-            encodeMSETs(pairs)
         case .string:
             pairs.forEachKeyValue { key, value in
                 guard let value else { return }
@@ -298,22 +313,36 @@ public final class RedisEpochWriter: @unchecked Sendable {
         results.append(.integer)
     }
 
-    private func encodeMSETs<Pairs: RedisEpochPairs>(_ pairs: Pairs) {
+    /// The epoch's value commands, inside the transaction: `sets` as encoded, or the `MSET`s encoded into `sets`
+    /// and sent a chunk of `streamedChunkBytes` at a time (commands run across chunks: Redis reads one stream).
+    private func sendSets<Pairs: RedisEpochPairs>(_ pairs: Pairs) throws(RedisError) {
+        guard streamsMSETs else { return try connection.send(sets.bytes, commandName: "MULTI") }
+        sets.reset()
         var setsLeft = setCount
         var setsInCommand = 0
-        pairs.forEachKeyValue { key, value in
-            guard let value else { return }
-            if setsInCommand == 0 {
-                setsInCommand = min(Self.pairsPerMSET, setsLeft)
-                setsLeft -= setsInCommand
-                sets.appendCommandHeader(argumentCount: 1 + 2 * setsInCommand)
-                sets.appendArgument("MSET")
-                setResults.append(.ok)
+        do {
+            try pairs.forEachKeyValue { key, value in
+                guard let value else { return }
+                if setsInCommand == 0 {
+                    setsInCommand = min(Self.pairsPerMSET, setsLeft)
+                    setsLeft -= setsInCommand
+                    sets.appendCommandHeader(argumentCount: 1 + 2 * setsInCommand)
+                    sets.appendArgument("MSET")
+                }
+                sets.appendArgument(key)
+                sets.appendArgument(value)
+                setsInCommand -= 1
+                if sets.bytes.count >= Self.streamedChunkBytes {
+                    try connection.send(sets.bytes, commandName: "MULTI")
+                    sets.reset()
+                }
             }
-            sets.appendArgument(key)
-            sets.appendArgument(value)
-            setsInCommand -= 1
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            preconditionFailure("only the connection throws: \(error)")
         }
+        if !sets.bytes.isEmpty { try connection.send(sets.bytes, commandName: "MULTI") }
     }
 
     private func encodeDELs<Pairs: RedisEpochPairs>(_ pairs: Pairs) {
@@ -392,13 +421,14 @@ public final class RedisEpochWriter: @unchecked Sendable {
             }
             afterMarkerRead?()
 
-            // 2. MULTI, the MSETs, the DELs, the marker, EXEC: one pipeline, handed to hiredis in four pieces
-            // (it only appends them to its output buffer) so that the keys and values are not copied again.
+            // 2. MULTI, the MSETs, the DELs, the marker, EXEC: one pipeline, in pieces (hiredis appends the small
+            // ones to its output buffer; `send` writes large ones to the socket itself), so that the keys and
+            // values are not copied again.
             command.reset()
             command.appendCommandHeader(argumentCount: 1)
             command.appendArgument("MULTI")
             try connection.send(command.bytes, commandName: "MULTI")
-            if !entriesPresent { try connection.send(sets.bytes, commandName: "MULTI") }
+            if !entriesPresent { try sendSets(pairs) }
             try connection.send(deletes.bytes, commandName: "MULTI")
             command.reset()
             command.appendCommandHeader(argumentCount: 3)

@@ -324,6 +324,28 @@ extension RedisEpochWriter {
         #expect(try server.get("a") == "2")
     }
 
+    /// An epoch whose MSETs are sent in several chunks is encoded again when its transaction starts over, and the
+    /// second attempt applies all of it (and only it).
+    @Test func aChunkedEpochStartsOverWhole() throws {
+        let server = try startedServer()
+        let writer = try makeWriter(server)
+        let count = 150_000
+        let epoch: Pairs = (0..<count).map { (key: bytes("view:\($0)"), value: bytes("v\($0 * 3)")) }
+        #expect(epoch.reduce(0) { $0 + $1.key.count + ($1.value?.count ?? 0) } > 2 * RedisEpochWriter.streamedChunkBytes)
+        var interventions = 0
+        writer.afterMarkerRead = {
+            interventions += 1
+            if interventions == 1 { _ = try? server.command("SET", "eddy:s:epoch", "0") }
+        }
+        #expect(try writer.write(sink: "s", epoch: 1, minimumMarker: 0, pairs: epoch) == .applied)
+        #expect(interventions == 2)
+        #expect(try server.command("DBSIZE") == .integer(Int64(count + 1)))
+        #expect(try server.get("view:0") == "v0")
+        #expect(try server.get("view:74999") == "v224997")
+        #expect(try server.get("view:149999") == "v449997")
+        #expect(try writer.readEpoch(sink: "s") == 1)
+    }
+
     /// WATCH and GET go out together: when WATCH is refused (a user without the permission), GET's reply
     /// must still be read, so that the next command on the connection gets its own reply.
     @Test func refusedWatchLeavesTheConnectionInStep() throws {
