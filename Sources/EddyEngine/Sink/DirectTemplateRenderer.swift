@@ -104,8 +104,9 @@ struct DirectTemplateRenderer: Sendable {
             columns[position] = column
             position &+= 1
         }
-        // Composed on the stack and appended at once (a pair of a million was three or four appends, each
-        // checking the array's capacity and uniqueness); a pair too long for the buffer is appended part by part.
+        // Composed on the stack and appended at once (part by part, each append checking the array's capacity and
+        // uniqueness, it was most of the rendering of a million pairs); a pair too long for the buffer goes part
+        // by part.
         let composed = withUnsafeTemporaryAllocation(byteCount: Self.composedPairBytes, alignment: 8) { buffer in
             var pair = ComposedPair(buffer)
             append(keyParts, columns: columns, words: scratch.words, to: &pair)
