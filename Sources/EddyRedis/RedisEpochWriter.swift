@@ -231,7 +231,7 @@ public final class RedisEpochWriter: @unchecked Sendable {
             // Encoded while sent (`sendSets`): only their replies are known now, one `OK` per `MSET`.
             streamsMSETs = true
             sets.reserveCapacity(min(setBytes + 32 * setCount, Self.streamedChunkBytes + Self.streamedChunkBytes / 4))
-            setResults = Array(repeating: .ok, count: (setCount + Self.pairsPerMSET - 1) / Self.pairsPerMSET)
+            setResults.append(contentsOf: repeatElement(.ok, count: (setCount + Self.pairsPerMSET - 1) / Self.pairsPerMSET))
             encodeDELs(pairs)
             return
         }

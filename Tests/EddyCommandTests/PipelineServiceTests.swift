@@ -101,9 +101,11 @@ struct PipelineServiceTests {
             try await PipelineService.runOnOwnThread(named: "eddy-test-body") { stop in
                 probe.recordThread(Thread.current.name)
                 startedContinuation.yield()
-                // The runner polls its stop signal between batches; so does this stand-in.
-                while !stop.isRequested { usleep(1_000) }
-                probe.recordStop()
+                // The runner polls its stop signal between batches; so does this stand-in, for at most 30 s (a
+                // stop never requested fails `sawStop` below rather than hanging the suite).
+                let deadline = ContinuousClock.now + .seconds(30)
+                while !stop.isRequested && ContinuousClock.now < deadline { usleep(1_000) }
+                if stop.isRequested { probe.recordStop() }
             }
         }
         var iterator = started.makeAsyncIterator()
